@@ -1,0 +1,276 @@
+//! The per-segment key index: an open-addressing hash table stored inside the segment file.
+//!
+//! Each slot holds a row number and a few bits of the key's hash (the tag), so that most probes
+//! of a slot that holds another key are rejected without reading that key.
+//! Segments of fewer than 2^24 - 1 rows use 4-byte slots (8-bit tag, 24-bit row);
+//! larger ones use 8-byte slots (32-bit tag, 32-bit row).
+//! The table is filled to at most [`MAX_LOAD`], so it costs about 5.3 (or 10.7) bytes per key.
+//!
+//! Probing is linear from the key's home slot. The home slot is `hash * capacity >> 64`, which
+//! uses the high bits of the hash; the tag uses the low bits.
+//! The hash is xxh3-64 with seed 0 (hash algorithm code 1): it is written into files, so it never changes.
+
+use crate::error::{Error, Result};
+
+/// Hash algorithm code of xxh3-64, seed 0.
+pub const HASH_XXH3_64: u8 = 1;
+
+/// The highest fill ratio of the table.
+pub const MAX_LOAD: f64 = 0.75;
+
+/// Rows above this count use 8-byte slots.
+pub const MAX_ROWS_NARROW: u64 = (1 << 24) - 2;
+
+/// The hash of a key, as stored indexes use it.
+#[inline]
+pub fn hash_key(key: &[u8]) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(key)
+}
+
+/// The slot width, in bytes, for a segment of `rows` rows.
+pub fn slot_width_for(rows: u64) -> u8 {
+    if rows <= MAX_ROWS_NARROW { 4 } else { 8 }
+}
+
+/// The number of slots for a segment of `rows` rows.
+pub fn capacity_for(rows: u64) -> u64 {
+    #[expect(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_precision_loss,
+        reason = "row counts are far below 2^52, the quotient is positive"
+    )]
+    let min = (rows as f64 / MAX_LOAD).ceil() as u64;
+    min.max(rows + 1).max(1)
+}
+
+#[inline]
+fn home(hash: u64, capacity: u64) -> u64 {
+    #[expect(clippy::cast_possible_truncation, reason = "the product's high half is below capacity")]
+    let h = ((u128::from(hash) * u128::from(capacity)) >> 64) as u64;
+    h
+}
+
+#[inline]
+fn pack(width: u8, hash: u64, row: u64) -> u64 {
+    if width == 4 {
+        ((hash & 0xFF) << 24) | row
+    } else {
+        ((hash & 0xFFFF_FFFF) << 32) | row
+    }
+}
+
+#[inline]
+fn empty(width: u8) -> u64 {
+    if width == 4 { u64::from(u32::MAX) } else { u64::MAX }
+}
+
+/// Builds the slot array for `keys` (which must be distinct) into `out`, little-endian.
+///
+/// # Errors
+/// [`Error::Invalid`] if two keys are equal or there are too many rows.
+pub fn build<'a>(
+    keys: impl ExactSizeIterator<Item = &'a [u8]> + Clone,
+    key_at: impl Fn(u64) -> &'a [u8],
+    out: &mut Vec<u8>,
+) -> Result<(u8, u64)> {
+    let rows = keys.len() as u64;
+    if rows >= u64::from(u32::MAX) {
+        return Err(Error::invalid(format!(
+            "a segment holds at most {} rows, got {rows}",
+            u32::MAX - 1
+        )));
+    }
+    let width = slot_width_for(rows);
+    let capacity = capacity_for(rows);
+    let mut slots = vec![empty(width); usize::try_from(capacity).map_err(|_| Error::invalid("index too large"))?];
+    let tag_mask = if width == 4 { 0xFF00_0000 } else { 0xFFFF_FFFF_0000_0000 };
+    let row_mask = if width == 4 { 0x00FF_FFFF } else { 0xFFFF_FFFF };
+    for (row, key) in keys.enumerate() {
+        let hash = hash_key(key);
+        let packed = pack(width, hash, row as u64);
+        let mut pos = home(hash, capacity);
+        loop {
+            #[expect(clippy::cast_possible_truncation, reason = "pos < capacity, which fits usize")]
+            let slot = &mut slots[pos as usize];
+            if *slot == empty(width) {
+                *slot = packed;
+                break;
+            }
+            if *slot & tag_mask == packed & tag_mask && key_at(*slot & row_mask) == key {
+                return Err(Error::invalid(format!(
+                    "key {:?} appears twice in one segment",
+                    String::from_utf8_lossy(key)
+                )));
+            }
+            pos += 1;
+            if pos == capacity {
+                pos = 0;
+            }
+        }
+    }
+    out.reserve(slots.len() * usize::from(width));
+    for s in slots {
+        if width == 4 {
+            #[expect(clippy::cast_possible_truncation, reason = "4-byte slots hold 32-bit values")]
+            out.extend_from_slice(&(s as u32).to_le_bytes());
+        } else {
+            out.extend_from_slice(&s.to_le_bytes());
+        }
+    }
+    Ok((width, capacity))
+}
+
+/// A read-only view of a stored slot array.
+#[derive(Debug, Clone, Copy)]
+pub struct IndexView<'a> {
+    slots: &'a [u8],
+    width: u8,
+    capacity: u64,
+}
+
+impl<'a> IndexView<'a> {
+    /// Checks the slot array's size against its parameters.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] when the sizes disagree.
+    pub fn new(slots: &'a [u8], width: u8, capacity: u64, rows: u64) -> Result<Self> {
+        if width != slot_width_for(rows) {
+            return Err(Error::corrupt(format!(
+                "index slot width={width} does not fit rows={rows}"
+            )));
+        }
+        if capacity <= rows || capacity != capacity_for(rows) {
+            return Err(Error::corrupt(format!(
+                "index capacity={capacity} does not fit rows={rows}"
+            )));
+        }
+        if capacity.checked_mul(u64::from(width)) != Some(slots.len() as u64) {
+            return Err(Error::corrupt(format!(
+                "index is {} bytes, expected capacity={capacity} x width={width}",
+                slots.len()
+            )));
+        }
+        Ok(IndexView {
+            slots,
+            width,
+            capacity,
+        })
+    }
+
+    /// A view whose sizes were checked earlier by [`IndexView::new`].
+    pub(crate) fn new_unchecked(slots: &'a [u8], width: u8, capacity: u64) -> Self {
+        IndexView {
+            slots,
+            width,
+            capacity,
+        }
+    }
+
+    #[inline]
+    fn slot(&self, pos: u64) -> u64 {
+        #[expect(clippy::cast_possible_truncation, reason = "pos < capacity, the slice is in memory")]
+        let at = pos as usize * usize::from(self.width);
+        if self.width == 4 {
+            let b: [u8; 4] = self.slots[at..at + 4].try_into().expect("4 bytes");
+            u64::from(u32::from_le_bytes(b))
+        } else {
+            let b: [u8; 8] = self.slots[at..at + 8].try_into().expect("8 bytes");
+            u64::from_le_bytes(b)
+        }
+    }
+
+    /// The row holding `key`, found by comparing candidates with `key_at(row)`, which returns
+    /// `None` for a row out of range (a slot of a corrupt file is then skipped, never trusted).
+    #[inline]
+    pub fn find(&self, key: &[u8], hash: u64, key_at: impl Fn(u32) -> Option<&'a [u8]>) -> Option<u32> {
+        let (tag_mask, row_mask) = if self.width == 4 {
+            (0xFF00_0000u64, 0x00FF_FFFFu64)
+        } else {
+            (0xFFFF_FFFF_0000_0000, 0xFFFF_FFFF)
+        };
+        let want = pack(self.width, hash, 0);
+        let empty = empty(self.width);
+        let mut pos = home(hash, self.capacity);
+        // A valid table always has an empty slot; the bound keeps a corrupt one from looping forever.
+        for _ in 0..self.capacity {
+            let s = self.slot(pos);
+            if s == empty {
+                return None;
+            }
+            if s & tag_mask == want {
+                #[expect(clippy::cast_possible_truncation, reason = "masked to at most 32 bits")]
+                let row = (s & row_mask) as u32;
+                if key_at(row) == Some(key) {
+                    return Some(row);
+                }
+            }
+            pos += 1;
+            if pos == self.capacity {
+                pos = 0;
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn index_of(keys: &[String]) -> (Vec<u8>, u8, u64) {
+        let mut out = Vec::new();
+        let (w, c) = build(
+            keys.iter().map(String::as_bytes),
+            |r| keys[usize::try_from(r).expect("fits")].as_bytes(),
+            &mut out,
+        )
+        .expect("distinct keys");
+        (out, w, c)
+    }
+
+    #[test]
+    fn finds_every_key_and_no_other() {
+        for n in [0usize, 1, 2, 3, 100, 5000] {
+            let keys: Vec<String> = (0..n).map(|i| format!("key-{i}")).collect();
+            let (bytes, w, c) = index_of(&keys);
+            let view = IndexView::new(&bytes, w, c, n as u64).expect("valid");
+            let at = |r: u32| keys.get(r as usize).map(String::as_bytes);
+            for (i, k) in keys.iter().enumerate() {
+                assert_eq!(view.find(k.as_bytes(), hash_key(k.as_bytes()), at), Some(i as u32));
+            }
+            for i in n..n + 100 {
+                let k = format!("key-{i}");
+                assert_eq!(view.find(k.as_bytes(), hash_key(k.as_bytes()), at), None);
+            }
+        }
+    }
+
+    #[test]
+    fn duplicate_keys_are_refused() {
+        let keys = vec!["a".to_owned(), "b".to_owned(), "a".to_owned()];
+        let mut out = Vec::new();
+        let err = build(keys.iter().map(String::as_bytes), |r| keys[r as usize].as_bytes(), &mut out)
+            .expect_err("duplicate");
+        assert!(err.to_string().contains("\"a\""));
+    }
+
+    #[test]
+    fn size_mismatch_is_corrupt_and_bad_rows_are_skipped() {
+        let keys: Vec<String> = (0..10).map(|i| i.to_string()).collect();
+        let (bytes, w, c) = index_of(&keys);
+        assert!(IndexView::new(&bytes[1..], w, c, 10).is_err());
+        assert!(IndexView::new(&bytes, 8, c, 10).is_err());
+        assert!(IndexView::new(&bytes, w, c + 1, 10).is_err());
+        let view = IndexView::new(&bytes, w, c, 10).expect("valid");
+        // A key_at that rejects every row stands for rows out of range: nothing is found, nothing panics.
+        assert_eq!(view.find(b"3", hash_key(b"3"), |_| None), None);
+    }
+
+    #[test]
+    fn bytes_per_key_stay_lean() {
+        let rows = 1_000_000u64;
+        let bytes = capacity_for(rows) * u64::from(slot_width_for(rows));
+        assert!(bytes as f64 / rows as f64 <= 5.34, "{bytes}");
+    }
+}

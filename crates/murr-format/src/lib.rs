@@ -1,0 +1,28 @@
+//! murr's byte formats: column types and their stable codes, table schemas, the segment file
+//! layout with its key index, and the checksummed envelope of small files.
+//!
+//! **Architecture Invariant:** this crate does no I/O. Encoders write into a caller's
+//! [`std::io::Write`]; decoders take [`bytes::Bytes`] and validate them once
+//! ([`SegmentView::open`]), after which reads do not fail.
+//!
+//! The layout is specified in `docs/format.md`.
+
+mod bin_io;
+mod dtype;
+pub mod envelope;
+mod error;
+pub mod index;
+mod schema;
+mod segment;
+
+pub use dtype::{DType, UnknownDType};
+pub use error::{Error, Result};
+pub use index::hash_key;
+pub use schema::{ColumnDef, MAX_NAME_LEN, TableSchema, validate_name};
+pub use segment::{
+    ALIGN, ColumnMeta, ColumnReader, ColumnSpec, FORMAT_VERSION, HEADER_LEN, MAGIC, Native,
+    Section, SegmentEncoder, SegmentMeta, SegmentView, Storage, TRAILER_LEN,
+};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,906 @@
+//! The segment file: layout, encoder and validated read-only view.
+//!
+//! See `docs/format.md` for the byte layout. In short:
+//! a 64-byte header, then 64-byte aligned sections (the row block, each variable-width column's
+//! offsets and data, the key index), then the footer (column directory), then a 32-byte trailer.
+//! Fixed-width values of a row sit together in the row block, so gathering M columns of one row costs
+//! one cache miss, not M.
+
+use std::io::Write;
+
+use bytes::Bytes;
+
+use crate::DType;
+use crate::bin_io::{Get, Put};
+use crate::error::{Error, Result};
+use crate::index::{self, IndexView};
+
+/// The first 8 bytes of every segment file, and its last 8.
+pub const MAGIC: [u8; 8] = *b"MURRSEG\0";
+/// The segment format version this build writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+/// The header's length.
+pub const HEADER_LEN: usize = 64;
+/// The trailer's length.
+pub const TRAILER_LEN: usize = 32;
+/// Every section starts at a multiple of this.
+pub const ALIGN: usize = 64;
+
+/// A fixed-width value type that rows store little-endian.
+pub trait Native: Copy + Default + Send + Sync + 'static {
+    /// Bytes per value.
+    const WIDTH: usize;
+    /// Reads a value from exactly `WIDTH` bytes.
+    fn read_le(bytes: &[u8]) -> Self;
+    /// Writes the value into exactly `WIDTH` bytes.
+    fn write_le(self, out: &mut [u8]);
+}
+
+macro_rules! native {
+    ($($t:ty),*) => {$(
+        impl Native for $t {
+            const WIDTH: usize = std::mem::size_of::<$t>();
+            #[inline(always)]
+            fn read_le(bytes: &[u8]) -> Self {
+                <$t>::from_le_bytes(bytes.try_into().expect("caller passes WIDTH bytes"))
+            }
+            #[inline(always)]
+            fn write_le(self, out: &mut [u8]) {
+                out.copy_from_slice(&self.to_le_bytes());
+            }
+        }
+    )*};
+}
+native!(i8, i16, i32, i64, u8, u16, u32, u64, f32, f64);
+
+/// A column as the encoder is asked to lay it out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ColumnSpec {
+    /// The column's name.
+    pub name: String,
+    /// Its type.
+    pub dtype: DType,
+    /// Whether the schema allows nulls.
+    pub nullable: bool,
+    /// Whether this segment holds a null in it; only such columns get a validity bit.
+    pub has_nulls: bool,
+}
+
+/// A byte range of the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Section {
+    /// Offset from the start of the file.
+    pub offset: u64,
+    /// Length in bytes.
+    pub len: u64,
+}
+
+/// Where a column's values live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Storage {
+    /// In the row block, `offset` bytes into each row.
+    Fixed {
+        /// Offset inside the row.
+        offset: u32,
+        /// Bytes per value.
+        width: u8,
+    },
+    /// In its own sections: `rows + 1` offsets of `offset_width` bytes, then the data.
+    Var {
+        /// The offsets section.
+        offsets: Section,
+        /// The data section.
+        data: Section,
+        /// 4 or 8.
+        offset_width: u8,
+    },
+}
+
+/// A column as a segment stores it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ColumnMeta {
+    /// The column's name.
+    pub name: String,
+    /// Its type.
+    pub dtype: DType,
+    /// Whether the schema allowed nulls.
+    pub nullable: bool,
+    /// The validity bit in each row (1 = valid), or `None` when the segment has no nulls in it.
+    pub null_bit: Option<u32>,
+    /// Where the values live.
+    pub storage: Storage,
+}
+
+/// The footer: everything needed to read the sections.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentMeta {
+    /// Number of rows.
+    pub rows: u64,
+    /// Bytes per row in the row block.
+    pub row_width: u32,
+    /// Offset of the validity bytes inside a row.
+    pub validity_offset: u32,
+    /// The row block.
+    pub rows_section: Section,
+    /// Position of the key column in `columns`.
+    pub key_column: u32,
+    /// The key index's slots.
+    pub index_section: Section,
+    /// Bytes per index slot (4 or 8).
+    pub index_slot_width: u8,
+    /// Number of index slots.
+    pub index_capacity: u64,
+    /// Hash algorithm code of the index.
+    pub hash_algo: u8,
+    /// The columns, in schema order.
+    pub columns: Vec<ColumnMeta>,
+}
+
+struct RowLayout {
+    offsets: Vec<Option<u32>>,
+    null_bits: Vec<Option<u32>>,
+    validity_offset: u32,
+    row_width: u32,
+}
+
+impl RowLayout {
+    fn compute(columns: &[ColumnSpec], key: usize) -> Result<RowLayout> {
+        // Widest values first, so each value is naturally aligned inside the row.
+        let mut order: Vec<usize> = (0..columns.len())
+            .filter(|&i| columns[i].dtype.fixed_width().is_some())
+            .collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(columns[i].dtype.fixed_width()));
+        let mut offsets = vec![None; columns.len()];
+        let mut at = 0usize;
+        let mut max_align = 1usize;
+        for i in order {
+            let w = columns[i].dtype.fixed_width().expect("filtered to fixed-width");
+            offsets[i] = Some(u32::try_from(at).map_err(|_| Error::invalid("row too wide"))?);
+            at += w;
+            max_align = max_align.max(w);
+        }
+        let validity_offset = at;
+        let mut null_bits = vec![None; columns.len()];
+        let mut bits = 0u32;
+        for (i, c) in columns.iter().enumerate() {
+            if c.has_nulls {
+                if i == key || !c.nullable {
+                    return Err(Error::invalid(format!(
+                        "column {:?} holds nulls but is not nullable",
+                        c.name
+                    )));
+                }
+                null_bits[i] = Some(bits);
+                bits += 1;
+            }
+        }
+        at += (bits as usize).div_ceil(8);
+        let row_width = at.next_multiple_of(max_align);
+        Ok(RowLayout {
+            offsets,
+            null_bits,
+            validity_offset: u32::try_from(validity_offset).map_err(|_| Error::invalid("row too wide"))?,
+            row_width: u32::try_from(row_width).map_err(|_| Error::invalid("row too wide"))?,
+        })
+    }
+}
+
+#[derive(Debug, Default)]
+struct VarBuilder {
+    offsets: Vec<u64>,
+    data: Vec<u8>,
+}
+
+/// Builds one segment in memory, then writes it out with [`SegmentEncoder::finish`].
+///
+/// Fixed-width values and validity bits are written straight into the row block
+/// ([`SegmentEncoder::rows_mut`]); variable-width values are appended in row order
+/// ([`SegmentEncoder::push_var`]). Rows start all-null; set valid bits for the values present.
+#[derive(Debug)]
+pub struct SegmentEncoder {
+    columns: Vec<ColumnSpec>,
+    key: usize,
+    rows: usize,
+    row_width: usize,
+    validity_offset: usize,
+    fixed_offsets: Vec<Option<u32>>,
+    null_bits: Vec<Option<u32>>,
+    block: Vec<u8>,
+    var: Vec<Option<VarBuilder>>,
+}
+
+impl SegmentEncoder {
+    /// An encoder for `rows` rows of these columns; `key` is the key column's position.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] when the key column is not utf8, a non-nullable column is said to hold
+    /// nulls, or the row count is too large.
+    pub fn new(columns: Vec<ColumnSpec>, key: usize, rows: usize) -> Result<Self> {
+        let Some(k) = columns.get(key) else {
+            return Err(Error::invalid("key column position out of range"));
+        };
+        if k.dtype != DType::Utf8 {
+            return Err(Error::invalid(format!("key column {:?} is not utf8", k.name)));
+        }
+        if rows as u64 >= u64::from(u32::MAX) {
+            return Err(Error::invalid(format!("a segment holds at most {} rows", u32::MAX - 1)));
+        }
+        let layout = RowLayout::compute(&columns, key)?;
+        let row_width = layout.row_width as usize;
+        let block_len = rows
+            .checked_mul(row_width)
+            .ok_or_else(|| Error::invalid("row block too large"))?;
+        let var = columns
+            .iter()
+            .map(|c| {
+                (c.dtype.fixed_width().is_none()).then(|| VarBuilder {
+                    offsets: {
+                        let mut o = Vec::with_capacity(rows + 1);
+                        o.push(0);
+                        o
+                    },
+                    data: Vec::new(),
+                })
+            })
+            .collect();
+        Ok(SegmentEncoder {
+            key,
+            rows,
+            row_width,
+            validity_offset: layout.validity_offset as usize,
+            fixed_offsets: layout.offsets,
+            null_bits: layout.null_bits,
+            block: vec![0; block_len],
+            var,
+            columns,
+        })
+    }
+
+    /// Number of rows.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Bytes per row.
+    pub fn row_width(&self) -> usize {
+        self.row_width
+    }
+
+    /// The offset of a fixed-width column inside each row, `None` for variable-width columns.
+    pub fn fixed_offset(&self, column: usize) -> Option<usize> {
+        self.fixed_offsets[column].map(|o| o as usize)
+    }
+
+    /// The row block, `rows * row_width` bytes.
+    pub fn rows_mut(&mut self) -> &mut [u8] {
+        &mut self.block
+    }
+
+    /// Marks a value valid. Columns without a validity bit are always valid; this is then a no-op.
+    #[inline]
+    pub fn set_valid(&mut self, column: usize, row: usize) {
+        if let Some(bit) = self.null_bits[column] {
+            let at = row * self.row_width + self.validity_offset + (bit / 8) as usize;
+            self.block[at] |= 1 << (bit % 8);
+        }
+    }
+
+    /// Appends the next row's value of a variable-width column (`None` = null).
+    ///
+    /// # Panics
+    /// If `column` is fixed-width.
+    #[inline]
+    pub fn push_var(&mut self, column: usize, value: Option<&[u8]>) {
+        let b = self.var[column].as_mut().expect("push_var on a variable-width column");
+        if let Some(v) = value {
+            b.data.extend_from_slice(v);
+        }
+        b.offsets.push(b.data.len() as u64);
+    }
+
+    /// Reserves room for `bytes` more bytes of a variable-width column's data.
+    pub fn reserve_var(&mut self, column: usize, bytes: usize) {
+        if let Some(b) = self.var[column].as_mut() {
+            b.data.reserve(bytes);
+        }
+    }
+
+    /// Builds the key index and writes the whole segment; returns the bytes written.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] when a variable-width column did not get one value per row, or two rows
+    /// share a key; [`Error::Io`] when the writer fails.
+    pub fn finish(self, out: &mut impl Write) -> Result<u64> {
+        for (i, v) in self.var.iter().enumerate() {
+            if let Some(b) = v
+                && b.offsets.len() != self.rows + 1
+            {
+                return Err(Error::invalid(format!(
+                    "column {:?} got {} values for {} rows",
+                    self.columns[i].name,
+                    b.offsets.len() - 1,
+                    self.rows
+                )));
+            }
+        }
+        let keys = self.var[self.key].as_ref().expect("key column is variable-width");
+        let key_at = |r: u64| {
+            let r = usize::try_from(r).expect("row fits usize");
+            &keys.data[usize::try_from(keys.offsets[r]).expect("in memory")
+                ..usize::try_from(keys.offsets[r + 1]).expect("in memory")]
+        };
+        let mut index_bytes = Vec::new();
+        let (slot_width, capacity) = index::build(
+            KeyIter {
+                keys,
+                row: 0,
+                end: self.rows,
+            },
+            key_at,
+            &mut index_bytes,
+        )?;
+
+        let mut w = SectionWriter::new(out);
+        w.write(&header())?;
+        let rows_section = w.section(&self.block)?;
+        let mut metas = Vec::with_capacity(self.columns.len());
+        for (i, c) in self.columns.iter().enumerate() {
+            let storage = match &self.var[i] {
+                None => Storage::Fixed {
+                    offset: u32::try_from(self.fixed_offsets[i].expect("fixed column has an offset"))
+                        .expect("checked at layout"),
+                    width: u8::try_from(c.dtype.fixed_width().expect("fixed")).expect("small"),
+                },
+                Some(b) => {
+                    let wide = b.data.len() > u32::MAX as usize;
+                    let mut bytes = Vec::with_capacity(b.offsets.len() * if wide { 8 } else { 4 });
+                    for &o in &b.offsets {
+                        if wide {
+                            bytes.extend_from_slice(&o.to_le_bytes());
+                        } else {
+                            bytes.extend_from_slice(&u32::try_from(o).expect("checked narrow").to_le_bytes());
+                        }
+                    }
+                    let offsets = w.section(&bytes)?;
+                    let data = w.section(&b.data)?;
+                    Storage::Var {
+                        offsets,
+                        data,
+                        offset_width: if wide { 8 } else { 4 },
+                    }
+                }
+            };
+            metas.push(ColumnMeta {
+                name: c.name.clone(),
+                dtype: c.dtype,
+                nullable: c.nullable,
+                null_bit: self.null_bits[i],
+                storage,
+            });
+        }
+        let index_section = w.section(&index_bytes)?;
+        let meta = SegmentMeta {
+            rows: self.rows as u64,
+            row_width: u32::try_from(self.row_width).expect("checked at layout"),
+            validity_offset: u32::try_from(self.validity_offset).expect("checked at layout"),
+            rows_section,
+            key_column: u32::try_from(self.key).expect("few columns"),
+            index_section,
+            index_slot_width: slot_width,
+            index_capacity: capacity,
+            hash_algo: index::HASH_XXH3_64,
+            columns: metas,
+        };
+        let footer = encode_meta(&meta)?;
+        let footer_offset = w.pos;
+        let body_crc = w.crc;
+        w.write(&footer)?;
+        let mut trailer = Put::default();
+        trailer.u64(footer_offset);
+        trailer.u32(u32::try_from(footer.len()).map_err(|_| Error::invalid("footer too large"))?);
+        trailer.u32(crc32c::crc32c(&footer));
+        trailer.u32(body_crc);
+        trailer.u32(FORMAT_VERSION);
+        trailer.0.extend_from_slice(&MAGIC);
+        debug_assert_eq!(trailer.0.len(), TRAILER_LEN);
+        w.write(&trailer.0)?;
+        Ok(w.pos)
+    }
+}
+
+#[derive(Clone)]
+struct KeyIter<'a> {
+    keys: &'a VarBuilder,
+    row: usize,
+    end: usize,
+}
+
+impl<'a> Iterator for KeyIter<'a> {
+    type Item = &'a [u8];
+    fn next(&mut self) -> Option<&'a [u8]> {
+        if self.row == self.end {
+            return None;
+        }
+        let s = usize::try_from(self.keys.offsets[self.row]).expect("in memory");
+        let e = usize::try_from(self.keys.offsets[self.row + 1]).expect("in memory");
+        self.row += 1;
+        Some(&self.keys.data[s..e])
+    }
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.end - self.row, Some(self.end - self.row))
+    }
+}
+impl ExactSizeIterator for KeyIter<'_> {}
+
+fn header() -> [u8; HEADER_LEN] {
+    let mut h = [0u8; HEADER_LEN];
+    h[..8].copy_from_slice(&MAGIC);
+    h[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    h
+}
+
+struct SectionWriter<'a, W: Write> {
+    out: &'a mut W,
+    pos: u64,
+    crc: u32,
+}
+
+impl<'a, W: Write> SectionWriter<'a, W> {
+    fn new(out: &'a mut W) -> Self {
+        SectionWriter { out, pos: 0, crc: 0 }
+    }
+    fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        self.out.write_all(bytes)?;
+        if self.pos >= HEADER_LEN as u64 {
+            self.crc = crc32c::crc32c_append(self.crc, bytes);
+        }
+        self.pos += bytes.len() as u64;
+        Ok(())
+    }
+    fn section(&mut self, bytes: &[u8]) -> Result<Section> {
+        let pad = usize::try_from(self.pos.next_multiple_of(ALIGN as u64) - self.pos).expect("< 64");
+        self.write(&[0u8; ALIGN][..pad])?;
+        let s = Section {
+            offset: self.pos,
+            len: bytes.len() as u64,
+        };
+        self.write(bytes)?;
+        Ok(s)
+    }
+}
+
+fn put_section(p: &mut Put, s: Section) {
+    p.u64(s.offset);
+    p.u64(s.len);
+}
+
+fn get_section(g: &mut Get<'_>) -> Result<Section> {
+    Ok(Section {
+        offset: g.u64()?,
+        len: g.u64()?,
+    })
+}
+
+fn encode_meta(m: &SegmentMeta) -> Result<Vec<u8>> {
+    let mut p = Put::default();
+    p.u64(m.rows);
+    p.u32(m.row_width);
+    p.u32(m.validity_offset);
+    put_section(&mut p, m.rows_section);
+    p.u32(m.key_column);
+    put_section(&mut p, m.index_section);
+    p.u8(m.index_slot_width);
+    p.u64(m.index_capacity);
+    p.u8(m.hash_algo);
+    p.u32(u32::try_from(m.columns.len()).map_err(|_| Error::invalid("too many columns"))?);
+    for c in &m.columns {
+        p.str(&c.name)?;
+        p.u8(c.dtype.code());
+        p.u16(0); // length of the type parameters: none of today's types has any
+        p.u8(u8::from(c.nullable));
+        p.u32(c.null_bit.unwrap_or(u32::MAX));
+        match c.storage {
+            Storage::Fixed { offset, width } => {
+                p.u8(0);
+                p.u32(offset);
+                p.u8(width);
+            }
+            Storage::Var {
+                offsets,
+                data,
+                offset_width,
+            } => {
+                p.u8(1);
+                put_section(&mut p, offsets);
+                put_section(&mut p, data);
+                p.u8(offset_width);
+            }
+        }
+    }
+    Ok(p.0)
+}
+
+fn decode_meta(bytes: &[u8]) -> Result<SegmentMeta> {
+    let mut g = Get::new(bytes, "segment footer");
+    let rows = g.u64()?;
+    let row_width = g.u32()?;
+    let validity_offset = g.u32()?;
+    let rows_section = get_section(&mut g)?;
+    let key_column = g.u32()?;
+    let index_section = get_section(&mut g)?;
+    let index_slot_width = g.u8()?;
+    let index_capacity = g.u64()?;
+    let hash_algo = g.u8()?;
+    let n = g.u32()?;
+    let mut columns = Vec::with_capacity(n.min(4096) as usize);
+    for _ in 0..n {
+        let name = g.str()?.to_owned();
+        let code = g.u8()?;
+        let dtype = DType::from_code(code)
+            .ok_or_else(|| Error::corrupt(format!("column {name:?} has unknown type code {code}")))?;
+        let params = usize::from(g.u16()?);
+        g.take(params)?;
+        let nullable = g.u8()? != 0;
+        let bit = g.u32()?;
+        let null_bit = (bit != u32::MAX).then_some(bit);
+        let storage = match g.u8()? {
+            0 => Storage::Fixed {
+                offset: g.u32()?,
+                width: g.u8()?,
+            },
+            1 => Storage::Var {
+                offsets: get_section(&mut g)?,
+                data: get_section(&mut g)?,
+                offset_width: g.u8()?,
+            },
+            other => return Err(Error::corrupt(format!("column {name:?} has unknown storage kind {other}"))),
+        };
+        columns.push(ColumnMeta {
+            name,
+            dtype,
+            nullable,
+            null_bit,
+            storage,
+        });
+    }
+    if !g.finished() {
+        return Err(Error::corrupt("segment footer has trailing bytes"));
+    }
+    Ok(SegmentMeta {
+        rows,
+        row_width,
+        validity_offset,
+        rows_section,
+        key_column,
+        index_section,
+        index_slot_width,
+        index_capacity,
+        hash_algo,
+        columns,
+    })
+}
+
+/// How a column of an open segment is read; resolved once at open.
+#[derive(Debug, Clone, Copy)]
+pub enum ColumnReader {
+    /// A fixed-width column: byte offset inside each row, and its width.
+    Fixed {
+        /// Offset inside the row.
+        offset: usize,
+        /// Bytes per value.
+        width: usize,
+    },
+    /// A variable-width column, by its position among the segment's variable-width columns.
+    Var(usize),
+}
+
+#[derive(Debug, Clone)]
+struct VarColumn {
+    offsets: Bytes,
+    data: Bytes,
+    wide: bool,
+}
+
+impl VarColumn {
+    #[inline]
+    fn bounds(&self, row: usize) -> (usize, usize) {
+        if self.wide {
+            let a = u64::read_le(&self.offsets[row * 8..row * 8 + 8]);
+            let b = u64::read_le(&self.offsets[row * 8 + 8..row * 8 + 16]);
+            (usize::try_from(a).expect("validated"), usize::try_from(b).expect("validated"))
+        } else {
+            let a = u32::read_le(&self.offsets[row * 4..row * 4 + 4]);
+            let b = u32::read_le(&self.offsets[row * 4 + 4..row * 4 + 8]);
+            (a as usize, b as usize)
+        }
+    }
+
+    #[inline]
+    fn value(&self, row: usize) -> &[u8] {
+        let (a, b) = self.bounds(row);
+        &self.data[a..b]
+    }
+}
+
+/// A validated, read-only view of a segment's bytes.
+///
+/// Everything is checked once, in [`SegmentView::open`]; the readers after that do not fail.
+/// Reads past the row count panic, as slice indexing does.
+#[derive(Debug, Clone)]
+pub struct SegmentView {
+    bytes: Bytes,
+    meta: SegmentMeta,
+    rows: usize,
+    row_width: usize,
+    validity_offset: usize,
+    row_block: Bytes,
+    readers: Vec<ColumnReader>,
+    var: Vec<VarColumn>,
+    key_var: usize,
+}
+
+fn sub(bytes: &Bytes, s: Section, footer_offset: u64, what: &str) -> Result<Bytes> {
+    let end = s.offset.checked_add(s.len).filter(|&e| e <= footer_offset);
+    let Some(end) = end else {
+        return Err(Error::corrupt(format!(
+            "{what} at offset={} len={} runs past the body (footer at {footer_offset})",
+            s.offset, s.len
+        )));
+    };
+    if s.offset < HEADER_LEN as u64 || s.offset % ALIGN as u64 != 0 {
+        return Err(Error::corrupt(format!(
+            "{what} at offset={} is not {ALIGN}-byte aligned inside the body",
+            s.offset
+        )));
+    }
+    Ok(bytes.slice(usize::try_from(s.offset).expect("within bytes")..usize::try_from(end).expect("within bytes")))
+}
+
+impl SegmentView {
+    /// Validates `bytes` as a segment: magic, version, checksums (the body's only when
+    /// `verify_body` is set), section bounds and alignment, offsets, and the index's shape.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] or [`Error::UnsupportedVersion`], saying what is wrong.
+    pub fn open(bytes: Bytes, verify_body: bool) -> Result<SegmentView> {
+        let len = bytes.len();
+        if len < HEADER_LEN + TRAILER_LEN {
+            return Err(Error::corrupt(format!("segment is {len} bytes, too short to be one")));
+        }
+        if bytes[..8] != MAGIC {
+            return Err(Error::corrupt("segment header has the wrong magic bytes"));
+        }
+        let mut t = Get::new(&bytes[len - TRAILER_LEN..], "segment trailer");
+        let footer_offset = t.u64()?;
+        let footer_len = u64::from(t.u32()?);
+        let footer_crc = t.u32()?;
+        let body_crc = t.u32()?;
+        let version = t.u32()?;
+        if t.take(8)? != MAGIC {
+            return Err(Error::corrupt("segment trailer has the wrong magic bytes (truncated file?)"));
+        }
+        let header_version = u32::read_le(&bytes[8..12]);
+        if bytes[12..HEADER_LEN].iter().any(|&b| b != 0) {
+            return Err(Error::corrupt("segment header has non-zero reserved bytes"));
+        }
+        if version != FORMAT_VERSION || header_version != FORMAT_VERSION {
+            return Err(Error::UnsupportedVersion {
+                version: version.max(header_version),
+                supported: FORMAT_VERSION,
+            });
+        }
+        if footer_offset < HEADER_LEN as u64
+            || footer_offset.checked_add(footer_len) != Some((len - TRAILER_LEN) as u64)
+        {
+            return Err(Error::corrupt(format!(
+                "segment footer at offset={footer_offset} len={footer_len} does not end at the trailer"
+            )));
+        }
+        let fo = usize::try_from(footer_offset).expect("below len");
+        let footer = &bytes[fo..len - TRAILER_LEN];
+        if crc32c::crc32c(footer) != footer_crc {
+            return Err(Error::corrupt("segment footer checksum mismatch"));
+        }
+        if verify_body && crc32c::crc32c(&bytes[HEADER_LEN..fo]) != body_crc {
+            return Err(Error::corrupt("segment body checksum mismatch"));
+        }
+        let meta = decode_meta(footer)?;
+        Self::from_meta(bytes, meta, footer_offset)
+    }
+
+    fn from_meta(bytes: Bytes, meta: SegmentMeta, footer_offset: u64) -> Result<SegmentView> {
+        let rows = usize::try_from(meta.rows).map_err(|_| Error::corrupt("row count too large"))?;
+        if meta.rows >= u64::from(u32::MAX) {
+            return Err(Error::corrupt(format!("row count {} too large", meta.rows)));
+        }
+        let row_width = meta.row_width as usize;
+        let validity_offset = meta.validity_offset as usize;
+        let validity_bits = meta.columns.iter().filter(|c| c.null_bit.is_some()).count();
+        if validity_offset + validity_bits.div_ceil(8) > row_width && validity_bits > 0 {
+            return Err(Error::corrupt("validity bytes run past the row"));
+        }
+        let row_block = sub(&bytes, meta.rows_section, footer_offset, "row block")?;
+        if Some(row_block.len()) != rows.checked_mul(row_width) {
+            return Err(Error::corrupt(format!(
+                "row block is {} bytes, expected rows={rows} x width={row_width}",
+                row_block.len()
+            )));
+        }
+        let mut readers = Vec::with_capacity(meta.columns.len());
+        let mut var = Vec::new();
+        for c in &meta.columns {
+            if let Some(bit) = c.null_bit
+                && (bit as usize >= validity_bits || !c.nullable)
+            {
+                return Err(Error::corrupt(format!("column {:?} has a bad validity bit", c.name)));
+            }
+            match (c.storage, c.dtype.fixed_width()) {
+                (Storage::Fixed { offset, width }, Some(w)) if usize::from(width) == w => {
+                    let offset = offset as usize;
+                    if offset + w > validity_offset || offset % w != 0 {
+                        return Err(Error::corrupt(format!(
+                            "column {:?} at row offset={offset} is misaligned or overlaps",
+                            c.name
+                        )));
+                    }
+                    readers.push(ColumnReader::Fixed { offset, width: w });
+                }
+                (
+                    Storage::Var {
+                        offsets,
+                        data,
+                        offset_width,
+                    },
+                    None,
+                ) => {
+                    let what = format!("column {:?}", c.name);
+                    let off = sub(&bytes, offsets, footer_offset, &what)?;
+                    let data = sub(&bytes, data, footer_offset, &what)?;
+                    let wide = match offset_width {
+                        4 => false,
+                        8 => true,
+                        other => return Err(Error::corrupt(format!("{what} has offset width {other}"))),
+                    };
+                    let ow = usize::from(offset_width);
+                    if Some(off.len()) != (rows + 1).checked_mul(ow) {
+                        return Err(Error::corrupt(format!("{what} has {} offset bytes for {rows} rows", off.len())));
+                    }
+                    let mut prev = 0u64;
+                    for i in 0..=rows {
+                        let o = if wide {
+                            u64::read_le(&off[i * 8..i * 8 + 8])
+                        } else {
+                            u64::from(u32::read_le(&off[i * 4..i * 4 + 4]))
+                        };
+                        if (i == 0 && o != 0) || o < prev {
+                            return Err(Error::corrupt(format!("{what} offsets are not increasing at row {i}")));
+                        }
+                        prev = o;
+                    }
+                    if prev != data.len() as u64 {
+                        return Err(Error::corrupt(format!("{what} offsets end at {prev}, data is {} bytes", data.len())));
+                    }
+                    readers.push(ColumnReader::Var(var.len()));
+                    var.push(VarColumn { offsets: off, data, wide });
+                }
+                _ => {
+                    return Err(Error::corrupt(format!(
+                        "column {:?} storage does not fit its dtype {}",
+                        c.name, c.dtype
+                    )));
+                }
+            }
+        }
+        let key = meta.key_column as usize;
+        let key_var = match (meta.columns.get(key), readers.get(key)) {
+            (Some(c), Some(ColumnReader::Var(v))) if c.dtype == DType::Utf8 && c.null_bit.is_none() => *v,
+            _ => return Err(Error::corrupt("key column is missing, not utf8 or has nulls")),
+        };
+        if meta.hash_algo != index::HASH_XXH3_64 {
+            return Err(Error::corrupt(format!("unknown hash algorithm code {}", meta.hash_algo)));
+        }
+        let index_bytes = sub(&bytes, meta.index_section, footer_offset, "key index")?;
+        IndexView::new(&index_bytes, meta.index_slot_width, meta.index_capacity, meta.rows)?;
+        Ok(SegmentView {
+            bytes,
+            rows,
+            row_width,
+            validity_offset,
+            row_block,
+            readers,
+            var,
+            key_var,
+            meta,
+        })
+    }
+
+    /// The footer.
+    pub fn meta(&self) -> &SegmentMeta {
+        &self.meta
+    }
+
+    /// The whole file.
+    pub fn bytes(&self) -> &Bytes {
+        &self.bytes
+    }
+
+    /// Number of rows.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Bytes per row.
+    pub fn row_width(&self) -> usize {
+        self.row_width
+    }
+
+    /// Offset of the validity bytes inside a row.
+    pub fn validity_offset(&self) -> usize {
+        self.validity_offset
+    }
+
+    /// The row block.
+    pub fn row_block(&self) -> &[u8] {
+        &self.row_block
+    }
+
+    /// The position of the column with this name.
+    pub fn column_position(&self, name: &str) -> Option<usize> {
+        self.meta.columns.iter().position(|c| c.name == name)
+    }
+
+    /// How column `column` is read.
+    pub fn reader(&self, column: usize) -> ColumnReader {
+        self.readers[column]
+    }
+
+    /// The bytes of row `row`.
+    #[inline]
+    pub fn row(&self, row: usize) -> &[u8] {
+        &self.row_block[row * self.row_width..(row + 1) * self.row_width]
+    }
+
+    /// Whether column `column`'s value in `row_bytes` (a row from [`SegmentView::row`]) is valid.
+    #[inline]
+    pub fn is_valid_in(&self, column: usize, row_bytes: &[u8]) -> bool {
+        match self.meta.columns[column].null_bit {
+            None => true,
+            Some(bit) => row_bytes[self.validity_offset + (bit / 8) as usize] & (1 << (bit % 8)) != 0,
+        }
+    }
+
+    /// Variable-width column number `var` (see [`ColumnReader::Var`]), value of `row`.
+    #[inline]
+    pub fn var_value(&self, var: usize, row: usize) -> &[u8] {
+        self.var[var].value(row)
+    }
+
+    /// The bytes of a variable-width column's data section.
+    pub fn var_data(&self, var: usize) -> &Bytes {
+        &self.var[var].data
+    }
+
+    /// The key of `row`.
+    #[inline]
+    pub fn key(&self, row: usize) -> &[u8] {
+        self.var[self.key_var].value(row)
+    }
+
+    /// The row holding `key`, given its [`crate::hash_key`].
+    #[inline]
+    pub fn find_hashed(&self, key: &[u8], hash: u64) -> Option<u32> {
+        let bytes = &self.bytes;
+        let s = self.meta.index_section;
+        #[expect(clippy::cast_possible_truncation, reason = "validated to lie within bytes")]
+        let slots = &bytes[s.offset as usize..(s.offset + s.len) as usize];
+        let view = IndexView::new_unchecked(slots, self.meta.index_slot_width, self.meta.index_capacity);
+        let rows = self.rows;
+        let keys = &self.var[self.key_var];
+        view.find(key, hash, |r| ((r as usize) < rows).then(|| keys.value(r as usize)))
+    }
+
+    /// The row holding `key`.
+    pub fn find(&self, key: &[u8]) -> Option<u32> {
+        self.find_hashed(key, index::hash_key(key))
+    }
+}
