@@ -1,0 +1,336 @@
+//! Local files, opened as memory maps.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+
+use crate::error::{Error, Result};
+use crate::{Directory, FilePath, FileWriter};
+
+const TMP_SUFFIX: &str = ".tmp";
+const LOCK_FILE: &str = "LOCK";
+
+/// A folder on local disk. Files are opened as read-only memory maps, populated up front so that
+/// reads never fault to disk.
+///
+/// One process at a time: [`MmapDirectory::open`] takes an exclusive lock on `LOCK` in the folder,
+/// then removes temporary files a crashed writer left behind.
+#[derive(Debug)]
+pub struct MmapDirectory {
+    root: PathBuf,
+    populate: bool,
+    _lock: File,
+    counter: AtomicU64,
+}
+
+impl MmapDirectory {
+    /// Opens (creating it if needed) the folder `root`.
+    ///
+    /// # Errors
+    /// [`Error::Locked`] when another process uses the folder, [`Error::Io`] otherwise.
+    pub fn open(root: impl AsRef<Path>) -> Result<Self> {
+        let root = root.as_ref().to_path_buf();
+        let shown = root.display().to_string();
+        fs::create_dir_all(&root).map_err(|e| Error::io("create folder", &shown, e))?;
+        let lock_path = root.join(LOCK_FILE);
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| Error::io("open lock file", &shown, e))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => return Err(Error::Locked { path: shown }),
+            Err(fs::TryLockError::Error(e)) => return Err(Error::io("lock", &shown, e)),
+        }
+        let dir = MmapDirectory {
+            root,
+            populate: true,
+            _lock: lock,
+            counter: AtomicU64::new(0),
+        };
+        let removed = dir.remove_temp_files(&dir.root)?;
+        if removed > 0 {
+            tracing::info!(folder = %shown, removed, "removed temporary files left by an interrupted write");
+        }
+        Ok(dir)
+    }
+
+    /// Whether opened files are read into memory at once (the default) or faulted in on first use.
+    #[must_use]
+    pub fn with_populate(mut self, populate: bool) -> Self {
+        self.populate = populate;
+        self
+    }
+
+    /// The folder.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn full(&self, path: &FilePath) -> PathBuf {
+        self.root.join(path.as_str())
+    }
+
+    fn remove_temp_files(&self, folder: &Path) -> Result<usize> {
+        let mut removed = 0;
+        let entries = match fs::read_dir(folder) {
+            Ok(e) => e,
+            Err(e) => return Err(Error::io("list", folder.display().to_string(), e)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::io("list", folder.display().to_string(), e))?;
+            let p = entry.path();
+            let ft = entry.file_type().map_err(|e| Error::io("stat", p.display().to_string(), e))?;
+            if ft.is_dir() {
+                removed += self.remove_temp_files(&p)?;
+            } else if p.to_string_lossy().ends_with(TMP_SUFFIX) {
+                fs::remove_file(&p).map_err(|e| Error::io("remove", p.display().to_string(), e))?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    fn temp_path(&self, full: &Path) -> PathBuf {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        let mut name = full.as_os_str().to_owned();
+        name.push(format!(".{}-{n}{TMP_SUFFIX}", std::process::id()));
+        PathBuf::from(name)
+    }
+
+    fn list_into(&self, folder: &Path, rel: &str, out: &mut Vec<FilePath>) -> Result<()> {
+        let entries = match fs::read_dir(folder) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(Error::io("list", folder.display().to_string(), e)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::io("list", folder.display().to_string(), e))?;
+            let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+                continue;
+            };
+            let child = if rel.is_empty() { name.clone() } else { format!("{rel}/{name}") };
+            let ft = entry.file_type().map_err(|e| Error::io("stat", &child, e))?;
+            if ft.is_dir() {
+                self.list_into(&entry.path(), &child, out)?;
+            } else if !name.ends_with(TMP_SUFFIX) && !(rel.is_empty() && name == LOCK_FILE) {
+                // Names that are not valid paths were not written by murr: leave them alone.
+                if let Ok(p) = FilePath::new(child) {
+                    out.push(p);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io("sync folder", dir.display().to_string(), e))
+}
+
+fn parent_of(p: &Path) -> &Path {
+    p.parent().expect("a file inside the root has a parent")
+}
+
+struct MmapWriter {
+    file: Option<BufWriter<File>>,
+    tmp: PathBuf,
+    dest: PathBuf,
+    shown: String,
+}
+
+impl Write for MmapWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.file.as_mut().expect("open until finish").write(buf)
+    }
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.file.as_mut().expect("open until finish").write_all(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.as_mut().expect("open until finish").flush()
+    }
+}
+
+impl FileWriter for MmapWriter {
+    fn finish(mut self: Box<Self>) -> Result<()> {
+        let file = self.file.take().expect("finish is called once");
+        let file = file
+            .into_inner()
+            .map_err(|e| Error::io("write", &self.shown, e.into_error()))?;
+        file.sync_all().map_err(|e| Error::io("sync", &self.shown, e))?;
+        drop(file);
+        // hard_link refuses to replace an existing file: the new name appears whole, or not at all.
+        fs::hard_link(&self.tmp, &self.dest).map_err(|e| Error::io("link", &self.shown, e))?;
+        fs::remove_file(&self.tmp).map_err(|e| Error::io("remove", &self.shown, e))?;
+        sync_dir(parent_of(&self.dest))
+    }
+}
+
+impl Drop for MmapWriter {
+    fn drop(&mut self) {
+        // Unfinished (or finished, after the link): the temporary name goes.
+        drop(self.file.take());
+        let _ = fs::remove_file(&self.tmp);
+    }
+}
+
+impl Directory for MmapDirectory {
+    fn open(&self, path: &FilePath) -> Result<Bytes> {
+        let full = self.full(path);
+        let file = File::open(&full).map_err(|e| Error::io("open", path.as_str(), e))?;
+        let len = file.metadata().map_err(|e| Error::io("stat", path.as_str(), e))?.len();
+        if len == 0 {
+            return Ok(Bytes::new());
+        }
+        let mut options = memmap2::MmapOptions::new();
+        if self.populate {
+            options.populate();
+        }
+        #[expect(unsafe_code, reason = "memory-mapping a file is unsafe by nature")]
+        // SAFETY: murr writes files once (to a temporary name, then linked into place) and never
+        // modifies or truncates a file afterwards; deletion keeps the mapping valid. The folder is
+        // locked against other murr processes. Another program editing murr's files in place is
+        // outside the contract (see ARCHITECTURE.md).
+        let map = unsafe { options.map(&file) }.map_err(|e| Error::io("mmap", path.as_str(), e))?;
+        Ok(Bytes::from_owner(map))
+    }
+
+    fn read_range(&self, path: &FilePath, offset: u64, len: usize) -> Result<Bytes> {
+        use std::os::unix::fs::FileExt;
+        let file = File::open(self.full(path)).map_err(|e| Error::io("open", path.as_str(), e))?;
+        let mut buf = vec![0; len];
+        file.read_exact_at(&mut buf, offset)
+            .map_err(|e| Error::io("read range", path.as_str(), e))?;
+        Ok(Bytes::from(buf))
+    }
+
+    fn create(&self, path: &FilePath) -> Result<Box<dyn FileWriter>> {
+        let dest = self.full(path);
+        if dest.exists() {
+            return Err(Error::AlreadyExists { path: path.to_string() });
+        }
+        let parent = parent_of(&dest);
+        fs::create_dir_all(parent).map_err(|e| Error::io("create folder", path.as_str(), e))?;
+        let tmp = self.temp_path(&dest);
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .map_err(|e| Error::io("create", path.as_str(), e))?;
+        Ok(Box::new(MmapWriter {
+            file: Some(BufWriter::with_capacity(1 << 20, file)),
+            tmp,
+            dest,
+            shown: path.to_string(),
+        }))
+    }
+
+    fn replace(&self, path: &FilePath, data: &[u8]) -> Result<()> {
+        let dest = self.full(path);
+        let parent = parent_of(&dest);
+        fs::create_dir_all(parent).map_err(|e| Error::io("create folder", path.as_str(), e))?;
+        let tmp = self.temp_path(&dest);
+        let result = (|| {
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&tmp)
+                .map_err(|e| Error::io("create", path.as_str(), e))?;
+            f.write_all(data).map_err(|e| Error::io("write", path.as_str(), e))?;
+            f.sync_all().map_err(|e| Error::io("sync", path.as_str(), e))?;
+            fs::rename(&tmp, &dest).map_err(|e| Error::io("rename", path.as_str(), e))?;
+            sync_dir(parent)
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        result
+    }
+
+    fn list(&self, prefix: &str) -> Result<Vec<FilePath>> {
+        let mut out = Vec::new();
+        if prefix.is_empty() {
+            self.list_into(&self.root, "", &mut out)?;
+        } else {
+            let p = FilePath::new(prefix)?;
+            self.list_into(&self.full(&p), prefix, &mut out)?;
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    fn delete(&self, path: &FilePath) -> Result<()> {
+        let full = self.full(path);
+        fs::remove_file(&full).map_err(|e| Error::io("delete", path.as_str(), e))?;
+        // Remove folders the deletion left empty, up to the root; a folder still in use stays.
+        let mut dir = parent_of(&full);
+        while dir != self.root && fs::remove_dir(dir).is_ok() {
+            dir = parent_of(dir);
+        }
+        sync_dir(dir)
+    }
+
+    fn exists(&self, path: &FilePath) -> Result<bool> {
+        self.full(path)
+            .try_exists()
+            .map_err(|e| Error::io("stat", path.as_str(), e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conformance;
+
+    #[test]
+    fn conformance() {
+        let tmp = tempfile::tempdir().expect("temp folder");
+        conformance::run_all(&MmapDirectory::open(tmp.path()).expect("opens"));
+        let unpopulated = tempfile::tempdir().expect("temp folder");
+        conformance::run_all(
+            &MmapDirectory::open(unpopulated.path())
+                .expect("opens")
+                .with_populate(false),
+        );
+    }
+
+    #[test]
+    fn second_open_of_a_folder_is_refused_while_the_first_lives() {
+        let tmp = tempfile::tempdir().expect("temp folder");
+        let first = MmapDirectory::open(tmp.path()).expect("opens");
+        assert!(matches!(MmapDirectory::open(tmp.path()), Err(Error::Locked { .. })));
+        drop(first);
+        MmapDirectory::open(tmp.path()).expect("lock released");
+    }
+
+    #[test]
+    fn temporary_files_of_a_crashed_write_are_removed_at_open() {
+        let tmp = tempfile::tempdir().expect("temp folder");
+        {
+            let dir = MmapDirectory::open(tmp.path()).expect("opens");
+            let p = FilePath::new("t/seg-1").expect("valid");
+            let mut w = dir.create(&p).expect("creates");
+            w.write_all(b"partial").expect("writes");
+            // A crash: the writer is neither finished nor dropped.
+            std::mem::forget(w);
+            assert!(!dir.exists(&p).expect("stat"));
+        }
+        let count_tmp = || {
+            fs::read_dir(tmp.path().join("t"))
+                .expect("folder")
+                .filter(|e| e.as_ref().expect("entry").file_name().to_string_lossy().ends_with(".tmp"))
+                .count()
+        };
+        assert_eq!(count_tmp(), 1);
+        let dir = MmapDirectory::open(tmp.path()).expect("reopens");
+        assert_eq!(count_tmp(), 0);
+        assert!(dir.list("").expect("lists").is_empty());
+    }
+}
