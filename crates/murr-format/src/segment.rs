@@ -869,6 +869,14 @@ impl SegmentView {
         }
     }
 
+    /// Where column `column`'s validity bit sits in a row: byte offset and mask;
+    /// `None` when the segment holds no null in that column.
+    pub fn validity_mask(&self, column: usize) -> Option<(usize, u8)> {
+        self.meta.columns[column]
+            .null_bit
+            .map(|bit| (self.validity_offset + (bit / 8) as usize, 1u8 << (bit % 8)))
+    }
+
     /// Variable-width column number `var` (see [`ColumnReader::Var`]), value of `row`.
     #[inline]
     pub fn var_value(&self, var: usize, row: usize) -> &[u8] {

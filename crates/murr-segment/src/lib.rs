@@ -1,1 +1,133 @@
-//! placeholder
+//! murr's immutable segments, in Arrow terms.
+//!
+//! A [`Segment`] is one segment file opened from a [`Directory`](murr_directory::Directory):
+//! [`encode`] writes record batches into the format of [`murr_format`], [`Segment::open`]
+//! validates a file once, [`Segment::find`] looks a key up in its index, and [`gather`] builds an
+//! Arrow array of one column for rows spread over several segments.
+//!
+//! Reads are synchronous and never touch storage: the segment's bytes are resident.
+
+mod arrow_types;
+mod encode;
+mod gather;
+
+use std::fmt;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use murr_directory::{Directory, FilePath};
+use murr_format::SegmentView;
+
+pub use arrow_types::{arrow_type, dtype_of};
+pub use encode::{Input, encode};
+pub use gather::{Loc, gather};
+
+/// Why a segment could not be written or read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The file is not a valid segment.
+    #[error("segment {path}: {source}")]
+    Format {
+        /// The file.
+        path: String,
+        /// What is wrong with it.
+        #[source]
+        source: murr_format::Error,
+    },
+    /// Storage failed.
+    #[error(transparent)]
+    Directory(#[from] murr_directory::Error),
+    /// The input does not fit the schema (a bug of the caller: the table layer validates first).
+    #[error("invalid segment input: {0}")]
+    Invalid(String),
+    /// Arrow refused to build an array.
+    #[error("arrow: {0}")]
+    Arrow(#[from] arrow_schema::ArrowError),
+}
+
+/// The segment layer's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// An open segment: validated bytes and the name of their file.
+#[derive(Clone)]
+pub struct Segment {
+    view: Arc<SegmentView>,
+    path: FilePath,
+}
+
+impl fmt::Debug for Segment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Segment")
+            .field("path", &self.path)
+            .field("rows", &self.rows())
+            .field("bytes", &self.view.bytes().len())
+            .finish()
+    }
+}
+
+impl Segment {
+    /// Opens and validates a segment file. With `verify`, the checksum of the whole body is
+    /// checked too (one pass over the bytes).
+    ///
+    /// # Errors
+    /// [`Error::Directory`] when the file cannot be read, [`Error::Format`] when it is not valid.
+    pub fn open(dir: &dyn Directory, path: &FilePath, verify: bool) -> Result<Segment> {
+        let bytes = dir.open(path)?;
+        Segment::from_bytes(bytes, path.clone(), verify)
+    }
+
+    /// Validates bytes already in memory as the segment `path`.
+    ///
+    /// # Errors
+    /// [`Error::Format`] when they are not a valid segment.
+    pub fn from_bytes(bytes: Bytes, path: FilePath, verify: bool) -> Result<Segment> {
+        let view = SegmentView::open(bytes, verify).map_err(|source| Error::Format {
+            path: path.to_string(),
+            source,
+        })?;
+        Ok(Segment {
+            view: Arc::new(view),
+            path,
+        })
+    }
+
+    /// The file's name.
+    pub fn path(&self) -> &FilePath {
+        &self.path
+    }
+
+    /// Number of rows.
+    pub fn rows(&self) -> usize {
+        self.view.rows()
+    }
+
+    /// Size of the file in bytes.
+    pub fn size(&self) -> usize {
+        self.view.bytes().len()
+    }
+
+    /// The format-level view.
+    pub fn view(&self) -> &SegmentView {
+        &self.view
+    }
+
+    /// The row holding `key`.
+    pub fn find(&self, key: &str) -> Option<u32> {
+        self.view.find(key.as_bytes())
+    }
+
+    /// The row holding `key`, given `murr_format::hash_key(key)`.
+    #[inline]
+    pub fn find_hashed(&self, key: &[u8], hash: u64) -> Option<u32> {
+        self.view.find_hashed(key, hash)
+    }
+
+    /// The key of `row`.
+    ///
+    /// # Panics
+    /// If `row` is out of range.
+    pub fn key(&self, row: usize) -> &[u8] {
+        self.view.key(row)
+    }
+}

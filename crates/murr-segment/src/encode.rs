@@ -1,0 +1,197 @@
+//! Record batches into a segment file.
+
+use std::io::Write;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{
+    ArrowPrimitiveType, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type,
+    UInt8Type, UInt16Type, UInt32Type, UInt64Type,
+};
+use arrow_array::{Array, ArrayRef, RecordBatch};
+use murr_format::{ColumnSpec, DType, Native, SegmentEncoder, TableSchema};
+
+use crate::{Error, Result, arrow_type};
+
+/// Rows of one record batch to put into a segment, in this order.
+#[derive(Debug, Clone, Copy)]
+pub struct Input<'a> {
+    /// The batch. Its columns are matched to the schema by name and must have the schema's
+    /// exact Arrow types; a column it lacks is all-null.
+    pub batch: &'a RecordBatch,
+    /// Positions of the rows to take. Their keys must be distinct across all inputs.
+    pub rows: &'a [u32],
+}
+
+/// Encodes the selected rows as one segment into `out`; returns the bytes written.
+///
+/// # Errors
+/// [`Error::Invalid`] when a column has the wrong type, a key repeats, or a non-nullable column
+/// holds a null; [`Error::Format`] when writing fails.
+pub fn encode(schema: &TableSchema, inputs: &[Input<'_>], out: &mut impl Write) -> Result<u64> {
+    let total: usize = inputs.iter().map(|i| i.rows.len()).sum();
+    let key = schema.key_position();
+    let mut specs = Vec::with_capacity(schema.columns.len());
+    let mut arrays: Vec<Vec<Option<&ArrayRef>>> = Vec::with_capacity(schema.columns.len());
+    for column in &schema.columns {
+        let per_input: Vec<Option<&ArrayRef>> = inputs
+            .iter()
+            .map(|i| i.batch.column_by_name(&column.name))
+            .collect();
+        let mut has_nulls = false;
+        for (input, array) in inputs.iter().zip(&per_input) {
+            match array {
+                None => has_nulls |= !input.rows.is_empty(),
+                Some(a) => {
+                    if a.data_type() != &arrow_type(column.dtype) {
+                        return Err(Error::Invalid(format!(
+                            "column {:?} is {}, expected {}",
+                            column.name,
+                            a.data_type(),
+                            arrow_type(column.dtype)
+                        )));
+                    }
+                    if a.null_count() > 0 {
+                        has_nulls |= input.rows.iter().any(|&r| a.is_null(r as usize));
+                    }
+                }
+            }
+        }
+        if has_nulls && !column.nullable {
+            return Err(Error::Invalid(format!(
+                "column {:?} is not nullable but holds a null",
+                column.name
+            )));
+        }
+        specs.push(ColumnSpec {
+            name: column.name.clone(),
+            dtype: column.dtype,
+            nullable: column.nullable,
+            has_nulls,
+        });
+        arrays.push(per_input);
+    }
+    let mut enc = SegmentEncoder::new(specs, key, total).map_err(invalid)?;
+    for (c, column) in schema.columns.iter().enumerate() {
+        let arrays = &arrays[c];
+        match column.dtype {
+            DType::Utf8 => fill_utf8(&mut enc, c, inputs, arrays),
+            DType::Bool => fill_bool(&mut enc, c, inputs, arrays),
+            DType::Int8 => fill_fixed::<Int8Type>(&mut enc, c, inputs, arrays),
+            DType::Int16 => fill_fixed::<Int16Type>(&mut enc, c, inputs, arrays),
+            DType::Int32 => fill_fixed::<Int32Type>(&mut enc, c, inputs, arrays),
+            DType::Int64 => fill_fixed::<Int64Type>(&mut enc, c, inputs, arrays),
+            DType::UInt8 => fill_fixed::<UInt8Type>(&mut enc, c, inputs, arrays),
+            DType::UInt16 => fill_fixed::<UInt16Type>(&mut enc, c, inputs, arrays),
+            DType::UInt32 => fill_fixed::<UInt32Type>(&mut enc, c, inputs, arrays),
+            DType::UInt64 => fill_fixed::<UInt64Type>(&mut enc, c, inputs, arrays),
+            DType::Float32 => fill_fixed::<Float32Type>(&mut enc, c, inputs, arrays),
+            DType::Float64 => fill_fixed::<Float64Type>(&mut enc, c, inputs, arrays),
+            other => return Err(Error::Invalid(format!("dtype {other} cannot be stored yet"))),
+        }
+    }
+    enc.finish(out).map_err(invalid)
+}
+
+fn invalid(e: murr_format::Error) -> Error {
+    match e {
+        murr_format::Error::Invalid { reason } => Error::Invalid(reason),
+        other => Error::Format {
+            path: "(being written)".to_owned(),
+            source: other,
+        },
+    }
+}
+
+fn fill_fixed<T>(
+    enc: &mut SegmentEncoder,
+    column: usize,
+    inputs: &[Input<'_>],
+    arrays: &[Option<&ArrayRef>],
+) where
+    T: ArrowPrimitiveType,
+    T::Native: Native,
+{
+    let width = enc.row_width();
+    let offset = enc.fixed_offset(column).expect("fixed-width column");
+    let w = <T::Native as Native>::WIDTH;
+    let mut row = 0usize;
+    for (input, array) in inputs.iter().zip(arrays) {
+        let Some(array) = array else {
+            row += input.rows.len();
+            continue;
+        };
+        let array = array.as_primitive::<T>();
+        let values = array.values();
+        if array.null_count() == 0 {
+            let block = enc.rows_mut();
+            for &r in input.rows {
+                let at = row * width + offset;
+                values[r as usize].write_le(&mut block[at..at + w]);
+                row += 1;
+            }
+        } else {
+            for &r in input.rows {
+                if array.is_valid(r as usize) {
+                    let at = row * width + offset;
+                    values[r as usize].write_le(&mut enc.rows_mut()[at..at + w]);
+                    enc.set_valid(column, row);
+                }
+                row += 1;
+            }
+        }
+    }
+}
+
+fn fill_bool(
+    enc: &mut SegmentEncoder,
+    column: usize,
+    inputs: &[Input<'_>],
+    arrays: &[Option<&ArrayRef>],
+) {
+    let width = enc.row_width();
+    let offset = enc.fixed_offset(column).expect("fixed-width column");
+    let mut row = 0usize;
+    for (input, array) in inputs.iter().zip(arrays) {
+        let Some(array) = array else {
+            row += input.rows.len();
+            continue;
+        };
+        let array = array.as_boolean();
+        for &r in input.rows {
+            if array.is_valid(r as usize) {
+                enc.rows_mut()[row * width + offset] = u8::from(array.value(r as usize));
+                enc.set_valid(column, row);
+            }
+            row += 1;
+        }
+    }
+}
+
+fn fill_utf8(
+    enc: &mut SegmentEncoder,
+    column: usize,
+    inputs: &[Input<'_>],
+    arrays: &[Option<&ArrayRef>],
+) {
+    let mut row = 0usize;
+    for (input, array) in inputs.iter().zip(arrays) {
+        let Some(array) = array else {
+            for _ in input.rows {
+                enc.push_var(column, None);
+            }
+            row += input.rows.len();
+            continue;
+        };
+        let array = array.as_string::<i32>();
+        enc.reserve_var(column, array.value_data().len().min(input.rows.len() * 64));
+        for &r in input.rows {
+            if array.is_valid(r as usize) {
+                enc.push_var(column, Some(array.value(r as usize).as_bytes()));
+                enc.set_valid(column, row);
+            } else {
+                enc.push_var(column, None);
+            }
+            row += 1;
+        }
+    }
+}

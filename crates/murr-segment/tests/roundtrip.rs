@@ -1,0 +1,179 @@
+//! Every type, with and without nulls, through a segment file and back into Arrow.
+
+#![allow(clippy::disallowed_methods, reason = "tests")]
+
+use std::sync::Arc;
+
+use arrow_array::{
+    ArrayRef, BooleanArray, Float32Array, Float64Array, Int8Array, Int16Array, Int32Array,
+    Int64Array, RecordBatch, StringArray, UInt8Array, UInt16Array, UInt32Array, UInt64Array,
+};
+use arrow_schema::{Field, Schema};
+use murr_directory::{Directory, DirectoryExt, FilePath, RamDirectory};
+use murr_format::{ColumnDef, DType, TableSchema};
+use murr_segment::{Input, Loc, Segment, arrow_type, encode, gather};
+use proptest::prelude::*;
+
+fn schema() -> TableSchema {
+    let mut cols = vec![ColumnDef::new("id", DType::Utf8, false)];
+    for t in DType::ALL {
+        cols.push(ColumnDef::new(format!("{t}_n"), t, true));
+        cols.push(ColumnDef::new(format!("{t}_r"), t, false));
+    }
+    TableSchema::new("id", cols)
+}
+
+#[derive(Debug, Clone)]
+struct Row {
+    ints: Vec<i64>,
+    f: f64,
+    s: String,
+    null_mask: u64,
+}
+
+fn row() -> impl Strategy<Value = Row> {
+    (
+        proptest::collection::vec(any::<i64>(), 10),
+        -1e30f64..1e30,
+        ".{0,10}",
+        any::<u64>(),
+    )
+        .prop_map(|(ints, f, s, null_mask)| Row { ints, f, s, null_mask })
+}
+
+fn column(dtype: DType, rows: &[Row], nullable: bool, salt: usize) -> ArrayRef {
+    let null = |i: usize| nullable && rows[i].null_mask >> (salt % 64) & 1 == 1;
+    let n = rows.len();
+    macro_rules! ints {
+        ($arr:ty, $t:ty) => {
+            Arc::new(<$arr>::from_iter((0..n).map(|i| (!null(i)).then(|| rows[i].ints[salt % 10] as $t))))
+        };
+    }
+    match dtype {
+        DType::Utf8 => Arc::new(StringArray::from_iter((0..n).map(|i| (!null(i)).then(|| rows[i].s.clone())))),
+        DType::Bool => Arc::new(BooleanArray::from_iter((0..n).map(|i| (!null(i)).then_some(rows[i].ints[0] % 2 == 0)))),
+        DType::Int8 => ints!(Int8Array, i8),
+        DType::Int16 => ints!(Int16Array, i16),
+        DType::Int32 => ints!(Int32Array, i32),
+        DType::Int64 => ints!(Int64Array, i64),
+        DType::UInt8 => ints!(UInt8Array, u8),
+        DType::UInt16 => ints!(UInt16Array, u16),
+        DType::UInt32 => ints!(UInt32Array, u32),
+        DType::UInt64 => ints!(UInt64Array, u64),
+        DType::Float32 => Arc::new(Float32Array::from_iter((0..n).map(|i| (!null(i)).then(|| rows[i].f as f32)))),
+        DType::Float64 => Arc::new(Float64Array::from_iter((0..n).map(|i| (!null(i)).then_some(rows[i].f)))),
+        _ => unreachable!(),
+    }
+}
+
+fn batch(schema: &TableSchema, keys: &[String], rows: &[Row]) -> RecordBatch {
+    let fields: Vec<Field> = schema
+        .columns
+        .iter()
+        .map(|c| Field::new(&c.name, arrow_type(c.dtype), c.nullable))
+        .collect();
+    let arrays: Vec<ArrayRef> = schema
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            if c.name == "id" {
+                Arc::new(StringArray::from_iter_values(keys)) as ArrayRef
+            } else {
+                column(c.dtype, rows, c.nullable, i)
+            }
+        })
+        .collect();
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).expect("valid batch")
+}
+
+fn write(dir: &dyn Directory, schema: &TableSchema, batch: &RecordBatch, name: &str) -> Segment {
+    let rows: Vec<u32> = (0..batch.num_rows() as u32).collect();
+    let mut bytes = Vec::new();
+    encode(schema, &[Input { batch, rows: &rows }], &mut bytes).expect("encodes");
+    let path = FilePath::new(name).expect("valid");
+    dir.write_new(&path, &bytes).expect("writes");
+    Segment::open(dir, &path, true).expect("opens")
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn every_type_round_trips(keys in proptest::collection::hash_set("[a-z0-9]{1,8}", 0..60), seed in proptest::collection::vec(row(), 60)) {
+        let keys: Vec<String> = keys.into_iter().collect();
+        let rows = &seed[..keys.len()];
+        let schema = schema();
+        let input = batch(&schema, &keys, rows);
+        let dir = RamDirectory::new();
+        let seg = write(&dir, &schema, &input, "s1");
+        // Ask for every key in reverse order plus a missing one.
+        let mut locs: Vec<Loc> = keys.iter().rev().map(|k| Loc { seg: 0, row: seg.find(k).expect("present") }).collect();
+        locs.push(Loc::MISSING);
+        let segments = [seg];
+        for c in &schema.columns {
+            let got = gather(&segments, &c.name, c.dtype, &locs).expect("gathers");
+            let want = input.column_by_name(&c.name).expect("column");
+            for (i, k) in keys.iter().rev().enumerate() {
+                let src = keys.iter().position(|x| x == k).expect("present");
+                prop_assert_eq!(got.slice(i, 1).to_data(), want.slice(src, 1).to_data(), "column {} key {}", c.name, k);
+            }
+            prop_assert!(got.is_null(keys.len()), "missing key gives null in {}", c.name);
+        }
+    }
+}
+
+#[test]
+fn gather_spans_segments_and_skips_columns_a_segment_lacks() {
+    let schema = TableSchema::new(
+        "id",
+        vec![ColumnDef::new("id", DType::Utf8, false), ColumnDef::new("x", DType::Float32, true)],
+    );
+    let dir = RamDirectory::new();
+    let a = RecordBatch::try_from_iter(vec![
+        ("id", Arc::new(StringArray::from(vec!["a", "b"])) as ArrayRef),
+        ("x", Arc::new(Float32Array::from(vec![1.0, 2.0])) as ArrayRef),
+    ])
+    .expect("batch");
+    // A batch without "x": the segment stores x as all-null.
+    let b = RecordBatch::try_from_iter(vec![("id", Arc::new(StringArray::from(vec!["c"])) as ArrayRef)])
+        .expect("batch");
+    let segs = [write(&dir, &schema, &a, "a"), write(&dir, &schema, &b, "b")];
+    let locs = [Loc { seg: 1, row: 0 }, Loc { seg: 0, row: 1 }, Loc::MISSING, Loc { seg: 0, row: 0 }];
+    let x = gather(&segs, "x", DType::Float32, &locs).expect("gathers");
+    let x = x.as_any().downcast_ref::<Float32Array>().expect("f32");
+    assert_eq!(x.iter().collect::<Vec<_>>(), vec![None, Some(2.0), None, Some(1.0)]);
+    let ids = gather(&segs, "id", DType::Utf8, &locs).expect("gathers");
+    let ids = ids.as_any().downcast_ref::<StringArray>().expect("utf8");
+    assert_eq!(ids.iter().collect::<Vec<_>>(), vec![Some("c"), Some("b"), None, Some("a")]);
+}
+
+#[test]
+fn corrupt_file_is_an_error_naming_the_file() {
+    let dir = RamDirectory::new();
+    let p = FilePath::new("t/bad.seg").expect("valid");
+    dir.write_new(&p, b"not a segment at all, just some bytes that are long enough to have a trailer....").expect("writes");
+    let err = Segment::open(&dir, &p, true).expect_err("corrupt");
+    assert!(err.to_string().contains("t/bad.seg"), "{err}");
+}
+
+#[test]
+fn wrong_arrow_type_and_null_in_required_column_are_refused() {
+    let schema = TableSchema::new(
+        "id",
+        vec![ColumnDef::new("id", DType::Utf8, false), ColumnDef::new("x", DType::Int64, false)],
+    );
+    let wrong = RecordBatch::try_from_iter(vec![
+        ("id", Arc::new(StringArray::from(vec!["a"])) as ArrayRef),
+        ("x", Arc::new(Int32Array::from(vec![1])) as ArrayRef),
+    ])
+    .expect("batch");
+    assert!(encode(&schema, &[Input { batch: &wrong, rows: &[0] }], &mut Vec::new()).is_err());
+    let null = RecordBatch::try_from_iter(vec![
+        ("id", Arc::new(StringArray::from(vec!["a"])) as ArrayRef),
+        ("x", Arc::new(Int64Array::from(vec![None])) as ArrayRef),
+    ])
+    .expect("batch");
+    let err = encode(&schema, &[Input { batch: &null, rows: &[0] }], &mut Vec::new()).expect_err("null");
+    assert!(err.to_string().contains("\"x\""), "{err}");
+}
