@@ -1,0 +1,104 @@
+//! Errors of the table layer, and their small public classification.
+
+/// What kind of failure an [`Error`] is, and so what the caller should do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The table does not exist: create it, or fix the name.
+    NotFound,
+    /// The table already exists: use it, or drop it first.
+    AlreadyExists,
+    /// The request is wrong (schema, column, type, null, name): fix it; retrying cannot help.
+    InvalidArgument,
+    /// The table exists but cannot serve (its files failed to load): an operator must look.
+    Unavailable,
+    /// Storage failed (disk full, I/O error): retrying later may help.
+    Storage,
+    /// A bug in murr.
+    Internal,
+}
+
+/// Why a table operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// No table of that name.
+    #[error("table {table:?} not found")]
+    TableNotFound {
+        /// The name asked for.
+        table: String,
+    },
+    /// A table of that name exists.
+    #[error("table {table:?} already exists")]
+    TableExists {
+        /// The name asked for.
+        table: String,
+    },
+    /// The request does not fit the table; the message names the column or value.
+    #[error("{0}")]
+    Invalid(String),
+    /// The table failed to load.
+    #[error("table {table:?} is unavailable: {reason}")]
+    Unavailable {
+        /// The table.
+        table: String,
+        /// Why it failed to load.
+        reason: String,
+    },
+    /// A manifest could not be decoded.
+    #[error("manifest {path}: {reason}")]
+    CorruptManifest {
+        /// The manifest file.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Storage failed.
+    #[error("storage: {0}")]
+    Directory(#[from] murr_directory::Error),
+    /// A segment could not be written or read.
+    #[error("{0}")]
+    Segment(#[from] murr_segment::Error),
+    /// A bug.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// The error's classification.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::TableNotFound { .. } => ErrorKind::NotFound,
+            Error::TableExists { .. } => ErrorKind::AlreadyExists,
+            Error::Invalid(_) => ErrorKind::InvalidArgument,
+            Error::Unavailable { .. } | Error::CorruptManifest { .. } => ErrorKind::Unavailable,
+            Error::Directory(_) => ErrorKind::Storage,
+            Error::Segment(murr_segment::Error::Invalid(_)) => ErrorKind::InvalidArgument,
+            Error::Segment(murr_segment::Error::Format { .. }) => ErrorKind::Unavailable,
+            Error::Segment(murr_segment::Error::Directory(_)) => ErrorKind::Storage,
+            Error::Segment(_) | Error::Internal(_) => ErrorKind::Internal,
+        }
+    }
+
+    pub(crate) fn invalid(message: impl Into<String>) -> Self {
+        Error::Invalid(message.into())
+    }
+}
+
+impl From<murr_format::Error> for Error {
+    fn from(e: murr_format::Error) -> Self {
+        match e {
+            murr_format::Error::Invalid { reason } => Error::Invalid(reason),
+            other => Error::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<arrow_schema::ArrowError> for Error {
+    fn from(e: arrow_schema::ArrowError) -> Self {
+        Error::Invalid(e.to_string())
+    }
+}
+
+/// The table layer's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
