@@ -1,0 +1,145 @@
+//! Reads stay correct and consistent while writes and merges run.
+
+#![allow(clippy::disallowed_methods, reason = "tests")]
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use common::*;
+use murr_directory::{MmapDirectory, RamDirectory};
+use murr_table::{Store, StoreOptions};
+use proptest::prelude::*;
+
+#[test]
+fn readers_see_whole_writes_while_merges_run() {
+    let tmp = tempfile::tempdir().expect("temp folder");
+    let store = Arc::new(
+        Store::open(Arc::new(MmapDirectory::open(tmp.path()).expect("opens")), StoreOptions::default())
+            .expect("opens"),
+    );
+    let t = store.create_table("t", schema()).expect("creates");
+    let keys: Vec<String> = (0..300).map(|i| format!("key-{i}")).collect();
+    t.write(&[valued(&keys, 0)]).expect("writes");
+    let done = Arc::new(AtomicBool::new(false));
+    let readers: Vec<_> = (0..2)
+        .map(|_| {
+            let (t, keys, done) = (Arc::clone(&t), keys.clone(), Arc::clone(&done));
+            std::thread::spawn(move || {
+                let mut last = 0;
+                let mut reads = 0;
+                while !done.load(Ordering::SeqCst) || reads < 10 {
+                    let out = t.fetch(&keys, &["n", "tag"]).expect("fetches");
+                    let n = ns(&out, 0);
+                    let v = n[0].expect("every key has a value");
+                    // Every write covers all keys: one fetch sees one write, never a mix.
+                    assert!(n.iter().all(|x| *x == Some(v)), "torn read: {n:?}");
+                    assert!(strings(&out, 1).iter().all(|s| s.as_deref() == Some(format!("t{v}").as_str())));
+                    assert!(v >= last, "went back from {last} to {v}");
+                    last = v;
+                    reads += 1;
+                }
+                reads
+            })
+        })
+        .collect();
+    let merger = {
+        let (t, done) = (Arc::clone(&t), Arc::clone(&done));
+        std::thread::spawn(move || {
+            while !done.load(Ordering::SeqCst) {
+                t.compact().expect("compacts");
+            }
+        })
+    };
+    for v in 1..=60 {
+        t.write(&[valued(&keys, v)]).expect("writes");
+    }
+    done.store(true, Ordering::SeqCst);
+    for r in readers {
+        assert!(r.join().expect("reader ok") >= 10);
+    }
+    merger.join().expect("merger ok");
+    t.compact().expect("compacts");
+    assert_eq!(t.stats().segments, 1);
+    assert_eq!(t.stats().rows, 300);
+    assert_eq!(ns(&t.fetch(&keys[..1], &["n"]).expect("fetches"), 0), [Some(60)]);
+}
+
+#[test]
+fn writes_to_one_table_do_not_disturb_another() {
+    let store = Arc::new(Store::open(Arc::new(RamDirectory::new()), StoreOptions::default()).expect("opens"));
+    let handles: Vec<_> = (0..3)
+        .map(|i| {
+            let store = Arc::clone(&store);
+            std::thread::spawn(move || {
+                let name = format!("t{i}");
+                let t = store.create_table(&name, schema()).expect("creates");
+                for v in 0..30 {
+                    t.write(&[valued(&[format!("k{v}")], v + i * 100)]).expect("writes");
+                }
+                let keys: Vec<String> = (0..30).map(|v| format!("k{v}")).collect();
+                let out = t.fetch(&keys, &["n"]).expect("fetches");
+                assert_eq!(ns(&out, 0), (0..30).map(|v| Some(v + i * 100)).collect::<Vec<_>>());
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().expect("ok");
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Write(Vec<(u8, i64)>),
+    Merge,
+    Compact,
+    Reopen,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        6 => proptest::collection::vec((0u8..40, any::<i64>()), 0..30).prop_map(Op::Write),
+        2 => Just(Op::Merge),
+        1 => Just(Op::Compact),
+        1 => Just(Op::Reopen),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// Any sequence of writes, merges and reopens reads like a map where the last write wins.
+    #[test]
+    fn behaves_like_a_map(ops in proptest::collection::vec(op(), 1..25)) {
+        let dir = Arc::new(RamDirectory::new());
+        let opts = StoreOptions { background_merges: false, merge_factor: 2, ..StoreOptions::default() };
+        let mut store = Store::open(dir.clone(), opts.clone()).expect("opens");
+        store.create_table("t", schema()).expect("creates");
+        let mut model: HashMap<String, i64> = HashMap::new();
+        let all: Vec<String> = (0..40).map(|k| format!("k{k}")).collect();
+        for op in ops {
+            match op {
+                Op::Write(rows) => {
+                    let keys: Vec<String> = rows.iter().map(|(k, _)| format!("k{k}")).collect();
+                    let rows_ref: Vec<(&str, Option<f32>, i64, Option<&str>)> =
+                        keys.iter().zip(&rows).map(|(k, (_, v))| (k.as_str(), None, *v, None)).collect();
+                    store.write("t", &[batch(&rows_ref)]).expect("writes");
+                    for (k, (_, v)) in keys.into_iter().zip(rows) {
+                        model.insert(k, v);
+                    }
+                }
+                Op::Merge => { store.table("t").expect("exists").merge_step().expect("merges"); }
+                Op::Compact => store.table("t").expect("exists").compact().expect("compacts"),
+                Op::Reopen => {
+                    drop(store);
+                    store = Store::open(dir.clone(), opts.clone()).expect("reopens");
+                }
+            }
+            let out = store.fetch("t", &all, &["n"]).expect("fetches");
+            let want: Vec<Option<i64>> = all.iter().map(|k| model.get(k).copied()).collect();
+            prop_assert_eq!(ns(&out, 0), want);
+        }
+    }
+}
