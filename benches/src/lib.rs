@@ -1,1 +1,94 @@
-//! placeholder
+//! Data generators and set-up shared by murr's criterion benches and the load report.
+//!
+//! The workload is upstream murr's: a utf8 key and `cols` non-null float32 columns, read back
+//! 1000 uniformly random existing keys at a time.
+
+use std::sync::Arc;
+
+use arrow_array::{ArrayRef, Float32Array, RecordBatch, StringArray};
+use arrow_schema::{DataType, Field, Schema};
+use murr_directory::Directory;
+use murr_format::{ColumnDef, DType, TableSchema};
+use murr_table::{Store, StoreOptions, Table};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+/// The key of row `i`: 11 bytes, like upstream's benchmark keys.
+pub fn key(i: usize) -> String {
+    format!("k{i:010}")
+}
+
+/// Names of the value columns: `f0`, `f1`, ...
+pub fn columns(cols: usize) -> Vec<String> {
+    (0..cols).map(|c| format!("f{c}")).collect()
+}
+
+/// The table schema: key `id`, then `cols` non-null float32 columns.
+pub fn schema(cols: usize) -> TableSchema {
+    let mut c = vec![ColumnDef::new("id", DType::Utf8, false)];
+    c.extend(
+        columns(cols)
+            .into_iter()
+            .map(|n| ColumnDef::new(n, DType::Float32, false)),
+    );
+    TableSchema::new("id", c)
+}
+
+/// Rows `start..end` as one record batch; values are seeded pseudo-random floats.
+pub fn batch(start: usize, end: usize, cols: usize, seed: u64) -> RecordBatch {
+    let mut rng = SmallRng::seed_from_u64(seed ^ start as u64);
+    let mut fields = vec![Field::new("id", DataType::Utf8, false)];
+    let mut arrays: Vec<ArrayRef> = vec![Arc::new(StringArray::from_iter_values(
+        (start..end).map(key),
+    ))];
+    for name in columns(cols) {
+        fields.push(Field::new(name, DataType::Float32, false));
+        arrays.push(Arc::new(Float32Array::from_iter_values(
+            (start..end).map(|_| rng.random::<f32>()),
+        )));
+    }
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).expect("valid batch")
+}
+
+/// A store over `dir` holding table `bench` with `rows` rows of `cols` columns, written in
+/// writes of `chunk` rows and then compacted into one segment.
+///
+/// # Panics
+/// On any storage error: this is bench set-up.
+pub fn load(
+    dir: Arc<dyn Directory>,
+    rows: usize,
+    cols: usize,
+    chunk: usize,
+) -> (Store, Arc<Table>) {
+    let store = Store::open(
+        dir,
+        StoreOptions {
+            background_merges: false,
+            ..StoreOptions::default()
+        },
+    )
+    .expect("opens");
+    let table = store.create_table("bench", schema(cols)).expect("creates");
+    let mut start = 0;
+    while start < rows {
+        let end = (start + chunk).min(rows);
+        table.write(&[batch(start, end, cols, 42)]).expect("writes");
+        start = end;
+    }
+    table.compact().expect("compacts");
+    (store, table)
+}
+
+/// `n` uniformly random existing keys of a table of `rows` rows.
+pub fn random_keys(rng: &mut SmallRng, rows: usize, n: usize) -> Vec<String> {
+    (0..n).map(|_| key(rng.random_range(0..rows))).collect()
+}
+
+/// The resident set size of this process, in bytes, from `/proc/self/status` (Linux).
+pub fn rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}

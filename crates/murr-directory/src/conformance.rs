@@ -1,7 +1,10 @@
 //! The checks every [`Directory`] implementation passes. Each implementation's tests call
 //! [`run_all`] on a fresh, empty directory.
 
-#![allow(clippy::disallowed_methods, reason = "test code: a panic is the failure report")]
+#![allow(
+    clippy::disallowed_methods,
+    reason = "test code: a panic is the failure report"
+)]
 
 use std::io::Write;
 
@@ -42,7 +45,10 @@ pub fn write_once_then_read(dir: &dyn Directory) {
 pub fn create_refuses_existing(dir: &dyn Directory) {
     let path = p("c2/a");
     dir.write_new(&path, b"one").expect("first write");
-    assert!(matches!(dir.create(&path), Err(Error::AlreadyExists { .. })));
+    assert!(matches!(
+        dir.create(&path),
+        Err(Error::AlreadyExists { .. })
+    ));
     let racing = p("c2/b");
     let mut w1 = dir.create(&racing).expect("create 1");
     let mut w2 = dir.create(&racing).expect("create 2");
@@ -82,7 +88,11 @@ pub fn list_by_prefix(dir: &dyn Directory) {
         dir.write_new(&p(f), b"").expect("write");
     }
     let names = |prefix| -> Vec<String> {
-        dir.list(prefix).expect("list").iter().map(ToString::to_string).collect()
+        dir.list(prefix)
+            .expect("list")
+            .iter()
+            .map(ToString::to_string)
+            .collect()
     };
     assert_eq!(names("c5"), ["c5/x/1", "c5/x/2", "c5/x/deep/er", "c5/y"]);
     assert_eq!(names("c5/x"), ["c5/x/1", "c5/x/2", "c5/x/deep/er"]);
@@ -107,7 +117,10 @@ pub fn delete_keeps_open_bytes(dir: &dyn Directory) {
 pub fn missing_files(dir: &dyn Directory) {
     let path = p("c7/none");
     assert!(matches!(dir.open(&path), Err(Error::NotFound { .. })));
-    assert!(matches!(dir.read_range(&path, 0, 1), Err(Error::NotFound { .. })));
+    assert!(matches!(
+        dir.read_range(&path, 0, 1),
+        Err(Error::NotFound { .. })
+    ));
     assert!(!dir.exists(&path).expect("exists"));
 }
 

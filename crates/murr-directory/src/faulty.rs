@@ -159,13 +159,18 @@ mod tests {
     fn fails_from_the_nth_operation_on() {
         let ram = Arc::new(RamDirectory::new());
         let p = |s: &str| FilePath::new(s).expect("valid");
-        let faulty = FaultyDirectory::new(ram.clone(), 2, FaultMode::Before);
+        let faulty =
+            FaultyDirectory::new(Arc::clone(&ram) as Arc<dyn Directory>, 2, FaultMode::Before);
         faulty.write_new(&p("a"), b"1").expect("first op passes");
         assert!(faulty.replace(&p("b"), b"2").is_err());
         assert!(faulty.delete(&p("a")).is_err(), "stays crashed");
         assert!(ram.exists(&p("a")).expect("exists") && !ram.exists(&p("b")).expect("exists"));
-        let after = FaultyDirectory::new(ram.clone(), 1, FaultMode::After);
+        let after =
+            FaultyDirectory::new(Arc::clone(&ram) as Arc<dyn Directory>, 1, FaultMode::After);
         assert!(after.replace(&p("c"), b"3").is_err());
-        assert!(ram.exists(&p("c")).expect("exists"), "After mode applies the operation");
+        assert!(
+            ram.exists(&p("c")).expect("exists"),
+            "After mode applies the operation"
+        );
     }
 }

@@ -85,7 +85,9 @@ impl MmapDirectory {
         for entry in entries {
             let entry = entry.map_err(|e| Error::io("list", folder.display().to_string(), e))?;
             let p = entry.path();
-            let ft = entry.file_type().map_err(|e| Error::io("stat", p.display().to_string(), e))?;
+            let ft = entry
+                .file_type()
+                .map_err(|e| Error::io("stat", p.display().to_string(), e))?;
             if ft.is_dir() {
                 removed += self.remove_temp_files(&p)?;
             } else if p.to_string_lossy().ends_with(TMP_SUFFIX) {
@@ -114,11 +116,21 @@ impl MmapDirectory {
             let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
                 continue;
             };
-            let child = if rel.is_empty() { name.clone() } else { format!("{rel}/{name}") };
-            let ft = entry.file_type().map_err(|e| Error::io("stat", &child, e))?;
+            let child = if rel.is_empty() {
+                name.clone()
+            } else {
+                format!("{rel}/{name}")
+            };
+            let ft = entry
+                .file_type()
+                .map_err(|e| Error::io("stat", &child, e))?;
             if ft.is_dir() {
                 self.list_into(&entry.path(), &child, out)?;
-            } else if !name.ends_with(TMP_SUFFIX) && !(rel.is_empty() && name == LOCK_FILE) {
+            } else {
+                let is_lock = rel.is_empty() && name == LOCK_FILE;
+                if name.ends_with(TMP_SUFFIX) || is_lock {
+                    continue;
+                }
                 // Names that are not valid paths were not written by murr: leave them alone.
                 if let Ok(p) = FilePath::new(child) {
                     out.push(p);
@@ -151,7 +163,10 @@ impl Write for MmapWriter {
         self.file.as_mut().expect("open until finish").write(buf)
     }
     fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
-        self.file.as_mut().expect("open until finish").write_all(buf)
+        self.file
+            .as_mut()
+            .expect("open until finish")
+            .write_all(buf)
     }
     fn flush(&mut self) -> std::io::Result<()> {
         self.file.as_mut().expect("open until finish").flush()
@@ -164,7 +179,8 @@ impl FileWriter for MmapWriter {
         let file = file
             .into_inner()
             .map_err(|e| Error::io("write", &self.shown, e.into_error()))?;
-        file.sync_all().map_err(|e| Error::io("sync", &self.shown, e))?;
+        file.sync_all()
+            .map_err(|e| Error::io("sync", &self.shown, e))?;
         drop(file);
         // hard_link refuses to replace an existing file: the new name appears whole, or not at all.
         fs::hard_link(&self.tmp, &self.dest).map_err(|e| Error::io("link", &self.shown, e))?;
@@ -185,7 +201,10 @@ impl Directory for MmapDirectory {
     fn open(&self, path: &FilePath) -> Result<Bytes> {
         let full = self.full(path);
         let file = File::open(&full).map_err(|e| Error::io("open", path.as_str(), e))?;
-        let len = file.metadata().map_err(|e| Error::io("stat", path.as_str(), e))?.len();
+        let len = file
+            .metadata()
+            .map_err(|e| Error::io("stat", path.as_str(), e))?
+            .len();
         if len == 0 {
             return Ok(Bytes::new());
         }
@@ -214,7 +233,9 @@ impl Directory for MmapDirectory {
     fn create(&self, path: &FilePath) -> Result<Box<dyn FileWriter>> {
         let dest = self.full(path);
         if dest.exists() {
-            return Err(Error::AlreadyExists { path: path.to_string() });
+            return Err(Error::AlreadyExists {
+                path: path.to_string(),
+            });
         }
         let parent = parent_of(&dest);
         fs::create_dir_all(parent).map_err(|e| Error::io("create folder", path.as_str(), e))?;
@@ -243,8 +264,10 @@ impl Directory for MmapDirectory {
                 .create_new(true)
                 .open(&tmp)
                 .map_err(|e| Error::io("create", path.as_str(), e))?;
-            f.write_all(data).map_err(|e| Error::io("write", path.as_str(), e))?;
-            f.sync_all().map_err(|e| Error::io("sync", path.as_str(), e))?;
+            f.write_all(data)
+                .map_err(|e| Error::io("write", path.as_str(), e))?;
+            f.sync_all()
+                .map_err(|e| Error::io("sync", path.as_str(), e))?;
             fs::rename(&tmp, &dest).map_err(|e| Error::io("rename", path.as_str(), e))?;
             sync_dir(parent)
         })();
@@ -305,7 +328,10 @@ mod tests {
     fn second_open_of_a_folder_is_refused_while_the_first_lives() {
         let tmp = tempfile::tempdir().expect("temp folder");
         let first = MmapDirectory::open(tmp.path()).expect("opens");
-        assert!(matches!(MmapDirectory::open(tmp.path()), Err(Error::Locked { .. })));
+        assert!(matches!(
+            MmapDirectory::open(tmp.path()),
+            Err(Error::Locked { .. })
+        ));
         drop(first);
         MmapDirectory::open(tmp.path()).expect("lock released");
     }
@@ -325,7 +351,13 @@ mod tests {
         let count_tmp = || {
             fs::read_dir(tmp.path().join("t"))
                 .expect("folder")
-                .filter(|e| e.as_ref().expect("entry").file_name().to_string_lossy().ends_with(".tmp"))
+                .filter(|e| {
+                    e.as_ref()
+                        .expect("entry")
+                        .file_name()
+                        .to_string_lossy()
+                        .ends_with(".tmp")
+                })
                 .count()
         };
         assert_eq!(count_tmp(), 1);

@@ -16,7 +16,12 @@ impl FilePath {
     /// [`Error::InvalidPath`] saying what is wrong.
     pub fn new(path: impl Into<String>) -> Result<Self> {
         let path = path.into();
-        let bad = |reason| Err(Error::InvalidPath { path: path.clone(), reason });
+        let bad = |reason| {
+            Err(Error::InvalidPath {
+                path: path.clone(),
+                reason,
+            })
+        };
         if path.is_empty() {
             return bad("empty");
         }

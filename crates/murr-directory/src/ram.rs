@@ -49,7 +49,9 @@ impl FileWriter for RamWriter {
         let RamWriter { files, path, buf } = *self;
         let mut files = files.write();
         if files.contains_key(&path) {
-            return Err(Error::AlreadyExists { path: path.to_string() });
+            return Err(Error::AlreadyExists {
+                path: path.to_string(),
+            });
         }
         files.insert(path, Bytes::from(buf));
         Ok(())
@@ -62,7 +64,9 @@ impl Directory for RamDirectory {
             .read()
             .get(path)
             .cloned()
-            .ok_or_else(|| Error::NotFound { path: path.to_string() })
+            .ok_or_else(|| Error::NotFound {
+                path: path.to_string(),
+            })
     }
 
     fn read_range(&self, path: &FilePath, offset: u64, len: usize) -> Result<Bytes> {
@@ -83,7 +87,9 @@ impl Directory for RamDirectory {
 
     fn create(&self, path: &FilePath) -> Result<Box<dyn FileWriter>> {
         if self.files.read().contains_key(path) {
-            return Err(Error::AlreadyExists { path: path.to_string() });
+            return Err(Error::AlreadyExists {
+                path: path.to_string(),
+            });
         }
         Ok(Box::new(RamWriter {
             files: Arc::clone(&self.files),
@@ -93,12 +99,20 @@ impl Directory for RamDirectory {
     }
 
     fn replace(&self, path: &FilePath, data: &[u8]) -> Result<()> {
-        self.files.write().insert(path.clone(), Bytes::copy_from_slice(data));
+        self.files
+            .write()
+            .insert(path.clone(), Bytes::copy_from_slice(data));
         Ok(())
     }
 
     fn list(&self, prefix: &str) -> Result<Vec<FilePath>> {
-        Ok(self.files.read().keys().filter(|p| p.is_under(prefix)).cloned().collect())
+        Ok(self
+            .files
+            .read()
+            .keys()
+            .filter(|p| p.is_under(prefix))
+            .cloned()
+            .collect())
     }
 
     fn delete(&self, path: &FilePath) -> Result<()> {
@@ -106,7 +120,9 @@ impl Directory for RamDirectory {
             .write()
             .remove(path)
             .map(drop)
-            .ok_or_else(|| Error::NotFound { path: path.to_string() })
+            .ok_or_else(|| Error::NotFound {
+                path: path.to_string(),
+            })
     }
 
     fn exists(&self, path: &FilePath) -> Result<bool> {

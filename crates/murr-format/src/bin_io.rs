@@ -20,7 +20,8 @@ impl Put {
         self.0.extend_from_slice(&v.to_le_bytes());
     }
     pub(crate) fn str(&mut self, s: &str) -> Result<()> {
-        let len = u16::try_from(s.len()).map_err(|_| Error::invalid("name longer than 65535 bytes"))?;
+        let len =
+            u16::try_from(s.len()).map_err(|_| Error::invalid("name longer than 65535 bytes"))?;
         self.u16(len);
         self.0.extend_from_slice(s.as_bytes());
         Ok(())
@@ -37,17 +38,25 @@ pub(crate) struct Get<'a> {
 
 impl<'a> Get<'a> {
     pub(crate) fn new(bytes: &'a [u8], what: &'static str) -> Self {
-        Get { bytes, pos: 0, what }
+        Get {
+            bytes,
+            pos: 0,
+            what,
+        }
     }
     pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8]> {
-        let end = self.pos.checked_add(n).filter(|&e| e <= self.bytes.len()).ok_or_else(|| {
-            Error::corrupt(format!(
-                "{} truncated: needs {n} bytes at offset {} of {}",
-                self.what,
-                self.pos,
-                self.bytes.len()
-            ))
-        })?;
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|&e| e <= self.bytes.len())
+            .ok_or_else(|| {
+                Error::corrupt(format!(
+                    "{} truncated: needs {n} bytes at offset {} of {}",
+                    self.what,
+                    self.pos,
+                    self.bytes.len()
+                ))
+            })?;
         let out = &self.bytes[self.pos..end];
         self.pos = end;
         Ok(out)

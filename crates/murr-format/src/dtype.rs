@@ -120,7 +120,9 @@ impl fmt::Display for DType {
 
 /// The error of parsing an unknown dtype name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown dtype {0:?} (known: utf8, bool, int8, int16, int32, int64, uint8, uint16, uint32, uint64, float32, float64)")]
+#[error(
+    "unknown dtype {0:?} (known: utf8, bool, int8, int16, int32, int64, uint8, uint16, uint32, uint64, float32, float64)"
+)]
 pub struct UnknownDType(pub String);
 
 impl FromStr for DType {

@@ -55,9 +55,15 @@ mod tests {
     #[test]
     fn round_trip_and_every_corruption_is_caught() {
         let sealed = seal(*b"TESTMAGI", 1, b"hello world");
-        assert_eq!(open(*b"TESTMAGI", 1, &sealed).expect("valid"), (1, &b"hello world"[..]));
+        assert_eq!(
+            open(*b"TESTMAGI", 1, &sealed).expect("valid"),
+            (1, &b"hello world"[..])
+        );
         for cut in 0..sealed.len() {
-            assert!(open(*b"TESTMAGI", 1, &sealed[..cut]).is_err(), "truncated at {cut}");
+            assert!(
+                open(*b"TESTMAGI", 1, &sealed[..cut]).is_err(),
+                "truncated at {cut}"
+            );
         }
         for i in 0..sealed.len() {
             let mut bad = sealed.clone();

@@ -34,21 +34,13 @@ pub fn slot_width_for(rows: u64) -> u8 {
 
 /// The number of slots for a segment of `rows` rows.
 pub fn capacity_for(rows: u64) -> u64 {
-    #[expect(
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss,
-        clippy::cast_precision_loss,
-        reason = "row counts are far below 2^52, the quotient is positive"
-    )]
     let min = (rows as f64 / MAX_LOAD).ceil() as u64;
     min.max(rows + 1).max(1)
 }
 
 #[inline]
 fn home(hash: u64, capacity: u64) -> u64 {
-    #[expect(clippy::cast_possible_truncation, reason = "the product's high half is below capacity")]
-    let h = ((u128::from(hash) * u128::from(capacity)) >> 64) as u64;
-    h
+    ((u128::from(hash) * u128::from(capacity)) >> 64) as u64
 }
 
 #[inline]
@@ -62,7 +54,11 @@ fn pack(width: u8, hash: u64, row: u64) -> u64 {
 
 #[inline]
 fn empty(width: u8) -> u64 {
-    if width == 4 { u64::from(u32::MAX) } else { u64::MAX }
+    if width == 4 {
+        u64::from(u32::MAX)
+    } else {
+        u64::MAX
+    }
 }
 
 /// Builds the slot array for `keys` (which must be distinct) into `out`, little-endian.
@@ -83,15 +79,21 @@ pub fn build<'a>(
     }
     let width = slot_width_for(rows);
     let capacity = capacity_for(rows);
-    let mut slots = vec![empty(width); usize::try_from(capacity).map_err(|_| Error::invalid("index too large"))?];
-    let tag_mask = if width == 4 { 0xFF00_0000 } else { 0xFFFF_FFFF_0000_0000 };
+    let mut slots = vec![
+        empty(width);
+        usize::try_from(capacity).map_err(|_| Error::invalid("index too large"))?
+    ];
+    let tag_mask = if width == 4 {
+        0xFF00_0000
+    } else {
+        0xFFFF_FFFF_0000_0000
+    };
     let row_mask = if width == 4 { 0x00FF_FFFF } else { 0xFFFF_FFFF };
     for (row, key) in keys.enumerate() {
         let hash = hash_key(key);
         let packed = pack(width, hash, row as u64);
         let mut pos = home(hash, capacity);
         loop {
-            #[expect(clippy::cast_possible_truncation, reason = "pos < capacity, which fits usize")]
             let slot = &mut slots[pos as usize];
             if *slot == empty(width) {
                 *slot = packed;
@@ -112,7 +114,6 @@ pub fn build<'a>(
     out.reserve(slots.len() * usize::from(width));
     for s in slots {
         if width == 4 {
-            #[expect(clippy::cast_possible_truncation, reason = "4-byte slots hold 32-bit values")]
             out.extend_from_slice(&(s as u32).to_le_bytes());
         } else {
             out.extend_from_slice(&s.to_le_bytes());
@@ -169,7 +170,6 @@ impl<'a> IndexView<'a> {
 
     #[inline]
     fn slot(&self, pos: u64) -> u64 {
-        #[expect(clippy::cast_possible_truncation, reason = "pos < capacity, the slice is in memory")]
         let at = pos as usize * usize::from(self.width);
         if self.width == 4 {
             let b: [u8; 4] = self.slots[at..at + 4].try_into().expect("4 bytes");
@@ -183,7 +183,12 @@ impl<'a> IndexView<'a> {
     /// The row holding `key`, found by comparing candidates with `key_at(row)`, which returns
     /// `None` for a row out of range (a slot of a corrupt file is then skipped, never trusted).
     #[inline]
-    pub fn find(&self, key: &[u8], hash: u64, key_at: impl Fn(u32) -> Option<&'a [u8]>) -> Option<u32> {
+    pub fn find(
+        &self,
+        key: &[u8],
+        hash: u64,
+        key_at: impl Fn(u32) -> Option<&'a [u8]>,
+    ) -> Option<u32> {
         let (tag_mask, row_mask) = if self.width == 4 {
             (0xFF00_0000u64, 0x00FF_FFFFu64)
         } else {
@@ -199,7 +204,6 @@ impl<'a> IndexView<'a> {
                 return None;
             }
             if s & tag_mask == want {
-                #[expect(clippy::cast_possible_truncation, reason = "masked to at most 32 bits")]
                 let row = (s & row_mask) as u32;
                 if key_at(row) == Some(key) {
                     return Some(row);
@@ -237,7 +241,10 @@ mod tests {
             let view = IndexView::new(&bytes, w, c, n as u64).expect("valid");
             let at = |r: u32| keys.get(r as usize).map(String::as_bytes);
             for (i, k) in keys.iter().enumerate() {
-                assert_eq!(view.find(k.as_bytes(), hash_key(k.as_bytes()), at), Some(i as u32));
+                assert_eq!(
+                    view.find(k.as_bytes(), hash_key(k.as_bytes()), at),
+                    Some(i as u32)
+                );
             }
             for i in n..n + 100 {
                 let k = format!("key-{i}");
@@ -248,10 +255,14 @@ mod tests {
 
     #[test]
     fn duplicate_keys_are_refused() {
-        let keys = vec!["a".to_owned(), "b".to_owned(), "a".to_owned()];
+        let keys = ["a".to_owned(), "b".to_owned(), "a".to_owned()];
         let mut out = Vec::new();
-        let err = build(keys.iter().map(String::as_bytes), |r| keys[r as usize].as_bytes(), &mut out)
-            .expect_err("duplicate");
+        let err = build(
+            keys.iter().map(String::as_bytes),
+            |r| keys[r as usize].as_bytes(),
+            &mut out,
+        )
+        .expect_err("duplicate");
         assert!(err.to_string().contains("\"a\""));
     }
 

@@ -191,9 +191,9 @@ impl<'de> Deserialize<'de> for OrderedColumns {
                     if columns.iter().any(|c| c.name == name) {
                         return Err(de::Error::custom(format!("column {name:?} appears twice")));
                     }
-                    let spec: ColumnJson = map.next_value().map_err(|e| {
-                        de::Error::custom(format!("column {name:?}: {e}"))
-                    })?;
+                    let spec: ColumnJson = map
+                        .next_value()
+                        .map_err(|e| de::Error::custom(format!("column {name:?}: {e}")))?;
                     columns.push(ColumnDef {
                         name,
                         dtype: spec.dtype,
@@ -247,7 +247,10 @@ mod tests {
         assert!(schema.columns[0].nullable);
         schema.validate().expect("valid");
         let back = serde_json::to_string(&schema).expect("serializes");
-        assert_eq!(back, r#"{"key":"id","columns":{"z":{"dtype":"float32","nullable":true},"id":{"dtype":"utf8","nullable":false},"a":{"dtype":"int64","nullable":true}}}"#);
+        assert_eq!(
+            back,
+            r#"{"key":"id","columns":{"z":{"dtype":"float32","nullable":true},"id":{"dtype":"utf8","nullable":false},"a":{"dtype":"int64","nullable":true}}}"#
+        );
     }
 
     #[test]
@@ -271,17 +274,27 @@ mod tests {
         assert!(err.to_string().contains("\"nope\""), "{err}");
         let err = ok(vec![ColumnDef::new("id", DType::Int64, false)], "id").expect_err("int key");
         assert!(err.to_string().contains("utf8"), "{err}");
-        let err = ok(vec![ColumnDef::new("id", DType::Utf8, true)], "id").expect_err("nullable key");
+        let err =
+            ok(vec![ColumnDef::new("id", DType::Utf8, true)], "id").expect_err("nullable key");
         assert!(err.to_string().contains("nullable"), "{err}");
-        let err = ok(vec![id.clone(), ColumnDef::new("a b", DType::Bool, true)], "id")
-            .expect_err("bad name");
+        let err = ok(
+            vec![id.clone(), ColumnDef::new("a b", DType::Bool, true)],
+            "id",
+        )
+        .expect_err("bad name");
         assert!(err.to_string().contains("\"a b\""), "{err}");
-        let err = ok(vec![id.clone(), ColumnDef::new("", DType::Bool, true)], "id")
-            .expect_err("empty");
+        let err = ok(
+            vec![id.clone(), ColumnDef::new("", DType::Bool, true)],
+            "id",
+        )
+        .expect_err("empty");
         assert!(err.to_string().contains("empty"), "{err}");
         let long = "x".repeat(129);
-        let err = ok(vec![id.clone(), ColumnDef::new(long, DType::Bool, true)], "id")
-            .expect_err("long");
+        let err = ok(
+            vec![id.clone(), ColumnDef::new(long, DType::Bool, true)],
+            "id",
+        )
+        .expect_err("long");
         assert!(err.to_string().contains("128"), "{err}");
         ok(vec![id, ColumnDef::new("a.B-c_9", DType::Bool, true)], "id").expect("valid");
         assert!(validate_name("table", "..").is_err());

@@ -154,7 +154,10 @@ impl RowLayout {
         let mut at = 0usize;
         let mut max_align = 1usize;
         for i in order {
-            let w = columns[i].dtype.fixed_width().expect("filtered to fixed-width");
+            let w = columns[i]
+                .dtype
+                .fixed_width()
+                .expect("filtered to fixed-width");
             offsets[i] = Some(u32::try_from(at).map_err(|_| Error::invalid("row too wide"))?);
             at += w;
             max_align = max_align.max(w);
@@ -179,7 +182,8 @@ impl RowLayout {
         Ok(RowLayout {
             offsets,
             null_bits,
-            validity_offset: u32::try_from(validity_offset).map_err(|_| Error::invalid("row too wide"))?,
+            validity_offset: u32::try_from(validity_offset)
+                .map_err(|_| Error::invalid("row too wide"))?,
             row_width: u32::try_from(row_width).map_err(|_| Error::invalid("row too wide"))?,
         })
     }
@@ -220,10 +224,16 @@ impl SegmentEncoder {
             return Err(Error::invalid("key column position out of range"));
         };
         if k.dtype != DType::Utf8 {
-            return Err(Error::invalid(format!("key column {:?} is not utf8", k.name)));
+            return Err(Error::invalid(format!(
+                "key column {:?} is not utf8",
+                k.name
+            )));
         }
         if rows as u64 >= u64::from(u32::MAX) {
-            return Err(Error::invalid(format!("a segment holds at most {} rows", u32::MAX - 1)));
+            return Err(Error::invalid(format!(
+                "a segment holds at most {} rows",
+                u32::MAX - 1
+            )));
         }
         let layout = RowLayout::compute(&columns, key)?;
         let row_width = layout.row_width as usize;
@@ -291,7 +301,9 @@ impl SegmentEncoder {
     /// If `column` is fixed-width.
     #[inline]
     pub fn push_var(&mut self, column: usize, value: Option<&[u8]>) {
-        let b = self.var[column].as_mut().expect("push_var on a variable-width column");
+        let b = self.var[column]
+            .as_mut()
+            .expect("push_var on a variable-width column");
         if let Some(v) = value {
             b.data.extend_from_slice(v);
         }
@@ -323,7 +335,9 @@ impl SegmentEncoder {
                 )));
             }
         }
-        let keys = self.var[self.key].as_ref().expect("key column is variable-width");
+        let keys = self.var[self.key]
+            .as_ref()
+            .expect("key column is variable-width");
         let key_at = |r: u64| {
             let r = usize::try_from(r).expect("row fits usize");
             &keys.data[usize::try_from(keys.offsets[r]).expect("in memory")
@@ -347,8 +361,7 @@ impl SegmentEncoder {
         for (i, c) in self.columns.iter().enumerate() {
             let storage = match &self.var[i] {
                 None => Storage::Fixed {
-                    offset: u32::try_from(self.fixed_offsets[i].expect("fixed column has an offset"))
-                        .expect("checked at layout"),
+                    offset: self.fixed_offsets[i].expect("fixed column has an offset"),
                     width: u8::try_from(c.dtype.fixed_width().expect("fixed")).expect("small"),
                 },
                 Some(b) => {
@@ -358,7 +371,9 @@ impl SegmentEncoder {
                         if wide {
                             bytes.extend_from_slice(&o.to_le_bytes());
                         } else {
-                            bytes.extend_from_slice(&u32::try_from(o).expect("checked narrow").to_le_bytes());
+                            bytes.extend_from_slice(
+                                &u32::try_from(o).expect("checked narrow").to_le_bytes(),
+                            );
                         }
                     }
                     let offsets = w.section(&bytes)?;
@@ -447,7 +462,11 @@ struct SectionWriter<'a, W: Write> {
 
 impl<'a, W: Write> SectionWriter<'a, W> {
     fn new(out: &'a mut W) -> Self {
-        SectionWriter { out, pos: 0, crc: 0 }
+        SectionWriter {
+            out,
+            pos: 0,
+            crc: 0,
+        }
     }
     fn write(&mut self, bytes: &[u8]) -> Result<()> {
         self.out.write_all(bytes)?;
@@ -458,7 +477,8 @@ impl<'a, W: Write> SectionWriter<'a, W> {
         Ok(())
     }
     fn section(&mut self, bytes: &[u8]) -> Result<Section> {
-        let pad = usize::try_from(self.pos.next_multiple_of(ALIGN as u64) - self.pos).expect("< 64");
+        let pad =
+            usize::try_from(self.pos.next_multiple_of(ALIGN as u64) - self.pos).expect("< 64");
         self.write(&[0u8; ALIGN][..pad])?;
         let s = Section {
             offset: self.pos,
@@ -536,8 +556,9 @@ fn decode_meta(bytes: &[u8]) -> Result<SegmentMeta> {
     for _ in 0..n {
         let name = g.str()?.to_owned();
         let code = g.u8()?;
-        let dtype = DType::from_code(code)
-            .ok_or_else(|| Error::corrupt(format!("column {name:?} has unknown type code {code}")))?;
+        let dtype = DType::from_code(code).ok_or_else(|| {
+            Error::corrupt(format!("column {name:?} has unknown type code {code}"))
+        })?;
         let params = usize::from(g.u16()?);
         g.take(params)?;
         let nullable = g.u8()? != 0;
@@ -553,7 +574,11 @@ fn decode_meta(bytes: &[u8]) -> Result<SegmentMeta> {
                 data: get_section(&mut g)?,
                 offset_width: g.u8()?,
             },
-            other => return Err(Error::corrupt(format!("column {name:?} has unknown storage kind {other}"))),
+            other => {
+                return Err(Error::corrupt(format!(
+                    "column {name:?} has unknown storage kind {other}"
+                )));
+            }
         };
         columns.push(ColumnMeta {
             name,
@@ -607,7 +632,10 @@ impl VarColumn {
         if self.wide {
             let a = u64::read_le(&self.offsets[row * 8..row * 8 + 8]);
             let b = u64::read_le(&self.offsets[row * 8 + 8..row * 8 + 16]);
-            (usize::try_from(a).expect("validated"), usize::try_from(b).expect("validated"))
+            (
+                usize::try_from(a).expect("validated"),
+                usize::try_from(b).expect("validated"),
+            )
         } else {
             let a = u32::read_le(&self.offsets[row * 4..row * 4 + 4]);
             let b = u32::read_le(&self.offsets[row * 4 + 4..row * 4 + 8]);
@@ -647,13 +675,16 @@ fn sub(bytes: &Bytes, s: Section, footer_offset: u64, what: &str) -> Result<Byte
             s.offset, s.len
         )));
     };
-    if s.offset < HEADER_LEN as u64 || s.offset % ALIGN as u64 != 0 {
+    if s.offset < HEADER_LEN as u64 || !s.offset.is_multiple_of(ALIGN as u64) {
         return Err(Error::corrupt(format!(
             "{what} at offset={} is not {ALIGN}-byte aligned inside the body",
             s.offset
         )));
     }
-    Ok(bytes.slice(usize::try_from(s.offset).expect("within bytes")..usize::try_from(end).expect("within bytes")))
+    Ok(bytes.slice(
+        usize::try_from(s.offset).expect("within bytes")
+            ..usize::try_from(end).expect("within bytes"),
+    ))
 }
 
 impl SegmentView {
@@ -665,7 +696,9 @@ impl SegmentView {
     pub fn open(bytes: Bytes, verify_body: bool) -> Result<SegmentView> {
         let len = bytes.len();
         if len < HEADER_LEN + TRAILER_LEN {
-            return Err(Error::corrupt(format!("segment is {len} bytes, too short to be one")));
+            return Err(Error::corrupt(format!(
+                "segment is {len} bytes, too short to be one"
+            )));
         }
         if bytes[..8] != MAGIC {
             return Err(Error::corrupt("segment header has the wrong magic bytes"));
@@ -677,7 +710,9 @@ impl SegmentView {
         let body_crc = t.u32()?;
         let version = t.u32()?;
         if t.take(8)? != MAGIC {
-            return Err(Error::corrupt("segment trailer has the wrong magic bytes (truncated file?)"));
+            return Err(Error::corrupt(
+                "segment trailer has the wrong magic bytes (truncated file?)",
+            ));
         }
         let header_version = u32::read_le(&bytes[8..12]);
         if bytes[12..HEADER_LEN].iter().any(|&b| b != 0) {
@@ -732,12 +767,15 @@ impl SegmentView {
             if let Some(bit) = c.null_bit
                 && (bit as usize >= validity_bits || !c.nullable)
             {
-                return Err(Error::corrupt(format!("column {:?} has a bad validity bit", c.name)));
+                return Err(Error::corrupt(format!(
+                    "column {:?} has a bad validity bit",
+                    c.name
+                )));
             }
             match (c.storage, c.dtype.fixed_width()) {
                 (Storage::Fixed { offset, width }, Some(w)) if usize::from(width) == w => {
                     let offset = offset as usize;
-                    if offset + w > validity_offset || offset % w != 0 {
+                    if offset + w > validity_offset || !offset.is_multiple_of(w) {
                         return Err(Error::corrupt(format!(
                             "column {:?} at row offset={offset} is misaligned or overlaps",
                             c.name
@@ -759,11 +797,16 @@ impl SegmentView {
                     let wide = match offset_width {
                         4 => false,
                         8 => true,
-                        other => return Err(Error::corrupt(format!("{what} has offset width {other}"))),
+                        other => {
+                            return Err(Error::corrupt(format!("{what} has offset width {other}")));
+                        }
                     };
                     let ow = usize::from(offset_width);
                     if Some(off.len()) != (rows + 1).checked_mul(ow) {
-                        return Err(Error::corrupt(format!("{what} has {} offset bytes for {rows} rows", off.len())));
+                        return Err(Error::corrupt(format!(
+                            "{what} has {} offset bytes for {rows} rows",
+                            off.len()
+                        )));
                     }
                     let mut prev = 0u64;
                     for i in 0..=rows {
@@ -773,15 +816,24 @@ impl SegmentView {
                             u64::from(u32::read_le(&off[i * 4..i * 4 + 4]))
                         };
                         if (i == 0 && o != 0) || o < prev {
-                            return Err(Error::corrupt(format!("{what} offsets are not increasing at row {i}")));
+                            return Err(Error::corrupt(format!(
+                                "{what} offsets are not increasing at row {i}"
+                            )));
                         }
                         prev = o;
                     }
                     if prev != data.len() as u64 {
-                        return Err(Error::corrupt(format!("{what} offsets end at {prev}, data is {} bytes", data.len())));
+                        return Err(Error::corrupt(format!(
+                            "{what} offsets end at {prev}, data is {} bytes",
+                            data.len()
+                        )));
                     }
                     readers.push(ColumnReader::Var(var.len()));
-                    var.push(VarColumn { offsets: off, data, wide });
+                    var.push(VarColumn {
+                        offsets: off,
+                        data,
+                        wide,
+                    });
                 }
                 _ => {
                     return Err(Error::corrupt(format!(
@@ -793,14 +845,30 @@ impl SegmentView {
         }
         let key = meta.key_column as usize;
         let key_var = match (meta.columns.get(key), readers.get(key)) {
-            (Some(c), Some(ColumnReader::Var(v))) if c.dtype == DType::Utf8 && c.null_bit.is_none() => *v,
-            _ => return Err(Error::corrupt("key column is missing, not utf8 or has nulls")),
+            (Some(c), Some(ColumnReader::Var(v)))
+                if c.dtype == DType::Utf8 && c.null_bit.is_none() =>
+            {
+                *v
+            }
+            _ => {
+                return Err(Error::corrupt(
+                    "key column is missing, not utf8 or has nulls",
+                ));
+            }
         };
         if meta.hash_algo != index::HASH_XXH3_64 {
-            return Err(Error::corrupt(format!("unknown hash algorithm code {}", meta.hash_algo)));
+            return Err(Error::corrupt(format!(
+                "unknown hash algorithm code {}",
+                meta.hash_algo
+            )));
         }
         let index_bytes = sub(&bytes, meta.index_section, footer_offset, "key index")?;
-        IndexView::new(&index_bytes, meta.index_slot_width, meta.index_capacity, meta.rows)?;
+        IndexView::new(
+            &index_bytes,
+            meta.index_slot_width,
+            meta.index_capacity,
+            meta.rows,
+        )?;
         Ok(SegmentView {
             bytes,
             rows,
@@ -865,7 +933,9 @@ impl SegmentView {
     pub fn is_valid_in(&self, column: usize, row_bytes: &[u8]) -> bool {
         match self.meta.columns[column].null_bit {
             None => true,
-            Some(bit) => row_bytes[self.validity_offset + (bit / 8) as usize] & (1 << (bit % 8)) != 0,
+            Some(bit) => {
+                row_bytes[self.validity_offset + (bit / 8) as usize] & (1 << (bit % 8)) != 0
+            }
         }
     }
 
@@ -899,12 +969,14 @@ impl SegmentView {
     pub fn find_hashed(&self, key: &[u8], hash: u64) -> Option<u32> {
         let bytes = &self.bytes;
         let s = self.meta.index_section;
-        #[expect(clippy::cast_possible_truncation, reason = "validated to lie within bytes")]
         let slots = &bytes[s.offset as usize..(s.offset + s.len) as usize];
-        let view = IndexView::new_unchecked(slots, self.meta.index_slot_width, self.meta.index_capacity);
+        let view =
+            IndexView::new_unchecked(slots, self.meta.index_slot_width, self.meta.index_capacity);
         let rows = self.rows;
         let keys = &self.var[self.key_var];
-        view.find(key, hash, |r| ((r as usize) < rows).then(|| keys.value(r as usize)))
+        view.find(key, hash, |r| {
+            ((r as usize) < rows).then(|| keys.value(r as usize))
+        })
     }
 
     /// The row holding `key`.

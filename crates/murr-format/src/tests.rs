@@ -72,7 +72,7 @@ fn check(view: &SegmentView, keys: &[String], nulls: bool) {
         let row = view.row(r);
         let null = nulls && r % 3 == 0;
         assert_eq!(view.is_valid_in(1, row), !null);
-        assert_eq!(view.is_valid_in(2, row), true);
+        assert!(view.is_valid_in(2, row));
         if !null {
             assert_eq!(i64::read_le(&row[n_off..n_off + 8]), r as i64);
             assert_eq!(view.var_value(s_var, r), format!("value {r}").as_bytes());
@@ -105,9 +105,27 @@ fn layout_is_aligned_and_widest_first() {
     let meta = view.meta();
     assert_eq!(meta.rows_section.offset % 64, 0);
     assert_eq!(meta.index_section.offset % 64, 0);
-    assert!(matches!(view.reader(1), ColumnReader::Fixed { offset: 0, width: 8 }));
-    assert!(matches!(view.reader(2), ColumnReader::Fixed { offset: 8, width: 4 }));
-    assert!(matches!(view.reader(4), ColumnReader::Fixed { offset: 12, width: 1 }));
+    assert!(matches!(
+        view.reader(1),
+        ColumnReader::Fixed {
+            offset: 0,
+            width: 8
+        }
+    ));
+    assert!(matches!(
+        view.reader(2),
+        ColumnReader::Fixed {
+            offset: 8,
+            width: 4
+        }
+    ));
+    assert!(matches!(
+        view.reader(4),
+        ColumnReader::Fixed {
+            offset: 12,
+            width: 1
+        }
+    ));
 }
 
 #[test]
@@ -126,7 +144,10 @@ fn duplicate_keys_and_nulls_in_non_nullable_columns_are_refused() {
 fn every_truncation_is_an_error() {
     let bytes = encode(&keys(20), true);
     for cut in 0..bytes.len() {
-        assert!(SegmentView::open(bytes.slice(..cut), true).is_err(), "cut at {cut}");
+        assert!(
+            SegmentView::open(bytes.slice(..cut), true).is_err(),
+            "cut at {cut}"
+        );
     }
 }
 

@@ -24,5 +24,7 @@ pub fn arrow_type(dtype: DType) -> DataType {
 
 /// The murr type stored exactly as this Arrow type, if there is one.
 pub fn dtype_of(data_type: &DataType) -> Option<DType> {
-    DType::ALL.into_iter().find(|&t| &arrow_type(t) == data_type)
+    DType::ALL
+        .into_iter()
+        .find(|&t| &arrow_type(t) == data_type)
 }

@@ -86,7 +86,11 @@ pub fn encode(schema: &TableSchema, inputs: &[Input<'_>], out: &mut impl Write) 
             DType::UInt64 => fill_fixed::<UInt64Type>(&mut enc, c, inputs, arrays),
             DType::Float32 => fill_fixed::<Float32Type>(&mut enc, c, inputs, arrays),
             DType::Float64 => fill_fixed::<Float64Type>(&mut enc, c, inputs, arrays),
-            other => return Err(Error::Invalid(format!("dtype {other} cannot be stored yet"))),
+            other => {
+                return Err(Error::Invalid(format!(
+                    "dtype {other} cannot be stored yet"
+                )));
+            }
         }
     }
     enc.finish(out).map_err(invalid)

@@ -7,7 +7,7 @@ use arrow_array::types::{
     UInt8Type, UInt16Type, UInt32Type, UInt64Type,
 };
 use arrow_array::{ArrayRef, BooleanArray, PrimitiveArray, StringArray};
-use arrow_buffer::{BooleanBuffer, BooleanBufferBuilder, Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
+use arrow_buffer::{BooleanBufferBuilder, Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
 use murr_format::{ColumnReader, DType, Native};
 
 use crate::{Error, Result, Segment};
@@ -119,7 +119,11 @@ impl Nulls {
 }
 
 #[inline]
-fn locate<'a>(segments: &'a [Segment], cols: &[SegColumn], loc: Loc) -> Option<(&'a [u8], SegColumn)> {
+fn locate<'a>(
+    segments: &'a [Segment],
+    cols: &[SegColumn],
+    loc: Loc,
+) -> Option<(&'a [u8], SegColumn)> {
     if !loc.is_found() {
         return None;
     }
@@ -142,7 +146,13 @@ where
     let mut nulls = Nulls::new(locs.len());
     for &loc in locs {
         match locate(segments, cols, loc) {
-            Some((row, SegColumn { reader: Some(ColumnReader::Fixed { offset, .. }), .. })) => {
+            Some((
+                row,
+                SegColumn {
+                    reader: Some(ColumnReader::Fixed { offset, .. }),
+                    ..
+                },
+            )) => {
                 values.push(<T::Native as Native>::read_le(&row[offset..offset + w]));
                 nulls.push(true);
             }
@@ -160,7 +170,13 @@ fn gather_bool(segments: &[Segment], cols: &[SegColumn], locs: &[Loc]) -> Boolea
     let mut nulls = Nulls::new(locs.len());
     for &loc in locs {
         match locate(segments, cols, loc) {
-            Some((row, SegColumn { reader: Some(ColumnReader::Fixed { offset, .. }), .. })) => {
+            Some((
+                row,
+                SegColumn {
+                    reader: Some(ColumnReader::Fixed { offset, .. }),
+                    ..
+                },
+            )) => {
                 values.append(row[offset] != 0);
                 nulls.push(true);
             }
@@ -170,7 +186,7 @@ fn gather_bool(segments: &[Segment], cols: &[SegColumn], locs: &[Loc]) -> Boolea
             }
         }
     }
-    BooleanArray::new(BooleanBuffer::from(values.finish()), nulls.finish())
+    BooleanArray::new(values.finish(), nulls.finish())
 }
 
 fn gather_utf8(segments: &[Segment], cols: &[SegColumn], locs: &[Loc]) -> Result<StringArray> {
@@ -180,18 +196,25 @@ fn gather_utf8(segments: &[Segment], cols: &[SegColumn], locs: &[Loc]) -> Result
     let mut nulls = Nulls::new(locs.len());
     for &loc in locs {
         let value = match locate(segments, cols, loc) {
-            Some((_, SegColumn { reader: Some(ColumnReader::Var(v)), .. })) => {
-                Some(segments[loc.seg as usize].view().var_value(v, loc.row as usize))
-            }
+            Some((
+                _,
+                SegColumn {
+                    reader: Some(ColumnReader::Var(v)),
+                    ..
+                },
+            )) => Some(
+                segments[loc.seg as usize]
+                    .view()
+                    .var_value(v, loc.row as usize),
+            ),
             _ => None,
         };
         if let Some(v) = value {
             data.extend_from_slice(v);
         }
         nulls.push(value.is_some());
-        let end = i32::try_from(data.len()).map_err(|_| {
-            Error::Arrow(arrow_schema::ArrowError::OffsetOverflowError(data.len()))
-        })?;
+        let end = i32::try_from(data.len())
+            .map_err(|_| Error::Arrow(arrow_schema::ArrowError::OffsetOverflowError(data.len())))?;
         offsets.push(end);
     }
     Ok(StringArray::try_new(

@@ -1,6 +1,6 @@
 //! Every type, with and without nulls, through a segment file and back into Arrow.
 
-#![allow(clippy::disallowed_methods, reason = "tests")]
+#![allow(clippy::disallowed_methods, clippy::clone_on_ref_ptr, reason = "tests")]
 
 use std::sync::Arc;
 
@@ -38,7 +38,12 @@ fn row() -> impl Strategy<Value = Row> {
         ".{0,10}",
         any::<u64>(),
     )
-        .prop_map(|(ints, f, s, null_mask)| Row { ints, f, s, null_mask })
+        .prop_map(|(ints, f, s, null_mask)| Row {
+            ints,
+            f,
+            s,
+            null_mask,
+        })
 }
 
 fn column(dtype: DType, rows: &[Row], nullable: bool, salt: usize) -> ArrayRef {
@@ -46,12 +51,18 @@ fn column(dtype: DType, rows: &[Row], nullable: bool, salt: usize) -> ArrayRef {
     let n = rows.len();
     macro_rules! ints {
         ($arr:ty, $t:ty) => {
-            Arc::new(<$arr>::from_iter((0..n).map(|i| (!null(i)).then(|| rows[i].ints[salt % 10] as $t))))
+            Arc::new(<$arr>::from_iter(
+                (0..n).map(|i| (!null(i)).then(|| rows[i].ints[salt % 10] as $t)),
+            ))
         };
     }
     match dtype {
-        DType::Utf8 => Arc::new(StringArray::from_iter((0..n).map(|i| (!null(i)).then(|| rows[i].s.clone())))),
-        DType::Bool => Arc::new(BooleanArray::from_iter((0..n).map(|i| (!null(i)).then_some(rows[i].ints[0] % 2 == 0)))),
+        DType::Utf8 => Arc::new(StringArray::from_iter(
+            (0..n).map(|i| (!null(i)).then(|| rows[i].s.clone())),
+        )),
+        DType::Bool => Arc::new(BooleanArray::from_iter(
+            (0..n).map(|i| (!null(i)).then_some(rows[i].ints[0] % 2 == 0)),
+        )),
         DType::Int8 => ints!(Int8Array, i8),
         DType::Int16 => ints!(Int16Array, i16),
         DType::Int32 => ints!(Int32Array, i32),
@@ -60,8 +71,12 @@ fn column(dtype: DType, rows: &[Row], nullable: bool, salt: usize) -> ArrayRef {
         DType::UInt16 => ints!(UInt16Array, u16),
         DType::UInt32 => ints!(UInt32Array, u32),
         DType::UInt64 => ints!(UInt64Array, u64),
-        DType::Float32 => Arc::new(Float32Array::from_iter((0..n).map(|i| (!null(i)).then(|| rows[i].f as f32)))),
-        DType::Float64 => Arc::new(Float64Array::from_iter((0..n).map(|i| (!null(i)).then_some(rows[i].f)))),
+        DType::Float32 => Arc::new(Float32Array::from_iter(
+            (0..n).map(|i| (!null(i)).then(|| rows[i].f as f32)),
+        )),
+        DType::Float64 => Arc::new(Float64Array::from_iter(
+            (0..n).map(|i| (!null(i)).then_some(rows[i].f)),
+        )),
         _ => unreachable!(),
     }
 }
@@ -127,32 +142,59 @@ proptest! {
 fn gather_spans_segments_and_skips_columns_a_segment_lacks() {
     let schema = TableSchema::new(
         "id",
-        vec![ColumnDef::new("id", DType::Utf8, false), ColumnDef::new("x", DType::Float32, true)],
+        vec![
+            ColumnDef::new("id", DType::Utf8, false),
+            ColumnDef::new("x", DType::Float32, true),
+        ],
     );
     let dir = RamDirectory::new();
     let a = RecordBatch::try_from_iter(vec![
-        ("id", Arc::new(StringArray::from(vec!["a", "b"])) as ArrayRef),
-        ("x", Arc::new(Float32Array::from(vec![1.0, 2.0])) as ArrayRef),
+        (
+            "id",
+            Arc::new(StringArray::from(vec!["a", "b"])) as ArrayRef,
+        ),
+        (
+            "x",
+            Arc::new(Float32Array::from(vec![1.0, 2.0])) as ArrayRef,
+        ),
     ])
     .expect("batch");
     // A batch without "x": the segment stores x as all-null.
-    let b = RecordBatch::try_from_iter(vec![("id", Arc::new(StringArray::from(vec!["c"])) as ArrayRef)])
-        .expect("batch");
+    let b = RecordBatch::try_from_iter(vec![(
+        "id",
+        Arc::new(StringArray::from(vec!["c"])) as ArrayRef,
+    )])
+    .expect("batch");
     let segs = [write(&dir, &schema, &a, "a"), write(&dir, &schema, &b, "b")];
-    let locs = [Loc { seg: 1, row: 0 }, Loc { seg: 0, row: 1 }, Loc::MISSING, Loc { seg: 0, row: 0 }];
+    let locs = [
+        Loc { seg: 1, row: 0 },
+        Loc { seg: 0, row: 1 },
+        Loc::MISSING,
+        Loc { seg: 0, row: 0 },
+    ];
     let x = gather(&segs, "x", DType::Float32, &locs).expect("gathers");
     let x = x.as_any().downcast_ref::<Float32Array>().expect("f32");
-    assert_eq!(x.iter().collect::<Vec<_>>(), vec![None, Some(2.0), None, Some(1.0)]);
+    assert_eq!(
+        x.iter().collect::<Vec<_>>(),
+        vec![None, Some(2.0), None, Some(1.0)]
+    );
     let ids = gather(&segs, "id", DType::Utf8, &locs).expect("gathers");
     let ids = ids.as_any().downcast_ref::<StringArray>().expect("utf8");
-    assert_eq!(ids.iter().collect::<Vec<_>>(), vec![Some("c"), Some("b"), None, Some("a")]);
+    assert_eq!(
+        ids.iter().collect::<Vec<_>>(),
+        vec![Some("c"), Some("b"), None, Some("a")]
+    );
 }
 
 #[test]
 fn corrupt_file_is_an_error_naming_the_file() {
     let dir = RamDirectory::new();
     let p = FilePath::new("t/bad.seg").expect("valid");
-    dir.write_new(&p, b"not a segment at all, just some bytes that are long enough to have a trailer....").expect("writes");
+    dir.write_new(
+        &p,
+        b"not a segment at all, just some bytes that are long enough to have a trailer....",
+    )
+    .expect("writes");
     let err = Segment::open(&dir, &p, true).expect_err("corrupt");
     assert!(err.to_string().contains("t/bad.seg"), "{err}");
 }
@@ -161,19 +203,40 @@ fn corrupt_file_is_an_error_naming_the_file() {
 fn wrong_arrow_type_and_null_in_required_column_are_refused() {
     let schema = TableSchema::new(
         "id",
-        vec![ColumnDef::new("id", DType::Utf8, false), ColumnDef::new("x", DType::Int64, false)],
+        vec![
+            ColumnDef::new("id", DType::Utf8, false),
+            ColumnDef::new("x", DType::Int64, false),
+        ],
     );
     let wrong = RecordBatch::try_from_iter(vec![
         ("id", Arc::new(StringArray::from(vec!["a"])) as ArrayRef),
         ("x", Arc::new(Int32Array::from(vec![1])) as ArrayRef),
     ])
     .expect("batch");
-    assert!(encode(&schema, &[Input { batch: &wrong, rows: &[0] }], &mut Vec::new()).is_err());
+    assert!(
+        encode(
+            &schema,
+            &[Input {
+                batch: &wrong,
+                rows: &[0]
+            }],
+            &mut Vec::new()
+        )
+        .is_err()
+    );
     let null = RecordBatch::try_from_iter(vec![
         ("id", Arc::new(StringArray::from(vec!["a"])) as ArrayRef),
         ("x", Arc::new(Int64Array::from(vec![None])) as ArrayRef),
     ])
     .expect("batch");
-    let err = encode(&schema, &[Input { batch: &null, rows: &[0] }], &mut Vec::new()).expect_err("null");
+    let err = encode(
+        &schema,
+        &[Input {
+            batch: &null,
+            rows: &[0],
+        }],
+        &mut Vec::new(),
+    )
+    .expect_err("null");
     assert!(err.to_string().contains("\"x\""), "{err}");
 }

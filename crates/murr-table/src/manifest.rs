@@ -58,7 +58,8 @@ pub(crate) fn segment_path(table: &str, file: &str) -> Result<FilePath> {
 
 impl Manifest {
     pub(crate) fn encode(&self) -> Result<Vec<u8>> {
-        let json = serde_json::to_vec(self).map_err(|e| Error::Internal(format!("manifest: {e}")))?;
+        let json =
+            serde_json::to_vec(self).map_err(|e| Error::Internal(format!("manifest: {e}")))?;
         Ok(envelope::seal(MAGIC, VERSION, &json))
     }
 
@@ -67,7 +68,8 @@ impl Manifest {
             path: path.to_string(),
             reason,
         };
-        let (_, payload) = envelope::open(MAGIC, VERSION, bytes).map_err(|e| corrupt(e.to_string()))?;
+        let (_, payload) =
+            envelope::open(MAGIC, VERSION, bytes).map_err(|e| corrupt(e.to_string()))?;
         let m: Manifest = serde_json::from_slice(payload).map_err(|e| corrupt(e.to_string()))?;
         m.schema
             .validate()

@@ -34,14 +34,24 @@ pub fn widens(from: &DataType, to: DType) -> bool {
         },
         DType::Int16 => matches!(from, A::Int8 | A::UInt8),
         DType::Int32 => matches!(from, A::Int8 | A::Int16 | A::UInt8 | A::UInt16),
-        DType::Int64 => matches!(from, A::Int8 | A::Int16 | A::Int32 | A::UInt8 | A::UInt16 | A::UInt32),
+        DType::Int64 => matches!(
+            from,
+            A::Int8 | A::Int16 | A::Int32 | A::UInt8 | A::UInt16 | A::UInt32
+        ),
         DType::UInt16 => matches!(from, A::UInt8),
         DType::UInt32 => matches!(from, A::UInt8 | A::UInt16),
         DType::UInt64 => matches!(from, A::UInt8 | A::UInt16 | A::UInt32),
         DType::Float32 => matches!(from, A::Float16 | A::Int8 | A::Int16 | A::UInt8 | A::UInt16),
         DType::Float64 => matches!(
             from,
-            A::Float16 | A::Float32 | A::Int8 | A::Int16 | A::Int32 | A::UInt8 | A::UInt16 | A::UInt32
+            A::Float16
+                | A::Float32
+                | A::Int8
+                | A::Int16
+                | A::Int32
+                | A::UInt8
+                | A::UInt16
+                | A::UInt32
         ),
         _ => false,
     }
@@ -73,8 +83,14 @@ pub(crate) fn normalize(
                     .join(", ")
             )));
         }
-        if incoming.fields()[..i].iter().any(|f| f.name() == field.name()) {
-            return Err(Error::invalid(format!("column {:?} appears twice in the batch", field.name())));
+        if incoming.fields()[..i]
+            .iter()
+            .any(|f| f.name() == field.name())
+        {
+            return Err(Error::invalid(format!(
+                "column {:?} appears twice in the batch",
+                field.name()
+            )));
         }
     }
     let mut arrays: Vec<ArrayRef> = Vec::with_capacity(schema.columns.len());
@@ -96,7 +112,12 @@ pub(crate) fn normalize(
             new_null_array(&want, rows)
         } else if widens(array.data_type(), column.dtype) {
             arrow_cast::cast(array, &want).map_err(|e| {
-                Error::invalid(format!("column {:?}: cannot convert {} to {}: {e}", column.name, array.data_type(), column.dtype))
+                Error::invalid(format!(
+                    "column {:?}: cannot convert {} to {}: {e}",
+                    column.name,
+                    array.data_type(),
+                    column.dtype
+                ))
             })?
         } else {
             return Err(Error::invalid(format!(
@@ -108,7 +129,11 @@ pub(crate) fn normalize(
         };
         if array.null_count() > 0 && !column.nullable {
             let row = (0..rows).find(|&r| array.is_null(r)).unwrap_or(0);
-            let what = if column.name == schema.key { "key column" } else { "column" };
+            let what = if column.name == schema.key {
+                "key column"
+            } else {
+                "column"
+            };
             return Err(Error::invalid(format!(
                 "{what} {:?} is not nullable but has a null at row {row}",
                 column.name

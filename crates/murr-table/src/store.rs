@@ -99,7 +99,10 @@ impl Store {
             let (Some(_), Some(table), Some(_)) = (parts.next(), parts.next(), parts.next()) else {
                 continue;
             };
-            by_table.entry(table.to_owned()).or_default().push(path.clone());
+            by_table
+                .entry(table.to_owned())
+                .or_default()
+                .push(path.clone());
         }
         let mut slots = BTreeMap::new();
         for (name, files) in by_table {
@@ -125,7 +128,10 @@ impl Store {
                         .iter()
                         .map(|s| s.path().clone())
                         .collect();
-                    for f in files.iter().filter(|f| **f != manifest && !live.contains(f)) {
+                    for f in files
+                        .iter()
+                        .filter(|f| **f != manifest && !live.contains(f))
+                    {
                         tracing::info!(table = %name, file = %f, "removing a file no manifest lists");
                         store.dir.delete_if_exists(f)?;
                     }
@@ -154,7 +160,11 @@ impl Store {
             })
             .collect();
         *store.tables.get_mut() = slots;
-        tracing::info!(tables = ready.len(), ms = started.elapsed().as_secs_f64() * 1e3, "store opened");
+        tracing::info!(
+            tables = ready.len(),
+            ms = started.elapsed().as_secs_f64() * 1e3,
+            "store opened"
+        );
         // Tables may have been closed mid-merge: let the merger look at each.
         if let Some((tx, _)) = &store.merger {
             for t in &ready {
@@ -191,12 +201,22 @@ impl Store {
             if seg.rows() as u64 != entry.rows {
                 return Err(Error::CorruptManifest {
                     path: path.to_string(),
-                    reason: format!("segment {} has {} rows, the manifest says {}", entry.file, seg.rows(), entry.rows),
+                    reason: format!(
+                        "segment {} has {} rows, the manifest says {}",
+                        entry.file,
+                        seg.rows(),
+                        entry.rows
+                    ),
                 });
             }
             segments.push(seg);
         }
-        Ok(Table::new(Arc::clone(&self.dir), manifest, segments, self.config()))
+        Ok(Table::new(
+            Arc::clone(&self.dir),
+            manifest,
+            segments,
+            self.config(),
+        ))
     }
 
     /// Creates a table.
@@ -208,7 +228,9 @@ impl Store {
         schema.validate()?;
         let mut tables = self.tables.write();
         if tables.contains_key(name) {
-            return Err(Error::TableExists { table: name.to_owned() });
+            return Err(Error::TableExists {
+                table: name.to_owned(),
+            });
         }
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -221,7 +243,8 @@ impl Store {
             next_segment: 1,
             segments: Vec::new(),
         };
-        self.dir.replace(&manifest_path(name)?, &manifest.encode()?)?;
+        self.dir
+            .replace(&manifest_path(name)?, &manifest.encode()?)?;
         let table = Table::new(Arc::clone(&self.dir), manifest, Vec::new(), self.config());
         tables.insert(name.to_owned(), Slot::Ready(Arc::clone(&table)));
         tracing::info!(table = %name, "table created");
@@ -236,7 +259,9 @@ impl Store {
     pub fn drop_table(&self, name: &str) -> Result<()> {
         let mut tables = self.tables.write();
         let Some(slot) = tables.get(name) else {
-            return Err(Error::TableNotFound { table: name.to_owned() });
+            return Err(Error::TableNotFound {
+                table: name.to_owned(),
+            });
         };
         if let Slot::Ready(t) = slot {
             t.mark_dropped();
@@ -267,7 +292,9 @@ impl Store {
                 table: name.to_owned(),
                 reason: reason.clone(),
             }),
-            None => Err(Error::TableNotFound { table: name.to_owned() }),
+            None => Err(Error::TableNotFound {
+                table: name.to_owned(),
+            }),
         }
     }
 
@@ -310,7 +337,12 @@ impl Store {
     ///
     /// # Errors
     /// As [`Store::table`] and [`Table::fetch`].
-    pub fn fetch<K: AsRef<str>, C: AsRef<str>>(&self, table: &str, keys: &[K], columns: &[C]) -> Result<RecordBatch> {
+    pub fn fetch<K: AsRef<str>, C: AsRef<str>>(
+        &self,
+        table: &str,
+        keys: &[K],
+        columns: &[C],
+    ) -> Result<RecordBatch> {
         self.table(table)?.fetch(keys, columns)
     }
 
@@ -343,7 +375,9 @@ fn spawn_merger() -> (Sender<Msg>, JoinHandle<()>) {
 fn merge_loop(rx: &Receiver<Msg>) {
     while let Ok(msg) = rx.recv() {
         let Msg::Merge(table) = msg else { return };
-        let Some(table) = table.upgrade() else { continue };
+        let Some(table) = table.upgrade() else {
+            continue;
+        };
         loop {
             match table.merge_step() {
                 Ok(true) => {}

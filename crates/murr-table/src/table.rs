@@ -117,7 +117,7 @@ impl Table {
             }),
             merging: Mutex::new(()),
             config,
-            me: me.clone(),
+            me: Weak::clone(me),
         })
     }
 
@@ -180,7 +180,10 @@ impl Table {
             return Ok(WriteStats::default());
         }
         if rows >= u32::MAX as usize {
-            return Err(Error::invalid(format!("a write holds at most {} rows, got {rows}", u32::MAX - 1)));
+            return Err(Error::invalid(format!(
+                "a write holds at most {} rows, got {rows}",
+                u32::MAX - 1
+            )));
         }
         let selections = last_of_each_key(&normalized, self.schema.key_position());
         let inputs: Vec<Input<'_>> = normalized
@@ -254,7 +257,8 @@ impl Table {
             .collect();
         // A failed replace may or may not have reached the disk: the new segment file is left in
         // place (if unlisted, the next open removes it) and the old state stays in memory.
-        self.dir.replace(&manifest_path(&self.name)?, &manifest.encode()?)?;
+        self.dir
+            .replace(&manifest_path(&self.name)?, &manifest.encode()?)?;
         state.manifest = manifest;
         self.snapshot.store(Arc::new(Snapshot { segments }));
         Ok(())
@@ -265,12 +269,19 @@ impl Table {
     ///
     /// # Errors
     /// [`Error::Invalid`] naming a column the table does not have.
-    pub fn fetch<K: AsRef<str>, C: AsRef<str>>(&self, keys: &[K], columns: &[C]) -> Result<RecordBatch> {
+    pub fn fetch<K: AsRef<str>, C: AsRef<str>>(
+        &self,
+        keys: &[K],
+        columns: &[C],
+    ) -> Result<RecordBatch> {
         let mut defs = Vec::with_capacity(columns.len());
         for c in columns {
             let c = c.as_ref();
             let Some(def) = self.schema.column(c) else {
-                return Err(Error::invalid(format!("column {c:?} is not in table {:?}", self.name)));
+                return Err(Error::invalid(format!(
+                    "column {c:?} is not in table {:?}",
+                    self.name
+                )));
             };
             defs.push(def);
         }
@@ -295,7 +306,7 @@ impl Table {
 
     fn request_merge(&self) {
         if let Some(tx) = &self.config.compactor {
-            let _ = tx.send(Msg::Merge(self.me.clone()));
+            let _ = tx.send(Msg::Merge(Weak::clone(&self.me)));
         }
     }
 
@@ -340,8 +351,15 @@ impl Table {
             for row in 0..seg.rows() {
                 let key = seg.key(row);
                 let h = hash_key(key);
-                if !later.iter().chain(newer).any(|s| s.find_hashed(key, h).is_some()) {
-                    survivors.push(Loc { seg: j as u32, row: row as u32 });
+                if !later
+                    .iter()
+                    .chain(newer)
+                    .any(|s| s.find_hashed(key, h).is_some())
+                {
+                    survivors.push(Loc {
+                        seg: j as u32,
+                        row: row as u32,
+                    });
                 }
             }
             kept += survivors.len();
@@ -361,7 +379,10 @@ impl Table {
         let merged = if kept == 0 {
             None
         } else {
-            let selections: Vec<Vec<u32>> = batches.iter().map(|b| (0..b.num_rows() as u32).collect()).collect();
+            let selections: Vec<Vec<u32>> = batches
+                .iter()
+                .map(|b| (0..b.num_rows() as u32).collect())
+                .collect();
             let inputs: Vec<Input<'_>> = batches
                 .iter()
                 .zip(&selections)
@@ -373,7 +394,10 @@ impl Table {
         let old: Vec<FilePath> = run.iter().map(|s| s.path().clone()).collect();
         let result = self.commit(|segments| {
             let still_there = segments.len() >= range.end
-                && segments[range.clone()].iter().map(Segment::path).eq(old.iter());
+                && segments[range.clone()]
+                    .iter()
+                    .map(Segment::path)
+                    .eq(old.iter());
             if !still_there {
                 return Err(Error::Internal("segments changed under a merge".to_owned()));
             }

@@ -1,6 +1,6 @@
 //! Reads stay correct and consistent while writes and merges run.
 
-#![allow(clippy::disallowed_methods, reason = "tests")]
+#![allow(clippy::disallowed_methods, clippy::clone_on_ref_ptr, reason = "tests")]
 
 mod common;
 
@@ -17,8 +17,11 @@ use proptest::prelude::*;
 fn readers_see_whole_writes_while_merges_run() {
     let tmp = tempfile::tempdir().expect("temp folder");
     let store = Arc::new(
-        Store::open(Arc::new(MmapDirectory::open(tmp.path()).expect("opens")), StoreOptions::default())
-            .expect("opens"),
+        Store::open(
+            Arc::new(MmapDirectory::open(tmp.path()).expect("opens")),
+            StoreOptions::default(),
+        )
+        .expect("opens"),
     );
     let t = store.create_table("t", schema()).expect("creates");
     let keys: Vec<String> = (0..300).map(|i| format!("key-{i}")).collect();
@@ -36,7 +39,11 @@ fn readers_see_whole_writes_while_merges_run() {
                     let v = n[0].expect("every key has a value");
                     // Every write covers all keys: one fetch sees one write, never a mix.
                     assert!(n.iter().all(|x| *x == Some(v)), "torn read: {n:?}");
-                    assert!(strings(&out, 1).iter().all(|s| s.as_deref() == Some(format!("t{v}").as_str())));
+                    assert!(
+                        strings(&out, 1)
+                            .iter()
+                            .all(|s| s.as_deref() == Some(format!("t{v}").as_str()))
+                    );
                     assert!(v >= last, "went back from {last} to {v}");
                     last = v;
                     reads += 1;
@@ -64,12 +71,17 @@ fn readers_see_whole_writes_while_merges_run() {
     t.compact().expect("compacts");
     assert_eq!(t.stats().segments, 1);
     assert_eq!(t.stats().rows, 300);
-    assert_eq!(ns(&t.fetch(&keys[..1], &["n"]).expect("fetches"), 0), [Some(60)]);
+    assert_eq!(
+        ns(&t.fetch(&keys[..1], &["n"]).expect("fetches"), 0),
+        [Some(60)]
+    );
 }
 
 #[test]
 fn writes_to_one_table_do_not_disturb_another() {
-    let store = Arc::new(Store::open(Arc::new(RamDirectory::new()), StoreOptions::default()).expect("opens"));
+    let store = Arc::new(
+        Store::open(Arc::new(RamDirectory::new()), StoreOptions::default()).expect("opens"),
+    );
     let handles: Vec<_> = (0..3)
         .map(|i| {
             let store = Arc::clone(&store);
@@ -77,11 +89,15 @@ fn writes_to_one_table_do_not_disturb_another() {
                 let name = format!("t{i}");
                 let t = store.create_table(&name, schema()).expect("creates");
                 for v in 0..30 {
-                    t.write(&[valued(&[format!("k{v}")], v + i * 100)]).expect("writes");
+                    t.write(&[valued(&[format!("k{v}")], v + i * 100)])
+                        .expect("writes");
                 }
                 let keys: Vec<String> = (0..30).map(|v| format!("k{v}")).collect();
                 let out = t.fetch(&keys, &["n"]).expect("fetches");
-                assert_eq!(ns(&out, 0), (0..30).map(|v| Some(v + i * 100)).collect::<Vec<_>>());
+                assert_eq!(
+                    ns(&out, 0),
+                    (0..30).map(|v| Some(v + i * 100)).collect::<Vec<_>>()
+                );
             })
         })
         .collect();

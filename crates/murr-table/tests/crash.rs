@@ -5,7 +5,7 @@
 //! Then the store is reopened on the surviving files, and must show exactly the state before the
 //! operation or exactly the state after it, with no stray file left behind.
 
-#![allow(clippy::disallowed_methods, reason = "tests")]
+#![allow(clippy::disallowed_methods, clippy::clone_on_ref_ptr, reason = "tests")]
 
 mod common;
 
@@ -30,7 +30,10 @@ fn keys(range: std::ops::Range<usize>) -> Vec<String> {
 fn state(dir: &Arc<RamDirectory>) -> Option<(Vec<Option<i64>>, u64)> {
     let store = Store::open(dir.clone(), options()).expect("reopens after a crash");
     let t = store.table("t").ok()?;
-    Some((ns(&t.fetch(&keys(0..30), &["n"]).expect("fetches"), 0), t.stats().rows))
+    Some((
+        ns(&t.fetch(&keys(0..30), &["n"]).expect("fetches"), 0),
+        t.stats().rows,
+    ))
 }
 
 /// Files are exactly the manifest and the segments it lists (the reopen removed the rest).
@@ -49,8 +52,15 @@ fn crash_at_every_step(setup: impl Fn(&Store), op: impl Fn(&Store) -> bool) {
     let base = Arc::new(RamDirectory::new());
     setup(&Store::open(base.clone(), options()).expect("opens"));
     let before = state(&base);
-    let counting = Arc::new(FaultyDirectory::new(base.clone(), u64::MAX, FaultMode::Before));
-    assert!(op(&Store::open(counting.clone(), options()).expect("opens")), "clean run succeeds");
+    let counting = Arc::new(FaultyDirectory::new(
+        base.clone(),
+        u64::MAX,
+        FaultMode::Before,
+    ));
+    assert!(
+        op(&Store::open(counting.clone(), options()).expect("opens")),
+        "clean run succeeds"
+    );
     let steps = counting.ops();
     let after = state(&base);
     assert_ne!(before, after, "the operation changes something");
@@ -94,7 +104,9 @@ fn crash_during_merge() {
         |store| {
             with_data(store);
             // Make the merge change what is stored: the old rows of k5..k12 go.
-            store.write("t", &[valued(&keys(25..30), 5)]).expect("writes");
+            store
+                .write("t", &[valued(&keys(25..30), 5)])
+                .expect("writes");
         },
         |store| {
             let t = store.table("t").expect("exists");

@@ -1,12 +1,15 @@
 //! The table API end to end: create, write, fetch, drop, validation, last write wins, reopen.
 
-#![allow(clippy::disallowed_methods, reason = "tests")]
+#![allow(clippy::disallowed_methods, clippy::clone_on_ref_ptr, reason = "tests")]
 
 mod common;
 
 use std::sync::Arc;
 
-use arrow_array::{ArrayRef, Float32Array, Int32Array, Int64Array, LargeStringArray, NullArray, RecordBatch, StringArray};
+use arrow_array::{
+    ArrayRef, Float32Array, Int32Array, Int64Array, LargeStringArray, NullArray, RecordBatch,
+    StringArray,
+};
 use arrow_schema::DataType;
 use common::*;
 use murr_directory::{Directory, DirectoryExt, FilePath, MmapDirectory, RamDirectory};
@@ -29,26 +32,56 @@ fn write_then_fetch_in_request_order_with_missing_and_duplicate_keys() {
     let store = store();
     let t = store.create_table("items", schema()).expect("creates");
     let stats = t
-        .write(&[batch(&[("a", Some(1.5), 1, Some("x")), ("b", None, 2, None), ("c", Some(3.0), 3, Some("z"))])])
+        .write(&[batch(&[
+            ("a", Some(1.5), 1, Some("x")),
+            ("b", None, 2, None),
+            ("c", Some(3.0), 3, Some("z")),
+        ])])
         .expect("writes");
     assert_eq!(stats.rows, 3);
     let out = t
-        .fetch(&["c", "missing", "a", "c", "b"], &["n", "score", "id", "tag"])
+        .fetch(
+            &["c", "missing", "a", "c", "b"],
+            &["n", "score", "id", "tag"],
+        )
         .expect("fetches");
     assert_eq!(out.num_rows(), 5);
     assert_eq!(ns(&out, 0), [Some(3), None, Some(1), Some(3), Some(2)]);
-    assert_eq!(floats(&out, 1), [Some(3.0), None, Some(1.5), Some(3.0), None]);
+    assert_eq!(
+        floats(&out, 1),
+        [Some(3.0), None, Some(1.5), Some(3.0), None]
+    );
     assert_eq!(
         strings(&out, 2),
-        [Some("c".into()), None, Some("a".into()), Some("c".into()), Some("b".into())]
+        [
+            Some("c".into()),
+            None,
+            Some("a".into()),
+            Some("c".into()),
+            Some("b".into())
+        ]
     );
-    assert_eq!(strings(&out, 3), [Some("z".into()), None, Some("x".into()), Some("z".into()), None]);
+    assert_eq!(
+        strings(&out, 3),
+        [
+            Some("z".into()),
+            None,
+            Some("x".into()),
+            Some("z".into()),
+            None
+        ]
+    );
     for f in out.schema().fields() {
         assert!(f.is_nullable(), "output field {} is nullable", f.name());
     }
     assert_eq!(out.schema().field(1).data_type(), &DataType::Float32);
     // No columns: still one row per key.
-    assert_eq!(t.fetch(&["a", "b"], &[] as &[&str]).expect("fetches").num_rows(), 2);
+    assert_eq!(
+        t.fetch(&["a", "b"], &[] as &[&str])
+            .expect("fetches")
+            .num_rows(),
+        2
+    );
 }
 
 #[test]
@@ -67,10 +100,14 @@ fn fetch_on_a_table_without_data_gives_null_rows() {
 fn unknown_column_and_table_are_named() {
     let store = store();
     let t = store.create_table("t", schema()).expect("creates");
-    let err = t.fetch(&["a"], &["score", "nope"]).expect_err("unknown column");
+    let err = t
+        .fetch(&["a"], &["score", "nope"])
+        .expect_err("unknown column");
     assert_eq!(err.kind(), ErrorKind::InvalidArgument);
     assert!(err.to_string().contains("\"nope\""), "{err}");
-    let err = store.fetch("other", &["a"], &["x"]).expect_err("unknown table");
+    let err = store
+        .fetch("other", &["a"], &["x"])
+        .expect_err("unknown table");
     assert_eq!(err.kind(), ErrorKind::NotFound);
     assert!(err.to_string().contains("\"other\""), "{err}");
 }
@@ -80,17 +117,25 @@ fn last_write_wins_within_a_batch_across_batches_and_across_writes() {
     let store = Store::open(Arc::new(RamDirectory::new()), quiet()).expect("opens");
     let t = store.create_table("t", schema()).expect("creates");
     t.write(&[
-        batch(&[("a", None, 1, None), ("b", None, 1, None), ("a", None, 2, None)]),
+        batch(&[
+            ("a", None, 1, None),
+            ("b", None, 1, None),
+            ("a", None, 2, None),
+        ]),
         batch(&[("b", None, 3, None), ("a", None, 4, None)]),
     ])
     .expect("writes");
     let out = t.fetch(&["a", "b"], &["n"]).expect("fetches");
     assert_eq!(ns(&out, 0), [Some(4), Some(3)]);
-    t.write(&[batch(&[("a", Some(9.0), 5, Some("new"))])]).expect("writes");
-    let out = t.fetch(&["a", "b"], &["n", "score", "tag"]).expect("fetches");
+    t.write(&[batch(&[("a", Some(9.0), 5, Some("new"))])])
+        .expect("writes");
+    let out = t
+        .fetch(&["a", "b"], &["n", "score", "tag"])
+        .expect("fetches");
     assert_eq!(ns(&out, 0), [Some(5), Some(3)]);
     // A later write replaces the whole row: values it does not carry are null, not older values.
-    t.write(&[batch(&[("b", Some(1.0), 6, None)])]).expect("writes");
+    t.write(&[batch(&[("b", Some(1.0), 6, None)])])
+        .expect("writes");
     let out = t.fetch(&["b"], &["tag", "n"]).expect("fetches");
     assert_eq!(strings(&out, 0), [None]);
     assert_eq!(ns(&out, 1), [Some(6)]);
@@ -106,10 +151,32 @@ fn last_write_wins_within_a_batch_across_batches_and_across_writes() {
 fn create_refuses_bad_schemas_and_names() {
     let store = store();
     let cases: Vec<(&str, TableSchema, &str)> = vec![
-        ("t", TableSchema::new("k", vec![ColumnDef::new("id", DType::Utf8, false)]), "\"k\""),
-        ("t", TableSchema::new("id", vec![ColumnDef::new("id", DType::Int64, false)]), "utf8"),
-        ("t", TableSchema::new("id", vec![ColumnDef::new("id", DType::Utf8, true)]), "nullable"),
-        ("t", TableSchema::new("id", vec![ColumnDef::new("id", DType::Utf8, false), ColumnDef::new("a/b", DType::Bool, true)]), "\"a/b\""),
+        (
+            "t",
+            TableSchema::new("k", vec![ColumnDef::new("id", DType::Utf8, false)]),
+            "\"k\"",
+        ),
+        (
+            "t",
+            TableSchema::new("id", vec![ColumnDef::new("id", DType::Int64, false)]),
+            "utf8",
+        ),
+        (
+            "t",
+            TableSchema::new("id", vec![ColumnDef::new("id", DType::Utf8, true)]),
+            "nullable",
+        ),
+        (
+            "t",
+            TableSchema::new(
+                "id",
+                vec![
+                    ColumnDef::new("id", DType::Utf8, false),
+                    ColumnDef::new("a/b", DType::Bool, true),
+                ],
+            ),
+            "\"a/b\"",
+        ),
         ("", schema(), "empty"),
         ("../etc", schema(), "\"../etc\""),
         ("a b", schema(), "\"a b\""),
@@ -117,11 +184,20 @@ fn create_refuses_bad_schemas_and_names() {
     for (name, schema, needle) in cases {
         let err = store.create_table(name, schema).expect_err("refused");
         assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
-        assert!(err.to_string().contains(needle), "{err} should mention {needle}");
+        assert!(
+            err.to_string().contains(needle),
+            "{err} should mention {needle}"
+        );
     }
     assert!(store.tables().is_empty());
     store.create_table("t", schema()).expect("creates");
-    assert_eq!(store.create_table("t", schema()).expect_err("exists").kind(), ErrorKind::AlreadyExists);
+    assert_eq!(
+        store
+            .create_table("t", schema())
+            .expect_err("exists")
+            .kind(),
+        ErrorKind::AlreadyExists
+    );
 }
 
 #[test]
@@ -132,23 +208,74 @@ fn bad_writes_name_the_column_and_write_nothing() {
     let good_id = || arr(Arc::new(StringArray::from(vec!["a"])));
     let good_n = || arr(Arc::new(Int64Array::from(vec![1])));
     let cases: Vec<(Vec<(&str, ArrayRef)>, &str)> = vec![
-        (vec![("id", arr(Arc::new(StringArray::from(vec![None::<&str>])))), ("n", good_n())], "\"id\""),
-        (vec![("id", good_id()), ("n", arr(Arc::new(Int64Array::from(vec![None]))))], "\"n\""),
+        (
+            vec![
+                ("id", arr(Arc::new(StringArray::from(vec![None::<&str>])))),
+                ("n", good_n()),
+            ],
+            "\"id\"",
+        ),
+        (
+            vec![
+                ("id", good_id()),
+                ("n", arr(Arc::new(Int64Array::from(vec![None])))),
+            ],
+            "\"n\"",
+        ),
         (vec![("id", good_id())], "\"n\""),
-        (vec![("id", good_id()), ("n", good_n()), ("extra", arr(Arc::new(Int64Array::from(vec![1]))))], "\"extra\""),
-        (vec![("id", good_id()), ("n", good_n()), ("score", arr(Arc::new(arrow_array::Float64Array::from(vec![1.0]))))], "\"score\""),
-        (vec![("id", good_id()), ("n", arr(Arc::new(StringArray::from(vec!["1"]))))], "\"n\""),
-        (vec![("id", arr(Arc::new(Int64Array::from(vec![1])))), ("n", good_n())], "\"id\""),
+        (
+            vec![
+                ("id", good_id()),
+                ("n", good_n()),
+                ("extra", arr(Arc::new(Int64Array::from(vec![1])))),
+            ],
+            "\"extra\"",
+        ),
+        (
+            vec![
+                ("id", good_id()),
+                ("n", good_n()),
+                (
+                    "score",
+                    arr(Arc::new(arrow_array::Float64Array::from(vec![1.0]))),
+                ),
+            ],
+            "\"score\"",
+        ),
+        (
+            vec![
+                ("id", good_id()),
+                ("n", arr(Arc::new(StringArray::from(vec!["1"])))),
+            ],
+            "\"n\"",
+        ),
+        (
+            vec![
+                ("id", arr(Arc::new(Int64Array::from(vec![1])))),
+                ("n", good_n()),
+            ],
+            "\"id\"",
+        ),
     ];
     for (columns, needle) in cases {
         let b = RecordBatch::try_from_iter(columns).expect("batch");
         // A good batch first: the whole write must still fail and write nothing.
-        let err = t.write(&[batch(&[("ok", None, 1, None)]), b]).expect_err("refused");
+        let err = t
+            .write(&[batch(&[("ok", None, 1, None)]), b])
+            .expect_err("refused");
         assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
-        assert!(err.to_string().contains(needle), "{err} should mention {needle}");
+        assert!(
+            err.to_string().contains(needle),
+            "{err} should mention {needle}"
+        );
     }
     assert_eq!(t.stats().rows, 0);
-    assert!(all_null(t.fetch(&["ok"], &["n"]).expect("fetches").column(0).as_ref()));
+    assert!(all_null(
+        t.fetch(&["ok"], &["n"])
+            .expect("fetches")
+            .column(0)
+            .as_ref()
+    ));
 }
 
 #[test]
@@ -156,21 +283,32 @@ fn lossless_widening_is_accepted() {
     let store = store();
     let t = store.create_table("t", schema()).expect("creates");
     let b = RecordBatch::try_from_iter(vec![
-        ("id", Arc::new(LargeStringArray::from(vec!["a", "b"])) as ArrayRef),
+        (
+            "id",
+            Arc::new(LargeStringArray::from(vec!["a", "b"])) as ArrayRef,
+        ),
         ("n", Arc::new(Int32Array::from(vec![7, 8])) as ArrayRef),
-        ("score", Arc::new(arrow_array::Int16Array::from(vec![Some(3), None])) as ArrayRef),
+        (
+            "score",
+            Arc::new(arrow_array::Int16Array::from(vec![Some(3), None])) as ArrayRef,
+        ),
         ("tag", Arc::new(NullArray::new(2)) as ArrayRef),
     ])
     .expect("batch");
     t.write(&[b]).expect("widening writes");
-    let out = t.fetch(&["b", "a"], &["n", "score", "tag"]).expect("fetches");
+    let out = t
+        .fetch(&["b", "a"], &["n", "score", "tag"])
+        .expect("fetches");
     assert_eq!(ns(&out, 0), [Some(8), Some(7)]);
     assert_eq!(floats(&out, 1), [None, Some(3.0)]);
     assert!(all_null(out.column(2).as_ref()));
     let f32s = RecordBatch::try_from_iter(vec![
         ("id", Arc::new(StringArray::from(vec!["c"])) as ArrayRef),
         ("n", Arc::new(Int64Array::from(vec![1])) as ArrayRef),
-        ("score", Arc::new(Float32Array::from(vec![0.95])) as ArrayRef),
+        (
+            "score",
+            Arc::new(Float32Array::from(vec![0.95])) as ArrayRef,
+        ),
     ])
     .expect("batch");
     t.write(&[f32s]).expect("writes");
@@ -185,12 +323,28 @@ fn drop_frees_the_name_and_the_files() {
     let before = t.fetch(&["a"], &["n"]).expect("fetches");
     store.drop_table("t").expect("drops");
     assert!(dir.list("").expect("lists").is_empty(), "files reclaimed");
-    assert_eq!(store.table("t").expect_err("gone").kind(), ErrorKind::NotFound);
-    assert_eq!(store.drop_table("t").expect_err("gone").kind(), ErrorKind::NotFound);
-    assert_eq!(t.write(&[valued(&["b".into()], 1)]).expect_err("dropped").kind(), ErrorKind::NotFound);
+    assert_eq!(
+        store.table("t").expect_err("gone").kind(),
+        ErrorKind::NotFound
+    );
+    assert_eq!(
+        store.drop_table("t").expect_err("gone").kind(),
+        ErrorKind::NotFound
+    );
+    assert_eq!(
+        t.write(&[valued(&["b".into()], 1)])
+            .expect_err("dropped")
+            .kind(),
+        ErrorKind::NotFound
+    );
     assert_eq!(ns(&before, 0), [Some(1)]);
     let t2 = store.create_table("t", schema()).expect("recreates");
-    assert!(all_null(t2.fetch(&["a"], &["n"]).expect("fetches").column(0).as_ref()));
+    assert!(all_null(
+        t2.fetch(&["a"], &["n"])
+            .expect("fetches")
+            .column(0)
+            .as_ref()
+    ));
 }
 
 #[test]
@@ -214,15 +368,28 @@ fn reopen_after_writes_and_after_compaction() {
         let out = t.fetch(&[&keys[0], &keys[200]], &["n"]).expect("fetches");
         assert_eq!(ns(&out, 0), [Some(2), Some(1)]);
         t.compact().expect("compacts");
-        assert_eq!(t.stats(), murr_table::TableStats { rows: 500, segments: 1, bytes: t.stats().bytes });
+        assert_eq!(
+            t.stats(),
+            murr_table::TableStats {
+                rows: 500,
+                segments: 1,
+                bytes: t.stats().bytes
+            }
+        );
     }
     let dir = Arc::new(MmapDirectory::open(tmp.path()).expect("reopens"));
     let files_before = dir.list("").expect("lists");
     let store = Store::open(dir.clone(), quiet()).expect("opens");
-    let out = store.fetch("t", &[&keys[0], &keys[200], &keys[499]], &["n", "tag"]).expect("fetches");
+    let out = store
+        .fetch("t", &[&keys[0], &keys[200], &keys[499]], &["n", "tag"])
+        .expect("fetches");
     assert_eq!(ns(&out, 0), [Some(2), Some(1), Some(1)]);
     assert_eq!(strings(&out, 1)[0].as_deref(), Some("t2"));
-    assert_eq!(dir.list("").expect("lists"), files_before, "nothing removed: no orphans");
+    assert_eq!(
+        dir.list("").expect("lists"),
+        files_before,
+        "nothing removed: no orphans"
+    );
 }
 
 #[test]
@@ -230,7 +397,11 @@ fn files_no_manifest_lists_are_removed_at_open() {
     let dir = Arc::new(RamDirectory::new());
     {
         let store = Store::open(dir.clone(), quiet()).expect("opens");
-        store.create_table("t", schema()).expect("creates").write(&[valued(&["a".into()], 1)]).expect("writes");
+        store
+            .create_table("t", schema())
+            .expect("creates")
+            .write(&[valued(&["a".into()], 1)])
+            .expect("writes");
     }
     let stray = FilePath::new("tables/t/seg-stray-0000000099.murr").expect("valid");
     let no_manifest = FilePath::new("tables/gone/seg-x-0000000001.murr").expect("valid");
@@ -239,7 +410,10 @@ fn files_no_manifest_lists_are_removed_at_open() {
     let store = Store::open(dir.clone(), quiet()).expect("opens");
     assert!(!dir.exists(&stray).expect("stat"));
     assert!(!dir.exists(&no_manifest).expect("stat"));
-    assert_eq!(ns(&store.fetch("t", &["a"], &["n"]).expect("fetches"), 0), [Some(1)]);
+    assert_eq!(
+        ns(&store.fetch("t", &["a"], &["n"]).expect("fetches"), 0),
+        [Some(1)]
+    );
 }
 
 #[test]
@@ -248,10 +422,19 @@ fn a_corrupt_table_is_unavailable_and_the_others_serve() {
     {
         let store = Store::open(dir.clone(), quiet()).expect("opens");
         for name in ["good", "badseg", "badmanifest"] {
-            store.create_table(name, schema()).expect("creates").write(&[valued(&["a".into()], 1)]).expect("writes");
+            store
+                .create_table(name, schema())
+                .expect("creates")
+                .write(&[valued(&["a".into()], 1)])
+                .expect("writes");
         }
     }
-    let seg = dir.list("tables/badseg").expect("lists").into_iter().find(|p| p.file_name().starts_with("seg-")).expect("segment");
+    let seg = dir
+        .list("tables/badseg")
+        .expect("lists")
+        .into_iter()
+        .find(|p| p.file_name().starts_with("seg-"))
+        .expect("segment");
     let mut bytes = dir.open(&seg).expect("opens").to_vec();
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0xFF;
@@ -259,19 +442,32 @@ fn a_corrupt_table_is_unavailable_and_the_others_serve() {
     dir.write_new(&seg, &bytes).expect("writes");
     let manifest = FilePath::new("tables/badmanifest/MANIFEST").expect("valid");
     let m = dir.open(&manifest).expect("opens");
-    dir.replace(&manifest, &m[..m.len() - 3]).expect("truncates");
+    dir.replace(&manifest, &m[..m.len() - 3])
+        .expect("truncates");
 
     let store = Store::open(dir.clone(), quiet()).expect("opens despite bad tables");
-    assert_eq!(ns(&store.fetch("good", &["a"], &["n"]).expect("serves"), 0), [Some(1)]);
+    assert_eq!(
+        ns(&store.fetch("good", &["a"], &["n"]).expect("serves"), 0),
+        [Some(1)]
+    );
     for name in ["badseg", "badmanifest"] {
         let err = store.table(name).expect_err("unavailable");
         assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
     }
     let statuses = store.tables();
-    assert!(matches!(&statuses[0], (n, TableStatus::Failed(r)) if n == "badmanifest" && r.contains("MANIFEST")));
-    assert!(matches!(&statuses[1], (n, TableStatus::Failed(r)) if n == "badseg" && r.contains("checksum")));
-    assert!(dir.exists(&seg).expect("stat"), "a failed table's files are kept for the operator");
-    store.drop_table("badseg").expect("a failed table can be dropped");
+    assert!(
+        matches!(&statuses[0], (n, TableStatus::Failed(r)) if n == "badmanifest" && r.contains("MANIFEST"))
+    );
+    assert!(
+        matches!(&statuses[1], (n, TableStatus::Failed(r)) if n == "badseg" && r.contains("checksum"))
+    );
+    assert!(
+        dir.exists(&seg).expect("stat"),
+        "a failed table's files are kept for the operator"
+    );
+    store
+        .drop_table("badseg")
+        .expect("a failed table can be dropped");
 }
 
 #[test]
@@ -279,7 +475,9 @@ fn background_merges_keep_segment_count_low() {
     let store = Store::open(Arc::new(RamDirectory::new()), StoreOptions::default()).expect("opens");
     let t = store.create_table("t", schema()).expect("creates");
     for i in 0..64 {
-        let keys: Vec<String> = (0..10).map(|k| format!("k{}", (i * 10 + k) % 300)).collect();
+        let keys: Vec<String> = (0..10)
+            .map(|k| format!("k{}", (i * 10 + k) % 300))
+            .collect();
         t.write(&[valued(&keys, i)]).expect("writes");
     }
     // Merges run in the background; wait until the policy has nothing left to do.
@@ -290,7 +488,9 @@ fn background_merges_keep_segment_count_low() {
     let out = t.fetch(&keys, &["n"]).expect("fetches");
     for (k, n) in ns(&out, 0).iter().enumerate() {
         // key k was last written by write i = the largest i with (i*10 .. i*10+9) % 300 covering k.
-        let want = (0..64i64).rev().find(|i| (0..10).any(|j| (i * 10 + j) % 300 == k as i64));
+        let want = (0..64i64)
+            .rev()
+            .find(|i| (0..10).any(|j| (i * 10 + j) % 300 == k as i64));
         assert_eq!(*n, want, "key k{k}");
     }
 }

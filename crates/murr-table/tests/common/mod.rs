@@ -1,6 +1,12 @@
 //! Shared helpers of the table tests.
 
-#![allow(dead_code, unreachable_pub, clippy::disallowed_methods, reason = "test helpers")]
+#![allow(
+    dead_code,
+    unreachable_pub,
+    clippy::disallowed_methods,
+    clippy::clone_on_ref_ptr,
+    reason = "test helpers"
+)]
 
 use std::sync::Arc;
 
@@ -25,10 +31,22 @@ pub fn schema() -> TableSchema {
 /// A batch of rows `(key, score, n, tag)`.
 pub fn batch(rows: &[(&str, Option<f32>, i64, Option<&str>)]) -> RecordBatch {
     RecordBatch::try_from_iter(vec![
-        ("id", Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.0))) as ArrayRef),
-        ("score", Arc::new(Float32Array::from_iter(rows.iter().map(|r| r.1))) as ArrayRef),
-        ("n", Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.2))) as ArrayRef),
-        ("tag", Arc::new(StringArray::from_iter(rows.iter().map(|r| r.3))) as ArrayRef),
+        (
+            "id",
+            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.0))) as ArrayRef,
+        ),
+        (
+            "score",
+            Arc::new(Float32Array::from_iter(rows.iter().map(|r| r.1))) as ArrayRef,
+        ),
+        (
+            "n",
+            Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.2))) as ArrayRef,
+        ),
+        (
+            "tag",
+            Arc::new(StringArray::from_iter(rows.iter().map(|r| r.3))) as ArrayRef,
+        ),
     ])
     .expect("valid batch")
 }
@@ -46,12 +64,20 @@ pub fn valued(keys: &[String], value: i64) -> RecordBatch {
 
 /// The `n` column of a fetch, as options.
 pub fn ns(batch: &RecordBatch, column: usize) -> Vec<Option<i64>> {
-    batch.column(column).as_primitive::<Int64Type>().iter().collect()
+    batch
+        .column(column)
+        .as_primitive::<Int64Type>()
+        .iter()
+        .collect()
 }
 
 /// A float32 column of a fetch, as options.
 pub fn floats(batch: &RecordBatch, column: usize) -> Vec<Option<f32>> {
-    batch.column(column).as_primitive::<Float32Type>().iter().collect()
+    batch
+        .column(column)
+        .as_primitive::<Float32Type>()
+        .iter()
+        .collect()
 }
 
 /// A utf8 column of a fetch, as options.
