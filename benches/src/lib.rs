@@ -92,3 +92,36 @@ pub fn rss_bytes() -> Option<u64> {
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb * 1024)
 }
+
+/// The memory system's floor for one request, in microseconds (mean over `requests`): 1000 random
+/// probes into a hash table of `rows` keys plus 1000 random 40-byte reads from a flat buffer of
+/// `rows` rows. A fetch cannot do less work than this; murr's target is a small multiple of it.
+pub fn floor_us(rows: usize, requests: usize) -> f64 {
+    use std::hash::BuildHasher;
+    let hasher = hashbrown::DefaultHashBuilder::default();
+    let mut table: hashbrown::HashMap<u64, u32> = hashbrown::HashMap::with_capacity(rows);
+    for i in 0..rows as u64 {
+        table.insert(hasher.hash_one(i), i as u32);
+    }
+    let flat: Vec<u8> = (0..rows * 40).map(|i| i as u8).collect();
+    let mut rng = SmallRng::seed_from_u64(5);
+    let reqs: Vec<Vec<u64>> = (0..requests)
+        .map(|_| {
+            (0..1000)
+                .map(|_| rng.random_range(0..rows as u64))
+                .collect()
+        })
+        .collect();
+    let start = std::time::Instant::now();
+    let mut sum = 0u64;
+    for r in &reqs {
+        let mut out = vec![0u8; 40 * r.len()];
+        for (o, &k) in out.chunks_exact_mut(40).zip(r) {
+            let row = table[&hasher.hash_one(k)] as usize;
+            o.copy_from_slice(&flat[row * 40..row * 40 + 40]);
+        }
+        sum = sum.wrapping_add(u64::from(out[7]));
+    }
+    std::hint::black_box(sum);
+    start.elapsed().as_secs_f64() * 1e6 / requests as f64
+}

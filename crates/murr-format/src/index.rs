@@ -180,6 +180,54 @@ impl<'a> IndexView<'a> {
         }
     }
 
+    /// The home slot of a hash: where its probe starts.
+    #[inline]
+    pub fn home(&self, hash: u64) -> u64 {
+        home(hash, self.capacity)
+    }
+
+    /// Probes from slot `pos` for the next slot whose tag matches `hash`: returns that slot's
+    /// position and row, or `None` at the first empty slot. `budget` counts the slots read; it
+    /// keeps a corrupt table (with no empty slot) from looping forever.
+    #[inline]
+    pub fn candidate(&self, hash: u64, mut pos: u64, budget: &mut u64) -> Option<(u64, u32)> {
+        let (tag_mask, row_mask) = if self.width == 4 {
+            (0xFF00_0000u64, 0x00FF_FFFFu64)
+        } else {
+            (0xFFFF_FFFF_0000_0000, 0xFFFF_FFFF)
+        };
+        let want = pack(self.width, hash, 0);
+        let empty = empty(self.width);
+        while *budget > 0 {
+            *budget -= 1;
+            let s = self.slot(pos);
+            if s == empty {
+                return None;
+            }
+            if s & tag_mask == want {
+                return Some((pos, (s & row_mask) as u32));
+            }
+            pos = self.next(pos);
+        }
+        None
+    }
+
+    /// The slot after `pos`, wrapping around.
+    #[inline]
+    pub fn next(&self, pos: u64) -> u64 {
+        if pos + 1 == self.capacity { 0 } else { pos + 1 }
+    }
+
+    /// The slot bytes.
+    pub fn slots(&self) -> &'a [u8] {
+        self.slots
+    }
+
+    /// The number of slots.
+    pub fn capacity(&self) -> u64 {
+        self.capacity
+    }
+
     /// The row holding `key`, found by comparing candidates with `key_at(row)`, which returns
     /// `None` for a row out of range (a slot of a corrupt file is then skipped, never trusted).
     #[inline]
@@ -189,30 +237,24 @@ impl<'a> IndexView<'a> {
         hash: u64,
         key_at: impl Fn(u32) -> Option<&'a [u8]>,
     ) -> Option<u32> {
-        let (tag_mask, row_mask) = if self.width == 4 {
-            (0xFF00_0000u64, 0x00FF_FFFFu64)
-        } else {
-            (0xFFFF_FFFF_0000_0000, 0xFFFF_FFFF)
-        };
-        let want = pack(self.width, hash, 0);
-        let empty = empty(self.width);
-        let mut pos = home(hash, self.capacity);
-        // A valid table always has an empty slot; the bound keeps a corrupt one from looping forever.
-        for _ in 0..self.capacity {
-            let s = self.slot(pos);
-            if s == empty {
-                return None;
+        self.find_from(key, hash, self.home(hash), &mut self.capacity(), key_at)
+    }
+
+    /// As [`IndexView::find`], starting the probe at slot `pos` with a budget of slot reads.
+    #[inline]
+    pub fn find_from(
+        &self,
+        key: &[u8],
+        hash: u64,
+        mut pos: u64,
+        budget: &mut u64,
+        key_at: impl Fn(u32) -> Option<&'a [u8]>,
+    ) -> Option<u32> {
+        while let Some((at, row)) = self.candidate(hash, pos, budget) {
+            if key_at(row) == Some(key) {
+                return Some(row);
             }
-            if s & tag_mask == want {
-                let row = (s & row_mask) as u32;
-                if key_at(row) == Some(key) {
-                    return Some(row);
-                }
-            }
-            pos += 1;
-            if pos == self.capacity {
-                pos = 0;
-            }
+            pos = self.next(at);
         }
         None
     }

@@ -21,7 +21,7 @@ pub use index::hash_key;
 pub use schema::{ColumnDef, MAX_NAME_LEN, TableSchema, validate_name};
 pub use segment::{
     ALIGN, ColumnMeta, ColumnReader, ColumnSpec, FORMAT_VERSION, HEADER_LEN, MAGIC, Native,
-    Section, SegmentEncoder, SegmentMeta, SegmentView, Storage, TRAILER_LEN,
+    Section, SegmentEncoder, SegmentMeta, SegmentView, Storage, TRAILER_LEN, prefetch,
 };
 
 #[cfg(test)]

@@ -43,16 +43,69 @@ struct SegColumn {
     validity: Option<(usize, u8)>,
 }
 
-/// Builds the array of `column` (of type `dtype`) with one value per entry of `locs`, in order.
-/// Missing rows, and segments that lack the column, give nulls.
-///
-/// # Errors
-/// [`Error::Arrow`] when the string data would exceed Arrow's 2 GiB limit of one array.
-///
-/// # Panics
-/// If a `Loc` names a segment or row out of range.
-pub fn gather(segments: &[Segment], column: &str, dtype: DType, locs: &[Loc]) -> Result<ArrayRef> {
-    let cols: Vec<SegColumn> = segments
+/// The rows of a request, resolved once and shared by every column's gather: the bytes of each
+/// requested row (this is where a fetch takes its cache misses, in one pass with no dependency
+/// between keys) and the segment it came from.
+#[derive(Debug)]
+pub struct Rows<'a> {
+    locs: &'a [Loc],
+    rows: Vec<&'a [u8]>,
+    /// The one segment every found row comes from, if there is one.
+    single: Option<u32>,
+    missing: bool,
+}
+
+impl<'a> Rows<'a> {
+    /// Resolves `locs` against `segments`.
+    ///
+    /// # Panics
+    /// If a `Loc` names a segment or row out of range.
+    pub fn new(segments: &'a [Segment], locs: &'a [Loc]) -> Rows<'a> {
+        let mut single = None;
+        let mut mixed = false;
+        let mut missing = false;
+        for loc in locs.iter().filter(|l| l.is_found()) {
+            segments[loc.seg as usize]
+                .view()
+                .prefetch_row(loc.row as usize);
+        }
+        let rows = locs
+            .iter()
+            .map(|loc| {
+                if loc.is_found() {
+                    match single {
+                        None => single = Some(loc.seg),
+                        Some(s) if s != loc.seg => mixed = true,
+                        Some(_) => {}
+                    }
+                    segments[loc.seg as usize].view().row(loc.row as usize)
+                } else {
+                    missing = true;
+                    &[][..]
+                }
+            })
+            .collect();
+        Rows {
+            locs,
+            rows,
+            single: if mixed { None } else { single },
+            missing,
+        }
+    }
+
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// Whether there are no rows.
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+}
+
+fn seg_columns(segments: &[Segment], column: &str, dtype: DType) -> Vec<SegColumn> {
+    segments
         .iter()
         .map(|s| match s.view().column_position(column) {
             Some(p) if s.view().meta().columns[p].dtype == dtype => SegColumn {
@@ -64,20 +117,50 @@ pub fn gather(segments: &[Segment], column: &str, dtype: DType, locs: &[Loc]) ->
                 validity: None,
             },
         })
-        .collect();
+        .collect()
+}
+
+/// Builds the array of `column` (of type `dtype`) with one value per entry of `locs`, in order.
+/// Missing rows, and segments that lack the column, give nulls.
+///
+/// # Errors
+/// [`Error::Arrow`] when the string data would exceed Arrow's 2 GiB limit of one array.
+///
+/// # Panics
+/// If a `Loc` names a segment or row out of range.
+pub fn gather(segments: &[Segment], column: &str, dtype: DType, locs: &[Loc]) -> Result<ArrayRef> {
+    gather_rows(segments, &Rows::new(segments, locs), column, dtype)
+}
+
+/// As [`gather`], over rows resolved once with [`Rows::new`] for several columns.
+///
+/// # Errors
+/// As [`gather`].
+pub fn gather_rows(
+    segments: &[Segment],
+    rows: &Rows<'_>,
+    column: &str,
+    dtype: DType,
+) -> Result<ArrayRef> {
+    let cols = seg_columns(segments, column, dtype);
+    let g = Gather {
+        segments,
+        cols: &cols,
+        rows,
+    };
     Ok(match dtype {
-        DType::Utf8 => Arc::new(gather_utf8(segments, &cols, locs)?),
-        DType::Bool => Arc::new(gather_bool(segments, &cols, locs)),
-        DType::Int8 => Arc::new(gather_fixed::<Int8Type>(segments, &cols, locs)),
-        DType::Int16 => Arc::new(gather_fixed::<Int16Type>(segments, &cols, locs)),
-        DType::Int32 => Arc::new(gather_fixed::<Int32Type>(segments, &cols, locs)),
-        DType::Int64 => Arc::new(gather_fixed::<Int64Type>(segments, &cols, locs)),
-        DType::UInt8 => Arc::new(gather_fixed::<UInt8Type>(segments, &cols, locs)),
-        DType::UInt16 => Arc::new(gather_fixed::<UInt16Type>(segments, &cols, locs)),
-        DType::UInt32 => Arc::new(gather_fixed::<UInt32Type>(segments, &cols, locs)),
-        DType::UInt64 => Arc::new(gather_fixed::<UInt64Type>(segments, &cols, locs)),
-        DType::Float32 => Arc::new(gather_fixed::<Float32Type>(segments, &cols, locs)),
-        DType::Float64 => Arc::new(gather_fixed::<Float64Type>(segments, &cols, locs)),
+        DType::Utf8 => Arc::new(g.utf8()?),
+        DType::Bool => Arc::new(g.bool()),
+        DType::Int8 => Arc::new(g.fixed::<Int8Type>()),
+        DType::Int16 => Arc::new(g.fixed::<Int16Type>()),
+        DType::Int32 => Arc::new(g.fixed::<Int32Type>()),
+        DType::Int64 => Arc::new(g.fixed::<Int64Type>()),
+        DType::UInt8 => Arc::new(g.fixed::<UInt8Type>()),
+        DType::UInt16 => Arc::new(g.fixed::<UInt16Type>()),
+        DType::UInt32 => Arc::new(g.fixed::<UInt32Type>()),
+        DType::UInt64 => Arc::new(g.fixed::<UInt64Type>()),
+        DType::Float32 => Arc::new(g.fixed::<Float32Type>()),
+        DType::Float64 => Arc::new(g.fixed::<Float64Type>()),
         other => return Err(Error::Invalid(format!("dtype {other} cannot be read yet"))),
     })
 }
@@ -118,108 +201,126 @@ impl Nulls {
     }
 }
 
-#[inline]
-fn locate<'a>(
-    segments: &'a [Segment],
-    cols: &[SegColumn],
-    loc: Loc,
-) -> Option<(&'a [u8], SegColumn)> {
-    if !loc.is_found() {
-        return None;
-    }
-    let col = cols[loc.seg as usize];
-    col.reader?;
-    let row = segments[loc.seg as usize].view().row(loc.row as usize);
-    match col.validity {
-        Some((byte, mask)) if row[byte] & mask == 0 => None,
-        _ => Some((row, col)),
-    }
+struct Gather<'s, 'r> {
+    segments: &'s [Segment],
+    cols: &'s [SegColumn],
+    rows: &'s Rows<'r>,
 }
 
-fn gather_fixed<T>(segments: &[Segment], cols: &[SegColumn], locs: &[Loc]) -> PrimitiveArray<T>
-where
-    T: ArrowPrimitiveType,
-    T::Native: Native,
-{
-    let w = <T::Native as Native>::WIDTH;
-    let mut values: Vec<T::Native> = Vec::with_capacity(locs.len());
-    let mut nulls = Nulls::new(locs.len());
-    for &loc in locs {
-        match locate(segments, cols, loc) {
-            Some((
-                row,
-                SegColumn {
-                    reader: Some(ColumnReader::Fixed { offset, .. }),
-                    ..
-                },
-            )) => {
-                values.push(<T::Native as Native>::read_le(&row[offset..offset + w]));
-                nulls.push(true);
-            }
-            _ => {
-                values.push(T::Native::default());
-                nulls.push(false);
-            }
+impl Gather<'_, '_> {
+    /// Every row comes from one segment that stores the column at `offset` with no nulls.
+    fn dense_offset(&self) -> Option<usize> {
+        if self.rows.missing {
+            return None;
         }
-    }
-    PrimitiveArray::new(ScalarBuffer::from(values), nulls.finish())
-}
-
-fn gather_bool(segments: &[Segment], cols: &[SegColumn], locs: &[Loc]) -> BooleanArray {
-    let mut values = BooleanBufferBuilder::new(locs.len());
-    let mut nulls = Nulls::new(locs.len());
-    for &loc in locs {
-        match locate(segments, cols, loc) {
-            Some((
-                row,
-                SegColumn {
-                    reader: Some(ColumnReader::Fixed { offset, .. }),
-                    ..
-                },
-            )) => {
-                values.append(row[offset] != 0);
-                nulls.push(true);
-            }
-            _ => {
-                values.append(false);
-                nulls.push(false);
-            }
-        }
-    }
-    BooleanArray::new(values.finish(), nulls.finish())
-}
-
-fn gather_utf8(segments: &[Segment], cols: &[SegColumn], locs: &[Loc]) -> Result<StringArray> {
-    let mut offsets: Vec<i32> = Vec::with_capacity(locs.len() + 1);
-    offsets.push(0);
-    let mut data: Vec<u8> = Vec::with_capacity(locs.len() * 16);
-    let mut nulls = Nulls::new(locs.len());
-    for &loc in locs {
-        let value = match locate(segments, cols, loc) {
-            Some((
-                _,
-                SegColumn {
-                    reader: Some(ColumnReader::Var(v)),
-                    ..
-                },
-            )) => Some(
-                segments[loc.seg as usize]
-                    .view()
-                    .var_value(v, loc.row as usize),
-            ),
+        match self.rows.single.map(|s| self.cols[s as usize]) {
+            Some(SegColumn {
+                reader: Some(ColumnReader::Fixed { offset, .. }),
+                validity: None,
+            }) => Some(offset),
             _ => None,
-        };
-        if let Some(v) = value {
-            data.extend_from_slice(v);
         }
-        nulls.push(value.is_some());
-        let end = i32::try_from(data.len())
-            .map_err(|_| Error::Arrow(arrow_schema::ArrowError::OffsetOverflowError(data.len())))?;
-        offsets.push(end);
     }
-    Ok(StringArray::try_new(
-        OffsetBuffer::new(ScalarBuffer::from(offsets)),
-        Buffer::from_vec(data),
-        nulls.finish(),
-    )?)
+
+    /// The row of entry `i` and how its segment stores the column, or `None` for a null.
+    #[inline]
+    fn at(&self, i: usize) -> Option<(&[u8], ColumnReader)> {
+        let loc = self.rows.locs[i];
+        if !loc.is_found() {
+            return None;
+        }
+        let col = self.cols[loc.seg as usize];
+        let reader = col.reader?;
+        let row = self.rows.rows[i];
+        match col.validity {
+            Some((byte, mask)) if row[byte] & mask == 0 => None,
+            _ => Some((row, reader)),
+        }
+    }
+
+    fn fixed<T>(&self) -> PrimitiveArray<T>
+    where
+        T: ArrowPrimitiveType,
+        T::Native: Native,
+    {
+        let w = <T::Native as Native>::WIDTH;
+        let n = self.rows.len();
+        if let Some(offset) = self.dense_offset() {
+            let values: Vec<T::Native> = self
+                .rows
+                .rows
+                .iter()
+                .map(|row| <T::Native as Native>::read_le(&row[offset..offset + w]))
+                .collect();
+            return PrimitiveArray::new(ScalarBuffer::from(values), None);
+        }
+        let mut values: Vec<T::Native> = Vec::with_capacity(n);
+        let mut nulls = Nulls::new(n);
+        for i in 0..n {
+            match self.at(i) {
+                Some((row, ColumnReader::Fixed { offset, .. })) => {
+                    values.push(<T::Native as Native>::read_le(&row[offset..offset + w]));
+                    nulls.push(true);
+                }
+                _ => {
+                    values.push(T::Native::default());
+                    nulls.push(false);
+                }
+            }
+        }
+        PrimitiveArray::new(ScalarBuffer::from(values), nulls.finish())
+    }
+
+    fn bool(&self) -> BooleanArray {
+        let n = self.rows.len();
+        let mut values = BooleanBufferBuilder::new(n);
+        let mut nulls = Nulls::new(n);
+        for i in 0..n {
+            match self.at(i) {
+                Some((row, ColumnReader::Fixed { offset, .. })) => {
+                    values.append(row[offset] != 0);
+                    nulls.push(true);
+                }
+                _ => {
+                    values.append(false);
+                    nulls.push(false);
+                }
+            }
+        }
+        BooleanArray::new(values.finish(), nulls.finish())
+    }
+
+    fn utf8(&self) -> Result<StringArray> {
+        let n = self.rows.len();
+        let mut offsets: Vec<i32> = Vec::with_capacity(n + 1);
+        offsets.push(0);
+        let mut data: Vec<u8> = Vec::with_capacity(n * 16);
+        let mut nulls = Nulls::new(n);
+        for i in 0..n {
+            let value = match self.at(i) {
+                Some((_, ColumnReader::Var(v))) => {
+                    let loc = self.rows.locs[i];
+                    Some(
+                        self.segments[loc.seg as usize]
+                            .view()
+                            .var_value(v, loc.row as usize),
+                    )
+                }
+                _ => None,
+            };
+            if let Some(v) = value {
+                data.extend_from_slice(v);
+            }
+            nulls.push(value.is_some());
+            let end = i32::try_from(data.len()).map_err(|_| {
+                Error::Arrow(arrow_schema::ArrowError::OffsetOverflowError(data.len()))
+            })?;
+            offsets.push(end);
+        }
+        Ok(StringArray::try_new(
+            OffsetBuffer::new(ScalarBuffer::from(offsets)),
+            Buffer::from_vec(data),
+            nulls.finish(),
+        )?)
+    }
 }

@@ -20,7 +20,7 @@ use murr_format::SegmentView;
 
 pub use arrow_types::{arrow_type, dtype_of};
 pub use encode::{Input, encode};
-pub use gather::{Loc, gather};
+pub use gather::{Loc, Rows, gather, gather_rows};
 
 /// Why a segment could not be written or read.
 #[derive(Debug, thiserror::Error)]

@@ -13,7 +13,7 @@ use arrow_schema::{Field, Schema, SchemaRef};
 use hashbrown::HashMap;
 use murr_directory::{Directory, DirectoryExt, FilePath};
 use murr_format::{TableSchema, hash_key};
-use murr_segment::{Input, Loc, Segment, arrow_type, encode, gather};
+use murr_segment::{Input, Loc, Rows, Segment, arrow_type, encode, gather, gather_rows};
 use parking_lot::Mutex;
 
 use crate::error::{Error, Result};
@@ -287,9 +287,10 @@ impl Table {
         }
         let snap = self.snapshot.load();
         let locs = locate(&snap.segments, keys);
+        let rows = Rows::new(&snap.segments, &locs);
         let arrays = defs
             .iter()
-            .map(|d| gather(&snap.segments, &d.name, d.dtype, &locs))
+            .map(|d| gather_rows(&snap.segments, &rows, &d.name, d.dtype))
             .collect::<Result<Vec<ArrayRef>, _>>()?;
         let schema = Arc::new(Schema::new(
             defs.iter()
@@ -429,20 +430,25 @@ impl Table {
     }
 }
 
-/// For each key, where its newest row lives.
+/// For each key, where its newest row lives: segments are searched newest first, each for the
+/// keys not found yet, in one batched lookup.
 pub(crate) fn locate<K: AsRef<str>>(segments: &[Segment], keys: &[K]) -> Vec<Loc> {
-    keys.iter()
-        .map(|k| {
-            let k = k.as_ref().as_bytes();
-            let h = hash_key(k);
-            for (i, s) in segments.iter().enumerate().rev() {
-                if let Some(row) = s.find_hashed(k, h) {
-                    return Loc { seg: i as u32, row };
-                }
-            }
-            Loc::MISSING
-        })
-        .collect()
+    let mut locs = vec![Loc::MISSING; keys.len()];
+    if segments.is_empty() {
+        return locs;
+    }
+    let bytes: Vec<&[u8]> = keys.iter().map(|k| k.as_ref().as_bytes()).collect();
+    let hashes: Vec<u64> = bytes.iter().map(|k| hash_key(k)).collect();
+    let mut todo: Vec<u32> = (0..keys.len() as u32).collect();
+    for (i, s) in segments.iter().enumerate().rev() {
+        if todo.is_empty() {
+            break;
+        }
+        s.view().find_many(&bytes, &hashes, &mut todo, |k, row| {
+            locs[k as usize] = Loc { seg: i as u32, row };
+        });
+    }
+    locs
 }
 
 /// The rows to store from each batch: the last row of every key.
