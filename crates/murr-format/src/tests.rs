@@ -156,10 +156,15 @@ fn find_many_agrees_with_find() {
     let k = keys(5000);
     let view = SegmentView::open(encode(&k, false), true).expect("valid");
     let asked: Vec<String> = (0..3000).map(|i| format!("k{}", i * 3)).collect();
-    let hashes: Vec<u64> = asked.iter().map(|a| crate::hash_key(a.as_bytes())).collect();
+    let hashes: Vec<u64> = asked
+        .iter()
+        .map(|a| crate::hash_key(a.as_bytes()))
+        .collect();
     let mut todo: Vec<u32> = (0..asked.len() as u32).collect();
     let mut got = vec![None; asked.len()];
-    view.find_many(&asked, &hashes, &mut todo, |i, row| got[i as usize] = Some(row));
+    view.find_many(&asked, &hashes, &mut todo, |i, row| {
+        got[i as usize] = Some(row)
+    });
     for (i, a) in asked.iter().enumerate() {
         assert_eq!(got[i], view.find(a.as_bytes()), "{a}");
         assert_eq!(todo.contains(&(i as u32)), got[i].is_none(), "{a}");

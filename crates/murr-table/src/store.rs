@@ -25,6 +25,9 @@ pub struct StoreOptions {
     pub merge_factor: usize,
     /// Merge segments on a background thread after writes. Default: true.
     pub background_merges: bool,
+    /// A write is cut into segments of about this many bytes of input, so a large upload needs
+    /// memory for one segment at a time. Default: 512 MiB.
+    pub write_segment_bytes: usize,
 }
 
 impl Default for StoreOptions {
@@ -33,6 +36,7 @@ impl Default for StoreOptions {
             verify_checksums: true,
             merge_factor: 4,
             background_merges: true,
+            write_segment_bytes: 512 << 20,
         }
     }
 }
@@ -177,6 +181,7 @@ impl Store {
     fn config(&self) -> TableConfig {
         TableConfig {
             merge_factor: self.options.merge_factor,
+            segment_bytes: self.options.write_segment_bytes.max(1),
             compactor: self.merger.as_ref().map(|(tx, _)| tx.clone()),
         }
     }

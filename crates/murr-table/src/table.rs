@@ -22,6 +22,9 @@ use crate::normalize::{normalize, storage_schema};
 use crate::policy::pick_merge;
 use crate::store::Msg;
 
+/// Rows per segment of a streamed write, at most.
+const SEGMENT_ROWS: usize = 16 << 20;
+
 /// Rows per batch when a merge reads segments back.
 const MERGE_CHUNK_ROWS: usize = 1 << 18;
 
@@ -68,6 +71,7 @@ struct State {
 
 pub(crate) struct TableConfig {
     pub(crate) merge_factor: usize,
+    pub(crate) segment_bytes: usize,
     pub(crate) compactor: Option<Sender<Msg>>,
 }
 
@@ -170,53 +174,113 @@ impl Table {
     /// [`Error::Invalid`] naming the column for input that does not fit the schema (nothing is
     /// written); [`Error::TableNotFound`] when the table was dropped; storage errors.
     pub fn write(&self, batches: &[RecordBatch]) -> Result<WriteStats> {
+        self.write_stream(batches.iter().cloned().map(Ok))
+    }
+
+    /// As [`Table::write`], for batches that arrive one at a time (a large upload being decoded):
+    /// every [`StoreOptions::write_segment_bytes`](crate::StoreOptions) of input becomes one segment file as it comes, so memory stays
+    /// bounded, and all of them become visible together in one manifest commit at the end.
+    /// An `Err` item (a decoding error of the caller's) aborts the write: nothing is visible.
+    ///
+    /// # Errors
+    /// As [`Table::write`], and the first `Err` of `batches`.
+    pub fn write_stream(
+        &self,
+        batches: impl IntoIterator<Item = Result<RecordBatch>>,
+    ) -> Result<WriteStats> {
         let started = Instant::now();
-        let normalized = batches
-            .iter()
-            .map(|b| normalize(&self.name, &self.schema, &self.storage_schema, b))
-            .collect::<Result<Vec<_>>>()?;
-        let rows: usize = normalized.iter().map(RecordBatch::num_rows).sum();
-        if rows == 0 {
-            return Ok(WriteStats::default());
+        let mut written: Vec<Segment> = Vec::new();
+        let result = self.write_chunks(batches, &mut written, started);
+        let stats = match result {
+            Ok(stats) => stats,
+            Err(e) => {
+                for s in &written {
+                    let _ = self.dir.delete_if_exists(s.path());
+                }
+                return Err(e);
+            }
+        };
+        if written.is_empty() {
+            return Ok(stats);
         }
-        if rows >= u32::MAX as usize {
-            return Err(Error::invalid(format!(
-                "a write holds at most {} rows, got {rows}",
-                u32::MAX - 1
-            )));
+        self.commit(|segments| {
+            segments.extend(written.iter().cloned());
+            Ok(())
+        })
+        .inspect_err(|e| {
+            if matches!(e, Error::TableNotFound { .. }) {
+                for s in &written {
+                    let _ = self.dir.delete_if_exists(s.path());
+                }
+            }
+        })?;
+        tracing::debug!(
+            table = %self.name,
+            rows = stats.rows,
+            stored = stats.stored,
+            bytes = stats.bytes,
+            segments = written.len(),
+            ms = started.elapsed().as_secs_f64() * 1e3,
+            "write"
+        );
+        self.request_merge();
+        Ok(stats)
+    }
+
+    fn write_chunks(
+        &self,
+        batches: impl IntoIterator<Item = Result<RecordBatch>>,
+        written: &mut Vec<Segment>,
+        started: Instant,
+    ) -> Result<WriteStats> {
+        let mut stats = WriteStats::default();
+        let mut chunk: Vec<RecordBatch> = Vec::new();
+        let mut chunk_bytes = 0usize;
+        let mut chunk_rows = 0usize;
+        let mut batches = batches.into_iter().peekable();
+        while let Some(batch) = batches.next() {
+            let batch = normalize(&self.name, &self.schema, &self.storage_schema, &batch?)?;
+            chunk_rows += batch.num_rows();
+            chunk_bytes += batch.get_array_memory_size();
+            if batch.num_rows() > 0 {
+                chunk.push(batch);
+            }
+            let last = batches.peek().is_none();
+            if (last || chunk_bytes >= self.config.segment_bytes || chunk_rows >= SEGMENT_ROWS)
+                && chunk_rows > 0
+            {
+                let (rows, stored, segment) = self.write_chunk(&chunk)?;
+                stats.rows += rows;
+                stats.stored += stored;
+                stats.bytes += segment.size() as u64;
+                written.push(segment);
+                chunk.clear();
+                (chunk_rows, chunk_bytes) = (0, 0);
+                if !last {
+                    tracing::info!(
+                        table = %self.name,
+                        rows = stats.rows,
+                        mb = stats.bytes / (1 << 20),
+                        s = started.elapsed().as_secs_f64(),
+                        "write in progress"
+                    );
+                }
+            }
         }
-        let selections = last_of_each_key(&normalized, self.schema.key_position());
-        let inputs: Vec<Input<'_>> = normalized
+        Ok(stats)
+    }
+
+    /// Keeps the last row of each key of `batches` and writes them as one uncommitted segment.
+    fn write_chunk(&self, batches: &[RecordBatch]) -> Result<(u64, u64, Segment)> {
+        let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+        let selections = last_of_each_key(batches, self.schema.key_position());
+        let inputs: Vec<Input<'_>> = batches
             .iter()
             .zip(&selections)
             .map(|(batch, rows)| Input { batch, rows })
             .collect();
         let stored: usize = selections.iter().map(Vec::len).sum();
-        let segment = self.write_segment(&inputs)?;
-        let bytes = segment.size() as u64;
-        self.commit(|segments| {
-            segments.push(segment.clone());
-            Ok(())
-        })
-        .inspect_err(|e| {
-            if matches!(e, Error::TableNotFound { .. }) {
-                let _ = self.dir.delete_if_exists(segment.path());
-            }
-        })?;
-        tracing::debug!(
-            table = %self.name,
-            rows,
-            stored,
-            bytes,
-            ms = started.elapsed().as_secs_f64() * 1e3,
-            "write"
-        );
-        self.request_merge();
-        Ok(WriteStats {
-            rows: rows as u64,
-            stored: stored as u64,
-            bytes,
-        })
+        Ok((rows as u64, stored as u64, self.write_segment(&inputs)?))
     }
 
     /// Encodes the inputs as a new segment file and opens it. Nothing refers to it yet.

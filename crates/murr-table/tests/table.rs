@@ -494,3 +494,53 @@ fn background_merges_keep_segment_count_low() {
         assert_eq!(*n, want, "key k{k}");
     }
 }
+
+#[test]
+fn a_streamed_write_is_cut_into_segments_and_is_atomic() {
+    let opts = StoreOptions {
+        background_merges: false,
+        write_segment_bytes: 1,
+        ..StoreOptions::default()
+    };
+    let store = Store::open(Arc::new(RamDirectory::new()), opts).expect("opens");
+    let t = store.create_table("t", schema()).expect("creates");
+    let keys: Vec<String> = (0..10).map(|i| format!("k{i}")).collect();
+    let stream = (0..5).map(|v| Ok(valued(&keys[v..v + 3], v as i64)));
+    let stats = t.write_stream(stream).expect("writes");
+    assert_eq!(
+        (stats.rows, t.stats().segments),
+        (15, 5),
+        "one segment per batch at this size"
+    );
+    let out = t.fetch(&keys[..8], &["n"]).expect("fetches");
+    assert_eq!(
+        ns(&out, 0),
+        [
+            Some(0),
+            Some(1),
+            Some(2),
+            Some(3),
+            Some(4),
+            Some(4),
+            Some(4),
+            None
+        ]
+    );
+    // A failure in the middle of the stream: the segments already written are not visible.
+    let failing = (0..5).map(|v| {
+        if v == 3 {
+            Err(murr_table::Error::Invalid("broken upload".into()))
+        } else {
+            Ok(valued(&keys, 100 + v))
+        }
+    });
+    let err = t.write_stream(failing).expect_err("fails");
+    assert!(err.to_string().contains("broken upload"));
+    assert_eq!(t.stats().segments, 5);
+    assert_eq!(
+        ns(&t.fetch(&keys[..1], &["n"]).expect("fetches"), 0),
+        [Some(0)]
+    );
+    let files = store.directory().list("tables/t").expect("lists").len();
+    assert_eq!(files, 6, "the aborted write's files were removed");
+}
