@@ -1,1 +1,114 @@
-//! wip
+//! murr's HTTP API: generation 1 of the upstream murr contract (`shared/docs/api.md`), over
+//! [`murr_table::Store`].
+//!
+//! [`router`] builds the routes (see [`ROUTES`]); [`serve`] runs them on a listener with
+//! TCP_NODELAY and keep-alive until a shutdown signal, finishing requests in flight.
+//! Storage, Arrow and Parquet work runs on tokio's blocking pool, never on the async workers
+//! (small fetches excepted: they take less time than a thread hand-off).
+//!
+//! Every error answer is JSON `{"error": "<message>"}`; table errors map to status codes in one
+//! place (`impl From<murr_table::Error> for ApiError`).
+
+mod body;
+mod error;
+mod handlers;
+mod json;
+pub mod openapi;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::{get, post, put};
+use axum::serve::ListenerExt;
+use murr_table::Store;
+use tokio::net::TcpListener;
+
+pub use error::{ApiError, ApiResult};
+pub use handlers::{ARROW_STREAM, PARQUET};
+
+/// The HTTP front-end's settings.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    /// Largest accepted request body, in bytes (413 above). Default 1 GiB.
+    pub max_payload_size: u64,
+    /// Where Parquet uploads are spooled while they are read (a folder on local disk).
+    pub upload_dir: PathBuf,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            max_payload_size: 1 << 30,
+            upload_dir: std::env::temp_dir(),
+        }
+    }
+}
+
+/// What every handler shares.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The tables.
+    pub store: Arc<Store>,
+    /// The settings.
+    pub config: Arc<HttpConfig>,
+}
+
+/// Every route: method and path, as `/openapi.json` documents them (a test keeps the two equal).
+pub const ROUTES: &[(&str, &str)] = &[
+    ("get", "/health"),
+    ("get", "/openapi.json"),
+    ("get", "/api/v1/table"),
+    ("get", "/api/v1/table/{name}/schema"),
+    ("put", "/api/v1/table/{name}"),
+    ("delete", "/api/v1/table/{name}"),
+    ("put", "/api/v1/table/{name}/write"),
+    ("post", "/api/v1/table/{name}/fetch"),
+];
+
+/// The API's routes over `state`.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/health", get(handlers::health))
+        .route("/openapi.json", get(handlers::openapi))
+        .route("/api/v1/table", get(handlers::list_tables))
+        .route("/api/v1/table/{name}/schema", get(handlers::get_schema))
+        .route(
+            "/api/v1/table/{name}",
+            put(handlers::create_table).delete(handlers::drop_table),
+        )
+        .route("/api/v1/table/{name}/write", put(handlers::write))
+        .route("/api/v1/table/{name}/fetch", post(handlers::fetch))
+        .fallback(handlers::not_found)
+        .method_not_allowed_fallback(handlers::method_not_allowed)
+        .with_state(state)
+}
+
+/// Binds `addr` (port 0 picks a free port).
+///
+/// # Errors
+/// When the address cannot be bound.
+pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr).await
+}
+
+/// Serves `router` on `listener` until `shutdown` completes, then stops accepting and waits for
+/// requests in flight to finish.
+///
+/// # Errors
+/// When the listener fails.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY");
+        }
+    });
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -1,1 +1,96 @@
-//! wip
+//! The murr server: configuration ([`config`]), start-up, the HTTP front-end, and graceful
+//! shutdown on SIGINT/SIGTERM. The binary `murr` is a thin `main` over [`run`].
+//!
+//! This is the only crate that knows the front-ends, the config file, the tokio runtime and
+//! process signals.
+
+pub mod config;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use murr_directory::MmapDirectory;
+use murr_table::{Store, StoreOptions, TableStatus};
+
+pub use config::Config;
+
+/// Opens the store, serves HTTP until `shutdown` completes, then finishes requests in flight and
+/// closes the store (waiting for a merge in progress).
+///
+/// # Errors
+/// When the data folder cannot be opened or the address cannot be bound.
+pub async fn run(
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let started = Instant::now();
+    let dir = config.storage.cache_dir.clone();
+    let store = tokio::task::spawn_blocking({
+        let dir = dir.clone();
+        move || -> Result<Store> {
+            let directory = MmapDirectory::open(&dir)
+                .with_context(|| format!("cannot open the data folder {}", dir.display()))?;
+            Ok(Store::open(Arc::new(directory), StoreOptions::default())?)
+        }
+    })
+    .await
+    .context("store loader panicked")??;
+    let store = Arc::new(store);
+    let (ready, failed): (Vec<_>, Vec<_>) = store
+        .tables()
+        .into_iter()
+        .partition(|(_, s)| *s == TableStatus::Ready);
+    let http_cfg = murr_http::HttpConfig {
+        max_payload_size: config.server.http.max_payload_size,
+        upload_dir: dir.clone(),
+    };
+    let listener = murr_http::bind(config.server.http.addr())
+        .await
+        .with_context(|| format!("cannot listen on {}", config.server.http.addr()))?;
+    let bound = listener.local_addr().context("listener address")?;
+    tracing::info!(
+        http = %bound,
+        data = %dir.display(),
+        tables = ready.len(),
+        failed_tables = failed.len(),
+        max_payload_size = config.server.http.max_payload_size,
+        ms = started.elapsed().as_millis() as u64,
+        "murr listening"
+    );
+    tracing::info!(
+        grpc = %std::net::SocketAddr::new(config.server.grpc.host, config.server.grpc.port),
+        "Arrow Flight (gRPC) is not part of this build yet; server.grpc settings are read and unused"
+    );
+    let router = murr_http::router(murr_http::AppState {
+        store: Arc::clone(&store),
+        config: Arc::new(http_cfg),
+    });
+    murr_http::serve(listener, router, shutdown)
+        .await
+        .context("HTTP server failed")?;
+    tracing::info!("stopped accepting; requests in flight are done");
+    // Closing the store joins the merge thread, which may be finishing a merge.
+    tokio::task::spawn_blocking(move || drop(store))
+        .await
+        .context("closing the store")?;
+    tracing::info!("murr stopped");
+    Ok(())
+}
+
+/// Completes on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for SIGTERM");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+    }
+}

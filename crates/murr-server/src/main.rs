@@ -1,1 +1,102 @@
-fn main() {}
+//! `murr`: the server binary. `murr --help` lists the flags; see the README for the
+//! configuration reference.
+
+#![allow(clippy::print_stderr, reason = "start-up errors go to the terminal")]
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use murr_server::config::{self, Overrides};
+
+/// murr: a columnar in-memory cache for ML inference.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// YAML configuration file (upstream murr's keys).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// HTTP address to listen on (server.http.host).
+    #[arg(long)]
+    host: Option<String>,
+    /// HTTP port; 0 picks a free one (server.http.port).
+    #[arg(long)]
+    port: Option<u16>,
+    /// Largest request body, e.g. 1GiB (server.http.max_payload_size).
+    #[arg(long, value_name = "SIZE")]
+    max_payload_size: Option<String>,
+    /// gRPC address (server.grpc.host).
+    #[arg(long)]
+    grpc_host: Option<String>,
+    /// gRPC port (server.grpc.port).
+    #[arg(long)]
+    grpc_port: Option<u16>,
+    /// Data folder (storage.cache_dir).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Log as JSON lines instead of text.
+    #[arg(long)]
+    log_json: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    if args.log_json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+    let yaml = match &args.config {
+        Some(path) => match std::fs::read_to_string(path) {
+            Ok(text) => Some((path.display().to_string(), text)),
+            Err(e) => {
+                eprintln!("murr: cannot read config file {}: {e}", path.display());
+                return ExitCode::from(2);
+            }
+        },
+        None => None,
+    };
+    let flags = Overrides {
+        host: args.host,
+        port: args.port,
+        max_payload_size: args.max_payload_size,
+        grpc_host: args.grpc_host,
+        grpc_port: args.grpc_port,
+        cache_dir: args.data_dir,
+    };
+    let config = match config::load(
+        yaml.as_ref().map(|(n, t)| (n.as_str(), t.as_str())),
+        std::env::vars(),
+        &flags,
+    ) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("murr: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("murr: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(murr_server::run(config, murr_server::shutdown_signal())) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("murr: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

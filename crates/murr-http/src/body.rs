@@ -1,0 +1,158 @@
+//! Request bodies within the size limit: whole (small JSON), streamed to a blocking reader
+//! (Arrow IPC), or spooled to a file (Parquet, which is read from its footer).
+
+use std::io::{self, Read};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::body::Body;
+use axum::http::HeaderMap;
+use axum::http::header::CONTENT_LENGTH;
+use bytes::{Bytes, BytesMut};
+use tokio::sync::mpsc;
+
+use crate::error::{ApiError, ApiResult};
+
+/// Refuses a body whose declared length is over the limit before reading any of it.
+pub(crate) fn check_declared_length(headers: &HeaderMap, limit: u64) -> ApiResult<()> {
+    let declared = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    match declared {
+        Some(n) if n > limit => Err(ApiError::too_large(limit)),
+        _ => Ok(()),
+    }
+}
+
+fn read_error(e: &axum::Error) -> ApiError {
+    ApiError::bad_request(format!("could not read the request body: {e}"))
+}
+
+/// The whole body, refused with 413 past `limit` bytes.
+pub(crate) async fn read_all(body: Body, limit: u64) -> ApiResult<Bytes> {
+    let mut body = body.into_data_stream();
+    let mut buf = BytesMut::new();
+    while let Some(chunk) = futures_util::StreamExt::next(&mut body).await {
+        let chunk = chunk.map_err(|e| read_error(&e))?;
+        if (buf.len() + chunk.len()) as u64 > limit {
+            return Err(ApiError::too_large(limit));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
+}
+
+/// A blocking reader fed by [`pump`] from the async side.
+pub(crate) struct ChannelReader {
+    rx: mpsc::Receiver<io::Result<Bytes>>,
+    current: Bytes,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.current.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(Ok(b)) => self.current = b,
+                Some(Err(e)) => return Err(e),
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current.split_to(n));
+        Ok(n)
+    }
+}
+
+/// A body being streamed: the reader for the blocking side, and what the pump found.
+pub(crate) struct Streamed {
+    pub(crate) reader: ChannelReader,
+    pub(crate) too_large: Arc<AtomicBool>,
+}
+
+/// Starts streaming: returns the reader and the future that forwards the body into it.
+/// The future stops early when the reader is dropped (the write failed) or the limit is passed.
+pub(crate) fn stream(body: Body, limit: u64) -> (Streamed, impl Future<Output = ()> + Send) {
+    let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(16);
+    let too_large = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&too_large);
+    let pump = async move {
+        let mut body = body.into_data_stream();
+        let mut seen = 0u64;
+        while let Some(chunk) = futures_util::StreamExt::next(&mut body).await {
+            let item = match chunk {
+                Ok(c) => {
+                    seen += c.len() as u64;
+                    if seen > limit {
+                        flag.store(true, Ordering::SeqCst);
+                        let _ = tx
+                            .send(Err(io::Error::other("request body over the size limit")))
+                            .await;
+                        return;
+                    }
+                    Ok(c)
+                }
+                Err(e) => Err(io::Error::other(e.to_string())),
+            };
+            let failed = item.is_err();
+            if tx.send(item).await.is_err() || failed {
+                return;
+            }
+        }
+    };
+    (
+        Streamed {
+            reader: ChannelReader {
+                rx,
+                current: Bytes::new(),
+            },
+            too_large,
+        },
+        pump,
+    )
+}
+
+fn upload_error(dir: &Path, e: &io::Error) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        format!("cannot write the upload to {}: {e}", dir.display()),
+    )
+}
+
+/// Spools the body into a new temporary file in `dir`, refusing it with 413 past `limit`.
+/// Logs progress every 256 MiB.
+pub(crate) async fn spool(
+    body: Body,
+    limit: u64,
+    dir: &Path,
+    table: &str,
+) -> ApiResult<tempfile::NamedTempFile> {
+    use tokio::io::AsyncWriteExt;
+    let file = tempfile::Builder::new()
+        .prefix(".upload-")
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .map_err(|e| upload_error(dir, &e))?;
+    let std_file = file.reopen().map_err(|e| upload_error(dir, &e))?;
+    let mut out = tokio::io::BufWriter::with_capacity(1 << 20, tokio::fs::File::from_std(std_file));
+    let mut body = body.into_data_stream();
+    let mut seen = 0u64;
+    let mut next_log = 256u64 << 20;
+    while let Some(chunk) = futures_util::StreamExt::next(&mut body).await {
+        let chunk = chunk.map_err(|e| read_error(&e))?;
+        seen += chunk.len() as u64;
+        if seen > limit {
+            return Err(ApiError::too_large(limit));
+        }
+        out.write_all(&chunk)
+            .await
+            .map_err(|e| upload_error(dir, &e))?;
+        if seen >= next_log {
+            tracing::info!(table, mb = seen >> 20, "receiving upload");
+            next_log += 256 << 20;
+        }
+    }
+    out.flush().await.map_err(|e| upload_error(dir, &e))?;
+    Ok(file)
+}

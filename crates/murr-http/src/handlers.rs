@@ -1,0 +1,285 @@
+//! The route handlers.
+
+use std::borrow::Cow;
+use std::io::BufReader;
+use std::sync::Arc;
+
+use arrow_array::RecordBatch;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use murr_format::TableSchema;
+use serde::Deserialize;
+
+use crate::body::{self, check_declared_length};
+use crate::error::{ApiError, ApiResult};
+use crate::{AppState, json};
+
+/// Content type of Arrow IPC streams.
+pub const ARROW_STREAM: &str = "application/vnd.apache.arrow.stream";
+/// Content type of Parquet files.
+pub const PARQUET: &str = "application/vnd.apache.parquet";
+const JSON: &str = "application/json";
+
+/// Fetches of at most this many cells (keys x columns) run on the async worker; larger ones move
+/// to the blocking pool so that they cannot stall other requests.
+const INLINE_FETCH_CELLS: usize = 64 * 1024;
+
+fn with_type(mut r: Response, content_type: &'static str) -> Response {
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r
+}
+
+fn json_response(status: StatusCode, value: &impl serde::Serialize) -> Response {
+    let body = serde_json::to_vec(value).expect("serializing plain JSON values cannot fail");
+    with_type((status, body).into_response(), JSON)
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> ApiResult<T> + Send + 'static,
+) -> ApiResult<T> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("worker failed: {e}"),
+        )
+    })?
+}
+
+pub(crate) async fn health() -> Response {
+    with_type(
+        (StatusCode::OK, "OK").into_response(),
+        "text/plain; charset=utf-8",
+    )
+}
+
+pub(crate) async fn openapi() -> Response {
+    json_response(StatusCode::OK, &crate::openapi::document())
+}
+
+pub(crate) async fn list_tables(State(state): State<AppState>) -> Response {
+    let map: serde_json::Map<String, serde_json::Value> = state
+        .store
+        .schemas()
+        .into_iter()
+        .map(|(name, schema)| {
+            (
+                name,
+                serde_json::to_value(schema).expect("schemas serialize"),
+            )
+        })
+        .collect();
+    json_response(StatusCode::OK, &map)
+}
+
+pub(crate) async fn get_schema(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<Response> {
+    let table = state.store.table(&name)?;
+    Ok(json_response(StatusCode::OK, table.schema()))
+}
+
+pub(crate) async fn create_table(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    check_declared_length(&headers, state.config.max_payload_size)?;
+    let bytes = body::read_all(body, state.config.max_payload_size).await?;
+    let schema: TableSchema = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::bad_request(format!("invalid table schema: {e}")))?;
+    let store = Arc::clone(&state.store);
+    let table = blocking(move || Ok(store.create_table(&name, schema)?)).await?;
+    Ok(json_response(StatusCode::CREATED, table.schema()))
+}
+
+pub(crate) async fn drop_table(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<Response> {
+    let store = Arc::clone(&state.store);
+    let dropped = name.clone();
+    blocking(move || Ok(store.drop_table(&name)?)).await?;
+    Ok(json_response(
+        StatusCode::OK,
+        &serde_json::json!({ "dropped": dropped }),
+    ))
+}
+
+fn content_type(headers: &HeaderMap) -> ApiResult<&str> {
+    let Some(v) = headers.get(header::CONTENT_TYPE) else {
+        return Ok(JSON);
+    };
+    let v = v.to_str().map_err(|_| {
+        ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Content-Type is not readable text",
+        )
+    })?;
+    let base = v.split(';').next().unwrap_or("").trim();
+    Ok(base)
+}
+
+fn write_answer(stats: murr_table::WriteStats) -> Response {
+    json_response(
+        StatusCode::OK,
+        &serde_json::json!({ "rows": stats.rows, "stored": stats.stored, "bytes": stats.bytes }),
+    )
+}
+
+pub(crate) async fn write(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    let limit = state.config.max_payload_size;
+    check_declared_length(&headers, limit)?;
+    let table = state.store.table(&name)?;
+    match content_type(&headers)?.to_ascii_lowercase().as_str() {
+        ARROW_STREAM => {
+            let (streamed, pump) = body::stream(body, limit);
+            let body::Streamed { reader, too_large } = streamed;
+            let work = blocking(move || {
+                let reader = arrow_ipc::reader::StreamReader::try_new(
+                    BufReader::with_capacity(1 << 16, reader),
+                    None,
+                )
+                .map_err(|e| ApiError::bad_request(format!("invalid Arrow IPC stream: {e}")))?;
+                let batches = reader.map(|b| {
+                    b.map_err(|e| {
+                        murr_table::Error::Invalid(format!("invalid Arrow IPC stream: {e}"))
+                    })
+                });
+                Ok(table.write_stream(batches)?)
+            });
+            let ((), result) = tokio::join!(pump, work);
+            if too_large.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(ApiError::too_large(limit));
+            }
+            Ok(write_answer(result?))
+        }
+        PARQUET => {
+            let file = body::spool(body, limit, &state.config.upload_dir, &name).await?;
+            let stats = blocking(move || {
+                let f = file.reopen().map_err(|e| {
+                    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("upload file: {e}"))
+                })?;
+                let reader =
+                    parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)
+                        .and_then(|b| b.with_batch_size(64 * 1024).build())
+                        .map_err(|e| ApiError::bad_request(format!("invalid Parquet file: {e}")))?;
+                let batches = reader.map(|b| {
+                    b.map_err(|e| murr_table::Error::Invalid(format!("invalid Parquet file: {e}")))
+                });
+                let stats = table.write_stream(batches)?;
+                drop(file);
+                Ok(stats)
+            })
+            .await?;
+            Ok(write_answer(stats))
+        }
+        JSON => {
+            let bytes = body::read_all(body, limit).await?;
+            let stats = blocking(move || {
+                let batch = json::write_body(table.name(), table.schema(), &bytes)?;
+                Ok(table.write(&[batch])?)
+            })
+            .await?;
+            Ok(write_answer(stats))
+        }
+        other => Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!(
+                "Content-Type {other:?} is not supported for writes: use {ARROW_STREAM}, {PARQUET} or {JSON}"
+            ),
+        )),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FetchRequest<'a> {
+    #[serde(borrow)]
+    keys: Vec<Cow<'a, str>>,
+    #[serde(borrow)]
+    columns: Vec<Cow<'a, str>>,
+}
+
+fn wants_arrow(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains(ARROW_STREAM))
+}
+
+fn encode_ipc(batch: &RecordBatch) -> ApiResult<Vec<u8>> {
+    let internal = |e: arrow_schema::ArrowError| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("encoding Arrow IPC: {e}"),
+        )
+    };
+    let mut out = Vec::with_capacity(batch.get_array_memory_size() + 1024);
+    let mut w =
+        arrow_ipc::writer::StreamWriter::try_new(&mut out, &batch.schema()).map_err(internal)?;
+    w.write(batch).map_err(internal)?;
+    w.finish().map_err(internal)?;
+    drop(w);
+    Ok(out)
+}
+
+fn fetch_now(table: &murr_table::Table, body: &[u8], arrow: bool) -> ApiResult<Response> {
+    let req: FetchRequest<'_> = serde_json::from_slice(body).map_err(|e| {
+        ApiError::bad_request(format!(
+            "invalid fetch request: {e} (expected {{\"keys\": [\"k1\", ...], \"columns\": [\"c1\", ...]}})"
+        ))
+    })?;
+    let batch = table.fetch(&req.keys, &req.columns)?;
+    if arrow {
+        Ok(with_type(
+            (StatusCode::OK, encode_ipc(&batch)?).into_response(),
+            ARROW_STREAM,
+        ))
+    } else {
+        Ok(with_type(
+            (StatusCode::OK, json::fetch_answer(&batch)?).into_response(),
+            JSON,
+        ))
+    }
+}
+
+pub(crate) async fn fetch(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    check_declared_length(&headers, state.config.max_payload_size)?;
+    let table = state.store.table(&name)?;
+    let bytes: Bytes = body::read_all(body, state.config.max_payload_size).await?;
+    let arrow = wants_arrow(&headers);
+    // A rough size: each key costs at least 3 bytes of JSON.
+    if bytes.len() / 3 * table.schema().columns.len() <= INLINE_FETCH_CELLS {
+        fetch_now(&table, &bytes, arrow)
+    } else {
+        blocking(move || fetch_now(&table, &bytes, arrow)).await
+    }
+}
+
+pub(crate) async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "no such route (see /openapi.json)")
+}
+
+pub(crate) async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method not allowed on this route (see /openapi.json)",
+    )
+}

@@ -1,0 +1,162 @@
+//! The OpenAPI 3.1 document served at `/openapi.json`.
+
+use murr_format::DType;
+use serde_json::{Value, json};
+
+fn error_response(description: &str) -> Value {
+    json!({
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    })
+}
+
+fn name_param() -> Value {
+    json!({
+        "name": "name", "in": "path", "required": true,
+        "description": "Table name: 1 to 128 bytes of A-Z a-z 0-9 _ . -",
+        "schema": {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,128}$"}
+    })
+}
+
+/// The document: every route, dtype, content type and error shape the server has.
+pub fn document() -> Value {
+    let dtypes: Vec<&str> = DType::ALL.iter().map(|t| t.name()).collect();
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "murr",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Columnar in-memory cache for ML inference: batch writes of typed columns under a utf8 key, batch reads of N keys x M columns as Arrow or JSON. Every error answer is {\"error\": message}."
+        },
+        "paths": {
+            "/health": {"get": {
+                "summary": "Liveness: 200 once the catalog is loaded",
+                "responses": {"200": {"description": "OK", "content": {"text/plain": {"schema": {"type": "string", "const": "OK"}}}}}
+            }},
+            "/openapi.json": {"get": {
+                "summary": "This document",
+                "responses": {"200": {"description": "OpenAPI 3.1 document", "content": {"application/json": {"schema": {"type": "object"}}}}}
+            }},
+            "/api/v1/table": {"get": {
+                "summary": "List tables with their schemas",
+                "responses": {"200": {"description": "Table name to schema ({} when there are none)", "content": {"application/json": {"schema": {"type": "object", "additionalProperties": {"$ref": "#/components/schemas/TableSchema"}}}}}}
+            }},
+            "/api/v1/table/{name}/schema": {"get": {
+                "summary": "A table's schema",
+                "parameters": [name_param()],
+                "responses": {
+                    "200": {"description": "The schema", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/TableSchema"}}}},
+                    "404": error_response("No such table"),
+                    "503": error_response("The table failed to load")
+                }
+            }},
+            "/api/v1/table/{name}": {
+                "put": {
+                    "summary": "Create a table",
+                    "parameters": [name_param()],
+                    "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/TableSchema"}}}},
+                    "responses": {
+                        "201": {"description": "Created; the schema as stored", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/TableSchema"}}}},
+                        "400": error_response("Invalid name or schema (key missing, not utf8 or nullable; bad column name; unknown dtype or field)"),
+                        "409": error_response("The table exists"),
+                        "413": error_response("Body over the size limit")
+                    }
+                },
+                "delete": {
+                    "summary": "Drop a table: the name is free again, its files are reclaimed",
+                    "parameters": [name_param()],
+                    "responses": {
+                        "200": {"description": "Dropped", "content": {"application/json": {"schema": {"type": "object", "properties": {"dropped": {"type": "string"}}}}}},
+                        "404": error_response("No such table")
+                    }
+                }
+            },
+            "/api/v1/table/{name}/write": {"put": {
+                "summary": "Write rows, atomically: after a 200 every row is readable, after an error none is. The last row of a key wins.",
+                "parameters": [name_param()],
+                "requestBody": {"required": true, "content": {
+                    "application/vnd.apache.arrow.stream": {"schema": {"type": "string", "format": "binary"}, "description": "Arrow IPC stream; every batch is written"},
+                    "application/vnd.apache.parquet": {"schema": {"type": "string", "format": "binary"}, "description": "Parquet file; every row group is written"},
+                    "application/json": {"schema": {"$ref": "#/components/schemas/Columns"}, "description": "The default when no Content-Type is given"}
+                }},
+                "responses": {
+                    "200": {"description": "Written", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/WriteResult"}}}},
+                    "400": error_response("Malformed body, unknown column, null key, null in a non-nullable column, type that does not widen losslessly"),
+                    "404": error_response("No such table"),
+                    "413": error_response("Body over the size limit"),
+                    "415": error_response("Unsupported Content-Type"),
+                    "503": error_response("The table failed to load, or storage failed")
+                }
+            }},
+            "/api/v1/table/{name}/fetch": {"post": {
+                "summary": "Read columns for keys: one row per key in request order, nulls for keys never written",
+                "parameters": [name_param()],
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/FetchRequest"}}}},
+                "responses": {
+                    "200": {"description": "Arrow IPC stream when Accept contains application/vnd.apache.arrow.stream (columns in request order, the table's dtypes, all fields nullable), JSON otherwise", "content": {
+                        "application/vnd.apache.arrow.stream": {"schema": {"type": "string", "format": "binary"}},
+                        "application/json": {"schema": {"$ref": "#/components/schemas/Columns"}}
+                    }},
+                    "400": error_response("Malformed request or unknown column"),
+                    "404": error_response("No such table"),
+                    "413": error_response("Body over the size limit"),
+                    "503": error_response("The table failed to load")
+                }
+            }}
+        },
+        "components": {"schemas": {
+            "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
+            "DType": {"type": "string", "enum": dtypes},
+            "Column": {"type": "object", "required": ["dtype"], "additionalProperties": false, "properties": {
+                "dtype": {"$ref": "#/components/schemas/DType"},
+                "nullable": {"type": "boolean", "default": true}
+            }},
+            "TableSchema": {"type": "object", "required": ["key", "columns"], "additionalProperties": false, "properties": {
+                "key": {"type": "string", "description": "The key column: must be among the columns, utf8 and not nullable"},
+                "columns": {"type": "object", "description": "Column name to definition, in column order", "additionalProperties": {"$ref": "#/components/schemas/Column"}}
+            }},
+            "Columns": {"type": "object", "required": ["columns"], "additionalProperties": false, "properties": {
+                "columns": {"type": "object", "description": "Column name to values (all of equal length); null is null", "additionalProperties": {"type": "array", "items": {"type": ["string", "number", "boolean", "null"]}}}
+            }},
+            "FetchRequest": {"type": "object", "required": ["keys", "columns"], "additionalProperties": false, "properties": {
+                "keys": {"type": "array", "items": {"type": "string"}},
+                "columns": {"type": "array", "items": {"type": "string"}}
+            }},
+            "WriteResult": {"type": "object", "required": ["rows"], "properties": {
+                "rows": {"type": "integer", "description": "Rows received"},
+                "stored": {"type": "integer", "description": "Distinct keys stored"},
+                "bytes": {"type": "integer", "description": "Bytes of new segment files"}
+            }}
+        }}
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn document_lists_exactly_the_routes() {
+        let doc = document();
+        let mut documented: Vec<(String, String)> = Vec::new();
+        for (path, item) in doc["paths"].as_object().expect("paths") {
+            for method in item.as_object().expect("path item").keys() {
+                documented.push((method.clone(), path.clone()));
+            }
+        }
+        documented.sort();
+        let mut routes: Vec<(String, String)> = crate::ROUTES
+            .iter()
+            .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
+            .collect();
+        routes.sort();
+        assert_eq!(documented, routes);
+        assert_eq!(
+            doc["components"]["schemas"]["DType"]["enum"]
+                .as_array()
+                .expect("enum")
+                .len(),
+            DType::ALL.len()
+        );
+    }
+}

@@ -1,0 +1,348 @@
+//! Configuration: defaults, then a YAML file (`--config FILE`), then `MURR_` environment
+//! variables, then command-line flags. Keys are upstream murr's, so its config files keep working.
+//!
+//! An environment variable names a key by its path in upper case with `__` between levels:
+//! `MURR_STORAGE__CACHE_DIR=/data`, `MURR_SERVER__HTTP__PORT=9000`. Its value is read as a YAML
+//! scalar (so `9000` is a number). Unknown keys, from any source, are errors that name the key.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::{Map, Value};
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Network front-ends.
+    pub server: ServerConfig,
+    /// Where data lives.
+    pub storage: StorageConfig,
+}
+
+/// `server.*`
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// `server.http.*`
+    pub http: HttpConfig,
+    /// `server.grpc.*`
+    pub grpc: GrpcConfig,
+}
+
+/// `server.http.*`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Address to listen on. Default `0.0.0.0`.
+    pub host: IpAddr,
+    /// Port; 0 picks a free one (the start-up log says which). Default 8080.
+    pub port: u16,
+    /// Largest request body in bytes; a number or a size like `"512MiB"`. Default 1 GiB.
+    #[serde(deserialize_with = "size")]
+    pub max_payload_size: u64,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            host: IpAddr::from([0, 0, 0, 0]),
+            port: 8080,
+            max_payload_size: 1 << 30,
+        }
+    }
+}
+
+/// `server.grpc.*`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GrpcConfig {
+    /// Address to listen on. Default `0.0.0.0`.
+    pub host: IpAddr,
+    /// Port. Default 8081.
+    pub port: u16,
+}
+
+impl Default for GrpcConfig {
+    fn default() -> Self {
+        GrpcConfig {
+            host: IpAddr::from([0, 0, 0, 0]),
+            port: 8081,
+        }
+    }
+}
+
+/// `storage.*`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// The data folder. Default `./murr-data`.
+    pub cache_dir: PathBuf,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            cache_dir: PathBuf::from("./murr-data"),
+        }
+    }
+}
+
+impl HttpConfig {
+    /// The socket address to bind.
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::new(self.host, self.port)
+    }
+}
+
+fn size<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Size {
+        Bytes(u64),
+        Text(String),
+    }
+    match Size::deserialize(d)? {
+        Size::Bytes(n) => Ok(n),
+        Size::Text(t) => parse_size(&t).map_err(serde::de::Error::custom),
+    }
+}
+
+/// Parses `1024`, `64KB`, `512MiB`, `1GB`, `1 GiB` (KB = 1000, KiB = 1024).
+///
+/// # Errors
+/// When the text is not such a size.
+pub fn parse_size(text: &str) -> Result<u64> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num
+        .parse()
+        .with_context(|| format!("size {text:?} does not start with a number"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" => 1000,
+        "kib" | "k" => 1 << 10,
+        "mb" => 1_000_000,
+        "mib" | "m" => 1 << 20,
+        "gb" => 1_000_000_000,
+        "gib" | "g" => 1 << 30,
+        other => bail!(
+            "size {text:?} has an unknown unit {other:?} (use B, KB, KiB, MB, MiB, GB or GiB)"
+        ),
+    };
+    n.checked_mul(mult)
+        .with_context(|| format!("size {text:?} is too large"))
+}
+
+fn set(tree: &mut Map<String, Value>, path: &[String], value: Value) -> Result<()> {
+    let (last, parents) = path.split_last().context("empty key")?;
+    let mut node = tree;
+    for p in parents {
+        let entry = node
+            .entry(p.clone())
+            .or_insert_with(|| Value::Object(Map::new()));
+        if !entry.is_object() {
+            *entry = Value::Object(Map::new());
+        }
+        node = entry.as_object_mut().expect("made an object above");
+    }
+    node.insert(last.clone(), value);
+    Ok(())
+}
+
+fn scalar(text: &str) -> Value {
+    match serde_yaml_ng::from_str::<Value>(text) {
+        Ok(v @ (Value::Number(_) | Value::Bool(_) | Value::String(_))) => v,
+        _ => Value::String(text.to_owned()),
+    }
+}
+
+/// Overrides on top of the file, from flags.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `server.http.host`
+    pub host: Option<String>,
+    /// `server.http.port`
+    pub port: Option<u16>,
+    /// `server.http.max_payload_size`
+    pub max_payload_size: Option<String>,
+    /// `server.grpc.host`
+    pub grpc_host: Option<String>,
+    /// `server.grpc.port`
+    pub grpc_port: Option<u16>,
+    /// `storage.cache_dir`
+    pub cache_dir: Option<PathBuf>,
+}
+
+/// Builds the configuration from a YAML file's text (if any), environment variables and flags.
+///
+/// # Errors
+/// Unreadable YAML, an unknown key, or a value of the wrong type; the message names the key.
+pub fn load(
+    yaml: Option<(&str, &str)>,
+    env: impl IntoIterator<Item = (String, String)>,
+    flags: &Overrides,
+) -> Result<Config> {
+    let mut tree = Map::new();
+    if let Some((name, text)) = yaml {
+        let v: Value = serde_yaml_ng::from_str(text)
+            .with_context(|| format!("config file {name}: not valid YAML"))?;
+        match v {
+            Value::Object(m) => tree = m,
+            Value::Null => {}
+            _ => bail!("config file {name}: expected a mapping of keys at the top"),
+        }
+    }
+    let mut env: Vec<(String, String)> = env
+        .into_iter()
+        .filter(|(k, _)| k.starts_with("MURR_"))
+        .collect();
+    env.sort();
+    for (k, v) in env {
+        let path: Vec<String> = k["MURR_".len()..]
+            .split("__")
+            .map(str::to_ascii_lowercase)
+            .collect();
+        if path.iter().any(String::is_empty) {
+            bail!(
+                "environment variable {k}: empty key part (use __ between levels, e.g. MURR_SERVER__HTTP__PORT)"
+            );
+        }
+        set(&mut tree, &path, scalar(&v)).with_context(|| format!("environment variable {k}"))?;
+    }
+    let mut flag = |path: &[&str], v: Value| {
+        set(
+            &mut tree,
+            &path.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>(),
+            v,
+        )
+    };
+    if let Some(h) = &flags.host {
+        flag(&["server", "http", "host"], Value::String(h.clone()))?;
+    }
+    if let Some(p) = flags.port {
+        flag(&["server", "http", "port"], Value::from(p))?;
+    }
+    if let Some(s) = &flags.max_payload_size {
+        flag(&["server", "http", "max_payload_size"], scalar(s))?;
+    }
+    if let Some(h) = &flags.grpc_host {
+        flag(&["server", "grpc", "host"], Value::String(h.clone()))?;
+    }
+    if let Some(p) = flags.grpc_port {
+        flag(&["server", "grpc", "port"], Value::from(p))?;
+    }
+    if let Some(d) = &flags.cache_dir {
+        flag(
+            &["storage", "cache_dir"],
+            Value::String(d.display().to_string()),
+        )?;
+    }
+    serde_path_to_error::deserialize(Value::Object(tree)).map_err(|e| {
+        let path = e.path().to_string();
+        anyhow::anyhow!("configuration key {path}: {}", e.into_inner())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults() {
+        let c = load(None, env(&[]), &Overrides::default()).expect("loads");
+        assert_eq!(c, Config::default());
+        assert_eq!(c.server.http.addr().to_string(), "0.0.0.0:8080");
+        assert_eq!(c.server.grpc.port, 8081);
+        assert_eq!(c.storage.cache_dir, PathBuf::from("./murr-data"));
+        assert_eq!(c.server.http.max_payload_size, 1 << 30);
+    }
+
+    #[test]
+    fn file_then_env_then_flags() {
+        let yaml = "server:\n  http:\n    port: 9000\n    host: 127.0.0.1\n    max_payload_size: 64MiB\nstorage:\n  cache_dir: /from/file\n";
+        let c = load(
+            Some(("murr.yaml", yaml)),
+            env(&[("MURR_STORAGE__CACHE_DIR", "/from/env"), ("PATH", "/bin")]),
+            &Overrides::default(),
+        )
+        .expect("loads");
+        assert_eq!(c.server.http.port, 9000);
+        assert_eq!(c.server.http.max_payload_size, 64 << 20);
+        assert_eq!(c.storage.cache_dir, PathBuf::from("/from/env"));
+        let flags = Overrides {
+            port: Some(0),
+            cache_dir: Some("/from/flag".into()),
+            ..Overrides::default()
+        };
+        let c = load(
+            Some(("murr.yaml", yaml)),
+            env(&[("MURR_SERVER__HTTP__PORT", "9100")]),
+            &flags,
+        )
+        .expect("loads");
+        assert_eq!(c.server.http.port, 0);
+        assert_eq!(c.storage.cache_dir, PathBuf::from("/from/flag"));
+        let c = load(
+            None,
+            env(&[
+                ("MURR_SERVER__HTTP__PORT", "9100"),
+                ("MURR_SERVER__HTTP__MAX_PAYLOAD_SIZE", "1000"),
+            ]),
+            &Overrides::default(),
+        )
+        .expect("loads");
+        assert_eq!(
+            (c.server.http.port, c.server.http.max_payload_size),
+            (9100, 1000)
+        );
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_named() {
+        let err = load(
+            Some(("f", "server:\n  http:\n    bogus: 1\n")),
+            env(&[]),
+            &Overrides::default(),
+        )
+        .expect_err("unknown");
+        assert!(
+            err.to_string().contains("server.http") && err.to_string().contains("bogus"),
+            "{err}"
+        );
+        let err = load(
+            None,
+            env(&[("MURR_STORAGE__CACHEDIR", "/x")]),
+            &Overrides::default(),
+        )
+        .expect_err("unknown");
+        assert!(err.to_string().contains("cachedir"), "{err}");
+        let err = load(
+            None,
+            env(&[("MURR_SERVER__HTTP__PORT", "eighty")]),
+            &Overrides::default(),
+        )
+        .expect_err("bad");
+        assert!(err.to_string().contains("server.http.port"), "{err}");
+        let err = load(
+            Some(("f", "server: [1, 2]")),
+            env(&[]),
+            &Overrides::default(),
+        )
+        .expect_err("bad");
+        assert!(err.to_string().contains("server"), "{err}");
+        assert!(parse_size("12 parsecs").is_err());
+        assert_eq!(parse_size("1GiB").expect("size"), 1 << 30);
+        assert_eq!(parse_size("2KB").expect("size"), 2000);
+    }
+}
