@@ -127,11 +127,16 @@ fn fill_fixed<T>(
         let array = array.as_primitive::<T>();
         let values = array.values();
         if array.null_count() == 0 {
+            let first = row;
             let block = enc.rows_mut();
             for &r in input.rows {
                 let at = row * width + offset;
                 values[r as usize].write_le(&mut block[at..at + w]);
                 row += 1;
+            }
+            // Other inputs may hold nulls, giving the column a validity bit: mark these valid.
+            for valid in first..row {
+                enc.set_valid(column, valid);
             }
         } else {
             for &r in input.rows {

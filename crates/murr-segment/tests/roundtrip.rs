@@ -240,3 +240,95 @@ fn wrong_arrow_type_and_null_in_required_column_are_refused() {
     .expect_err("null");
     assert!(err.to_string().contains("\"x\""), "{err}");
 }
+
+#[test]
+fn inputs_with_and_without_nulls_share_a_segment() {
+    let schema = TableSchema::new(
+        "id",
+        vec![
+            ColumnDef::new("id", DType::Utf8, false),
+            ColumnDef::new("x", DType::Float32, true),
+            ColumnDef::new("b", DType::Bool, true),
+            ColumnDef::new("s", DType::Utf8, true),
+        ],
+    );
+    let full = RecordBatch::try_from_iter(vec![
+        (
+            "id",
+            Arc::new(StringArray::from(vec!["a", "b"])) as ArrayRef,
+        ),
+        (
+            "x",
+            Arc::new(Float32Array::from(vec![1.0, 2.0])) as ArrayRef,
+        ),
+        (
+            "b",
+            Arc::new(BooleanArray::from(vec![true, false])) as ArrayRef,
+        ),
+        ("s", Arc::new(StringArray::from(vec!["p", "q"])) as ArrayRef),
+    ])
+    .expect("batch");
+    let holes = RecordBatch::try_from_iter(vec![
+        (
+            "id",
+            Arc::new(StringArray::from(vec!["c", "d"])) as ArrayRef,
+        ),
+        (
+            "x",
+            Arc::new(Float32Array::from(vec![None, Some(4.0)])) as ArrayRef,
+        ),
+        (
+            "b",
+            Arc::new(BooleanArray::from(vec![None, Some(true)])) as ArrayRef,
+        ),
+        (
+            "s",
+            Arc::new(StringArray::from(vec![None, Some("r")])) as ArrayRef,
+        ),
+    ])
+    .expect("batch");
+    let mut bytes = Vec::new();
+    encode(
+        &schema,
+        &[
+            Input {
+                batch: &full,
+                rows: &[1, 0],
+            },
+            Input {
+                batch: &holes,
+                rows: &[0, 1],
+            },
+        ],
+        &mut bytes,
+    )
+    .expect("encodes");
+    let seg =
+        Segment::from_bytes(bytes.into(), FilePath::new("s").expect("valid"), true).expect("opens");
+    let locs: Vec<Loc> = ["a", "b", "c", "d"]
+        .iter()
+        .map(|k| Loc {
+            seg: 0,
+            row: seg.find(k).expect("present"),
+        })
+        .collect();
+    let segs = [seg];
+    let x = gather(&segs, "x", DType::Float32, &locs).expect("gathers");
+    let x = x.as_any().downcast_ref::<Float32Array>().expect("f32");
+    assert_eq!(
+        x.iter().collect::<Vec<_>>(),
+        vec![Some(1.0), Some(2.0), None, Some(4.0)]
+    );
+    let b = gather(&segs, "b", DType::Bool, &locs).expect("gathers");
+    let b = b.as_any().downcast_ref::<BooleanArray>().expect("bool");
+    assert_eq!(
+        b.iter().collect::<Vec<_>>(),
+        vec![Some(true), Some(false), None, Some(true)]
+    );
+    let s = gather(&segs, "s", DType::Utf8, &locs).expect("gathers");
+    let s = s.as_any().downcast_ref::<StringArray>().expect("utf8");
+    assert_eq!(
+        s.iter().collect::<Vec<_>>(),
+        vec![Some("p"), Some("q"), None, Some("r")]
+    );
+}

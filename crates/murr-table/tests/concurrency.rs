@@ -139,9 +139,14 @@ proptest! {
             match op {
                 Op::Write(rows) => {
                     let keys: Vec<String> = rows.iter().map(|(k, _)| format!("k{k}")).collect();
-                    let rows_ref: Vec<(&str, Option<f32>, i64, Option<&str>)> =
-                        keys.iter().zip(&rows).map(|(k, (_, v))| (k.as_str(), None, *v, None)).collect();
-                    store.write("t", &[batch(&rows_ref)]).expect("writes");
+                    // Some scores are null, so batches with and without nulls meet in one segment.
+                    let rows_ref: Vec<(&str, Option<f32>, i64, Option<&str>)> = keys
+                        .iter()
+                        .zip(&rows)
+                        .map(|(k, (_, v))| (k.as_str(), (v % 3 != 0).then_some(*v as f32), *v, None))
+                        .collect();
+                    let (first, second) = rows_ref.split_at(rows_ref.len() / 2);
+                    store.write("t", &[batch(first), batch(second)]).expect("writes");
                     for (k, (_, v)) in keys.into_iter().zip(rows) {
                         model.insert(k, v);
                     }
@@ -153,9 +158,11 @@ proptest! {
                     store = Store::open(dir.clone(), opts.clone()).expect("reopens");
                 }
             }
-            let out = store.fetch("t", &all, &["n"]).expect("fetches");
+            let out = store.fetch("t", &all, &["n", "score"]).expect("fetches");
             let want: Vec<Option<i64>> = all.iter().map(|k| model.get(k).copied()).collect();
+            let scores: Vec<Option<f32>> = want.iter().map(|v| v.filter(|v| v % 3 != 0).map(|v| v as f32)).collect();
             prop_assert_eq!(ns(&out, 0), want);
+            prop_assert_eq!(floats(&out, 1), scores);
         }
     }
 }

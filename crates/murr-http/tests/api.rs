@@ -1,0 +1,795 @@
+//! The HTTP API end to end: a real server on 127.0.0.1:0, every route and error path of the contract.
+
+#![allow(clippy::disallowed_methods, clippy::clone_on_ref_ptr, reason = "tests")]
+
+use std::sync::Arc;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Float32Type, Int64Type};
+use arrow_array::{
+    ArrayRef, Float32Array, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray,
+};
+use murr_directory::MmapDirectory;
+use murr_http::{ARROW_STREAM, AppState, HttpConfig, PARQUET};
+use murr_table::{Store, StoreOptions};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+struct Server {
+    base: String,
+    client: reqwest::Client,
+    _stop: tokio::sync::oneshot::Sender<()>,
+    _dir: tempfile::TempDir,
+}
+
+async fn start_with(max_payload_size: u64) -> Server {
+    let dir = tempfile::tempdir().expect("temp folder");
+    let store = Store::open(
+        Arc::new(MmapDirectory::open(dir.path()).expect("opens")),
+        StoreOptions::default(),
+    )
+    .expect("opens");
+    let state = AppState {
+        store: Arc::new(store),
+        config: Arc::new(HttpConfig {
+            max_payload_size,
+            upload_dir: dir.path().to_path_buf(),
+        }),
+    };
+    let listener = murr_http::bind("127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("binds");
+    let addr = listener.local_addr().expect("addr");
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(murr_http::serve(
+        listener,
+        murr_http::router(state),
+        async move {
+            let _ = rx.await;
+        },
+    ));
+    Server {
+        base: format!("http://{addr}"),
+        client: reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(30))
+            .build()
+            .expect("client"),
+        _stop: tx,
+        _dir: dir,
+    }
+}
+
+async fn start() -> Server {
+    start_with(1 << 30).await
+}
+
+impl Server {
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> (StatusCode, String, Vec<u8>) {
+        let mut req = self.client.request(method, self.url(path)).body(body);
+        if let Some(ct) = content_type {
+            req = req.header("content-type", ct);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status();
+        let ct = resp
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().expect("ascii").to_owned())
+            .unwrap_or_default();
+        (status, ct, resp.bytes().await.expect("body").to_vec())
+    }
+
+    async fn json(&self, method: reqwest::Method, path: &str, body: Value) -> (StatusCode, Value) {
+        let (status, ct, bytes) = self
+            .send(
+                method,
+                path,
+                Some("application/json"),
+                body.to_string().into_bytes(),
+            )
+            .await;
+        assert!(
+            ct.starts_with("application/json"),
+            "{path}: content type {ct}"
+        );
+        (status, serde_json::from_slice(&bytes).expect("JSON body"))
+    }
+
+    async fn create(&self, name: &str) {
+        let (status, _, body) = self
+            .send(
+                reqwest::Method::PUT,
+                &format!("/api/v1/table/{name}"),
+                Some("application/json"),
+                SCHEMA.as_bytes().to_vec(),
+            )
+            .await;
+        assert_eq!(
+            status,
+            StatusCode::CREATED,
+            "{}",
+            String::from_utf8_lossy(&body)
+        );
+    }
+
+    async fn fetch_json(&self, table: &str, keys: Value, columns: Value) -> (StatusCode, Value) {
+        self.json(
+            reqwest::Method::POST,
+            &format!("/api/v1/table/{table}/fetch"),
+            json!({"keys": keys, "columns": columns}),
+        )
+        .await
+    }
+
+    async fn fetch_arrow(&self, table: &str, keys: &[&str], columns: &[&str]) -> RecordBatch {
+        let resp = self
+            .client
+            .post(self.url(&format!("/api/v1/table/{table}/fetch")))
+            .header("accept", ARROW_STREAM)
+            .body(json!({"keys": keys, "columns": columns}).to_string())
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(resp.headers()["content-type"], ARROW_STREAM);
+        let bytes = resp.bytes().await.expect("body");
+        let reader = arrow_ipc::reader::StreamReader::try_new(std::io::Cursor::new(bytes), None)
+            .expect("IPC stream");
+        let batches: Vec<RecordBatch> = reader.map(|b| b.expect("batch")).collect();
+        assert_eq!(batches.len(), 1);
+        batches.into_iter().next().expect("one batch")
+    }
+}
+
+/// The schema as text: `json!` would sort the columns, and their order is part of the contract.
+const SCHEMA: &str = r#"{"key": "id", "columns": {"id": {"dtype": "utf8", "nullable": false}, "score": {"dtype": "float32"}, "n": {"dtype": "int64", "nullable": false}, "tag": {"dtype": "utf8", "nullable": true}}}"#;
+
+fn schema_json() -> Value {
+    json!({"key": "id", "columns": {
+        "id": {"dtype": "utf8", "nullable": false},
+        "score": {"dtype": "float32"},
+        "n": {"dtype": "int64", "nullable": false},
+        "tag": {"dtype": "utf8", "nullable": true}
+    }})
+}
+
+fn batch(ids: &[&str], n: &[i64]) -> RecordBatch {
+    RecordBatch::try_from_iter(vec![
+        ("id", Arc::new(StringArray::from(ids.to_vec())) as ArrayRef),
+        ("n", Arc::new(Int64Array::from(n.to_vec())) as ArrayRef),
+        (
+            "score",
+            Arc::new(Float32Array::from(
+                n.iter().map(|v| *v as f32 / 4.0).collect::<Vec<_>>(),
+            )) as ArrayRef,
+        ),
+    ])
+    .expect("batch")
+}
+
+fn ipc(batches: &[RecordBatch]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let schema = batches[0].schema();
+    let mut w = arrow_ipc::writer::StreamWriter::try_new(&mut out, &schema).expect("writer");
+    for b in batches {
+        w.write(b).expect("write");
+    }
+    w.finish().expect("finish");
+    drop(w);
+    out
+}
+
+fn assert_error(status: StatusCode, want: StatusCode, body: &Value, needle: &str) {
+    assert_eq!(status, want, "{body}");
+    let msg = body["error"]
+        .as_str()
+        .unwrap_or_else(|| panic!("error body {body}"));
+    assert!(msg.contains(needle), "{msg:?} should mention {needle:?}");
+}
+
+use reqwest::Method as M;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_openapi_and_unknown_routes() {
+    let s = start().await;
+    let (status, ct, body) = s.send(M::GET, "/health", None, vec![]).await;
+    assert_eq!((status, body.as_slice()), (StatusCode::OK, &b"OK"[..]));
+    assert!(ct.starts_with("text/plain"));
+    let (status, ct, body) = s.send(M::GET, "/openapi.json", None, vec![]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(ct.starts_with("application/json"));
+    let doc: Value = serde_json::from_slice(&body).expect("JSON");
+    assert_eq!(doc["openapi"], "3.1.0");
+    let (status, body) = s.json(M::GET, "/nope", Value::Null).await;
+    assert_error(status, StatusCode::NOT_FOUND, &body, "no such route");
+    let (status, body) = s.json(M::POST, "/api/v1/table", Value::Null).await;
+    assert_error(
+        status,
+        StatusCode::METHOD_NOT_ALLOWED,
+        &body,
+        "method not allowed",
+    );
+    let (status, body) = s.json(M::GET, "/api/v1/table/t/fetch", Value::Null).await;
+    assert_error(
+        status,
+        StatusCode::METHOD_NOT_ALLOWED,
+        &body,
+        "method not allowed",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_list_schema_drop() {
+    let s = start().await;
+    let (status, body) = s.json(M::GET, "/api/v1/table", Value::Null).await;
+    assert_eq!((status, body), (StatusCode::OK, json!({})));
+    let (status, _, raw) = s
+        .send(
+            M::PUT,
+            "/api/v1/table/items",
+            Some("application/json"),
+            SCHEMA.as_bytes().to_vec(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let body: Value = serde_json::from_slice(&raw).expect("JSON");
+    assert_eq!(
+        body,
+        json!({"key": "id", "columns": {
+            "id": {"dtype": "utf8", "nullable": false},
+            "score": {"dtype": "float32", "nullable": true},
+            "n": {"dtype": "int64", "nullable": false},
+            "tag": {"dtype": "utf8", "nullable": true}
+        }})
+    );
+    // Column order is kept in every answer.
+    let (_, _, raw) = s
+        .send(M::GET, "/api/v1/table/items/schema", None, vec![])
+        .await;
+    let text = String::from_utf8(raw).expect("utf8");
+    assert!(
+        text.find("\"score\"") < text.find("\"n\"") && text.find("\"n\"") < text.find("\"tag\""),
+        "{text}"
+    );
+    let (status, body) = s.json(M::GET, "/api/v1/table", Value::Null).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["items"]["key"], "id");
+    let (status, body) = s.json(M::PUT, "/api/v1/table/items", schema_json()).await;
+    assert_error(status, StatusCode::CONFLICT, &body, "already exists");
+    let (status, body) = s
+        .json(M::GET, "/api/v1/table/other/schema", Value::Null)
+        .await;
+    assert_error(status, StatusCode::NOT_FOUND, &body, "\"other\"");
+    let (status, body) = s.json(M::DELETE, "/api/v1/table/items", Value::Null).await;
+    assert_eq!(
+        (status, body),
+        (StatusCode::OK, json!({"dropped": "items"}))
+    );
+    let (status, body) = s.json(M::DELETE, "/api/v1/table/items", Value::Null).await;
+    assert_error(status, StatusCode::NOT_FOUND, &body, "\"items\"");
+    s.create("items").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_schemas_and_names_are_400() {
+    let s = start().await;
+    let cases = [
+        (
+            json!({"key": "k", "columns": {"id": {"dtype": "utf8", "nullable": false}}}),
+            "\"k\"",
+        ),
+        (
+            json!({"key": "id", "columns": {"id": {"dtype": "int64", "nullable": false}}}),
+            "utf8",
+        ),
+        (
+            json!({"key": "id", "columns": {"id": {"dtype": "utf8"}}}),
+            "nullable",
+        ),
+        (
+            json!({"key": "id", "columns": {"id": {"dtype": "utf8", "nullable": false}, "x": {"dtype": "float99"}}}),
+            "float99",
+        ),
+        (
+            json!({"key": "id", "columns": {"id": {"dtype": "utf8", "nullable": false}}, "extra": true}),
+            "extra",
+        ),
+        (
+            json!({"key": "id", "columns": {"id": {"dtype": "utf8", "nullable": false}, "bad name": {"dtype": "bool"}}}),
+            "bad name",
+        ),
+        (json!(["not", "an", "object"]), "schema"),
+    ];
+    for (schema, needle) in cases {
+        let (status, body) = s.json(M::PUT, "/api/v1/table/t", schema).await;
+        assert_error(status, StatusCode::BAD_REQUEST, &body, needle);
+    }
+    let (status, _, body) = s
+        .send(
+            M::PUT,
+            "/api/v1/table/t",
+            Some("application/json"),
+            b"{not json".to_vec(),
+        )
+        .await;
+    let body: Value = serde_json::from_slice(&body).expect("JSON error body for malformed JSON");
+    assert_error(
+        status,
+        StatusCode::BAD_REQUEST,
+        &body,
+        "invalid table schema",
+    );
+    let long = "x".repeat(129);
+    let (status, body) = s
+        .json(M::PUT, &format!("/api/v1/table/{long}"), schema_json())
+        .await;
+    assert_error(status, StatusCode::BAD_REQUEST, &body, "128");
+    let (status, body) = s.json(M::PUT, "/api/v1/table/a%20b", schema_json()).await;
+    assert_error(status, StatusCode::BAD_REQUEST, &body, "\"a b\"");
+    let (status, body) = s.json(M::GET, "/api/v1/table", Value::Null).await;
+    assert_eq!((status, body), (StatusCode::OK, json!({})));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_write_and_fetch() {
+    let s = start().await;
+    s.create("t").await;
+    let (status, body) = s.fetch_json("t", json!(["a"]), json!(["score"])).await;
+    assert_eq!(
+        (status, body),
+        (StatusCode::OK, json!({"columns": {"score": [null]}})),
+        "no data yet"
+    );
+    let (status, body) = s
+        .json(M::PUT, "/api/v1/table/t/write", json!({"columns": {
+            "id": ["a", "b", "c"], "score": [0.95, null, 3], "n": [1, 2, 3], "tag": ["x", null, "z"]
+        }}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["rows"], 3);
+    let (status, body) = s
+        .fetch_json(
+            "t",
+            json!(["c", "missing", "a", "c"]),
+            json!(["score", "id", "n", "tag"]),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        body,
+        json!({"columns": {
+            "score": [3.0, null, 0.95, 3.0],
+            "id": ["c", null, "a", "c"],
+            "n": [3, null, 1, 3],
+            "tag": ["z", null, "x", "z"]
+        }})
+    );
+    // float32 values print in their shortest float32 form.
+    let (_, _, raw) = s
+        .send(
+            M::POST,
+            "/api/v1/table/t/fetch",
+            None,
+            json!({"keys": ["a"], "columns": ["score"]})
+                .to_string()
+                .into_bytes(),
+        )
+        .await;
+    assert_eq!(
+        String::from_utf8(raw).expect("utf8"),
+        r#"{"columns":{"score":[0.95]}}"#
+    );
+    // A write with no Content-Type is JSON; last write wins.
+    let (status, _, _) = s
+        .send(
+            M::PUT,
+            "/api/v1/table/t/write",
+            None,
+            json!({"columns": {"id": ["a"], "n": [7]}})
+                .to_string()
+                .into_bytes(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, body) = s.fetch_json("t", json!(["a"]), json!(["n", "score"])).await;
+    assert_eq!(body, json!({"columns": {"n": [7], "score": [null]}}));
+    // Zero rows.
+    let (status, body) = s
+        .json(
+            M::PUT,
+            "/api/v1/table/t/write",
+            json!({"columns": {"id": [], "n": []}}),
+        )
+        .await;
+    assert_eq!((status, body["rows"].clone()), (StatusCode::OK, json!(0)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_writes_and_fetches_are_4xx_naming_the_problem() {
+    let s = start().await;
+    s.create("t").await;
+    let write = |body: Value| {
+        let s = &s;
+        async move { s.json(M::PUT, "/api/v1/table/t/write", body).await }
+    };
+    let cases = [
+        (json!({"columns": {"id": [null], "n": [1]}}), "\"id\""),
+        (json!({"columns": {"id": ["a"], "n": [null]}}), "\"n\""),
+        (json!({"columns": {"id": ["a"]}}), "\"n\""),
+        (
+            json!({"columns": {"id": ["a"], "n": [1], "zzz": [1]}}),
+            "\"zzz\"",
+        ),
+        (json!({"columns": {"id": ["a"], "n": ["one"]}}), "\"n\""),
+        (json!({"columns": {"id": ["a"], "n": [1.5]}}), "\"n\""),
+        (json!({"columns": {"id": [1], "n": [1]}}), "\"id\""),
+        (
+            json!({"columns": {"id": ["a", "b"], "n": [1]}}),
+            "same length",
+        ),
+        (json!({"columns": {"id": "a"}}), "\"id\""),
+        (json!({"columns": []}), "columns"),
+        (json!({"rows": []}), "rows"),
+        (json!([1, 2]), "object"),
+    ];
+    for (body, needle) in cases {
+        let (status, answer) = write(body.clone()).await;
+        assert_error(status, StatusCode::BAD_REQUEST, &answer, needle);
+    }
+    let (status, _, body) = s
+        .send(
+            M::PUT,
+            "/api/v1/table/t/write",
+            Some("application/json"),
+            b"{\"columns\": {".to_vec(),
+        )
+        .await;
+    assert_error(
+        status,
+        StatusCode::BAD_REQUEST,
+        &serde_json::from_slice(&body).expect("JSON"),
+        "not valid JSON",
+    );
+    let (status, _, body) = s
+        .send(
+            M::PUT,
+            "/api/v1/table/t/write",
+            Some("text/csv"),
+            b"id,n\na,1".to_vec(),
+        )
+        .await;
+    assert_error(
+        status,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        &serde_json::from_slice(&body).expect("JSON"),
+        "text/csv",
+    );
+    let (status, _, body) = s
+        .send(
+            M::PUT,
+            "/api/v1/table/t/write",
+            Some(ARROW_STREAM),
+            b"garbage".to_vec(),
+        )
+        .await;
+    assert_error(
+        status,
+        StatusCode::BAD_REQUEST,
+        &serde_json::from_slice(&body).expect("JSON"),
+        "Arrow IPC",
+    );
+    let (status, _, body) = s
+        .send(
+            M::PUT,
+            "/api/v1/table/t/write",
+            Some(PARQUET),
+            b"garbage".to_vec(),
+        )
+        .await;
+    assert_error(
+        status,
+        StatusCode::BAD_REQUEST,
+        &serde_json::from_slice(&body).expect("JSON"),
+        "Parquet",
+    );
+    let (status, body) = s
+        .json(M::PUT, "/api/v1/table/nope/write", json!({"columns": {}}))
+        .await;
+    assert_error(status, StatusCode::NOT_FOUND, &body, "\"nope\"");
+    // Arrow with a type that does not widen, and with a null key.
+    let narrowing = RecordBatch::try_from_iter(vec![
+        ("id", Arc::new(StringArray::from(vec!["a"])) as ArrayRef),
+        ("n", Arc::new(Int64Array::from(vec![1])) as ArrayRef),
+        ("score", Arc::new(Float64Array::from(vec![1.0])) as ArrayRef),
+    ])
+    .expect("batch");
+    let (status, _, body) = s
+        .send(
+            M::PUT,
+            "/api/v1/table/t/write",
+            Some(ARROW_STREAM),
+            ipc(&[narrowing]),
+        )
+        .await;
+    assert_error(
+        status,
+        StatusCode::BAD_REQUEST,
+        &serde_json::from_slice(&body).expect("JSON"),
+        "\"score\"",
+    );
+    let null_key = RecordBatch::try_from_iter(vec![
+        (
+            "id",
+            Arc::new(StringArray::from(vec![Some("a"), None])) as ArrayRef,
+        ),
+        ("n", Arc::new(Int64Array::from(vec![1, 2])) as ArrayRef),
+    ])
+    .expect("batch");
+    let (status, _, body) = s
+        .send(
+            M::PUT,
+            "/api/v1/table/t/write",
+            Some(ARROW_STREAM),
+            ipc(&[null_key]),
+        )
+        .await;
+    assert_error(
+        status,
+        StatusCode::BAD_REQUEST,
+        &serde_json::from_slice(&body).expect("JSON"),
+        "\"id\"",
+    );
+    // Nothing was written by any of these.
+    let (_, body) = s.fetch_json("t", json!(["a"]), json!(["n"])).await;
+    assert_eq!(body, json!({"columns": {"n": [null]}}));
+    // Fetch errors.
+    let (status, body) = s.fetch_json("t", json!(["a"]), json!(["n", "nope"])).await;
+    assert_error(status, StatusCode::BAD_REQUEST, &body, "\"nope\"");
+    let (status, body) = s.fetch_json("nope", json!(["a"]), json!(["n"])).await;
+    assert_error(status, StatusCode::NOT_FOUND, &body, "\"nope\"");
+    let (status, body) = s
+        .json(
+            M::POST,
+            "/api/v1/table/t/fetch",
+            json!({"keys": "a", "columns": ["n"]}),
+        )
+        .await;
+    assert_error(
+        status,
+        StatusCode::BAD_REQUEST,
+        &body,
+        "invalid fetch request",
+    );
+    let (status, body) = s
+        .json(
+            M::POST,
+            "/api/v1/table/t/fetch",
+            json!({"keys": [1], "columns": ["n"]}),
+        )
+        .await;
+    assert_error(
+        status,
+        StatusCode::BAD_REQUEST,
+        &body,
+        "invalid fetch request",
+    );
+    let (status, body) = s
+        .json(M::POST, "/api/v1/table/t/fetch", json!({"columns": ["n"]}))
+        .await;
+    assert_error(status, StatusCode::BAD_REQUEST, &body, "keys");
+    let (status, _, body) = s
+        .send(M::POST, "/api/v1/table/t/fetch", None, b"[".to_vec())
+        .await;
+    assert_error(
+        status,
+        StatusCode::BAD_REQUEST,
+        &serde_json::from_slice(&body).expect("JSON"),
+        "invalid fetch request",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn arrow_ipc_write_of_several_batches_and_arrow_fetch() {
+    let s = start().await;
+    s.create("t").await;
+    // Lossless widening: int32 into the int64 column.
+    let int32 = |ids: Vec<&str>, n: Vec<i32>, score: Vec<Option<f32>>| {
+        RecordBatch::try_from_iter_with_nullable(vec![
+            ("id", Arc::new(StringArray::from(ids)) as ArrayRef, false),
+            ("n", Arc::new(Int32Array::from(n)) as ArrayRef, false),
+            (
+                "score",
+                Arc::new(Float32Array::from(score)) as ArrayRef,
+                true,
+            ),
+        ])
+        .expect("batch")
+    };
+    let b1 = int32(vec!["a", "b"], vec![1, 2], vec![Some(0.25), Some(0.5)]);
+    let b2 = int32(vec!["c", "a"], vec![3, 4], vec![None, None]);
+    let (status, _, body) = s
+        .send(
+            M::PUT,
+            "/api/v1/table/t/write",
+            Some(ARROW_STREAM),
+            ipc(&[b1, b2]),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    let answer: Value = serde_json::from_slice(&body).expect("JSON");
+    assert_eq!(answer["rows"], 4);
+    let out = s
+        .fetch_arrow("t", &["a", "b", "c", "zz"], &["n", "score", "id"])
+        .await;
+    assert_eq!(out.num_rows(), 4);
+    assert_eq!(
+        out.column(0)
+            .as_primitive::<Int64Type>()
+            .iter()
+            .collect::<Vec<_>>(),
+        [Some(4), Some(2), Some(3), None]
+    );
+    assert_eq!(
+        out.column(1)
+            .as_primitive::<Float32Type>()
+            .iter()
+            .collect::<Vec<_>>(),
+        [None, Some(0.5), None, None],
+        "a was rewritten without a score"
+    );
+    assert!(out.schema().fields().iter().all(|f| f.is_nullable()));
+    assert_eq!(out.schema().field(2).name(), "id");
+    // An IPC stream with a schema and no batches writes nothing.
+    let mut empty = Vec::new();
+    let mut w = arrow_ipc::writer::StreamWriter::try_new(&mut empty, &batch(&[], &[]).schema())
+        .expect("writer");
+    w.finish().expect("finish");
+    drop(w);
+    let (status, _, body) = s
+        .send(M::PUT, "/api/v1/table/t/write", Some(ARROW_STREAM), empty)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        serde_json::from_slice::<Value>(&body).expect("JSON")["rows"],
+        0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parquet_with_several_row_groups() {
+    let s = start().await;
+    s.create("t").await;
+    let ids: Vec<String> = (0..1000).map(|i| format!("k{i}")).collect();
+    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let n: Vec<i64> = (0..1000).collect();
+    let b = batch(&refs, &n);
+    let mut file = Vec::new();
+    let props = parquet::file::properties::WriterProperties::builder()
+        .set_max_row_group_row_count(Some(100))
+        .build();
+    let mut w =
+        parquet::arrow::ArrowWriter::try_new(&mut file, b.schema(), Some(props)).expect("writer");
+    w.write(&b).expect("write");
+    let meta = w.close().expect("close");
+    assert_eq!(meta.num_row_groups(), 10);
+    let (status, _, body) = s
+        .send(M::PUT, "/api/v1/table/t/write", Some(PARQUET), file)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(
+        serde_json::from_slice::<Value>(&body).expect("JSON")["rows"],
+        1000
+    );
+    let out = s.fetch_arrow("t", &["k0", "k555", "k999"], &["n"]).await;
+    assert_eq!(
+        out.column(0)
+            .as_primitive::<Int64Type>()
+            .iter()
+            .collect::<Vec<_>>(),
+        [Some(0), Some(555), Some(999)]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversize_bodies_are_413() {
+    let s = start_with(1000).await;
+    let big = vec![b' '; 2000];
+    for (method, path, ct) in [
+        (M::PUT, "/api/v1/table/t", Some("application/json")),
+        (M::PUT, "/api/v1/table/t/write", Some("application/json")),
+        (M::PUT, "/api/v1/table/t/write", Some(ARROW_STREAM)),
+        (M::PUT, "/api/v1/table/t/write", Some(PARQUET)),
+        (M::POST, "/api/v1/table/t/fetch", None),
+    ] {
+        if path.ends_with("/t") {
+            let (status, _, body) = s.send(method, path, ct, big.clone()).await;
+            assert_error(
+                status,
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &serde_json::from_slice(&body).expect("JSON"),
+                "limit",
+            );
+            s.create("t").await;
+            continue;
+        }
+        let (status, _, body) = s.send(method, path, ct, big.clone()).await;
+        assert_error(
+            status,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &serde_json::from_slice(&body).expect("JSON"),
+            "limit",
+        );
+    }
+    // A streamed body without a declared length is cut off at the limit too.
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        (0..10).map(|_| Ok(vec![0u8; 300])).collect();
+    let resp = s
+        .client
+        .put(s.url("/api/v1/table/t/write"))
+        .header("content-type", ARROW_STREAM)
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+            chunks,
+        )))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_while_writes_run() {
+    let s = Arc::new(start().await);
+    s.create("t").await;
+    let keys: Vec<String> = (0..200).map(|i| format!("k{i}")).collect();
+    let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+    s.send(
+        M::PUT,
+        "/api/v1/table/t/write",
+        Some(ARROW_STREAM),
+        ipc(&[batch(&refs, &vec![0; 200])]),
+    )
+    .await;
+    let writer = {
+        let s = Arc::clone(&s);
+        let keys = keys.clone();
+        tokio::spawn(async move {
+            for v in 1..=30i64 {
+                let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+                let (status, _, _) = s
+                    .send(
+                        M::PUT,
+                        "/api/v1/table/t/write",
+                        Some(ARROW_STREAM),
+                        ipc(&[batch(&refs, &vec![v; 200])]),
+                    )
+                    .await;
+                assert_eq!(status, StatusCode::OK);
+            }
+        })
+    };
+    let mut last = 0;
+    let mut reads = 0;
+    while !writer.is_finished() || reads < 5 {
+        let out = s.fetch_arrow("t", &refs, &["n"]).await;
+        let n: Vec<Option<i64>> = out.column(0).as_primitive::<Int64Type>().iter().collect();
+        let v = n[0].expect("present");
+        assert!(
+            n.iter().all(|x| *x == Some(v)),
+            "a fetch saw part of a write"
+        );
+        assert!(v >= last);
+        last = v;
+        reads += 1;
+    }
+    writer.await.expect("writer");
+}

@@ -1,0 +1,286 @@
+//! The `murr` binary: start-up on an ephemeral port, restart persistence, a corrupt table that
+//! answers 503 while others serve, configuration from file and environment, graceful shutdown,
+//! and interoperability with pyarrow (a client we did not write).
+
+#![allow(clippy::disallowed_methods, clippy::print_stderr, reason = "tests")]
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+struct Murr {
+    child: Child,
+    base: String,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Drop for Murr {
+    fn drop(&mut self) {
+        // A test that failed half-way leaves no server behind.
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+impl Murr {
+    fn start(data: &Path, extra: &[&str], env: &[(&str, &str)]) -> Murr {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_murr"));
+        cmd.args(["--host", "127.0.0.1", "--port", "0", "--data-dir"])
+            .arg(data)
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("starts murr");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                eprintln!("murr| {line}");
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut murr = Murr {
+            child,
+            base: String::new(),
+            lines: rx,
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let line = murr
+                .lines
+                .recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+                .expect("murr logs its listening address within 30 s");
+            if line.contains("murr listening") {
+                let addr = line
+                    .split_whitespace()
+                    .find_map(|w| w.strip_prefix("http="))
+                    .expect("the listening line names the address");
+                assert!(
+                    !addr.ends_with(":0"),
+                    "the bound port is logged, not 0: {line}"
+                );
+                return Murr {
+                    child,
+                    base: format!("http://{addr}"),
+                    lines: rx,
+                };
+            }
+        }
+    }
+
+    fn stop(mut self) -> Vec<String> {
+        // SIGTERM, as an orchestrator would send it.
+        let pid = self.child.id().to_string();
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill");
+        let status = self.child.wait().expect("waits");
+        assert!(status.success(), "murr exits cleanly on SIGTERM: {status}");
+        self.lines.try_iter().collect()
+    }
+
+    fn call(&self, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
+        let client = reqwest::blocking::Client::new();
+        let req = client
+            .request(
+                method.parse().expect("method"),
+                format!("{}{path}", self.base),
+            )
+            .header("content-type", "application/json");
+        let req = match body {
+            Some(b) => req.body(b.to_owned()),
+            None => req,
+        };
+        let resp = req.send().expect("request");
+        let status = resp.status().as_u16();
+        let text = resp.text().expect("body");
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+}
+
+const SCHEMA: &str = r#"{"key": "id", "columns": {"id": {"dtype": "utf8", "nullable": false}, "score": {"dtype": "float32"}, "n": {"dtype": "int64", "nullable": false}}}"#;
+
+fn seed(m: &Murr, table: &str) {
+    assert_eq!(
+        m.call("PUT", &format!("/api/v1/table/{table}"), Some(SCHEMA))
+            .0,
+        201
+    );
+    let body =
+        json!({"columns": {"id": ["a", "b"], "score": [0.5, null], "n": [1, 2]}}).to_string();
+    assert_eq!(
+        m.call("PUT", &format!("/api/v1/table/{table}/write"), Some(&body))
+            .0,
+        200
+    );
+}
+
+fn fetch(m: &Murr, table: &str) -> (u16, Value) {
+    m.call(
+        "POST",
+        &format!("/api/v1/table/{table}/fetch"),
+        Some(r#"{"keys": ["b", "a", "x"], "columns": ["n", "score"]}"#),
+    )
+}
+
+#[test]
+fn restart_keeps_data_and_shutdown_is_graceful() {
+    let data = tempfile::tempdir().expect("temp folder");
+    let m = Murr::start(data.path(), &[], &[]);
+    assert_eq!(
+        m.call("GET", "/health", None),
+        (200, Value::String("OK".into()))
+    );
+    seed(&m, "t");
+    let lines = m.stop();
+    assert!(
+        lines.iter().any(|l| l.contains("murr stopped")),
+        "{lines:?}"
+    );
+    let m = Murr::start(data.path(), &[], &[]);
+    assert_eq!(
+        fetch(&m, "t"),
+        (
+            200,
+            json!({"columns": {"n": [2, 1, null], "score": [null, 0.5, null]}})
+        )
+    );
+    m.stop();
+}
+
+#[test]
+fn a_corrupt_table_answers_503_and_the_others_serve() {
+    let data = tempfile::tempdir().expect("temp folder");
+    let m = Murr::start(data.path(), &[], &[]);
+    seed(&m, "good");
+    seed(&m, "bad");
+    m.stop();
+    let folder = data.path().join("tables/bad");
+    let seg = std::fs::read_dir(&folder)
+        .expect("table folder")
+        .map(|e| e.expect("entry").path())
+        .find(|p| {
+            p.file_name()
+                .expect("name")
+                .to_string_lossy()
+                .starts_with("seg-")
+        })
+        .expect("a segment");
+    let mut bytes = std::fs::read(&seg).expect("reads");
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xFF;
+    std::fs::write(&seg, bytes).expect("writes");
+    let m = Murr::start(data.path(), &[], &[]);
+    assert_eq!(fetch(&m, "good").0, 200);
+    let (status, body) = fetch(&m, "bad");
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body["error"].as_str().expect("error").contains("checksum"),
+        "{body}"
+    );
+    assert_eq!(m.call("GET", "/api/v1/table/bad/schema", None).0, 503);
+    assert_eq!(m.call("GET", "/health", None).0, 200);
+    let lines = m.stop();
+    drop(lines);
+}
+
+#[test]
+fn config_file_env_and_bad_config() {
+    let data = tempfile::tempdir().expect("temp folder");
+    let cfg = data.path().join("murr.yaml");
+    std::fs::write(&cfg, "server:\n  http:\n    max_payload_size: 100\n").expect("writes");
+    let m = Murr::start(
+        data.path(),
+        &["--config", cfg.to_str().expect("utf8")],
+        &[("MURR_SERVER__GRPC__PORT", "18081")],
+    );
+    let (status, body) = m.call("PUT", "/api/v1/table/t", Some(&" ".repeat(200)));
+    assert_eq!(status, 413, "{body}");
+    m.stop();
+    let out = Command::new(env!("CARGO_BIN_EXE_murr"))
+        .args(["--data-dir"])
+        .arg(data.path())
+        .env("MURR_SERVER__HTTP__PROT", "1")
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("prot"), "{err}");
+}
+
+/// pyarrow reads our Arrow answers and writes Arrow IPC and Parquet that we accept.
+#[test]
+fn pyarrow_interoperates() {
+    let has_pyarrow = Command::new("python3")
+        .args(["-c", "import pyarrow"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_pyarrow {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must install pyarrow (.ci/run does)"
+        );
+        eprintln!("pyarrow is not installed: `pip install pyarrow` to run this test");
+        return;
+    }
+    let data = tempfile::tempdir().expect("temp folder");
+    let m = Murr::start(data.path(), &[], &[]);
+    seed(&m, "t");
+    let script = r#"
+import io, json, sys, urllib.request
+import pyarrow as pa, pyarrow.ipc as ipc, pyarrow.parquet as pq
+base = sys.argv[1]
+def call(method, path, body, ctype, accept=None):
+    req = urllib.request.Request(base + path, data=body, method=method, headers={"Content-Type": ctype})
+    if accept:
+        req.add_header("Accept", accept)
+    with urllib.request.urlopen(req) as r:
+        return r.read()
+ARROW = "application/vnd.apache.arrow.stream"
+t = pa.table({"id": ["p", "q"], "n": pa.array([10, 20], pa.int32()), "score": pa.array([1.5, None], pa.float32())})
+sink = io.BytesIO()
+with ipc.new_stream(sink, t.schema) as w:
+    for b in t.to_batches(max_chunksize=1):
+        w.write_batch(b)
+call("PUT", "/api/v1/table/t/write", sink.getvalue(), ARROW)
+pbuf = io.BytesIO()
+pq.write_table(pa.table({"id": ["r"], "n": [30]}), pbuf)
+call("PUT", "/api/v1/table/t/write", pbuf.getvalue(), "application/vnd.apache.parquet")
+body = call("POST", "/api/v1/table/t/fetch", json.dumps({"keys": ["a", "q", "r", "zz"], "columns": ["n", "score", "id"]}).encode(), "application/json", ARROW)
+table = ipc.open_stream(body).read_all()
+print(json.dumps({"columns": table.to_pydict(), "types": [str(f.type) for f in table.schema]}))
+"#;
+    let out = Command::new("python3")
+        .args(["-c", script, &m.base])
+        .output()
+        .expect("runs python");
+    assert!(
+        out.status.success(),
+        "python failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got: Value = serde_json::from_slice(&out.stdout).expect("JSON from python");
+    assert_eq!(got["types"], json!(["int64", "float", "string"]));
+    assert_eq!(
+        got["columns"],
+        json!({"n": [1, 20, 30, null], "score": [0.5, null, null, null], "id": ["a", "q", "r", null]})
+    );
+    m.stop();
+}
