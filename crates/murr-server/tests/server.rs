@@ -72,11 +72,8 @@ impl Murr {
                     !addr.ends_with(":0"),
                     "the bound port is logged, not 0: {line}"
                 );
-                return Murr {
-                    child,
-                    base: format!("http://{addr}"),
-                    lines: rx,
-                };
+                murr.base = format!("http://{addr}");
+                return murr;
             }
         }
     }
