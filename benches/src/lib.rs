@@ -125,3 +125,47 @@ pub fn floor_us(rows: usize, requests: usize) -> f64 {
     std::hint::black_box(sum);
     start.elapsed().as_secs_f64() * 1e6 / requests as f64
 }
+
+/// A murr HTTP server over `store` on 127.0.0.1 (an ephemeral port), on its own two-worker
+/// runtime; returns its base URL and the runtime (dropping it stops the server).
+///
+/// # Panics
+/// When the server cannot start: this is bench set-up.
+pub fn serve_http(store: Arc<Store>) -> (String, tokio::runtime::Runtime) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let listener = rt
+        .block_on(murr_http::bind("127.0.0.1:0".parse().expect("address")))
+        .expect("binds");
+    let addr = listener.local_addr().expect("address");
+    let router = murr_http::router(murr_http::AppState {
+        store,
+        config: Arc::new(murr_http::HttpConfig::default()),
+    });
+    rt.spawn(murr_http::serve(listener, router, std::future::pending()));
+    (format!("http://{addr}"), rt)
+}
+
+/// A fetch request body for `keys` and `columns`.
+pub fn fetch_body(keys: &[String], columns: &[String]) -> Vec<u8> {
+    #[derive(serde::Serialize)]
+    struct Fetch<'a> {
+        keys: &'a [String],
+        columns: &'a [String],
+    }
+    serde_json::to_vec(&Fetch { keys, columns }).expect("strings serialize")
+}
+
+/// Decodes an Arrow IPC stream answer into its record batches.
+///
+/// # Panics
+/// When the bytes are not an Arrow IPC stream.
+pub fn decode_ipc(bytes: &[u8]) -> Vec<RecordBatch> {
+    arrow_ipc::reader::StreamReader::try_new(std::io::Cursor::new(bytes), None)
+        .expect("IPC stream")
+        .map(|b| b.expect("batch"))
+        .collect()
+}

@@ -56,7 +56,10 @@ impl From<murr_table::Error> for ApiError {
 }
 
 impl IntoResponse for ApiError {
-    #[allow(clippy::disallowed_methods, reason = "serde_json::json! unwraps internally; its values always serialize")]
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "serde_json::json! unwraps internally; its values always serialize"
+    )]
     fn into_response(self) -> Response {
         let body = serde_json::json!({ "error": self.message }).to_string();
         let mut response = (self.status, body).into_response();

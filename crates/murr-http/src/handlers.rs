@@ -98,7 +98,10 @@ pub(crate) async fn create_table(
     Ok(json_response(StatusCode::CREATED, table.schema()))
 }
 
-#[allow(clippy::disallowed_methods, reason = "serde_json::json! unwraps internally; its values always serialize")]
+#[allow(
+    clippy::disallowed_methods,
+    reason = "serde_json::json! unwraps internally; its values always serialize"
+)]
 pub(crate) async fn drop_table(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -126,7 +129,10 @@ fn content_type(headers: &HeaderMap) -> ApiResult<&str> {
     Ok(base)
 }
 
-#[allow(clippy::disallowed_methods, reason = "serde_json::json! unwraps internally; its values always serialize")]
+#[allow(
+    clippy::disallowed_methods,
+    reason = "serde_json::json! unwraps internally; its values always serialize"
+)]
 fn write_answer(stats: murr_table::WriteStats) -> Response {
     json_response(
         StatusCode::OK,

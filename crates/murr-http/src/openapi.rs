@@ -3,7 +3,10 @@
 use murr_format::DType;
 use serde_json::{Value, json};
 
-#[allow(clippy::disallowed_methods, reason = "serde_json::json! unwraps internally; its values always serialize")]
+#[allow(
+    clippy::disallowed_methods,
+    reason = "serde_json::json! unwraps internally; its values always serialize"
+)]
 fn error_response(description: &str) -> Value {
     json!({
         "description": description,
@@ -11,7 +14,10 @@ fn error_response(description: &str) -> Value {
     })
 }
 
-#[allow(clippy::disallowed_methods, reason = "serde_json::json! unwraps internally; its values always serialize")]
+#[allow(
+    clippy::disallowed_methods,
+    reason = "serde_json::json! unwraps internally; its values always serialize"
+)]
 fn name_param() -> Value {
     json!({
         "name": "name", "in": "path", "required": true,
@@ -21,7 +27,10 @@ fn name_param() -> Value {
 }
 
 /// The document: every route, dtype, content type and error shape the server has.
-#[allow(clippy::disallowed_methods, reason = "serde_json::json! unwraps internally; its values always serialize")]
+#[allow(
+    clippy::disallowed_methods,
+    reason = "serde_json::json! unwraps internally; its values always serialize"
+)]
 pub fn document() -> Value {
     let dtypes: Vec<&str> = DType::ALL.iter().map(|t| t.name()).collect();
     json!({
@@ -139,7 +148,10 @@ mod tests {
     use super::*;
 
     #[test]
-    #[allow(clippy::disallowed_methods, reason = "serde_json::json! unwraps internally; its values always serialize")]
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "serde_json::json! unwraps internally; its values always serialize"
+    )]
     fn document_lists_exactly_the_routes() {
         let doc = document();
         let mut documented: Vec<(String, String)> = Vec::new();
