@@ -55,22 +55,36 @@ impl Default for HttpConfig {
     }
 }
 
-/// `server.grpc.*`
+/// `server.grpc.*`: Arrow Flight.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct GrpcConfig {
+    /// Serve Arrow Flight. Default true.
+    pub enabled: bool,
     /// Address to listen on. Default `0.0.0.0`.
     pub host: IpAddr,
-    /// Port. Default 8081.
+    /// Port; 0 picks a free one. Default 8081.
     pub port: u16,
+    /// Largest gRPC message, received or sent; a number or a size like `"64MiB"`. Default 64 MiB.
+    #[serde(deserialize_with = "size")]
+    pub max_message_size: u64,
 }
 
 impl Default for GrpcConfig {
     fn default() -> Self {
         GrpcConfig {
+            enabled: true,
             host: IpAddr::from([0, 0, 0, 0]),
             port: 8081,
+            max_message_size: 64 << 20,
         }
+    }
+}
+
+impl GrpcConfig {
+    /// The socket address to bind.
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::new(self.host, self.port)
     }
 }
 
@@ -173,6 +187,8 @@ pub struct Overrides {
     pub grpc_host: Option<String>,
     /// `server.grpc.port`
     pub grpc_port: Option<u16>,
+    /// `server.grpc.enabled = false`
+    pub no_grpc: bool,
     /// `storage.cache_dir`
     pub cache_dir: Option<PathBuf>,
 }
@@ -234,6 +250,9 @@ pub fn load(
     }
     if let Some(p) = flags.grpc_port {
         flag(&["server", "grpc", "port"], Value::from(p))?;
+    }
+    if flags.no_grpc {
+        flag(&["server", "grpc", "enabled"], Value::Bool(false))?;
     }
     if let Some(d) = &flags.cache_dir {
         flag(

@@ -1,4 +1,4 @@
-//! The murr server: configuration ([`config`]), start-up, the HTTP front-end, and graceful
+//! The murr server: configuration ([`config`]), start-up, the HTTP and Arrow Flight front-ends, and graceful
 //! shutdown on SIGINT/SIGTERM. The binary `murr` is a thin `main` over [`run`].
 //!
 //! This is the only crate that knows the front-ends, the config file, the tokio runtime and
@@ -15,7 +15,7 @@ use murr_table::{Store, StoreOptions, TableStatus};
 
 pub use config::Config;
 
-/// Opens the store, serves HTTP until `shutdown` completes, then finishes requests in flight and
+/// Opens the store, serves HTTP and Arrow Flight until `shutdown` completes, then finishes requests in flight and
 /// closes the store (waiting for a merge in progress).
 ///
 /// # Errors
@@ -48,9 +48,19 @@ pub async fn run(
     let listener = murr_http::bind(config.server.http.addr())
         .await
         .with_context(|| format!("cannot listen on {}", config.server.http.addr()))?;
-    let bound = listener.local_addr().context("listener address")?;
+    let http_addr = listener.local_addr().context("listener address")?;
+    let grpc = if config.server.grpc.enabled {
+        let l = tokio::net::TcpListener::bind(config.server.grpc.addr())
+            .await
+            .with_context(|| format!("cannot listen on {} (gRPC)", config.server.grpc.addr()))?;
+        let addr = l.local_addr().context("listener address")?;
+        Some((l, addr))
+    } else {
+        None
+    };
     tracing::info!(
-        http = %bound,
+        http = %http_addr,
+        grpc = %grpc.as_ref().map_or_else(|| "off".to_owned(), |(_, a)| a.to_string()),
         data = %dir.display(),
         tables = ready.len(),
         failed_tables = failed.len(),
@@ -58,17 +68,45 @@ pub async fn run(
         ms = started.elapsed().as_millis() as u64,
         "murr listening"
     );
-    tracing::info!(
-        grpc = %std::net::SocketAddr::new(config.server.grpc.host, config.server.grpc.port),
-        "Arrow Flight (gRPC) is not part of this build yet; server.grpc settings are read and unused"
-    );
+    // One signal stops both front-ends.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = move |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
     let router = murr_http::router(murr_http::AppState {
         store: Arc::clone(&store),
         config: Arc::new(http_cfg),
     });
-    murr_http::serve(listener, router, shutdown)
-        .await
-        .context("HTTP server failed")?;
+    let http = murr_http::serve(listener, router, stopped(stop_rx.clone()));
+    let flight = async {
+        let Some((listener, _)) = grpc else {
+            return Ok(());
+        };
+        let max = usize::try_from(config.server.grpc.max_message_size).unwrap_or(usize::MAX);
+        let service = murr_flight::MurrFlight::new(
+            Arc::clone(&store),
+            murr_flight::FlightConfig {
+                max_message_size: max,
+                ..murr_flight::FlightConfig::default()
+            },
+        );
+        tonic::transport::Server::builder()
+            .tcp_nodelay(true)
+            .add_service(service.into_server())
+            .serve_with_incoming_shutdown(
+                tokio_stream::wrappers::TcpListenerStream::new(listener),
+                stopped(stop_rx.clone()),
+            )
+            .await
+            .context("Flight server failed")
+    };
+    let (http, flight) = tokio::join!(http, flight);
+    http.context("HTTP server failed")?;
+    flight?;
     tracing::info!("stopped accepting; requests in flight are done");
     // Closing the store joins the merge thread, which may be finishing a merge.
     tokio::task::spawn_blocking(move || drop(store))

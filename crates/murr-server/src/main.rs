@@ -31,6 +31,9 @@ struct Args {
     /// gRPC port (server.grpc.port).
     #[arg(long)]
     grpc_port: Option<u16>,
+    /// Do not serve Arrow Flight (server.grpc.enabled = false).
+    #[arg(long)]
+    no_grpc: bool,
     /// Data folder (storage.cache_dir).
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
@@ -68,6 +71,7 @@ fn main() -> ExitCode {
         max_payload_size: args.max_payload_size,
         grpc_host: args.grpc_host,
         grpc_port: args.grpc_port,
+        no_grpc: args.no_grpc,
         cache_dir: args.data_dir,
     };
     let config = match config::load(

@@ -31,12 +31,22 @@ impl Drop for Murr {
 impl Murr {
     fn start(data: &Path, extra: &[&str], env: &[(&str, &str)]) -> Murr {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_murr"));
-        cmd.args(["--host", "127.0.0.1", "--port", "0", "--data-dir"])
-            .arg(data)
-            .args(extra)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+        cmd.args([
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--grpc-host",
+            "127.0.0.1",
+            "--grpc-port",
+            "0",
+            "--data-dir",
+        ])
+        .arg(data)
+        .args(extra)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
         for (k, v) in env {
             cmd.env(k, v);
         }

@@ -53,8 +53,8 @@ pub struct TableStats {
     pub bytes: u64,
 }
 
-/// What a write did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// What a write did; its JSON form is the write answer of the front-ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 pub struct WriteStats {
     /// Rows received.
     pub rows: u64,

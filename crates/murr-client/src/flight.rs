@@ -1,0 +1,221 @@
+//! The Arrow Flight transport.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use arrow_array::RecordBatch;
+use arrow_flight::decode::FlightRecordBatchStream;
+use arrow_flight::encode::FlightDataEncoderBuilder;
+use arrow_flight::error::FlightError;
+use arrow_flight::flight_service_client::FlightServiceClient;
+use arrow_flight::{Action, Criteria, FlightDescriptor, Ticket};
+use arrow_schema::Schema;
+use futures_util::{StreamExt, TryStreamExt};
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Status};
+
+use crate::{ColumnDef, Error, FetchRequest, Result, TableSchema, dtype_of, single};
+
+#[derive(Debug, Clone)]
+pub(crate) struct FlightClient {
+    client: FlightServiceClient<Channel>,
+}
+
+fn error(s: &Status) -> Error {
+    let from_transport =
+        std::error::Error::source(s).is_some_and(|src| src.is::<tonic::transport::Error>());
+    let message = s.message().to_owned();
+    match s.code() {
+        Code::NotFound => Error::NotFound(message),
+        Code::AlreadyExists => Error::AlreadyExists(message),
+        Code::InvalidArgument => Error::InvalidArgument(message),
+        Code::Unavailable if from_transport => Error::Transport(message),
+        Code::Unavailable => Error::Unavailable(message),
+        Code::DeadlineExceeded | Code::Cancelled => Error::Transport(message),
+        Code::Unknown if from_transport => Error::Transport(message),
+        other => Error::Protocol(format!("{other:?}: {message}")),
+    }
+}
+
+fn flight_error(e: FlightError) -> Error {
+    match e {
+        FlightError::Tonic(s) => error(&s),
+        other => Error::Protocol(other.to_string()),
+    }
+}
+
+/// A table schema from a table's Arrow schema (metadata `key` names the key column).
+fn table_schema(schema: &Schema) -> Result<TableSchema> {
+    let key = schema
+        .metadata()
+        .get("key")
+        .ok_or_else(|| Error::Protocol("table schema without a `key` metadata entry".to_owned()))?;
+    let columns = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            let dtype = dtype_of(f.data_type()).ok_or_else(|| {
+                Error::Protocol(format!(
+                    "column {:?} has type {} murr does not know",
+                    f.name(),
+                    f.data_type()
+                ))
+            })?;
+            Ok(ColumnDef::new(f.name(), dtype, f.is_nullable()))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(TableSchema::new(key, columns))
+}
+
+impl FlightClient {
+    pub(crate) fn new(url: &str, timeout: Duration, connect_timeout: Duration) -> Result<Self> {
+        let endpoint = Endpoint::from_shared(url.to_owned())
+            .map_err(|e| Error::InvalidArgument(format!("server URL {url:?}: {e}")))?
+            .timeout(timeout)
+            .connect_timeout(connect_timeout)
+            .tcp_nodelay(true);
+        let client = FlightServiceClient::new(endpoint.connect_lazy())
+            .max_decoding_message_size(usize::MAX)
+            .max_encoding_message_size(usize::MAX);
+        Ok(FlightClient { client })
+    }
+
+    async fn action(&self, kind: &str, body: Vec<u8>) -> Result<()> {
+        let action = Action {
+            r#type: kind.to_owned(),
+            body: body.into(),
+        };
+        let mut results = self
+            .client
+            .clone()
+            .do_action(action)
+            .await
+            .map_err(|s| error(&s))?
+            .into_inner();
+        while results.message().await.map_err(|s| error(&s))?.is_some() {}
+        Ok(())
+    }
+
+    pub(crate) async fn create_table(&self, name: &str, schema: &TableSchema) -> Result<()> {
+        // Serialized straight from the struct: a serde_json::Value would sort the columns.
+        #[derive(serde::Serialize)]
+        struct Create<'a> {
+            table: &'a str,
+            schema: &'a TableSchema,
+        }
+        let body = serde_json::to_vec(&Create {
+            table: name,
+            schema,
+        })
+        .map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        self.action("create_table", body).await
+    }
+
+    pub(crate) async fn drop_table(&self, name: &str) -> Result<()> {
+        #[derive(serde::Serialize)]
+        struct Drop<'a> {
+            table: &'a str,
+        }
+        let body = serde_json::to_vec(&Drop { table: name })
+            .map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        self.action("drop_table", body).await
+    }
+
+    pub(crate) async fn list_tables(&self) -> Result<BTreeMap<String, TableSchema>> {
+        let mut infos = self
+            .client
+            .clone()
+            .list_flights(Criteria::default())
+            .await
+            .map_err(|s| error(&s))?
+            .into_inner();
+        let mut out = BTreeMap::new();
+        while let Some(info) = infos.message().await.map_err(|s| error(&s))? {
+            let name = info
+                .flight_descriptor
+                .as_ref()
+                .and_then(|d| d.path.first().cloned())
+                .ok_or_else(|| Error::Protocol("flight info without a table path".to_owned()))?;
+            let schema = info
+                .try_decode_schema()
+                .map_err(|e| Error::Protocol(format!("schema of {name}: {e}")))?;
+            out.insert(name, table_schema(&schema)?);
+        }
+        Ok(out)
+    }
+
+    pub(crate) async fn schema(&self, name: &str) -> Result<TableSchema> {
+        let result = self
+            .client
+            .clone()
+            .get_schema(FlightDescriptor::new_path(vec![name.to_owned()]))
+            .await
+            .map_err(|s| error(&s))?
+            .into_inner();
+        let schema = Schema::try_from(&result)
+            .map_err(|e| Error::Protocol(format!("schema of {name}: {e}")))?;
+        table_schema(&schema)
+    }
+
+    pub(crate) async fn write(&self, name: &str, batches: Vec<RecordBatch>) -> Result<u64> {
+        let data: Vec<_> = FlightDataEncoderBuilder::new()
+            .with_flight_descriptor(Some(FlightDescriptor::new_path(vec![name.to_owned()])))
+            .build(futures_util::stream::iter(batches.into_iter().map(Ok)))
+            .try_collect()
+            .await
+            .map_err(|e| Error::InvalidArgument(format!("encoding Flight data: {e}")))?;
+        let mut results = self
+            .client
+            .clone()
+            .do_put(futures_util::stream::iter(data))
+            .await
+            .map_err(|s| error(&s))?
+            .into_inner();
+        let first = results
+            .message()
+            .await
+            .map_err(|s| error(&s))?
+            .ok_or_else(|| Error::Protocol("do_put answered no result".to_owned()))?;
+        while results.message().await.map_err(|s| error(&s))?.is_some() {}
+        let v: serde_json::Value = serde_json::from_slice(&first.app_metadata)
+            .map_err(|e| Error::Protocol(format!("do_put result: {e}")))?;
+        v["rows"]
+            .as_u64()
+            .ok_or_else(|| Error::Protocol(format!("do_put result without rows: {v}")))
+    }
+
+    pub(crate) async fn fetch(
+        &self,
+        name: &str,
+        keys: &[&str],
+        columns: &[&str],
+    ) -> Result<RecordBatch> {
+        let ticket = serde_json::to_vec(&FetchRequest {
+            table: Some(name),
+            keys,
+            columns,
+        })
+        .map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        let data = self
+            .client
+            .clone()
+            .do_get(Ticket {
+                ticket: ticket.into(),
+            })
+            .await
+            .map_err(|s| error(&s))?
+            .into_inner();
+        let mut stream = FlightRecordBatchStream::new_from_flight_data(
+            data.map_err(|s| FlightError::Tonic(Box::new(s))),
+        );
+        let mut batches = Vec::new();
+        while let Some(b) = stream.next().await {
+            batches.push(b.map_err(flight_error)?);
+        }
+        let schema = stream
+            .schema()
+            .cloned()
+            .ok_or_else(|| Error::Protocol("do_get answered no schema".to_owned()))?;
+        single(schema, batches)
+    }
+}

@@ -1,0 +1,167 @@
+//! The HTTP transport: JSON for the catalog, Arrow IPC streams for writes and fetches.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use arrow_array::RecordBatch;
+use reqwest::StatusCode;
+
+use crate::{Error, FetchRequest, Result, TableSchema, single};
+
+const ARROW_STREAM: &str = "application/vnd.apache.arrow.stream";
+
+#[derive(Debug, Clone)]
+pub(crate) struct HttpClient {
+    http: reqwest::Client,
+    base: String,
+}
+
+fn transport(e: &reqwest::Error) -> Error {
+    Error::Transport(e.to_string())
+}
+
+impl HttpClient {
+    pub(crate) fn new(url: &str, timeout: Duration, connect_timeout: Duration) -> Result<Self> {
+        let base = url.trim_end_matches('/').to_owned();
+        reqwest::Url::parse(&base)
+            .map_err(|e| Error::InvalidArgument(format!("server URL {url:?}: {e}")))?;
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(connect_timeout)
+            .tcp_nodelay(true)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .build()
+            .map_err(|e| transport(&e))?;
+        Ok(HttpClient { http, base })
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// The body of a successful answer, or the classified error of a failed one.
+    async fn check(resp: reqwest::Response) -> Result<bytes::Bytes> {
+        let status = resp.status();
+        let body = resp.bytes().await.map_err(|e| transport(&e))?;
+        if status.is_success() {
+            return Ok(body);
+        }
+        let message = serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned))
+            .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
+        Err(match status {
+            StatusCode::NOT_FOUND => Error::NotFound(message),
+            StatusCode::CONFLICT => Error::AlreadyExists(message),
+            StatusCode::BAD_REQUEST
+            | StatusCode::PAYLOAD_TOO_LARGE
+            | StatusCode::UNSUPPORTED_MEDIA_TYPE => Error::InvalidArgument(message),
+            s if s.is_server_error() => Error::Unavailable(format!("{s}: {message}")),
+            s => Error::Protocol(format!("unexpected status {s}: {message}")),
+        })
+    }
+
+    pub(crate) async fn create_table(&self, name: &str, schema: &TableSchema) -> Result<()> {
+        let body = serde_json::to_vec(schema).map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        let resp = self
+            .http
+            .put(self.url(&format!("/api/v1/table/{name}")))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| transport(&e))?;
+        Self::check(resp).await.map(drop)
+    }
+
+    pub(crate) async fn drop_table(&self, name: &str) -> Result<()> {
+        let resp = self
+            .http
+            .delete(self.url(&format!("/api/v1/table/{name}")))
+            .send()
+            .await
+            .map_err(|e| transport(&e))?;
+        Self::check(resp).await.map(drop)
+    }
+
+    pub(crate) async fn list_tables(&self) -> Result<BTreeMap<String, TableSchema>> {
+        let resp = self
+            .http
+            .get(self.url("/api/v1/table"))
+            .send()
+            .await
+            .map_err(|e| transport(&e))?;
+        let body = Self::check(resp).await?;
+        serde_json::from_slice(&body).map_err(|e| Error::Protocol(format!("table list: {e}")))
+    }
+
+    pub(crate) async fn schema(&self, name: &str) -> Result<TableSchema> {
+        let resp = self
+            .http
+            .get(self.url(&format!("/api/v1/table/{name}/schema")))
+            .send()
+            .await
+            .map_err(|e| transport(&e))?;
+        let body = Self::check(resp).await?;
+        serde_json::from_slice(&body).map_err(|e| Error::Protocol(format!("schema: {e}")))
+    }
+
+    pub(crate) async fn write(&self, name: &str, batches: &[RecordBatch]) -> Result<u64> {
+        let mut body = Vec::new();
+        {
+            let mut w = arrow_ipc::writer::StreamWriter::try_new(&mut body, &batches[0].schema())
+                .map_err(|e| Error::InvalidArgument(format!("encoding Arrow IPC: {e}")))?;
+            for b in batches {
+                w.write(b)
+                    .map_err(|e| Error::InvalidArgument(format!("encoding Arrow IPC: {e}")))?;
+            }
+            w.finish()
+                .map_err(|e| Error::InvalidArgument(format!("encoding Arrow IPC: {e}")))?;
+        }
+        let resp = self
+            .http
+            .put(self.url(&format!("/api/v1/table/{name}/write")))
+            .header("content-type", ARROW_STREAM)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| transport(&e))?;
+        let body = Self::check(resp).await?;
+        let v: serde_json::Value = serde_json::from_slice(&body)
+            .map_err(|e| Error::Protocol(format!("write answer: {e}")))?;
+        v["rows"]
+            .as_u64()
+            .ok_or_else(|| Error::Protocol(format!("write answer without rows: {v}")))
+    }
+
+    pub(crate) async fn fetch(
+        &self,
+        name: &str,
+        keys: &[&str],
+        columns: &[&str],
+    ) -> Result<RecordBatch> {
+        let body = serde_json::to_vec(&FetchRequest {
+            table: None,
+            keys,
+            columns,
+        })
+        .map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        let resp = self
+            .http
+            .post(self.url(&format!("/api/v1/table/{name}/fetch")))
+            .header("content-type", "application/json")
+            .header("accept", ARROW_STREAM)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| transport(&e))?;
+        let body = Self::check(resp).await?;
+        let reader = arrow_ipc::reader::StreamReader::try_new(std::io::Cursor::new(body), None)
+            .map_err(|e| Error::Protocol(format!("fetch answer is not Arrow IPC: {e}")))?;
+        let schema = reader.schema();
+        let batches = reader
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| Error::Protocol(format!("fetch answer: {e}")))?;
+        single(schema, batches)
+    }
+}

@@ -1,0 +1,263 @@
+//! A Rust client for murr, over HTTP (Arrow IPC bodies) or Arrow Flight, chosen when the client
+//! is built. Connections are reused; every call has a timeout.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), murr_client::Error> {
+//! use murr_client::{Client, Transport};
+//! let client = Client::builder("http://127.0.0.1:8080").transport(Transport::Http).build()?;
+//! let batch = client.fetch("items", &["a", "b"], &["score"]).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! It depends on no server crate: only on `murr-format` for the schema types.
+
+mod flight;
+mod http;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use arrow_array::RecordBatch;
+use arrow_schema::DataType;
+pub use murr_format::{ColumnDef, DType, TableSchema};
+
+/// What went wrong, classified; each carries the server's message.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The table does not exist.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// The table already exists.
+    #[error("already exists: {0}")]
+    AlreadyExists(String),
+    /// The request was refused as wrong (unknown column, bad type, bad name, ...).
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    /// The server cannot serve it now (table failed to load, storage trouble, body too large).
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    /// The server could not be reached, or the connection failed or timed out.
+    #[error("transport: {0}")]
+    Transport(String),
+    /// The server answered something this client does not understand.
+    #[error("protocol: {0}")]
+    Protocol(String),
+}
+
+/// The client's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// How the client talks to the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// HTTP, with Arrow IPC bodies for writes and fetches (port 8080 by default).
+    Http,
+    /// Arrow Flight over gRPC (port 8081 by default).
+    Flight,
+}
+
+/// Builds a [`Client`].
+#[derive(Debug, Clone)]
+pub struct ClientBuilder {
+    url: String,
+    transport: Transport,
+    timeout: Duration,
+    connect_timeout: Duration,
+}
+
+impl ClientBuilder {
+    /// The transport (default HTTP).
+    #[must_use]
+    pub fn transport(mut self, transport: Transport) -> Self {
+        self.transport = transport;
+        self
+    }
+
+    /// The time limit of one call (default 30 s).
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The time limit of connecting (default 5 s).
+    #[must_use]
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// The client. It connects on first use.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for a URL that cannot be used.
+    pub fn build(self) -> Result<Client> {
+        let inner = match self.transport {
+            Transport::Http => Inner::Http(http::HttpClient::new(
+                &self.url,
+                self.timeout,
+                self.connect_timeout,
+            )?),
+            Transport::Flight => Inner::Flight(flight::FlightClient::new(
+                &self.url,
+                self.timeout,
+                self.connect_timeout,
+            )?),
+        };
+        Ok(Client { inner })
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Inner {
+    Http(http::HttpClient),
+    Flight(flight::FlightClient),
+}
+
+/// A murr client. Cheap to clone; clones share connections.
+#[derive(Debug, Clone)]
+pub struct Client {
+    inner: Inner,
+}
+
+impl Client {
+    /// A builder for the server at `url` (`http://host:port`).
+    pub fn builder(url: impl Into<String>) -> ClientBuilder {
+        ClientBuilder {
+            url: url.into(),
+            transport: Transport::Http,
+            timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(5),
+        }
+    }
+
+    /// Creates a table.
+    ///
+    /// # Errors
+    /// [`Error::AlreadyExists`], [`Error::InvalidArgument`] for a bad name or schema, transport errors.
+    pub async fn create_table(&self, name: &str, schema: &TableSchema) -> Result<()> {
+        match &self.inner {
+            Inner::Http(c) => c.create_table(name, schema).await,
+            Inner::Flight(c) => c.create_table(name, schema).await,
+        }
+    }
+
+    /// Drops a table.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`], transport errors.
+    pub async fn drop_table(&self, name: &str) -> Result<()> {
+        match &self.inner {
+            Inner::Http(c) => c.drop_table(name).await,
+            Inner::Flight(c) => c.drop_table(name).await,
+        }
+    }
+
+    /// Every table and its schema.
+    ///
+    /// # Errors
+    /// Transport errors.
+    pub async fn list_tables(&self) -> Result<BTreeMap<String, TableSchema>> {
+        match &self.inner {
+            Inner::Http(c) => c.list_tables().await,
+            Inner::Flight(c) => c.list_tables().await,
+        }
+    }
+
+    /// A table's schema.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`], transport errors.
+    pub async fn schema(&self, name: &str) -> Result<TableSchema> {
+        match &self.inner {
+            Inner::Http(c) => c.schema(name).await,
+            Inner::Flight(c) => c.schema(name).await,
+        }
+    }
+
+    /// Writes record batches (all of one schema) atomically; returns the rows written.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`], [`Error::InvalidArgument`] naming the column at fault, transport errors.
+    pub async fn write(
+        &self,
+        name: &str,
+        batches: impl IntoIterator<Item = RecordBatch>,
+    ) -> Result<u64> {
+        let batches: Vec<RecordBatch> = batches.into_iter().collect();
+        if batches.is_empty() {
+            return Ok(0);
+        }
+        match &self.inner {
+            Inner::Http(c) => c.write(name, &batches).await,
+            Inner::Flight(c) => c.write(name, batches).await,
+        }
+    }
+
+    /// One row per key, in order, with the columns asked for (nulls for keys never written).
+    ///
+    /// # Errors
+    /// [`Error::NotFound`], [`Error::InvalidArgument`] for an unknown column, transport errors.
+    pub async fn fetch<K: AsRef<str>, C: AsRef<str>>(
+        &self,
+        name: &str,
+        keys: &[K],
+        columns: &[C],
+    ) -> Result<RecordBatch> {
+        let keys: Vec<&str> = keys.iter().map(AsRef::as_ref).collect();
+        let columns: Vec<&str> = columns.iter().map(AsRef::as_ref).collect();
+        match &self.inner {
+            Inner::Http(c) => c.fetch(name, &keys, &columns).await,
+            Inner::Flight(c) => c.fetch(name, &keys, &columns).await,
+        }
+    }
+}
+
+/// A fetch request (HTTP body) or ticket (Flight, with the table).
+#[derive(serde::Serialize)]
+pub(crate) struct FetchRequest<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) table: Option<&'a str>,
+    pub(crate) keys: &'a [&'a str],
+    pub(crate) columns: &'a [&'a str],
+}
+
+/// The murr type of an Arrow type, for schemas read from Arrow.
+pub(crate) fn dtype_of(t: &DataType) -> Option<DType> {
+    Some(match t {
+        DataType::Utf8 => DType::Utf8,
+        DataType::Boolean => DType::Bool,
+        DataType::Int8 => DType::Int8,
+        DataType::Int16 => DType::Int16,
+        DataType::Int32 => DType::Int32,
+        DataType::Int64 => DType::Int64,
+        DataType::UInt8 => DType::UInt8,
+        DataType::UInt16 => DType::UInt16,
+        DataType::UInt32 => DType::UInt32,
+        DataType::UInt64 => DType::UInt64,
+        DataType::Float32 => DType::Float32,
+        DataType::Float64 => DType::Float64,
+        _ => return None,
+    })
+}
+
+/// The one batch of `batches`, or an empty batch of `schema` when there is none.
+pub(crate) fn single(
+    schema: arrow_schema::SchemaRef,
+    batches: Vec<RecordBatch>,
+) -> Result<RecordBatch> {
+    match batches.len() {
+        0 => Ok(RecordBatch::new_empty(schema)),
+        1 => Ok(batches.into_iter().next().expect("one batch")),
+        _ => arrow_select_concat(&schema, &batches),
+    }
+}
+
+fn arrow_select_concat(
+    schema: &arrow_schema::SchemaRef,
+    batches: &[RecordBatch],
+) -> Result<RecordBatch> {
+    arrow_select::concat::concat_batches(schema, batches)
+        .map_err(|e| Error::Protocol(format!("joining answer batches: {e}")))
+}

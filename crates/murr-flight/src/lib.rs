@@ -1,0 +1,352 @@
+//! murr's Arrow Flight service over [`murr_table::Store`], as `shared/docs/api.md` states it:
+//! `do_get` with a JSON ticket, `get_flight_info`/`get_schema`/`list_flights` for table schemas,
+//! `do_put` to write, and the actions `create_table` and `drop_table`, so that a Flight-only
+//! client needs nothing else. Other RPCs answer Unimplemented.
+//!
+//! Table errors map to gRPC codes in one place ([`status`]). Storage and Arrow work runs on
+//! tokio's blocking pool; answers are streamed in messages of bounded size.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use arrow_array::RecordBatch;
+use arrow_flight::decode::FlightRecordBatchStream;
+use arrow_flight::encode::FlightDataEncoderBuilder;
+use arrow_flight::error::FlightError;
+use arrow_flight::flight_service_server::{FlightService, FlightServiceServer};
+use arrow_flight::{
+    Action, ActionType, Criteria, Empty, FlightData, FlightDescriptor, FlightInfo,
+    HandshakeRequest, HandshakeResponse, PollInfo, PutResult, SchemaAsIpc, SchemaResult, Ticket,
+};
+use arrow_schema::Schema;
+use futures_util::{Stream, StreamExt, TryStreamExt};
+use murr_format::TableSchema;
+use murr_table::{ErrorKind, Store, Table};
+use serde::Deserialize;
+use tonic::{Request, Response, Status, Streaming};
+
+type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+/// The Flight front-end's settings.
+#[derive(Debug, Clone)]
+pub struct FlightConfig {
+    /// Largest gRPC message accepted or sent, in bytes. Default 64 MiB.
+    pub max_message_size: usize,
+    /// Target size of one Flight data message of an answer; larger answers are split. Default 2 MiB.
+    pub max_flight_data_size: usize,
+}
+
+impl Default for FlightConfig {
+    fn default() -> Self {
+        FlightConfig {
+            max_message_size: 64 << 20,
+            max_flight_data_size: 2 << 20,
+        }
+    }
+}
+
+/// The only place table errors become gRPC codes.
+pub fn status(e: &murr_table::Error) -> Status {
+    match e.kind() {
+        ErrorKind::NotFound => Status::not_found(e.to_string()),
+        ErrorKind::AlreadyExists => Status::already_exists(e.to_string()),
+        ErrorKind::InvalidArgument => Status::invalid_argument(e.to_string()),
+        ErrorKind::Unavailable | ErrorKind::Storage => Status::unavailable(e.to_string()),
+        _ => {
+            tracing::error!(error = %e, "flight request failed");
+            Status::internal(e.to_string())
+        }
+    }
+}
+
+fn flight_status(e: FlightError) -> Status {
+    match e {
+        FlightError::Tonic(s) => *s,
+        other => Status::invalid_argument(format!("invalid Flight data: {other}")),
+    }
+}
+
+/// A table's Arrow schema in column order, with schema metadata `key` = the key column.
+pub fn table_schema(table: &Table) -> Schema {
+    let schema = table.arrow_schema();
+    let mut metadata = schema.metadata().clone();
+    metadata.insert("key".to_owned(), table.schema().key.clone());
+    Schema::new_with_metadata(schema.fields().clone(), metadata)
+}
+
+/// The service.
+#[derive(Debug, Clone)]
+pub struct MurrFlight {
+    store: Arc<Store>,
+    config: FlightConfig,
+}
+
+impl MurrFlight {
+    /// A service over `store`.
+    pub fn new(store: Arc<Store>, config: FlightConfig) -> Self {
+        MurrFlight { store, config }
+    }
+
+    /// The tonic service, with the configured message size limits.
+    pub fn into_server(self) -> FlightServiceServer<MurrFlight> {
+        let limit = self.config.max_message_size;
+        FlightServiceServer::new(self)
+            .max_decoding_message_size(limit)
+            .max_encoding_message_size(limit)
+    }
+
+    fn table_of(&self, descriptor: &FlightDescriptor) -> Result<Arc<Table>, Status> {
+        match descriptor.path.as_slice() {
+            [name] => self.store.table(name).map_err(|e| status(&e)),
+            _ => Err(Status::invalid_argument(format!(
+                "a flight descriptor names one table as its path, got path {:?}",
+                descriptor.path
+            ))),
+        }
+    }
+
+    fn info(table: &Table) -> Result<FlightInfo, Status> {
+        FlightInfo::new()
+            .try_with_schema(&table_schema(table))
+            .map(|i| i.with_descriptor(FlightDescriptor::new_path(vec![table.name().to_owned()])))
+            .map_err(|e| Status::internal(format!("encoding a schema: {e}")))
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FetchTicket {
+    table: String,
+    keys: Vec<String>,
+    columns: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateAction {
+    #[serde(alias = "name")]
+    table: String,
+    schema: TableSchema,
+}
+
+#[derive(serde::Serialize)]
+struct Dropped {
+    dropped: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DropAction {
+    #[serde(alias = "name")]
+    table: String,
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, Status> + Send + 'static,
+) -> Result<T, Status> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Status::internal(format!("worker failed: {e}")))?
+}
+
+fn once<T: Send + 'static>(item: T) -> BoxStream<T> {
+    Box::pin(futures_util::stream::once(async move { Ok(item) }))
+}
+
+#[tonic::async_trait]
+impl FlightService for MurrFlight {
+    type HandshakeStream = BoxStream<HandshakeResponse>;
+    type ListFlightsStream = BoxStream<FlightInfo>;
+    type DoGetStream = BoxStream<FlightData>;
+    type DoPutStream = BoxStream<PutResult>;
+    type DoExchangeStream = BoxStream<FlightData>;
+    type DoActionStream = BoxStream<arrow_flight::Result>;
+    type ListActionsStream = BoxStream<ActionType>;
+
+    async fn handshake(
+        &self,
+        _: Request<Streaming<HandshakeRequest>>,
+    ) -> Result<Response<Self::HandshakeStream>, Status> {
+        Err(Status::unimplemented(
+            "handshake: murr needs no authentication handshake",
+        ))
+    }
+
+    async fn list_flights(
+        &self,
+        _: Request<Criteria>,
+    ) -> Result<Response<Self::ListFlightsStream>, Status> {
+        let infos = self
+            .store
+            .tables()
+            .into_iter()
+            .filter_map(|(name, _)| self.store.table(&name).ok())
+            .map(|t| Self::info(&t))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Response::new(Box::pin(futures_util::stream::iter(
+            infos.into_iter().map(Ok),
+        ))))
+    }
+
+    async fn get_flight_info(
+        &self,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let table = self.table_of(request.get_ref())?;
+        Ok(Response::new(Self::info(&table)?))
+    }
+
+    async fn poll_flight_info(
+        &self,
+        _: Request<FlightDescriptor>,
+    ) -> Result<Response<PollInfo>, Status> {
+        Err(Status::unimplemented(
+            "poll_flight_info: use get_flight_info",
+        ))
+    }
+
+    async fn get_schema(
+        &self,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<SchemaResult>, Status> {
+        let table = self.table_of(request.get_ref())?;
+        let schema = table_schema(&table);
+        let options = arrow_ipc::writer::IpcWriteOptions::default();
+        let result = SchemaResult::try_from(SchemaAsIpc::new(&schema, &options))
+            .map_err(|e| Status::internal(format!("encoding a schema: {e}")))?;
+        Ok(Response::new(result))
+    }
+
+    async fn do_get(
+        &self,
+        request: Request<Ticket>,
+    ) -> Result<Response<Self::DoGetStream>, Status> {
+        let ticket: FetchTicket = serde_json::from_slice(&request.get_ref().ticket).map_err(|e| {
+            Status::invalid_argument(format!(
+                "invalid ticket: {e} (expected JSON {{\"table\": \"...\", \"keys\": [...], \"columns\": [...]}})"
+            ))
+        })?;
+        let table = self.store.table(&ticket.table).map_err(|e| status(&e))?;
+        let batch: RecordBatch = blocking(move || {
+            table
+                .fetch(&ticket.keys, &ticket.columns)
+                .map_err(|e| status(&e))
+        })
+        .await?;
+        let stream = FlightDataEncoderBuilder::new()
+            .with_max_flight_data_size(self.config.max_flight_data_size)
+            .with_schema(batch.schema())
+            .build(futures_util::stream::once(async move { Ok(batch) }))
+            .map_err(flight_status);
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn do_put(
+        &self,
+        request: Request<Streaming<FlightData>>,
+    ) -> Result<Response<Self::DoPutStream>, Status> {
+        let mut stream = request.into_inner();
+        let Some(first) = stream.message().await? else {
+            return Err(Status::invalid_argument(
+                "do_put: empty stream, expected a descriptor and a schema",
+            ));
+        };
+        let Some(descriptor) = first.flight_descriptor.clone() else {
+            return Err(Status::invalid_argument(
+                "do_put: the first message carries no flight descriptor naming the table",
+            ));
+        };
+        let table = self.table_of(&descriptor)?;
+        let data = futures_util::stream::once(async move { Ok(first) })
+            .chain(stream)
+            .map_err(|s| FlightError::Tonic(Box::new(s)));
+        let mut batches = FlightRecordBatchStream::new_from_flight_data(data);
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<RecordBatch, murr_table::Error>>(4);
+        let writer = tokio::task::spawn_blocking(move || {
+            table.write_stream(std::iter::from_fn(move || rx.blocking_recv()))
+        });
+        while let Some(item) = batches.next().await {
+            let item =
+                item.map_err(|e| murr_table::Error::Invalid(format!("invalid Flight data: {e}")));
+            let failed = item.is_err();
+            if tx.send(item).await.is_err() || failed {
+                break;
+            }
+        }
+        drop(tx);
+        let stats = writer
+            .await
+            .map_err(|e| Status::internal(format!("worker failed: {e}")))?
+            .map_err(|e| status(&e))?;
+        let meta = serde_json::to_vec(&stats).map_err(|e| Status::internal(e.to_string()))?;
+        Ok(Response::new(once(PutResult {
+            app_metadata: meta.into(),
+        })))
+    }
+
+    async fn do_exchange(
+        &self,
+        _: Request<Streaming<FlightData>>,
+    ) -> Result<Response<Self::DoExchangeStream>, Status> {
+        Err(Status::unimplemented(
+            "do_exchange is not supported: use do_get and do_put",
+        ))
+    }
+
+    async fn do_action(
+        &self,
+        request: Request<Action>,
+    ) -> Result<Response<Self::DoActionStream>, Status> {
+        let action = request.into_inner();
+        let store = Arc::clone(&self.store);
+        let invalid = |e: serde_json::Error| {
+            Status::invalid_argument(format!("action {} body: {e}", action.r#type))
+        };
+        let body = match action.r#type.as_str() {
+            "create_table" => {
+                let req: CreateAction = serde_json::from_slice(&action.body).map_err(invalid)?;
+                blocking(move || {
+                    let t = store
+                        .create_table(&req.table, req.schema)
+                        .map_err(|e| status(&e))?;
+                    serde_json::to_vec(t.schema()).map_err(|e| Status::internal(e.to_string()))
+                })
+                .await?
+            }
+            "drop_table" => {
+                let req: DropAction = serde_json::from_slice(&action.body).map_err(invalid)?;
+                let name = req.table.clone();
+                blocking(move || store.drop_table(&req.table).map_err(|e| status(&e))).await?;
+                serde_json::to_vec(&Dropped { dropped: name })
+                    .map_err(|e| Status::internal(e.to_string()))?
+            }
+            other => {
+                return Err(Status::invalid_argument(format!(
+                    "unknown action {other:?} (list_actions names them: create_table, drop_table)"
+                )));
+            }
+        };
+        Ok(Response::new(once(arrow_flight::Result {
+            body: body.into(),
+        })))
+    }
+
+    async fn list_actions(
+        &self,
+        _: Request<Empty>,
+    ) -> Result<Response<Self::ListActionsStream>, Status> {
+        let actions = vec![
+            ActionType {
+                r#type: "create_table".to_owned(),
+                description: "Create a table. Body: JSON {\"table\": \"name\", \"schema\": TableSchema}; result: the schema".to_owned(),
+            },
+            ActionType {
+                r#type: "drop_table".to_owned(),
+                description: "Drop a table. Body: JSON {\"table\": \"name\"}".to_owned(),
+            },
+        ];
+        Ok(Response::new(Box::pin(futures_util::stream::iter(
+            actions.into_iter().map(Ok),
+        ))))
+    }
+}

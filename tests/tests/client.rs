@@ -1,0 +1,247 @@
+//! murr-client drives every method over both transports against a real server; both give the
+//! same batches, and the error paths give the typed errors.
+
+#![allow(clippy::disallowed_methods, clippy::clone_on_ref_ptr, reason = "tests")]
+
+use std::sync::Arc;
+
+use arrow_array::{
+    Array, ArrayRef, Float32Array, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray,
+};
+use murr_client::{Client, ColumnDef, DType, Error, TableSchema, Transport};
+use murr_tests::TestServer;
+
+fn schema() -> TableSchema {
+    TableSchema::new(
+        "id",
+        vec![
+            ColumnDef::new("id", DType::Utf8, false),
+            ColumnDef::new("score", DType::Float32, true),
+            ColumnDef::new("n", DType::Int64, false),
+            ColumnDef::new("tag", DType::Utf8, true),
+        ],
+    )
+}
+
+fn batch(keys: &[&str], base: i64) -> RecordBatch {
+    RecordBatch::try_from_iter_with_nullable(vec![
+        (
+            "id",
+            Arc::new(StringArray::from(keys.to_vec())) as ArrayRef,
+            false,
+        ),
+        (
+            "n",
+            Arc::new(Int64Array::from_iter_values(
+                (0..keys.len() as i64).map(|i| base + i),
+            )) as ArrayRef,
+            false,
+        ),
+        (
+            "score",
+            Arc::new(Float32Array::from_iter(
+                (0..keys.len()).map(|i| (i % 2 == 0).then_some(i as f32 * 0.5)),
+            )) as ArrayRef,
+            true,
+        ),
+        (
+            "tag",
+            Arc::new(StringArray::from_iter(
+                (0..keys.len()).map(|i| (i % 3 != 0).then(|| format!("t{i}"))),
+            )) as ArrayRef,
+            true,
+        ),
+    ])
+    .expect("batch")
+}
+
+async fn exercise(client: &Client, table: &str) -> (RecordBatch, RecordBatch) {
+    client
+        .create_table(table, &schema())
+        .await
+        .expect("creates");
+    assert_eq!(
+        client.schema(table).await.expect("schema"),
+        schema(),
+        "{table}"
+    );
+    assert_eq!(client.list_tables().await.expect("lists")[table], schema());
+    let keys: Vec<String> = (0..50).map(|i| format!("k{i}")).collect();
+    let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let rows = client
+        .write(table, vec![batch(&refs[..30], 0), batch(&refs[20..], 100)])
+        .await
+        .expect("writes");
+    assert_eq!(rows, 60);
+    let mut asked: Vec<&str> = refs.iter().rev().copied().collect();
+    asked.extend(["missing", "k0", "k0"]);
+    let full = client
+        .fetch(table, &asked, &["tag", "n", "score", "id"])
+        .await
+        .expect("fetches");
+    let none = client
+        .fetch(table, &[] as &[&str], &["n"])
+        .await
+        .expect("fetches no keys");
+    (full, none)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_transports_give_identical_batches() {
+    let server = TestServer::start().await;
+    let http = server.client(Transport::Http);
+    let flight = server.client(Transport::Flight);
+    let (h_full, h_none) = exercise(&http, "via_http").await;
+    let (f_full, f_none) = exercise(&flight, "via_flight").await;
+    assert_eq!(h_full, f_full);
+    assert_eq!(h_none, f_none);
+    assert_eq!(h_full.num_rows(), 53);
+    assert_eq!(h_none.num_rows(), 0);
+    let n = h_full
+        .column(1)
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .expect("int64");
+    // k49 was last written by the second batch (base 100, position 29); k0 only by the first.
+    assert_eq!((n.value(0), n.is_null(50), n.value(51)), (129, true, 0));
+    // Each transport reads what the other wrote.
+    assert_eq!(
+        http.fetch("via_flight", &["k3"], &["n"])
+            .await
+            .expect("fetches"),
+        flight
+            .fetch("via_flight", &["k3"], &["n"])
+            .await
+            .expect("fetches")
+    );
+    http.drop_table("via_http").await.expect("drops");
+    flight.drop_table("via_flight").await.expect("drops");
+    assert!(http.list_tables().await.expect("lists").is_empty());
+    assert!(flight.list_tables().await.expect("lists").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_are_typed_on_both_transports() {
+    let server = TestServer::start().await;
+    for transport in [Transport::Http, Transport::Flight] {
+        let c = server.client(transport);
+        let name = format!("t_{transport:?}");
+        assert!(
+            matches!(c.schema(&name).await, Err(Error::NotFound(m)) if m.contains(&name)),
+            "{transport:?}"
+        );
+        assert!(matches!(
+            c.fetch(&name, &["a"], &["n"]).await,
+            Err(Error::NotFound(_))
+        ));
+        assert!(matches!(c.drop_table(&name).await, Err(Error::NotFound(_))));
+        c.create_table(&name, &schema()).await.expect("creates");
+        assert!(matches!(
+            c.create_table(&name, &schema()).await,
+            Err(Error::AlreadyExists(_))
+        ));
+        let bad = TableSchema::new("id", vec![ColumnDef::new("id", DType::Utf8, true)]);
+        assert!(
+            matches!(c.create_table("other", &bad).await, Err(Error::InvalidArgument(m)) if m.contains("nullable"))
+        );
+        let err = c
+            .fetch(&name, &["a"], &["n", "nope"])
+            .await
+            .expect_err("unknown column");
+        assert!(
+            matches!(&err, Error::InvalidArgument(m) if m.contains("\"nope\"")),
+            "{transport:?}: {err}"
+        );
+        // A type that does not fit: float64 into the float32 column.
+        let wrong = RecordBatch::try_from_iter(vec![
+            ("id", Arc::new(StringArray::from(vec!["a"])) as ArrayRef),
+            ("n", Arc::new(Int32Array::from(vec![1])) as ArrayRef),
+            ("score", Arc::new(Float64Array::from(vec![1.0])) as ArrayRef),
+        ])
+        .expect("batch");
+        let err = c.write(&name, vec![wrong]).await.expect_err("wrong type");
+        assert!(
+            matches!(&err, Error::InvalidArgument(m) if m.contains("\"score\"")),
+            "{transport:?}: {err}"
+        );
+        let unknown = RecordBatch::try_from_iter(vec![
+            ("id", Arc::new(StringArray::from(vec!["a"])) as ArrayRef),
+            ("n", Arc::new(Int64Array::from(vec![1])) as ArrayRef),
+            ("extra", Arc::new(Int64Array::from(vec![1])) as ArrayRef),
+        ])
+        .expect("batch");
+        assert!(
+            matches!(c.write(&name, vec![unknown]).await, Err(Error::InvalidArgument(m)) if m.contains("\"extra\""))
+        );
+        assert!(matches!(
+            c.write("nope", vec![batch(&["a"], 0)]).await,
+            Err(Error::NotFound(_))
+        ));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_tickets_are_invalid_argument() {
+    use arrow_flight::Ticket;
+    use arrow_flight::flight_service_client::FlightServiceClient;
+    let server = TestServer::start().await;
+    server
+        .client(Transport::Http)
+        .create_table("t", &schema())
+        .await
+        .expect("creates");
+    let channel = tonic::transport::Endpoint::from_shared(server.flight_url.clone())
+        .expect("url")
+        .connect()
+        .await
+        .expect("connects");
+    let mut raw = FlightServiceClient::new(channel);
+    for ticket in [
+        &b"not json"[..],
+        br#"{"table": "t"}"#,
+        br#"{"table": "t", "keys": "a", "columns": []}"#,
+    ] {
+        let status = raw
+            .do_get(Ticket {
+                ticket: ticket.to_vec().into(),
+            })
+            .await
+            .expect_err("bad ticket");
+        assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    }
+    let status = raw
+        .do_get(Ticket {
+            ticket: br#"{"table": "nope", "keys": [], "columns": []}"#.to_vec().into(),
+        })
+        .await
+        .expect_err("unknown table");
+    assert_eq!(status.code(), tonic::Code::NotFound);
+    // The service still answers after bad input.
+    let ok = raw
+        .do_get(Ticket {
+            ticket: br#"{"table": "t", "keys": ["a"], "columns": ["n"]}"#.to_vec().into(),
+        })
+        .await;
+    assert!(ok.is_ok());
+    let actions: Vec<_> = futures_util::StreamExt::collect::<Vec<_>>(
+        raw.list_actions(arrow_flight::Empty {})
+            .await
+            .expect("lists")
+            .into_inner(),
+    )
+    .await;
+    assert_eq!(actions.len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_gone_is_a_transport_error() {
+    let server = TestServer::start().await;
+    let http = server.client(Transport::Http);
+    let flight = server.client(Transport::Flight);
+    drop(server);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    for c in [http, flight] {
+        let err = c.list_tables().await.expect_err("server is gone");
+        assert!(matches!(err, Error::Transport(_)), "{err:?}");
+    }
+}
