@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 struct Murr {
     child: Child,
     base: String,
+    grpc: String,
     lines: mpsc::Receiver<String>,
 }
 
@@ -65,6 +66,7 @@ impl Murr {
         let mut murr = Murr {
             child,
             base: String::new(),
+            grpc: String::new(),
             lines: rx,
         };
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
@@ -83,6 +85,11 @@ impl Murr {
                     "the bound port is logged, not 0: {line}"
                 );
                 murr.base = format!("http://{addr}");
+                murr.grpc = line
+                    .split_whitespace()
+                    .find_map(|w| w.strip_prefix("grpc="))
+                    .expect("the listening line names the gRPC address")
+                    .to_owned();
                 return murr;
             }
         }
@@ -232,7 +239,8 @@ fn config_file_env_and_bad_config() {
     assert!(err.contains("prot"), "{err}");
 }
 
-/// pyarrow reads our Arrow answers and writes Arrow IPC and Parquet that we accept.
+/// pyarrow reads our Arrow answers and writes Arrow IPC and Parquet that we accept; pyarrow.flight
+/// reads a do_get answer and lists flights.
 #[test]
 fn pyarrow_interoperates() {
     let has_pyarrow = Command::new("python3")
