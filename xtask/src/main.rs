@@ -1,7 +1,11 @@
 //! murr's developer tasks, run as `cargo xtask <task>`.
 //!
-//! - `bench [criterion args]`: the criterion benches of `benches/` (in-process fetch, layout,
-//!   write, open). `--quick` sets `MURR_BENCH_MAX_ROWS=100000` for a fast run.
+//! - `bench [--rows N] [--wide-rows N] [--requests N] [--no-feast] [--smoke]`: murr (in-process,
+//!   HTTP, Flight) against Redis (MGET of packed blobs, Feast-style HMGET) on upstream murr's
+//!   workload; needs Debian's `redis-server`. Builds the release `murr` binary and runs
+//!   `murr-bench` (benches/src/bin/bench.rs). `--smoke` is a tiny debug-build run for CI.
+//! - `criterion [--quick] [criterion args]`: the criterion micro-benches of `benches/`.
+//!   `--quick` sets `MURR_BENCH_MAX_ROWS=100000`.
 //! - `load-report [--rows N] [--cols N]`: load, reopen, fetch latency and memory of one table.
 
 #![allow(clippy::print_stderr, reason = "a command-line tool")]
@@ -46,7 +50,8 @@ fn main() -> ExitCode {
     }
     let task = args.remove(0);
     match task.as_str() {
-        "bench" => {
+        "bench" => bench(args),
+        "criterion" => {
             let mut c = cargo();
             if let Some(i) = args.iter().position(|a| a == "--quick") {
                 args.remove(i);
@@ -70,8 +75,67 @@ fn main() -> ExitCode {
             run(c)
         }
         other => {
-            eprintln!("xtask: unknown task {other:?} (bench, load-report)");
+            eprintln!("xtask: unknown task {other:?} (bench, criterion, load-report)");
             ExitCode::FAILURE
         }
     }
+}
+
+fn bench(mut args: Vec<String>) -> ExitCode {
+    if Command::new("redis-server")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!(
+            "xtask bench: redis-server is not installed. Install Debian's package: apt-get install redis-server"
+        );
+        return ExitCode::FAILURE;
+    }
+    let smoke = match args.iter().position(|a| a == "--smoke") {
+        Some(i) => {
+            args.remove(i);
+            true
+        }
+        None => false,
+    };
+    let profile: &[&str] = if smoke { &[] } else { &["--release"] };
+    let mut build = cargo();
+    build
+        .args([
+            "build",
+            "-p",
+            "murr-server",
+            "-p",
+            "murr-benches",
+            "--bin",
+            "murr",
+            "--bin",
+            "murr-bench",
+        ])
+        .args(profile);
+    if run(build) != ExitCode::SUCCESS {
+        return ExitCode::FAILURE;
+    }
+    let dir = root()
+        .join("target")
+        .join(if smoke { "debug" } else { "release" });
+    let mut c = Command::new(dir.join("murr-bench"));
+    c.current_dir(root())
+        .arg("--murr-bin")
+        .arg(dir.join("murr"));
+    if smoke {
+        c.args([
+            "--rows",
+            "20000",
+            "--wide-rows",
+            "20000",
+            "--requests",
+            "30",
+            "--out",
+            "target/bench/smoke.json",
+        ]);
+    }
+    c.args(&args);
+    run(c)
 }

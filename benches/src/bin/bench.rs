@@ -1,0 +1,681 @@
+//! `cargo xtask bench`: murr against Redis on upstream murr's workload, in one run.
+//!
+//! A table with a utf8 key and 10 non-null float32 columns (`--rows`, default 10M) is loaded into
+//! murr (over HTTP, Arrow IPC, into the real `murr` binary) and into Redis twice: packed blobs of all
+//! 10 floats read with one MGET, and Feast-style hashes read with pipelined HMGET. Each backend then
+//! answers `--requests` reads of 1000 uniformly random existing keys x all columns (seeded), timed
+//! to the last byte and including decoding into Arrow arrays. A 100-column table (`--wide-rows`,
+//! default 1M) is read the same way in-process and from Redis blobs. A floor reference (1000 hash
+//! probes + 1000 random 40-byte reads) is measured in the same run.
+//!
+//! Prints a markdown table and the ratios against the targets; writes JSON to `--out`.
+
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    clippy::disallowed_methods,
+    reason = "a command-line report; serde_json::json! unwraps internally"
+)]
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow_array::{ArrayRef, Float32Array, RecordBatch};
+use arrow_flight::Ticket;
+use arrow_flight::flight_service_client::FlightServiceClient;
+use futures_util::TryStreamExt;
+use murr_benches::{batch, columns, decode_ipc, fetch_body, floor_us, key, rss_bytes, schema};
+use murr_directory::MmapDirectory;
+use murr_table::{Store, StoreOptions};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+type Res<T> = Result<T, Box<dyn std::error::Error>>;
+
+struct Args {
+    rows: usize,
+    wide_rows: usize,
+    requests: usize,
+    murr_bin: PathBuf,
+    out: PathBuf,
+    feast: bool,
+}
+
+fn parse_args() -> Res<Args> {
+    let mut a = Args {
+        rows: 10_000_000,
+        wide_rows: 1_000_000,
+        requests: 1000,
+        murr_bin: PathBuf::from("target/release/murr"),
+        out: PathBuf::from("target/bench/results.json"),
+        feast: true,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--rows" => a.rows = value()?.parse()?,
+            "--wide-rows" => a.wide_rows = value()?.parse()?,
+            "--requests" => a.requests = value()?.parse()?,
+            "--murr-bin" => a.murr_bin = value()?.into(),
+            "--out" => a.out = value()?.into(),
+            "--no-feast" => a.feast = false,
+            other => return Err(format!("unknown flag {other} (--rows, --wide-rows, --requests, --murr-bin, --out, --no-feast)").into()),
+        }
+    }
+    Ok(a)
+}
+
+/// Latencies in microseconds, and their summary.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+struct Lat {
+    mean: f64,
+    p50: f64,
+    p99: f64,
+}
+
+fn summarize(mut t: Vec<f64>) -> Lat {
+    t.sort_by(f64::total_cmp);
+    let n = t.len().max(1);
+    Lat {
+        mean: t.iter().sum::<f64>() / n as f64,
+        p50: t[n / 2],
+        p99: t[(n * 99 / 100).min(n - 1)],
+    }
+}
+
+/// Times `f` over every request (after a warm-up of a tenth of them).
+fn time<T>(requests: &[Vec<String>], mut f: impl FnMut(&[String]) -> T) -> Lat {
+    for r in requests.iter().take(requests.len() / 10 + 1) {
+        std::hint::black_box(f(r));
+    }
+    summarize(
+        requests
+            .iter()
+            .map(|r| {
+                let t = Instant::now();
+                std::hint::black_box(f(r));
+                t.elapsed().as_secs_f64() * 1e6
+            })
+            .collect(),
+    )
+}
+
+#[derive(Debug, Default, serde::Serialize)]
+struct Backend {
+    load_rows_per_s: Option<f64>,
+    last_byte: Option<Lat>,
+    decoded: Option<Lat>,
+    keys_per_s: Option<f64>,
+    rss_bytes: Option<u64>,
+    reopen_s: Option<f64>,
+}
+
+fn rss_of(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kb: u64 = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some(kb * 1024)
+}
+
+fn free_port() -> Res<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+struct MurrServer {
+    child: Child,
+    http: String,
+    grpc: String,
+}
+
+impl MurrServer {
+    fn start(bin: &Path, data: &Path) -> Res<MurrServer> {
+        let mut child = Command::new(bin)
+            .args([
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--grpc-host",
+                "127.0.0.1",
+                "--grpc-port",
+                "0",
+                "--data-dir",
+            ])
+            .arg(data)
+            .env("RUST_LOG", "warn,murr_server=info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| {
+                format!(
+                    "cannot start {}: {e} (cargo xtask bench builds it)",
+                    bin.display()
+                )
+            })?;
+        let stderr = child.stderr.take().ok_or("no stderr")?;
+        let mut lines = BufReader::new(stderr).lines();
+        for line in lines.by_ref() {
+            let line = line?;
+            if line.contains("murr listening") {
+                let field = |name: &str| {
+                    line.split_whitespace()
+                        .find_map(|w| w.strip_prefix(name))
+                        .map(str::to_owned)
+                };
+                let http = field("http=").ok_or("no http address")?;
+                let grpc = field("grpc=").ok_or("no grpc address")?;
+                std::thread::spawn(move || for _ in lines {});
+                return Ok(MurrServer {
+                    child,
+                    http: format!("http://{http}"),
+                    grpc: format!("http://{grpc}"),
+                });
+            }
+        }
+        Err("murr exited before listening".into())
+    }
+
+    fn stop(mut self) -> Res<()> {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()?;
+        self.child.wait()?;
+        Ok(())
+    }
+}
+
+impl Drop for MurrServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Redis {
+    child: Child,
+    conn: redis::Connection,
+}
+
+impl Redis {
+    fn start() -> Res<Redis> {
+        if Command::new("redis-server")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
+            return Err("redis-server is not installed: run `apt-get install redis-server` (Debian's package), then `cargo xtask bench` again".into());
+        }
+        let port = free_port()?;
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--protected-mode",
+                "yes",
+            ])
+            .stdout(Stdio::null())
+            .spawn()?;
+        let client = redis::Client::open(format!("redis://127.0.0.1:{port}/"))?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match client.get_connection() {
+                Ok(conn) => return Ok(Redis { child, conn }),
+                Err(_) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(50))
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The values of row `i` of a generated batch, as 4-byte little-endian floats.
+fn blobs(b: &RecordBatch, cols: usize) -> Vec<Vec<u8>> {
+    let arrays: Vec<&Float32Array> = (1..=cols)
+        .map(|c| {
+            b.column(c)
+                .as_any()
+                .downcast_ref::<Float32Array>()
+                .expect("float32")
+        })
+        .collect();
+    (0..b.num_rows())
+        .map(|r| {
+            arrays
+                .iter()
+                .flat_map(|a| a.value(r).to_le_bytes())
+                .collect()
+        })
+        .collect()
+}
+
+fn unpack(blobs: &[Option<Vec<u8>>], cols: usize) -> Vec<ArrayRef> {
+    (0..cols)
+        .map(|c| {
+            Arc::new(Float32Array::from_iter(blobs.iter().map(|b| {
+                b.as_ref()
+                    .map(|b| f32::from_le_bytes(b[c * 4..c * 4 + 4].try_into().expect("4 bytes")))
+            }))) as ArrayRef
+        })
+        .collect()
+}
+
+fn load_redis_blobs(r: &mut Redis, rows: usize, cols: usize) -> Res<f64> {
+    let started = Instant::now();
+    let mut start = 0;
+    while start < rows {
+        let end = (start + 100_000).min(rows);
+        let b = batch(start, end, cols, 42);
+        let mut pipe = redis::pipe();
+        for (i, blob) in blobs(&b, cols).into_iter().enumerate() {
+            pipe.cmd("SET").arg(key(start + i)).arg(blob).ignore();
+        }
+        pipe.query::<()>(&mut r.conn)?;
+        start = end;
+    }
+    Ok(rows as f64 / started.elapsed().as_secs_f64())
+}
+
+fn mget(r: &mut Redis, keys: &[String]) -> Vec<Option<Vec<u8>>> {
+    redis::cmd("MGET")
+        .arg(keys)
+        .query(&mut r.conn)
+        .expect("MGET")
+}
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("murr-bench: {e}");
+        std::process::exit(1);
+    }
+}
+
+#[allow(clippy::too_many_lines, reason = "one linear script of measurements")]
+fn run() -> Res<()> {
+    let args = parse_args()?;
+    let rows = args.rows;
+    let names = columns(10);
+    let mut report: BTreeMap<&str, Backend> = BTreeMap::new();
+    let mut rng = SmallRng::seed_from_u64(20_251_125);
+    let requests: Vec<Vec<String>> = (0..args.requests)
+        .map(|_| (0..1000).map(|_| key(rng.random_range(0..rows))).collect())
+        .collect();
+    let mut redis = Redis::start()?;
+    eprintln!(
+        "bench: {rows} rows x 10 float32, {} requests of 1000 keys per backend",
+        args.requests
+    );
+
+    // murr over HTTP and Flight, against the real binary.
+    let data = tempfile::tempdir()?;
+    let server = MurrServer::start(&args.murr_bin, data.path())?;
+    let http = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(600))
+        .build()?;
+    eprintln!("bench: loading murr over HTTP (Arrow IPC)");
+    let mut ipc = Vec::new();
+    {
+        let first = batch(0, 0, 10, 42);
+        let mut w = arrow_ipc::writer::StreamWriter::try_new(&mut ipc, &first.schema())?;
+        let mut start = 0;
+        while start < rows {
+            let end = (start + 100_000).min(rows);
+            w.write(&batch(start, end, 10, 42))?;
+            start = end;
+        }
+        w.finish()?;
+    }
+    let schema_json = serde_json::to_string(&schema(10))?;
+    let resp = http
+        .put(format!("{}/api/v1/table/bench", server.http))
+        .body(schema_json)
+        .send()?;
+    if !resp.status().is_success() {
+        return Err(format!("create table: {}", resp.text()?).into());
+    }
+    let t = Instant::now();
+    let resp = http
+        .put(format!("{}/api/v1/table/bench/write", server.http))
+        .header("content-type", "application/vnd.apache.arrow.stream")
+        .body(ipc)
+        .send()?;
+    if !resp.status().is_success() {
+        return Err(format!("write: {}", resp.text()?).into());
+    }
+    let murr_load = rows as f64 / t.elapsed().as_secs_f64();
+    eprintln!("bench: murr loaded at {murr_load:.0} rows/s; timing HTTP fetches");
+    std::thread::sleep(Duration::from_secs(1));
+    let url = format!("{}/api/v1/table/bench/fetch", server.http);
+    let post = |keys: &[String]| -> bytes::Bytes {
+        http.post(&url)
+            .header("accept", "application/vnd.apache.arrow.stream")
+            .body(fetch_body(keys, &names))
+            .send()
+            .and_then(reqwest::blocking::Response::bytes)
+            .expect("fetch")
+    };
+    let h_last = time(&requests, |k| post(k));
+    let h_dec = time(&requests, |k| decode_ipc(&post(k)));
+    eprintln!("bench: timing Flight fetches");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    let mut flight = rt.block_on(async {
+        let channel = tonic::transport::Endpoint::from_shared(server.grpc.clone())?
+            .tcp_nodelay(true)
+            .connect()
+            .await?;
+        Ok::<_, Box<dyn std::error::Error>>(
+            FlightServiceClient::new(channel).max_decoding_message_size(usize::MAX),
+        )
+    })?;
+    let mut do_get = |keys: &[String]| -> Vec<arrow_flight::FlightData> {
+        let ticket =
+            serde_json::json!({ "table": "bench", "keys": keys, "columns": names }).to_string();
+        rt.block_on(async {
+            flight
+                .do_get(Ticket {
+                    ticket: ticket.into(),
+                })
+                .await
+                .expect("do_get")
+                .into_inner()
+                .try_collect::<Vec<_>>()
+                .await
+                .expect("stream")
+        })
+    };
+    let f_last = time(&requests, |k| do_get(k));
+    let f_dec = time(&requests, |k| {
+        arrow_flight::utils::flight_data_to_batches(&do_get(k)).expect("decodes")
+    });
+    let murr_rss = rss_of(server.child.id());
+    server.stop()?;
+    let t = Instant::now();
+    let server = MurrServer::start(&args.murr_bin, data.path())?;
+    let reopen = t.elapsed().as_secs_f64();
+    let check = http
+        .post(format!("{}/api/v1/table/bench/fetch", server.http))
+        .body(fetch_body(&requests[0], &names))
+        .send()?;
+    if !check.status().is_success() {
+        return Err(format!("fetch after reopen: {}", check.text()?).into());
+    }
+    server.stop()?;
+    report.insert(
+        "murr HTTP",
+        Backend {
+            load_rows_per_s: Some(murr_load),
+            keys_per_s: Some(1000.0 / h_last.mean * 1e6),
+            last_byte: Some(h_last),
+            decoded: Some(h_dec),
+            rss_bytes: murr_rss,
+            reopen_s: Some(reopen),
+        },
+    );
+    report.insert(
+        "murr Flight",
+        Backend {
+            keys_per_s: Some(1000.0 / f_last.mean * 1e6),
+            last_byte: Some(f_last),
+            decoded: Some(f_dec),
+            ..Backend::default()
+        },
+    );
+
+    eprintln!("bench: timing murr in-process");
+    // murr in-process, on the same files.
+    let store = Store::open(
+        Arc::new(MmapDirectory::open(data.path())?),
+        StoreOptions {
+            background_merges: false,
+            ..StoreOptions::default()
+        },
+    )?;
+    let table = store.table("bench")?;
+    let in_proc = time(&requests, |k| table.fetch(k, &names).expect("fetch"));
+    report.insert(
+        "murr in-process",
+        Backend {
+            keys_per_s: Some(1000.0 / in_proc.mean * 1e6),
+            decoded: Some(in_proc.clone()),
+            last_byte: Some(in_proc.clone()),
+            rss_bytes: rss_bytes(),
+            ..Backend::default()
+        },
+    );
+    drop(table);
+    drop(store);
+    let floor = floor_us(rows, args.requests);
+
+    // Redis, packed blobs.
+    eprintln!("bench: loading Redis blobs");
+    let redis_load = load_redis_blobs(&mut redis, rows, 10)?;
+    let redis_rss = rss_of(redis.child.id());
+    let r_last = time(&requests, |k| mget(&mut redis, k));
+    let r_dec = time(&requests, |k| unpack(&mget(&mut redis, k), 10));
+    report.insert(
+        "Redis MGET blobs",
+        Backend {
+            load_rows_per_s: Some(redis_load),
+            keys_per_s: Some(1000.0 / r_last.mean * 1e6),
+            last_byte: Some(r_last),
+            decoded: Some(r_dec),
+            rss_bytes: redis_rss,
+            ..Backend::default()
+        },
+    );
+    redis::cmd("FLUSHALL").query::<()>(&mut redis.conn)?;
+
+    // Redis, Feast-style hashes.
+    if args.feast {
+        eprintln!("bench: loading Redis hashes (Feast style)");
+        let t = Instant::now();
+        let mut start = 0;
+        while start < rows {
+            let end = (start + 50_000).min(rows);
+            let b = batch(start, end, 10, 42);
+            let mut pipe = redis::pipe();
+            for (i, blob) in blobs(&b, 10).into_iter().enumerate() {
+                let mut cmd = redis::cmd("HSET");
+                cmd.arg(key(start + i));
+                for (c, name) in names.iter().enumerate() {
+                    cmd.arg(name).arg(&blob[c * 4..c * 4 + 4]);
+                }
+                pipe.add_command(cmd).ignore();
+            }
+            pipe.query::<()>(&mut redis.conn)?;
+            start = end;
+        }
+        let feast_load = rows as f64 / t.elapsed().as_secs_f64();
+        let feast_rss = rss_of(redis.child.id());
+        let mut hmget = |keys: &[String]| -> Vec<Vec<Option<Vec<u8>>>> {
+            let mut pipe = redis::pipe();
+            for k in keys {
+                pipe.cmd("HMGET").arg(k).arg(&names);
+            }
+            pipe.query(&mut redis.conn).expect("HMGET")
+        };
+        let fe_last = time(&requests, |k| hmget(k));
+        let fe_dec = time(&requests, |k| {
+            let rows = hmget(k);
+            (0..10)
+                .map(|c| {
+                    Arc::new(Float32Array::from_iter(rows.iter().map(|r| {
+                        r[c].as_ref()
+                            .map(|b| f32::from_le_bytes(b[..4].try_into().expect("4 bytes")))
+                    }))) as ArrayRef
+                })
+                .collect::<Vec<_>>()
+        });
+        report.insert(
+            "Redis HMGET hashes",
+            Backend {
+                load_rows_per_s: Some(feast_load),
+                keys_per_s: Some(1000.0 / fe_last.mean * 1e6),
+                last_byte: Some(fe_last),
+                decoded: Some(fe_dec),
+                rss_bytes: feast_rss,
+                ..Backend::default()
+            },
+        );
+        redis::cmd("FLUSHALL").query::<()>(&mut redis.conn)?;
+    }
+
+    // 100 columns: murr in-process and Redis blobs.
+    eprintln!("bench: 100-column table of {} rows", args.wide_rows);
+    let wide_names = columns(100);
+    let wide_requests: Vec<Vec<String>> = (0..args.requests)
+        .map(|_| {
+            (0..1000)
+                .map(|_| key(rng.random_range(0..args.wide_rows)))
+                .collect()
+        })
+        .collect();
+    let wide_dir = tempfile::tempdir()?;
+    let (wide_store, wide_table) = murr_benches::load(
+        Arc::new(MmapDirectory::open(wide_dir.path())?),
+        args.wide_rows,
+        100,
+        100_000,
+    );
+    let wide_in_proc = time(&wide_requests, |k| {
+        wide_table.fetch(k, &wide_names).expect("fetch")
+    });
+    let narrow_same_rows = {
+        let (_s, t) = murr_benches::load(
+            Arc::new(murr_directory::RamDirectory::new()),
+            args.wide_rows,
+            10,
+            1_000_000,
+        );
+        time(&wide_requests, |k| t.fetch(k, &names).expect("fetch"))
+    };
+    drop(wide_table);
+    drop(wide_store);
+    load_redis_blobs(&mut redis, args.wide_rows, 100)?;
+    let wide_redis = time(&wide_requests, |k| unpack(&mget(&mut redis, k), 100));
+
+    // Report.
+    let h = &report["murr HTTP"];
+    let f = &report["murr Flight"];
+    let r = &report["Redis MGET blobs"];
+    let raw = (rows * (11 + 40)) as f64;
+    println!(
+        "\n## murr vs Redis: {rows} rows x 10 float32, 1000 random keys per read, {} reads\n",
+        args.requests
+    );
+    println!(
+        "| backend | load rows/s | last byte mean / p50 / p99 (µs) | decoded to Arrow mean (µs) | keys/s | RSS (MB) | RSS / raw |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for (name, b) in &report {
+        let lat = b.last_byte.as_ref().map_or("-".to_owned(), |l| {
+            format!("{:.0} / {:.0} / {:.0}", l.mean, l.p50, l.p99)
+        });
+        println!(
+            "| {name} | {} | {lat} | {} | {} | {} | {} |",
+            b.load_rows_per_s
+                .map_or("-".to_owned(), |v| format!("{v:.0}")),
+            b.decoded
+                .as_ref()
+                .map_or("-".to_owned(), |l| format!("{:.0}", l.mean)),
+            b.keys_per_s.map_or("-".to_owned(), |v| format!("{v:.0}")),
+            b.rss_bytes
+                .map_or("-".to_owned(), |v| format!("{:.0}", v as f64 / 1e6)),
+            b.rss_bytes
+                .map_or("-".to_owned(), |v| format!("{:.2}", v as f64 / raw)),
+        );
+    }
+    let ratio = |a: f64, b: f64| a / b;
+    let hm = h.last_byte.as_ref().map_or(f64::NAN, |l| l.mean);
+    let hp99 = h.last_byte.as_ref().map_or(f64::NAN, |l| l.p99);
+    let fm = f.last_byte.as_ref().map_or(f64::NAN, |l| l.mean);
+    let rm = r.last_byte.as_ref().map_or(f64::NAN, |l| l.mean);
+    let targets = vec![
+        (
+            "HTTP fetch mean / Redis MGET mean",
+            ratio(hm, rm),
+            "<= 0.15",
+        ),
+        (
+            "Flight fetch mean / Redis MGET mean",
+            ratio(fm, rm),
+            "<= 0.15",
+        ),
+        (
+            "in-process fetch / floor",
+            ratio(in_proc.mean, floor),
+            "<= 3",
+        ),
+        (
+            "100 cols / 10 cols, in-process",
+            ratio(wide_in_proc.mean, narrow_same_rows.mean),
+            "<= 4",
+        ),
+        (
+            "HTTP ingestion / Redis blob load (rows/s)",
+            ratio(murr_load, redis_load),
+            ">= 4",
+        ),
+        (
+            "murr RSS / raw bytes",
+            h.rss_bytes.map_or(f64::NAN, |v| v as f64 / raw),
+            "<= 1.25",
+        ),
+        ("reopen until serving (s)", reopen, "<= 1"),
+        ("HTTP p99 / mean", ratio(hp99, hm), "<= 1.5"),
+    ];
+    println!(
+        "\nfloor (1000 hash probes + 1000 random 40-byte reads over {rows} rows): {floor:.0} µs"
+    );
+    println!(
+        "100 columns x 1000 keys over {} rows: murr in-process {:.0} µs (10 columns: {:.0} µs), Redis MGET of 400-byte blobs + decode {:.0} µs\n",
+        args.wide_rows, wide_in_proc.mean, narrow_same_rows.mean, wide_redis.mean
+    );
+    println!("| target | measured | goal |");
+    println!("|---|---|---|");
+    for (name, v, goal) in &targets {
+        println!("| {name} | {v:.3} | {goal} |");
+    }
+    if let Some(dir) = args.out.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let json = serde_json::json!({
+        "rows": rows,
+        "requests": args.requests,
+        "backends": report,
+        "floor_us": floor,
+        "wide": {"rows": args.wide_rows, "murr_in_process_us": wide_in_proc.mean, "murr_10cols_us": narrow_same_rows.mean, "redis_mget_decoded_us": wide_redis.mean},
+        "targets": targets.iter().map(|(n, v, g)| serde_json::json!({"target": n, "measured": v, "goal": g})).collect::<Vec<_>>(),
+    });
+    std::fs::write(&args.out, serde_json::to_vec_pretty(&json)?)?;
+    println!("\nwritten to {}", args.out.display());
+    Ok(())
+}
