@@ -56,10 +56,7 @@ impl TestServer {
         tokio::spawn(
             tonic::transport::Server::builder()
                 .add_service(service)
-                .serve_with_incoming_shutdown(
-                    tokio_stream::wrappers::TcpListenerStream::new(flight),
-                    stopped(rx),
-                ),
+                .serve_with_incoming_shutdown(murr_server::nodelay(flight), stopped(rx)),
         );
         TestServer {
             http_url: format!("http://{http_addr}"),

@@ -137,6 +137,7 @@ struct MurrServer {
     child: Child,
     http: String,
     grpc: String,
+    merges: std::sync::mpsc::Receiver<String>,
 }
 
 impl MurrServer {
@@ -154,7 +155,7 @@ impl MurrServer {
                 "--data-dir",
             ])
             .arg(data)
-            .env("RUST_LOG", "warn,murr_server=info")
+            .env("RUST_LOG", "warn,murr_server=info,murr_table=info")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -176,15 +177,44 @@ impl MurrServer {
                 };
                 let http = field("http=").ok_or("no http address")?;
                 let grpc = field("grpc=").ok_or("no grpc address")?;
-                std::thread::spawn(move || for _ in lines {});
+                // The server's merges, warnings and errors show in the bench's progress.
+                let (tx, merges) = std::sync::mpsc::channel();
+                std::thread::spawn(move || {
+                    for line in lines.map_while(Result::ok) {
+                        if line.contains("merged")
+                            || line.contains("WARN")
+                            || line.contains("ERROR")
+                        {
+                            eprintln!("murr| {line}");
+                        }
+                        if line.contains("merged segments") {
+                            let _ = tx.send(line);
+                        }
+                    }
+                });
                 return Ok(MurrServer {
                     child,
                     http: format!("http://{http}"),
                     grpc: format!("http://{grpc}"),
+                    merges,
                 });
             }
         }
         Err("murr exited before listening".into())
+    }
+
+    /// Waits for the merges that follow a load of `rows` rows: until one merges them all, or
+    /// none has started within `quiet`.
+    fn settle(&self, rows: usize, quiet: Duration) {
+        let full = format!("rows_in={rows} ");
+        let deadline = Instant::now() + Duration::from_secs(300);
+        loop {
+            match self.merges.recv_timeout(quiet) {
+                Ok(line) if line.contains(&full) => return,
+                Ok(_) if Instant::now() < deadline => {}
+                _ => return,
+            }
+        }
     }
 
     fn stop(mut self) -> Res<()> {
@@ -368,16 +398,33 @@ fn run() -> Res<()> {
         return Err(format!("write: {}", resp.text()?).into());
     }
     let murr_load = rows as f64 / t.elapsed().as_secs_f64();
-    eprintln!("bench: murr loaded at {murr_load:.0} rows/s; timing HTTP fetches");
-    std::thread::sleep(Duration::from_secs(1));
+    eprintln!("bench: murr loaded at {murr_load:.0} rows/s; waiting for its background merges");
+    let t = Instant::now();
+    server.settle(rows, Duration::from_secs(5));
+    eprintln!(
+        "bench: merges settled after {:.1} s; timing HTTP fetches",
+        t.elapsed().as_secs_f64()
+    );
     let url = format!("{}/api/v1/table/bench/fetch", server.http);
+    // Requests are timed from this thread, on a single-threaded runtime: no hand-off between
+    // threads, as with the Redis client.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let client = reqwest::Client::builder().tcp_nodelay(true).build()?;
     let post = |keys: &[String]| -> bytes::Bytes {
-        http.post(&url)
-            .header("accept", "application/vnd.apache.arrow.stream")
-            .body(fetch_body(keys, &names))
-            .send()
-            .and_then(reqwest::blocking::Response::bytes)
-            .expect("fetch")
+        rt.block_on(async {
+            client
+                .post(&url)
+                .header("accept", "application/vnd.apache.arrow.stream")
+                .body(fetch_body(keys, &names))
+                .send()
+                .await
+                .expect("fetch")
+                .bytes()
+                .await
+                .expect("body")
+        })
     };
     let h_last = time(&requests, |k| post(k));
     let h_dec = time(&requests, |k| decode_ipc(&post(k)));
@@ -459,6 +506,11 @@ fn run() -> Res<()> {
         },
     )?;
     let table = store.table("bench")?;
+    let stats = table.stats();
+    eprintln!(
+        "bench: murr stores {} rows in {} segments, {} bytes",
+        stats.rows, stats.segments, stats.bytes
+    );
     let in_proc = time(&requests, |k| table.fetch(k, &names).expect("fetch"));
     report.insert(
         "murr in-process",

@@ -97,10 +97,7 @@ pub async fn run(
         tonic::transport::Server::builder()
             .tcp_nodelay(true)
             .add_service(service.into_server())
-            .serve_with_incoming_shutdown(
-                tokio_stream::wrappers::TcpListenerStream::new(listener),
-                stopped(stop_rx.clone()),
-            )
+            .serve_with_incoming_shutdown(nodelay(listener), stopped(stop_rx.clone()))
             .await
             .context("Flight server failed")
     };
@@ -114,6 +111,22 @@ pub async fn run(
         .context("closing the store")?;
     tracing::info!("murr stopped");
     Ok(())
+}
+
+/// The connections of `listener`, with TCP_NODELAY set: tonic applies its own `tcp_nodelay` only
+/// to listeners it binds itself, and Nagle's algorithm against delayed ACKs stalls small answers
+/// by 40 ms.
+pub fn nodelay(
+    listener: tokio::net::TcpListener,
+) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    use tokio_stream::StreamExt;
+    tokio_stream::wrappers::TcpListenerStream::new(listener).map(|conn| {
+        let conn = conn?;
+        if let Err(e) = conn.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY");
+        }
+        Ok(conn)
+    })
 }
 
 /// Completes on SIGINT or SIGTERM.

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use arrow_array::RecordBatch;
 use murr_directory::{Directory, DirectoryExt, FilePath};
@@ -28,6 +28,13 @@ pub struct StoreOptions {
     /// A write is cut into segments of about this many bytes of input, so a large upload needs
     /// memory for one segment at a time. Default: 512 MiB.
     pub write_segment_bytes: usize,
+    /// With background merges: once a table has had no write for this long, merge all its
+    /// segments into one, so that every read probes one index. `None` keeps only the size-tiered
+    /// merges. Default: 2 s.
+    pub idle_compaction: Option<Duration>,
+    /// Tables larger than this (bytes of segment files) are not compacted when idle: a full merge
+    /// needs about twice the table's size in memory while it runs. Default: 8 GiB.
+    pub idle_compaction_max_bytes: u64,
 }
 
 impl Default for StoreOptions {
@@ -37,6 +44,8 @@ impl Default for StoreOptions {
             merge_factor: 4,
             background_merges: true,
             write_segment_bytes: 512 << 20,
+            idle_compaction: Some(Duration::from_secs(2)),
+            idle_compaction_max_bytes: 8 << 30,
         }
     }
 }
@@ -90,7 +99,9 @@ impl Store {
     /// Storage errors while listing the directory.
     pub fn open(dir: Arc<dyn Directory>, options: StoreOptions) -> Result<Store> {
         let started = Instant::now();
-        let merger = options.background_merges.then(spawn_merger);
+        let merger = options
+            .background_merges
+            .then(|| spawn_merger(options.idle_compaction, options.idle_compaction_max_bytes));
         let mut store = Store {
             dir,
             options,
@@ -368,30 +379,68 @@ impl Drop for Store {
     }
 }
 
-fn spawn_merger() -> (Sender<Msg>, JoinHandle<()>) {
+fn spawn_merger(idle: Option<Duration>, idle_max_bytes: u64) -> (Sender<Msg>, JoinHandle<()>) {
     let (tx, rx) = mpsc::channel::<Msg>();
     let handle = std::thread::Builder::new()
         .name("murr-merge".to_owned())
-        .spawn(move || merge_loop(&rx))
+        .spawn(move || merge_loop(&rx, idle, idle_max_bytes))
         .expect("spawning a thread");
     (tx, handle)
 }
 
-fn merge_loop(rx: &Receiver<Msg>) {
-    while let Ok(msg) = rx.recv() {
-        let Msg::Merge(table) = msg else { return };
-        let Some(table) = table.upgrade() else {
+fn log_failure(table: &Table, e: &Error) {
+    if !matches!(e, Error::TableNotFound { .. }) {
+        tracing::warn!(table = %table.name(), error = %e, "merge failed; the table is unchanged");
+    }
+}
+
+/// Runs the size-tiered merges a write asks for, and compacts tables that have gone idle.
+fn merge_loop(rx: &Receiver<Msg>, idle: Option<Duration>, idle_max_bytes: u64) {
+    // Tables written since their last full compaction, by when they were last written.
+    let mut pending: Vec<(Weak<Table>, Instant)> = Vec::new();
+    loop {
+        let wait = match (idle, pending.iter().map(|(_, at)| *at).min()) {
+            (Some(idle), Some(oldest)) => idle.saturating_sub(oldest.elapsed()),
+            _ => Duration::from_secs(3600),
+        };
+        match rx.recv_timeout(wait) {
+            Ok(Msg::Stop) | Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            Ok(Msg::Merge(weak)) => {
+                let Some(table) = weak.upgrade() else {
+                    continue;
+                };
+                loop {
+                    match table.merge_step() {
+                        Ok(true) => {}
+                        Ok(false) => break,
+                        Err(e) => {
+                            log_failure(&table, &e);
+                            break;
+                        }
+                    }
+                }
+                pending.retain(|(w, _)| !Weak::ptr_eq(w, &weak));
+                pending.push((weak, Instant::now()));
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+        }
+        let Some(idle) = idle else {
+            pending.clear();
             continue;
         };
-        loop {
-            match table.merge_step() {
-                Ok(true) => {}
-                Ok(false) => break,
-                Err(Error::TableNotFound { .. }) => break,
-                Err(e) => {
-                    tracing::warn!(table = %table.name(), error = %e, "merge failed; the table is unchanged");
-                    break;
-                }
+        let (due, waiting): (Vec<_>, Vec<_>) =
+            pending.drain(..).partition(|(_, at)| at.elapsed() >= idle);
+        pending = waiting;
+        for (weak, _) in due {
+            let Some(table) = weak.upgrade() else {
+                continue;
+            };
+            let stats = table.stats();
+            if stats.segments > 1
+                && stats.bytes <= idle_max_bytes
+                && let Err(e) = table.compact()
+            {
+                log_failure(&table, &e);
             }
         }
     }

@@ -544,3 +544,32 @@ fn a_streamed_write_is_cut_into_segments_and_is_atomic() {
     let files = store.directory().list("tables/t").expect("lists").len();
     assert_eq!(files, 6, "the aborted write's files were removed");
 }
+
+#[test]
+fn an_idle_table_is_compacted_into_one_segment() {
+    let opts = StoreOptions {
+        idle_compaction: Some(std::time::Duration::from_millis(50)),
+        ..StoreOptions::default()
+    };
+    let store = Store::open(Arc::new(RamDirectory::new()), opts).expect("opens");
+    let t = store.create_table("t", schema()).expect("creates");
+    let keys: Vec<String> = (0..100).map(|i| format!("k{i}")).collect();
+    for v in 0..3 {
+        t.write(&[valued(&keys[v * 10..v * 10 + 50], v as i64)])
+            .expect("writes");
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while t.stats().segments > 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not compacted: {:?}",
+            t.stats()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(t.stats().rows, 70, "shadowed rows were dropped");
+    let out = t
+        .fetch(&[&keys[0], &keys[15], &keys[69], &keys[70]], &["n"])
+        .expect("fetches");
+    assert_eq!(ns(&out, 0), [Some(0), Some(1), Some(2), None]);
+}
