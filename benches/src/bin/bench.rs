@@ -43,6 +43,7 @@ struct Args {
     murr_bin: PathBuf,
     out: PathBuf,
     feast: bool,
+    settle_s: u64,
 }
 
 fn parse_args() -> Res<Args> {
@@ -53,6 +54,7 @@ fn parse_args() -> Res<Args> {
         murr_bin: PathBuf::from("target/release/murr"),
         out: PathBuf::from("target/bench/results.json"),
         feast: true,
+        settle_s: 60,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -64,7 +66,8 @@ fn parse_args() -> Res<Args> {
             "--murr-bin" => a.murr_bin = value()?.into(),
             "--out" => a.out = value()?.into(),
             "--no-feast" => a.feast = false,
-            other => return Err(format!("unknown flag {other} (--rows, --wide-rows, --requests, --murr-bin, --out, --no-feast)").into()),
+            "--settle" => a.settle_s = value()?.parse()?,
+            other => return Err(format!("unknown flag {other} (--rows, --wide-rows, --requests, --murr-bin, --out, --no-feast, --settle SECONDS)").into()),
         }
     }
     Ok(a)
@@ -400,7 +403,7 @@ fn run() -> Res<()> {
     let murr_load = rows as f64 / t.elapsed().as_secs_f64();
     eprintln!("bench: murr loaded at {murr_load:.0} rows/s; waiting for its background merges");
     let t = Instant::now();
-    server.settle(rows, Duration::from_secs(5));
+    server.settle(rows, Duration::from_secs(args.settle_s));
     eprintln!(
         "bench: merges settled after {:.1} s; timing HTTP fetches",
         t.elapsed().as_secs_f64()
