@@ -130,6 +130,22 @@ fn rss_of(pid: u32) -> Option<u64> {
     Some(kb * 1024)
 }
 
+/// The resident size of `pid` once it has not fallen for two seconds (at most 30 s).
+fn steady_rss(pid: u32) -> Option<u64> {
+    let mut low = rss_of(pid)?;
+    let mut since = Instant::now();
+    let start = Instant::now();
+    while since.elapsed() < Duration::from_secs(2) && start.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(250));
+        let now = rss_of(pid)?;
+        if now + (1 << 20) < low {
+            since = Instant::now();
+        }
+        low = low.min(now);
+    }
+    Some(low)
+}
+
 fn free_port() -> Res<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
@@ -465,7 +481,9 @@ fn run() -> Res<()> {
     let f_dec = time(&requests, |k| {
         arrow_flight::utils::flight_data_to_batches(&do_get(k)).expect("decodes")
     });
-    let murr_rss = rss_of(server.child.id());
+    // Memory in steady state: freed buffers of the upload and the merges go back to the system
+    // within seconds (jemalloc's decay); wait until the resident size stops falling.
+    let murr_rss = steady_rss(server.child.id());
     server.stop()?;
     let t = Instant::now();
     let server = MurrServer::start(&args.murr_bin, data.path())?;

@@ -9,6 +9,11 @@ use std::process::ExitCode;
 use clap::Parser;
 use murr_server::config::{self, Overrides};
 
+/// jemalloc returns freed memory to the system in the background (glibc's malloc keeps what a
+/// large upload or a merge used, which would count against the cache's memory for good).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// murr: a columnar in-memory cache for ML inference.
 #[derive(Debug, Parser)]
 #[command(version, about)]
