@@ -252,6 +252,59 @@ impl Drop for MurrServer {
     }
 }
 
+/// A minimal HTTP/1.1 client over one keep-alive connection: POST with a JSON body, answer read
+/// to its Content-Length.
+struct RawHttp {
+    host: String,
+    reader: BufReader<std::net::TcpStream>,
+}
+
+impl RawHttp {
+    fn connect(base: &str) -> Res<RawHttp> {
+        let host = base.trim_start_matches("http://").to_owned();
+        let stream = std::net::TcpStream::connect(&host)?;
+        stream.set_nodelay(true)?;
+        Ok(RawHttp {
+            host,
+            reader: BufReader::new(stream),
+        })
+    }
+
+    fn post(&mut self, path: &str, body: &[u8]) -> Res<Vec<u8>> {
+        use std::io::{Read, Write};
+        let mut req = format!(
+            "POST {path} HTTP/1.1\r\nHost: {}\r\nAccept: application/vnd.apache.arrow.stream\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            self.host,
+            body.len()
+        )
+        .into_bytes();
+        req.extend_from_slice(body);
+        self.reader.get_mut().write_all(&req)?;
+        let mut status = String::new();
+        self.reader.read_line(&mut status)?;
+        if !status.starts_with("HTTP/1.1 200") {
+            return Err(format!("answer: {status}").into());
+        }
+        let mut len = None;
+        loop {
+            let mut line = String::new();
+            self.reader.read_line(&mut line)?;
+            let line = line.trim_end();
+            if line.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = line.split_once(':')
+                && k.eq_ignore_ascii_case("content-length")
+            {
+                len = Some(v.trim().parse::<usize>()?);
+            }
+        }
+        let mut out = vec![0; len.ok_or("answer without Content-Length")?];
+        self.reader.read_exact(&mut out)?;
+        Ok(out)
+    }
+}
+
 struct Redis {
     child: Child,
     conn: redis::Connection,
@@ -424,30 +477,18 @@ fn run() -> Res<()> {
         "bench: merges settled after {:.1} s; timing HTTP fetches",
         t.elapsed().as_secs_f64()
     );
-    let url = format!("{}/api/v1/table/bench/fetch", server.http);
-    // Requests are timed from this thread, on a single-threaded runtime: no hand-off between
-    // threads, as with the Redis client.
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let client = reqwest::Client::builder().tcp_nodelay(true).build()?;
-    let post = |keys: &[String]| -> bytes::Bytes {
-        rt.block_on(async {
-            client
-                .post(&url)
-                .header("accept", "application/vnd.apache.arrow.stream")
-                .body(fetch_body(keys, &names))
-                .send()
-                .await
-                .expect("fetch")
-                .bytes()
-                .await
-                .expect("body")
-        })
+    // A lean keep-alive HTTP/1.1 client on this thread, like the Redis client: the figure is the
+    // server's and the network's, not a client library's.
+    let mut conn = RawHttp::connect(&server.http)?;
+    let mut post = |keys: &[String]| -> Vec<u8> {
+        conn.post("/api/v1/table/bench/fetch", &fetch_body(keys, &names))
+            .expect("fetch")
     };
-    let h_last = time(&requests, |k| post(k));
+    let h_last = time(&requests, &mut post);
     let h_dec = time(&requests, |k| decode_ipc(&post(k)));
     eprintln!("bench: timing Flight fetches");
+    // tonic's connection needs a runtime that runs between calls (on a current-thread runtime its
+    // flow-control frames wait for the next call, and every answer stalls for 40 ms).
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
