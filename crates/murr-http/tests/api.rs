@@ -89,6 +89,21 @@ impl Server {
         (status, ct, resp.bytes().await.expect("body").to_vec())
     }
 
+    /// Sends a request that must fail with `status` and a JSON error naming `needle`.
+    async fn expect_error(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+        status: StatusCode,
+        needle: &str,
+    ) {
+        let (got, _, answer) = self.send(method, path, content_type, body).await;
+        let answer: Value = serde_json::from_slice(&answer).expect("every error answer is JSON");
+        assert_error(got, status, &answer, needle);
+    }
+
     async fn json(&self, method: reqwest::Method, path: &str, body: Value) -> (StatusCode, Value) {
         let (status, ct, bytes) = self
             .send(
@@ -454,62 +469,42 @@ async fn bad_writes_and_fetches_are_4xx_naming_the_problem() {
         let (status, answer) = write(body.clone()).await;
         assert_error(status, StatusCode::BAD_REQUEST, &answer, needle);
     }
-    let (status, _, body) = s
-        .send(
-            M::PUT,
-            "/api/v1/table/t/write",
-            Some("application/json"),
-            b"{\"columns\": {".to_vec(),
-        )
-        .await;
-    assert_error(
-        status,
+    s.expect_error(
+        M::PUT,
+        "/api/v1/table/t/write",
+        Some("application/json"),
+        b"{\"columns\": {".to_vec(),
         StatusCode::BAD_REQUEST,
-        &serde_json::from_slice(&body).expect("JSON"),
         "not valid JSON",
-    );
-    let (status, _, body) = s
-        .send(
-            M::PUT,
-            "/api/v1/table/t/write",
-            Some("text/csv"),
-            b"id,n\na,1".to_vec(),
-        )
-        .await;
-    assert_error(
-        status,
+    )
+    .await;
+    s.expect_error(
+        M::PUT,
+        "/api/v1/table/t/write",
+        Some("text/csv"),
+        b"id,n\na,1".to_vec(),
         StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        &serde_json::from_slice(&body).expect("JSON"),
         "text/csv",
-    );
-    let (status, _, body) = s
-        .send(
-            M::PUT,
-            "/api/v1/table/t/write",
-            Some(ARROW_STREAM),
-            b"garbage".to_vec(),
-        )
-        .await;
-    assert_error(
-        status,
+    )
+    .await;
+    s.expect_error(
+        M::PUT,
+        "/api/v1/table/t/write",
+        Some(ARROW_STREAM),
+        b"garbage".to_vec(),
         StatusCode::BAD_REQUEST,
-        &serde_json::from_slice(&body).expect("JSON"),
         "Arrow IPC",
-    );
-    let (status, _, body) = s
-        .send(
-            M::PUT,
-            "/api/v1/table/t/write",
-            Some(PARQUET),
-            b"garbage".to_vec(),
-        )
-        .await;
-    assert_error(
-        status,
+    )
+    .await;
+    s.expect_error(
+        M::PUT,
+        "/api/v1/table/t/write",
+        Some(PARQUET),
+        b"garbage".to_vec(),
         StatusCode::BAD_REQUEST,
-        &serde_json::from_slice(&body).expect("JSON"),
         "Parquet",
-    );
+    )
+    .await;
     let (status, body) = s
         .json(M::PUT, "/api/v1/table/nope/write", json!({"columns": {}}))
         .await;
@@ -521,20 +516,15 @@ async fn bad_writes_and_fetches_are_4xx_naming_the_problem() {
         ("score", Arc::new(Float64Array::from(vec![1.0])) as ArrayRef),
     ])
     .expect("batch");
-    let (status, _, body) = s
-        .send(
-            M::PUT,
-            "/api/v1/table/t/write",
-            Some(ARROW_STREAM),
-            ipc(&[narrowing]),
-        )
-        .await;
-    assert_error(
-        status,
+    s.expect_error(
+        M::PUT,
+        "/api/v1/table/t/write",
+        Some(ARROW_STREAM),
+        ipc(&[narrowing]),
         StatusCode::BAD_REQUEST,
-        &serde_json::from_slice(&body).expect("JSON"),
         "\"score\"",
-    );
+    )
+    .await;
     let null_key = RecordBatch::try_from_iter(vec![
         (
             "id",
@@ -543,20 +533,15 @@ async fn bad_writes_and_fetches_are_4xx_naming_the_problem() {
         ("n", Arc::new(Int64Array::from(vec![1, 2])) as ArrayRef),
     ])
     .expect("batch");
-    let (status, _, body) = s
-        .send(
-            M::PUT,
-            "/api/v1/table/t/write",
-            Some(ARROW_STREAM),
-            ipc(&[null_key]),
-        )
-        .await;
-    assert_error(
-        status,
+    s.expect_error(
+        M::PUT,
+        "/api/v1/table/t/write",
+        Some(ARROW_STREAM),
+        ipc(&[null_key]),
         StatusCode::BAD_REQUEST,
-        &serde_json::from_slice(&body).expect("JSON"),
         "\"id\"",
-    );
+    )
+    .await;
     // Nothing was written by any of these.
     let (_, body) = s.fetch_json("t", json!(["a"]), json!(["n"])).await;
     assert_eq!(body, json!({"columns": {"n": [null]}}));
@@ -595,15 +580,15 @@ async fn bad_writes_and_fetches_are_4xx_naming_the_problem() {
         .json(M::POST, "/api/v1/table/t/fetch", json!({"columns": ["n"]}))
         .await;
     assert_error(status, StatusCode::BAD_REQUEST, &body, "keys");
-    let (status, _, body) = s
-        .send(M::POST, "/api/v1/table/t/fetch", None, b"[".to_vec())
-        .await;
-    assert_error(
-        status,
+    s.expect_error(
+        M::POST,
+        "/api/v1/table/t/fetch",
+        None,
+        b"[".to_vec(),
         StatusCode::BAD_REQUEST,
-        &serde_json::from_slice(&body).expect("JSON"),
         "invalid fetch request",
-    );
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -720,23 +705,27 @@ async fn oversize_bodies_are_413() {
         (M::POST, "/api/v1/table/t/fetch", None),
     ] {
         if path.ends_with("/t") {
-            let (status, _, body) = s.send(method, path, ct, big.clone()).await;
-            assert_error(
-                status,
+            s.expect_error(
+                method,
+                path,
+                ct,
+                big.clone(),
                 StatusCode::PAYLOAD_TOO_LARGE,
-                &serde_json::from_slice(&body).expect("JSON"),
                 "limit",
-            );
+            )
+            .await;
             s.create("t").await;
             continue;
         }
-        let (status, _, body) = s.send(method, path, ct, big.clone()).await;
-        assert_error(
-            status,
+        s.expect_error(
+            method,
+            path,
+            ct,
+            big.clone(),
             StatusCode::PAYLOAD_TOO_LARGE,
-            &serde_json::from_slice(&body).expect("JSON"),
             "limit",
-        );
+        )
+        .await;
     }
     // A valid Arrow stream without a declared length is cut off at the limit too.
     let ids: Vec<String> = (0..200).map(|i| format!("key-{i}")).collect();
