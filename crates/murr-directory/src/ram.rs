@@ -21,11 +21,6 @@ impl RamDirectory {
     pub fn new() -> Self {
         Self::default()
     }
-
-    /// Total bytes held.
-    pub fn total_bytes(&self) -> usize {
-        self.files.read().values().map(Bytes::len).sum()
-    }
 }
 
 struct RamWriter {

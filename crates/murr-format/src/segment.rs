@@ -978,11 +978,6 @@ impl SegmentView {
         self.var[var].value(row)
     }
 
-    /// The bytes of a variable-width column's data section.
-    pub fn var_data(&self, var: usize) -> &Bytes {
-        &self.var[var].data
-    }
-
     /// The key of `row`.
     #[inline]
     pub fn key(&self, row: usize) -> &[u8] {

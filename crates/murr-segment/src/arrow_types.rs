@@ -21,10 +21,3 @@ pub fn arrow_type(dtype: DType) -> DataType {
         _ => unreachable!("every dtype has an Arrow type"),
     }
 }
-
-/// The murr type stored exactly as this Arrow type, if there is one.
-pub fn dtype_of(data_type: &DataType) -> Option<DType> {
-    DType::ALL
-        .into_iter()
-        .find(|&t| &arrow_type(t) == data_type)
-}

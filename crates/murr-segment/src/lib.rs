@@ -18,7 +18,7 @@ use bytes::Bytes;
 use murr_directory::{Directory, FilePath};
 use murr_format::SegmentView;
 
-pub use arrow_types::{arrow_type, dtype_of};
+pub use arrow_types::arrow_type;
 pub use encode::{Input, encode};
 pub use gather::{Loc, Rows, gather, gather_rows};
 
