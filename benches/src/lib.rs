@@ -169,3 +169,36 @@ pub fn decode_ipc(bytes: &[u8]) -> Vec<RecordBatch> {
         .map(|b| b.expect("batch"))
         .collect()
 }
+
+/// Request latencies in microseconds: mean, median and 99th percentile.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Latency {
+    /// Mean.
+    pub mean: f64,
+    /// Median.
+    pub p50: f64,
+    /// 99th percentile.
+    pub p99: f64,
+}
+
+/// Times `f` once per request, after a warm-up over a tenth of them.
+pub fn time_requests<T>(requests: &[Vec<String>], mut f: impl FnMut(&[String]) -> T) -> Latency {
+    for r in requests.iter().take(requests.len() / 10 + 1) {
+        std::hint::black_box(f(r));
+    }
+    let mut t: Vec<f64> = requests
+        .iter()
+        .map(|r| {
+            let start = std::time::Instant::now();
+            std::hint::black_box(f(r));
+            start.elapsed().as_secs_f64() * 1e6
+        })
+        .collect();
+    t.sort_by(f64::total_cmp);
+    let n = t.len().max(1);
+    Latency {
+        mean: t.iter().sum::<f64>() / n as f64,
+        p50: t[n / 2],
+        p99: t[(n * 99 / 100).min(n - 1)],
+    }
+}

@@ -28,7 +28,10 @@ use arrow_array::{ArrayRef, Float32Array, RecordBatch};
 use arrow_flight::Ticket;
 use arrow_flight::flight_service_client::FlightServiceClient;
 use futures_util::TryStreamExt;
-use murr_benches::{batch, columns, decode_ipc, fetch_body, floor_us, key, rss_bytes, schema};
+use murr_benches::{
+    Latency as Lat, batch, columns, decode_ipc, fetch_body, floor_us, key, rss_bytes, schema,
+    time_requests as time,
+};
 use murr_directory::MmapDirectory;
 use murr_table::{Store, StoreOptions};
 use rand::rngs::SmallRng;
@@ -71,41 +74,6 @@ fn parse_args() -> Res<Args> {
         }
     }
     Ok(a)
-}
-
-/// Latencies in microseconds, and their summary.
-#[derive(Debug, Clone, Default, serde::Serialize)]
-struct Lat {
-    mean: f64,
-    p50: f64,
-    p99: f64,
-}
-
-fn summarize(mut t: Vec<f64>) -> Lat {
-    t.sort_by(f64::total_cmp);
-    let n = t.len().max(1);
-    Lat {
-        mean: t.iter().sum::<f64>() / n as f64,
-        p50: t[n / 2],
-        p99: t[(n * 99 / 100).min(n - 1)],
-    }
-}
-
-/// Times `f` over every request (after a warm-up of a tenth of them).
-fn time<T>(requests: &[Vec<String>], mut f: impl FnMut(&[String]) -> T) -> Lat {
-    for r in requests.iter().take(requests.len() / 10 + 1) {
-        std::hint::black_box(f(r));
-    }
-    summarize(
-        requests
-            .iter()
-            .map(|r| {
-                let t = Instant::now();
-                std::hint::black_box(f(r));
-                t.elapsed().as_secs_f64() * 1e6
-            })
-            .collect(),
-    )
 }
 
 #[derive(Debug, Default, serde::Serialize)]

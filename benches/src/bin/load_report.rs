@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use murr_benches::{columns, floor_us, load, random_keys, rss_bytes};
+use murr_benches::{columns, floor_us, load, random_keys, rss_bytes, time_requests};
 use murr_directory::MmapDirectory;
 use murr_table::{Store, StoreOptions};
 use rand::SeedableRng;
@@ -31,20 +31,8 @@ fn fetch_latency(store: &Store, rows: usize, cols: usize) -> (f64, f64, f64) {
     let requests: Vec<Vec<String>> = (0..2000)
         .map(|_| random_keys(&mut rng, rows, 1000))
         .collect();
-    for r in requests.iter().take(200) {
-        table.fetch(r, &names).expect("fetches");
-    }
-    let mut times: Vec<f64> = requests
-        .iter()
-        .map(|r| {
-            let t = Instant::now();
-            std::hint::black_box(table.fetch(r, &names).expect("fetches"));
-            t.elapsed().as_secs_f64() * 1e6
-        })
-        .collect();
-    times.sort_by(f64::total_cmp);
-    let mean = times.iter().sum::<f64>() / times.len() as f64;
-    (mean, times[times.len() / 2], times[times.len() * 99 / 100])
+    let lat = time_requests(&requests, |r| table.fetch(r, &names).expect("fetches"));
+    (lat.mean, lat.p50, lat.p99)
 }
 
 fn open_report(dir: &str, rows: usize, cols: usize) {
