@@ -200,6 +200,7 @@ async fn bad_tickets_are_invalid_argument() {
         &b"not json"[..],
         br#"{"table": "t"}"#,
         br#"{"table": "t", "keys": "a", "columns": []}"#,
+        br#"{"keys": ["a"], "columns": []}"#,
     ] {
         let status = raw
             .do_get(Ticket {

@@ -47,6 +47,8 @@ struct Args {
     out: PathBuf,
     feast: bool,
     settle_s: u64,
+    data: Option<PathBuf>,
+    murr_only: bool,
 }
 
 fn parse_args() -> Res<Args> {
@@ -58,6 +60,8 @@ fn parse_args() -> Res<Args> {
         out: PathBuf::from("target/bench/results.json"),
         feast: true,
         settle_s: 60,
+        data: None,
+        murr_only: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -70,7 +74,9 @@ fn parse_args() -> Res<Args> {
             "--out" => a.out = value()?.into(),
             "--no-feast" => a.feast = false,
             "--settle" => a.settle_s = value()?.parse()?,
-            other => return Err(format!("unknown flag {other} (--rows, --wide-rows, --requests, --murr-bin, --out, --no-feast, --settle SECONDS)").into()),
+            "--data" => a.data = Some(value()?.into()),
+            "--murr-only" => a.murr_only = true,
+            other => return Err(format!("unknown flag {other} (--rows, --wide-rows, --requests, --murr-bin, --out, --no-feast, --settle SECONDS, --data DIR, --murr-only)").into()),
         }
     }
     Ok(a)
@@ -378,6 +384,43 @@ fn mget(r: &mut Redis, keys: &[String]) -> Vec<Option<Vec<u8>>> {
         .expect("MGET")
 }
 
+/// Loads `rows` rows into murr's `bench` table with one Arrow IPC upload; returns rows/s.
+fn load_murr(http: &reqwest::blocking::Client, base: &str, rows: usize) -> Res<f64> {
+    eprintln!("bench: loading murr over HTTP (Arrow IPC)");
+    let mut ipc = Vec::new();
+    {
+        let first = batch(0, 0, 10, 42);
+        let mut w = arrow_ipc::writer::StreamWriter::try_new(&mut ipc, &first.schema())?;
+        let mut start = 0;
+        while start < rows {
+            let end = (start + 100_000).min(rows);
+            w.write(&batch(start, end, 10, 42))?;
+            start = end;
+        }
+        w.finish()?;
+    }
+    let schema_json = serde_json::to_string(&schema(10))?;
+    let resp = http
+        .put(format!("{base}/api/v1/table/bench"))
+        .body(schema_json)
+        .send()?;
+    if !resp.status().is_success() {
+        return Err(format!("create table: {}", resp.text()?).into());
+    }
+    let t = Instant::now();
+    let resp = http
+        .put(format!("{base}/api/v1/table/bench/write"))
+        .header("content-type", "application/vnd.apache.arrow.stream")
+        .body(ipc)
+        .send()?;
+    if !resp.status().is_success() {
+        return Err(format!("write: {}", resp.text()?).into());
+    }
+    let murr_load = rows as f64 / t.elapsed().as_secs_f64();
+    eprintln!("bench: murr loaded at {murr_load:.0} rows/s; waiting for its background merges");
+    Ok(murr_load)
+}
+
 fn main() {
     if let Err(e) = run() {
         eprintln!("murr-bench: {e}");
@@ -395,56 +438,47 @@ fn run() -> Res<()> {
     let requests: Vec<Vec<String>> = (0..args.requests)
         .map(|_| (0..1000).map(|_| key(rng.random_range(0..rows))).collect())
         .collect();
-    let mut redis = Redis::start()?;
+    let mut redis = if args.murr_only {
+        None
+    } else {
+        Some(Redis::start()?)
+    };
     eprintln!(
         "bench: {rows} rows x 10 float32, {} requests of 1000 keys per backend",
         args.requests
     );
 
     // murr over HTTP and Flight, against the real binary.
-    let data = tempfile::tempdir()?;
-    let server = MurrServer::start(&args.murr_bin, data.path())?;
+    let tmp = tempfile::tempdir()?;
+    let data = args
+        .data
+        .clone()
+        .unwrap_or_else(|| tmp.path().to_path_buf());
+    let server = MurrServer::start(&args.murr_bin, &data)?;
     let http = reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(600))
         .build()?;
-    eprintln!("bench: loading murr over HTTP (Arrow IPC)");
-    let mut ipc = Vec::new();
-    {
-        let first = batch(0, 0, 10, 42);
-        let mut w = arrow_ipc::writer::StreamWriter::try_new(&mut ipc, &first.schema())?;
-        let mut start = 0;
-        while start < rows {
-            let end = (start + 100_000).min(rows);
-            w.write(&batch(start, end, 10, 42))?;
-            start = end;
-        }
-        w.finish()?;
+    let loaded = http
+        .get(format!("{}/api/v1/table", server.http))
+        .send()?
+        .bytes()?;
+    let loaded = serde_json::from_slice::<BTreeMap<String, serde_json::Value>>(&loaded)?
+        .contains_key("bench");
+    let murr_load = if loaded {
+        eprintln!("bench: reusing the table in {}", data.display());
+        None
+    } else {
+        Some(load_murr(&http, &server.http, rows)?)
+    };
+    if murr_load.is_some() {
+        let t = Instant::now();
+        server.settle(rows, Duration::from_secs(args.settle_s));
+        eprintln!(
+            "bench: merges settled after {:.1} s",
+            t.elapsed().as_secs_f64()
+        );
     }
-    let schema_json = serde_json::to_string(&schema(10))?;
-    let resp = http
-        .put(format!("{}/api/v1/table/bench", server.http))
-        .body(schema_json)
-        .send()?;
-    if !resp.status().is_success() {
-        return Err(format!("create table: {}", resp.text()?).into());
-    }
-    let t = Instant::now();
-    let resp = http
-        .put(format!("{}/api/v1/table/bench/write", server.http))
-        .header("content-type", "application/vnd.apache.arrow.stream")
-        .body(ipc)
-        .send()?;
-    if !resp.status().is_success() {
-        return Err(format!("write: {}", resp.text()?).into());
-    }
-    let murr_load = rows as f64 / t.elapsed().as_secs_f64();
-    eprintln!("bench: murr loaded at {murr_load:.0} rows/s; waiting for its background merges");
-    let t = Instant::now();
-    server.settle(rows, Duration::from_secs(args.settle_s));
-    eprintln!(
-        "bench: merges settled after {:.1} s; timing HTTP fetches",
-        t.elapsed().as_secs_f64()
-    );
+    eprintln!("bench: timing HTTP fetches");
     // A lean keep-alive HTTP/1.1 client on this thread, like the Redis client: the figure is the
     // server's and the network's, not a client library's.
     let mut conn = RawHttp::connect(&server.http)?;
@@ -495,7 +529,7 @@ fn run() -> Res<()> {
     let murr_rss = steady_rss(server.child.id());
     server.stop()?;
     let t = Instant::now();
-    let server = MurrServer::start(&args.murr_bin, data.path())?;
+    let server = MurrServer::start(&args.murr_bin, &data)?;
     let reopen = t.elapsed().as_secs_f64();
     let check = http
         .post(format!("{}/api/v1/table/bench/fetch", server.http))
@@ -508,7 +542,7 @@ fn run() -> Res<()> {
     report.insert(
         "murr HTTP",
         Backend {
-            load_rows_per_s: Some(murr_load),
+            load_rows_per_s: murr_load,
             keys_per_s: Some(1000.0 / h_last.mean * 1e6),
             last_byte: Some(h_last),
             decoded: Some(h_dec),
@@ -529,7 +563,7 @@ fn run() -> Res<()> {
     eprintln!("bench: timing murr in-process");
     // murr in-process, on the same files.
     let store = Store::open(
-        Arc::new(MmapDirectory::open(data.path())?),
+        Arc::new(MmapDirectory::open(&data)?),
         StoreOptions {
             background_merges: false,
             ..StoreOptions::default()
@@ -556,118 +590,126 @@ fn run() -> Res<()> {
     drop(store);
     let floor = floor_us(rows, args.requests);
 
-    // Redis, packed blobs.
-    eprintln!("bench: loading Redis blobs");
-    let redis_load = load_redis_blobs(&mut redis, rows, 10)?;
-    let redis_rss = rss_of(redis.child.id());
-    let r_last = time(&requests, |k| mget(&mut redis, k));
-    let r_dec = time(&requests, |k| unpack(&mget(&mut redis, k), 10));
-    report.insert(
-        "Redis MGET blobs",
-        Backend {
-            load_rows_per_s: Some(redis_load),
-            keys_per_s: Some(1000.0 / r_last.mean * 1e6),
-            last_byte: Some(r_last),
-            decoded: Some(r_dec),
-            rss_bytes: redis_rss,
-            ..Backend::default()
-        },
-    );
-    redis::cmd("FLUSHALL").query::<()>(&mut redis.conn)?;
-
-    // Redis, Feast-style hashes.
-    if args.feast {
-        eprintln!("bench: loading Redis hashes (Feast style)");
-        let t = Instant::now();
-        let mut start = 0;
-        while start < rows {
-            let end = (start + 50_000).min(rows);
-            let b = batch(start, end, 10, 42);
-            let mut pipe = redis::pipe();
-            for (i, blob) in blobs(&b, 10).into_iter().enumerate() {
-                let mut cmd = redis::cmd("HSET");
-                cmd.arg(key(start + i));
-                for (c, name) in names.iter().enumerate() {
-                    cmd.arg(name).arg(&blob[c * 4..c * 4 + 4]);
-                }
-                pipe.add_command(cmd).ignore();
-            }
-            pipe.query::<()>(&mut redis.conn)?;
-            start = end;
-        }
-        let feast_load = rows as f64 / t.elapsed().as_secs_f64();
-        let feast_rss = rss_of(redis.child.id());
-        let mut hmget = |keys: &[String]| -> Vec<Vec<Option<Vec<u8>>>> {
-            let mut pipe = redis::pipe();
-            for k in keys {
-                pipe.cmd("HMGET").arg(k).arg(&names);
-            }
-            pipe.query(&mut redis.conn).expect("HMGET")
-        };
-        let fe_last = time(&requests, |k| hmget(k));
-        let fe_dec = time(&requests, |k| {
-            let rows = hmget(k);
-            (0..10)
-                .map(|c| {
-                    Arc::new(Float32Array::from_iter(rows.iter().map(|r| {
-                        r[c].as_ref()
-                            .map(|b| f32::from_le_bytes(b[..4].try_into().expect("4 bytes")))
-                    }))) as ArrayRef
-                })
-                .collect::<Vec<_>>()
-        });
+    let mut redis_load = f64::NAN;
+    if let Some(redis) = redis.as_mut() {
+        // Redis, packed blobs.
+        eprintln!("bench: loading Redis blobs");
+        redis_load = load_redis_blobs(redis, rows, 10)?;
+        let redis_rss = rss_of(redis.child.id());
+        let r_last = time(&requests, |k| mget(redis, k));
+        let r_dec = time(&requests, |k| unpack(&mget(redis, k), 10));
         report.insert(
-            "Redis HMGET hashes",
+            "Redis MGET blobs",
             Backend {
-                load_rows_per_s: Some(feast_load),
-                keys_per_s: Some(1000.0 / fe_last.mean * 1e6),
-                last_byte: Some(fe_last),
-                decoded: Some(fe_dec),
-                rss_bytes: feast_rss,
+                load_rows_per_s: Some(redis_load),
+                keys_per_s: Some(1000.0 / r_last.mean * 1e6),
+                last_byte: Some(r_last),
+                decoded: Some(r_dec),
+                rss_bytes: redis_rss,
                 ..Backend::default()
             },
         );
         redis::cmd("FLUSHALL").query::<()>(&mut redis.conn)?;
+
+        // Redis, Feast-style hashes.
+        if args.feast {
+            eprintln!("bench: loading Redis hashes (Feast style)");
+            let t = Instant::now();
+            let mut start = 0;
+            while start < rows {
+                let end = (start + 50_000).min(rows);
+                let b = batch(start, end, 10, 42);
+                let mut pipe = redis::pipe();
+                for (i, blob) in blobs(&b, 10).into_iter().enumerate() {
+                    let mut cmd = redis::cmd("HSET");
+                    cmd.arg(key(start + i));
+                    for (c, name) in names.iter().enumerate() {
+                        cmd.arg(name).arg(&blob[c * 4..c * 4 + 4]);
+                    }
+                    pipe.add_command(cmd).ignore();
+                }
+                pipe.query::<()>(&mut redis.conn)?;
+                start = end;
+            }
+            let feast_load = rows as f64 / t.elapsed().as_secs_f64();
+            let feast_rss = rss_of(redis.child.id());
+            let mut hmget = |keys: &[String]| -> Vec<Vec<Option<Vec<u8>>>> {
+                let mut pipe = redis::pipe();
+                for k in keys {
+                    pipe.cmd("HMGET").arg(k).arg(&names);
+                }
+                pipe.query(&mut redis.conn).expect("HMGET")
+            };
+            let fe_last = time(&requests, |k| hmget(k));
+            let fe_dec = time(&requests, |k| {
+                let rows = hmget(k);
+                (0..10)
+                    .map(|c| {
+                        Arc::new(Float32Array::from_iter(rows.iter().map(|r| {
+                            r[c].as_ref()
+                                .map(|b| f32::from_le_bytes(b[..4].try_into().expect("4 bytes")))
+                        }))) as ArrayRef
+                    })
+                    .collect::<Vec<_>>()
+            });
+            report.insert(
+                "Redis HMGET hashes",
+                Backend {
+                    load_rows_per_s: Some(feast_load),
+                    keys_per_s: Some(1000.0 / fe_last.mean * 1e6),
+                    last_byte: Some(fe_last),
+                    decoded: Some(fe_dec),
+                    rss_bytes: feast_rss,
+                    ..Backend::default()
+                },
+            );
+            redis::cmd("FLUSHALL").query::<()>(&mut redis.conn)?;
+        }
     }
 
     // 100 columns: murr in-process and Redis blobs.
-    eprintln!("bench: 100-column table of {} rows", args.wide_rows);
-    let wide_names = columns(100);
-    let wide_requests: Vec<Vec<String>> = (0..args.requests)
-        .map(|_| {
-            (0..1000)
-                .map(|_| key(rng.random_range(0..args.wide_rows)))
-                .collect()
-        })
-        .collect();
-    let wide_dir = tempfile::tempdir()?;
-    let (wide_store, wide_table) = murr_benches::load(
-        Arc::new(MmapDirectory::open(wide_dir.path())?),
-        args.wide_rows,
-        100,
-        100_000,
-    );
-    let wide_in_proc = time(&wide_requests, |k| {
-        wide_table.fetch(k, &wide_names).expect("fetch")
-    });
-    let narrow_same_rows = {
-        let (_s, t) = murr_benches::load(
-            Arc::new(murr_directory::RamDirectory::new()),
+    let (mut wide_in_proc, mut narrow_same_rows, mut wide_redis) = (f64::NAN, f64::NAN, f64::NAN);
+    if let Some(redis) = redis.as_mut() {
+        eprintln!("bench: 100-column table of {} rows", args.wide_rows);
+        let wide_names = columns(100);
+        let wide_requests: Vec<Vec<String>> = (0..args.requests)
+            .map(|_| {
+                (0..1000)
+                    .map(|_| key(rng.random_range(0..args.wide_rows)))
+                    .collect()
+            })
+            .collect();
+        let wide_dir = tempfile::tempdir()?;
+        let (wide_store, wide_table) = murr_benches::load(
+            Arc::new(MmapDirectory::open(wide_dir.path())?),
             args.wide_rows,
-            10,
-            1_000_000,
+            100,
+            100_000,
         );
-        time(&wide_requests, |k| t.fetch(k, &names).expect("fetch"))
-    };
-    drop(wide_table);
-    drop(wide_store);
-    load_redis_blobs(&mut redis, args.wide_rows, 100)?;
-    let wide_redis = time(&wide_requests, |k| unpack(&mget(&mut redis, k), 100));
+        wide_in_proc = time(&wide_requests, |k| {
+            wide_table.fetch(k, &wide_names).expect("fetch")
+        })
+        .mean;
+        narrow_same_rows = {
+            let (_s, t) = murr_benches::load(
+                Arc::new(murr_directory::RamDirectory::new()),
+                args.wide_rows,
+                10,
+                1_000_000,
+            );
+            time(&wide_requests, |k| t.fetch(k, &names).expect("fetch")).mean
+        };
+        drop(wide_table);
+        drop(wide_store);
+        load_redis_blobs(redis, args.wide_rows, 100)?;
+        wide_redis = time(&wide_requests, |k| unpack(&mget(redis, k), 100)).mean;
+    }
 
     // Report.
     let h = &report["murr HTTP"];
     let f = &report["murr Flight"];
-    let r = &report["Redis MGET blobs"];
+    let no_redis = Backend::default();
+    let r = report.get("Redis MGET blobs").unwrap_or(&no_redis);
     let raw = (rows * (11 + 40)) as f64;
     println!(
         "\n## murr vs Redis: {rows} rows x 10 float32, 1000 random keys per read, {} reads\n",
@@ -718,12 +760,12 @@ fn run() -> Res<()> {
         ),
         (
             "100 cols / 10 cols, in-process",
-            ratio(wide_in_proc.mean, narrow_same_rows.mean),
+            ratio(wide_in_proc, narrow_same_rows),
             "<= 4",
         ),
         (
             "HTTP ingestion / Redis blob load (rows/s)",
-            ratio(murr_load, redis_load),
+            ratio(murr_load.unwrap_or(f64::NAN), redis_load),
             ">= 4",
         ),
         (
@@ -739,7 +781,7 @@ fn run() -> Res<()> {
     );
     println!(
         "100 columns x 1000 keys over {} rows: murr in-process {:.0} µs (10 columns: {:.0} µs), Redis MGET of 400-byte blobs + decode {:.0} µs\n",
-        args.wide_rows, wide_in_proc.mean, narrow_same_rows.mean, wide_redis.mean
+        args.wide_rows, wide_in_proc, narrow_same_rows, wide_redis
     );
     println!("| target | measured | goal |");
     println!("|---|---|---|");
@@ -754,7 +796,7 @@ fn run() -> Res<()> {
         "requests": args.requests,
         "backends": report,
         "floor_us": floor,
-        "wide": {"rows": args.wide_rows, "murr_in_process_us": wide_in_proc.mean, "murr_10cols_us": narrow_same_rows.mean, "redis_mget_decoded_us": wide_redis.mean},
+        "wide": {"rows": args.wide_rows, "murr_in_process_us": wide_in_proc, "murr_10cols_us": narrow_same_rows, "redis_mget_decoded_us": wide_redis},
         "targets": targets.iter().map(|(n, v, g)| serde_json::json!({"target": n, "measured": v, "goal": g})).collect::<Vec<_>>(),
     });
     std::fs::write(&args.out, serde_json::to_vec_pretty(&json)?)?;

@@ -6,6 +6,7 @@
 //! Table errors map to gRPC codes in one place ([`status`]). Storage and Arrow work runs on
 //! tokio's blocking pool; answers are streamed in messages of bounded size.
 
+use std::borrow::Cow;
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -21,7 +22,7 @@ use arrow_flight::{
 use arrow_schema::Schema;
 use futures_util::{Stream, StreamExt, TryStreamExt};
 use murr_format::TableSchema;
-use murr_table::{ErrorKind, Store, Table};
+use murr_table::{ErrorKind, FetchRequest, Store, Table};
 use serde::Deserialize;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -115,14 +116,6 @@ impl MurrFlight {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct FetchTicket {
-    table: String,
-    keys: Vec<String>,
-    columns: Vec<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct CreateAction {
     #[serde(alias = "name")]
     table: String,
@@ -139,6 +132,14 @@ struct Dropped {
 struct DropAction {
     #[serde(alias = "name")]
     table: String,
+}
+
+/// Fetches of at most this many cells (keys x columns) run on the async worker: they take less
+/// time than a hand-off to the blocking pool. Larger ones move there so they cannot stall others.
+const INLINE_FETCH_CELLS: usize = 64 * 1024;
+
+fn owned(v: &[Cow<'_, str>]) -> Vec<String> {
+    v.iter().map(|s| s.clone().into_owned()).collect()
 }
 
 async fn blocking<T: Send + 'static>(
@@ -221,18 +222,26 @@ impl FlightService for MurrFlight {
         &self,
         request: Request<Ticket>,
     ) -> Result<Response<Self::DoGetStream>, Status> {
-        let ticket: FetchTicket = serde_json::from_slice(&request.get_ref().ticket).map_err(|e| {
+        let bytes = request.into_inner().ticket;
+        let bad = |e: &dyn std::fmt::Display| {
             Status::invalid_argument(format!(
                 "invalid ticket: {e} (expected JSON {{\"table\": \"...\", \"keys\": [...], \"columns\": [...]}})"
             ))
-        })?;
-        let table = self.store.table(&ticket.table).map_err(|e| status(&e))?;
-        let batch: RecordBatch = blocking(move || {
+        };
+        let ticket = FetchRequest::from_json(&bytes).map_err(|e| bad(&e))?;
+        let Some(name) = &ticket.table else {
+            return Err(bad(&"missing field `table`"));
+        };
+        let table = self.store.table(name).map_err(|e| status(&e))?;
+        // Small fetches take less time than a hand-off to the blocking pool.
+        let batch = if ticket.keys.len() * ticket.columns.len() <= INLINE_FETCH_CELLS {
             table
                 .fetch(&ticket.keys, &ticket.columns)
-                .map_err(|e| status(&e))
-        })
-        .await?;
+                .map_err(|e| status(&e))?
+        } else {
+            let (keys, columns) = (owned(&ticket.keys), owned(&ticket.columns));
+            blocking(move || table.fetch(&keys, &columns).map_err(|e| status(&e))).await?
+        };
         let stream = FlightDataEncoderBuilder::new()
             .with_max_flight_data_size(self.config.max_flight_data_size)
             .with_schema(batch.schema())

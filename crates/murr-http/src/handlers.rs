@@ -1,6 +1,5 @@
 //! The route handlers.
 
-use std::borrow::Cow;
 use std::io::BufReader;
 use std::sync::Arc;
 
@@ -11,7 +10,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use murr_format::TableSchema;
-use serde::Deserialize;
+use murr_table::FetchRequest;
 
 use crate::body::{self, check_declared_length};
 use crate::error::{ApiError, ApiResult};
@@ -199,15 +198,6 @@ pub(crate) async fn write(
     }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FetchRequest<'a> {
-    #[serde(borrow)]
-    keys: Vec<Cow<'a, str>>,
-    #[serde(borrow)]
-    columns: Vec<Cow<'a, str>>,
-}
-
 fn wants_arrow(headers: &HeaderMap) -> bool {
     headers
         .get_all(header::ACCEPT)
@@ -233,11 +223,14 @@ fn encode_ipc(batch: &RecordBatch) -> ApiResult<Vec<u8>> {
 }
 
 fn fetch_now(table: &murr_table::Table, body: &[u8], arrow: bool) -> ApiResult<Response> {
-    let req: FetchRequest<'_> = serde_json::from_slice(body).map_err(|e| {
-        ApiError::bad_request(format!(
-            "invalid fetch request: {e} (expected {{\"keys\": [\"k1\", ...], \"columns\": [\"c1\", ...]}})"
-        ))
-    })?;
+    let expected = "(expected {\"keys\": [\"k1\", ...], \"columns\": [\"c1\", ...]})";
+    let req = FetchRequest::from_json(body)
+        .map_err(|e| ApiError::bad_request(format!("invalid fetch request: {e} {expected}")))?;
+    if req.table.is_some() {
+        return Err(ApiError::bad_request(format!(
+            "invalid fetch request: unknown field `table` (the table is in the path) {expected}"
+        )));
+    }
     let batch = table.fetch(&req.keys, &req.columns)?;
     if arrow {
         Ok(with_type(

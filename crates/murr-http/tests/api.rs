@@ -435,6 +435,31 @@ async fn json_write_and_fetch() {
         )
         .await;
     assert_eq!((status, body["rows"].clone()), (StatusCode::OK, json!(0)));
+
+    // Keys that need escapes in JSON (quotes, backslashes, \u escapes, spaces and newlines between
+    // tokens) take the slow path of the request parser and find the same rows.
+    let (status, _) = s
+        .json(
+            M::PUT,
+            "/api/v1/table/t/write",
+            json!({"columns": {
+                "id": ["q\"uote", "back\\slash", "caf\u{e9}"], "n": [10, 11, 12]
+            }}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _, raw) = s
+        .send(
+            M::POST,
+            "/api/v1/table/t/fetch",
+            None,
+            b"{\n \"keys\" : [\"caf\\u00e9\", \"q\\\"uote\", \"back\\\\slash\", \"a\"],\n \"columns\": [\"n\"]}"
+                .to_vec(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let body: Value = serde_json::from_slice(&raw).expect("JSON");
+    assert_eq!(body, json!({"columns": {"n": [12, 10, 11, 7]}}));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -580,6 +605,14 @@ async fn bad_writes_and_fetches_are_4xx_naming_the_problem() {
         .json(M::POST, "/api/v1/table/t/fetch", json!({"columns": ["n"]}))
         .await;
     assert_error(status, StatusCode::BAD_REQUEST, &body, "keys");
+    let (status, body) = s
+        .json(
+            M::POST,
+            "/api/v1/table/t/fetch",
+            json!({"table": "t", "keys": ["a"], "columns": ["n"]}),
+        )
+        .await;
+    assert_error(status, StatusCode::BAD_REQUEST, &body, "`table`");
     s.expect_error(
         M::POST,
         "/api/v1/table/t/fetch",

@@ -34,10 +34,12 @@ mod error;
 mod manifest;
 mod normalize;
 mod policy;
+mod request;
 mod store;
 mod table;
 
 pub use error::{Error, ErrorKind, Result};
 pub use normalize::widens;
+pub use request::FetchRequest;
 pub use store::{Store, StoreOptions, TableStatus};
 pub use table::{Snapshot, Table, TableStats, WriteStats};
