@@ -20,8 +20,9 @@ pub use error::{Error, Result};
 pub use index::hash_key;
 pub use schema::{ColumnDef, MAX_NAME_LEN, TableSchema, validate_name};
 pub use segment::{
-    ALIGN, ColumnMeta, ColumnReader, ColumnSpec, FORMAT_VERSION, HEADER_LEN, MAGIC, Native,
-    Section, SegmentEncoder, SegmentMeta, SegmentView, Storage, TRAILER_LEN, prefetch,
+    ALIGN, ColumnMeta, ColumnReader, ColumnSpec, FORMAT_VERSION, HEADER_LEN, MAGIC, MAX_INLINE,
+    MIN_FORMAT_VERSION, Native, Section, SegmentEncoder, SegmentMeta, SegmentView, Storage,
+    TRAILER_LEN, inline_value, inline_width_for, prefetch,
 };
 
 #[cfg(test)]

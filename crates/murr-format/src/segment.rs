@@ -17,8 +17,33 @@ use crate::index::{self, IndexView};
 
 /// The first 8 bytes of every segment file, and its last 8.
 pub const MAGIC: [u8; 8] = *b"MURRSEG\0";
-/// The segment format version this build writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The segment format version this build writes.
+pub const FORMAT_VERSION: u32 = 2;
+/// The oldest segment format version this build reads (version 1 has no inline strings).
+pub const MIN_FORMAT_VERSION: u32 = 1;
+/// The longest string a row can hold inline (its length is one byte in the row).
+pub const MAX_INLINE: usize = 64;
+
+/// How wide an inline slot a utf8 column of `rows` values gets, given its longest value and its
+/// total bytes; `None` keeps it in offsets + data sections.
+///
+/// A string is inline when the longest fits [`MAX_INLINE`] and padding every value to the longest
+/// wastes at most 8 bytes per row over what offsets and data would take (keys of an ID scheme
+/// mostly have one length, and are then always inline). An inline key costs no extra cache miss
+/// to compare: it is in the row that the fetch reads anyway.
+pub fn inline_width_for(rows: usize, max_len: usize, total_len: usize) -> Option<u8> {
+    let fits = max_len <= MAX_INLINE
+        && (max_len + 1).saturating_mul(rows) <= total_len.saturating_add(rows.saturating_mul(12));
+    fits.then(|| u8::try_from(max_len).expect("<= MAX_INLINE"))
+}
+
+/// The value of an inline string whose slot starts at `offset` of `row`: a length byte, then the
+/// bytes. A length above the slot's `width` (a corrupt file) reads as `width`: never out of the row.
+#[inline]
+pub fn inline_value(row: &[u8], offset: usize, width: usize) -> &[u8] {
+    let len = usize::from(row[offset]).min(width);
+    &row[offset + 1..offset + 1 + len]
+}
 /// The header's length.
 pub const HEADER_LEN: usize = 64;
 /// The trailer's length.
@@ -83,6 +108,9 @@ pub struct ColumnSpec {
     pub nullable: bool,
     /// Whether this segment holds a null in it; only such columns get a validity bit.
     pub has_nulls: bool,
+    /// For a utf8 column: store its values in the row, in slots of this many bytes (see
+    /// [`inline_width_for`]); `None` stores them in offsets + data sections.
+    pub inline_width: Option<u8>,
 }
 
 /// A byte range of the file.
@@ -102,6 +130,14 @@ pub enum Storage {
         /// Offset inside the row.
         offset: u32,
         /// Bytes per value.
+        width: u8,
+    },
+    /// A utf8 column in the row block: at `offset` of each row, a length byte then `width`
+    /// bytes (the value, zero-padded).
+    Inline {
+        /// Offset of the length byte inside the row.
+        offset: u32,
+        /// Longest value.
         width: u8,
     },
     /// In its own sections: `rows + 1` offsets of `offset_width` bytes, then the data.
@@ -157,6 +193,7 @@ pub struct SegmentMeta {
 
 struct RowLayout {
     offsets: Vec<Option<u32>>,
+    inline: Vec<Option<(u32, u8)>>,
     null_bits: Vec<Option<u32>>,
     validity_offset: u32,
     row_width: u32,
@@ -181,6 +218,29 @@ impl RowLayout {
             at += w;
             max_align = max_align.max(w);
         }
+        // Then inline strings: a length byte and the value, byte-aligned.
+        let mut inline = vec![None; columns.len()];
+        for (i, c) in columns.iter().enumerate() {
+            if let Some(w) = c.inline_width {
+                if c.dtype != DType::Utf8 {
+                    return Err(Error::invalid(format!(
+                        "column {:?} is {}: only utf8 is stored inline",
+                        c.name, c.dtype
+                    )));
+                }
+                if usize::from(w) > MAX_INLINE {
+                    return Err(Error::invalid(format!(
+                        "column {:?}: inline width {w} is above {MAX_INLINE}",
+                        c.name
+                    )));
+                }
+                inline[i] = Some((
+                    u32::try_from(at).map_err(|_| Error::invalid("row too wide"))?,
+                    w,
+                ));
+                at += 1 + usize::from(w);
+            }
+        }
         let validity_offset = at;
         let mut null_bits = vec![None; columns.len()];
         let mut bits = 0u32;
@@ -200,6 +260,7 @@ impl RowLayout {
         let row_width = at.next_multiple_of(max_align);
         Ok(RowLayout {
             offsets,
+            inline,
             null_bits,
             validity_offset: u32::try_from(validity_offset)
                 .map_err(|_| Error::invalid("row too wide"))?,
@@ -212,6 +273,14 @@ impl RowLayout {
 struct VarBuilder {
     offsets: Vec<u64>,
     data: Vec<u8>,
+}
+
+/// An inline string column being filled: where its slot is and how many rows got a value.
+#[derive(Debug, Clone, Copy)]
+struct InlineBuilder {
+    offset: u32,
+    width: u8,
+    pushed: usize,
 }
 
 /// Builds one segment in memory, then writes it out with [`SegmentEncoder::finish`].
@@ -230,6 +299,9 @@ pub struct SegmentEncoder {
     null_bits: Vec<Option<u32>>,
     block: Vec<u8>,
     var: Vec<Option<VarBuilder>>,
+    inline: Vec<Option<InlineBuilder>>,
+    /// The first value too long for its inline slot (reported by `finish`).
+    overflow: Option<String>,
 }
 
 impl SegmentEncoder {
@@ -259,10 +331,22 @@ impl SegmentEncoder {
         let block_len = rows
             .checked_mul(row_width)
             .ok_or_else(|| Error::invalid("row block too large"))?;
+        let inline: Vec<Option<InlineBuilder>> = layout
+            .inline
+            .iter()
+            .map(|i| {
+                i.map(|(offset, width)| InlineBuilder {
+                    offset,
+                    width,
+                    pushed: 0,
+                })
+            })
+            .collect();
         let var = columns
             .iter()
-            .map(|c| {
-                (c.dtype.fixed_width().is_none()).then(|| VarBuilder {
+            .zip(&inline)
+            .map(|(c, i)| {
+                (c.dtype.fixed_width().is_none() && i.is_none()).then(|| VarBuilder {
                     offsets: {
                         let mut o = Vec::with_capacity(rows + 1);
                         o.push(0);
@@ -281,6 +365,8 @@ impl SegmentEncoder {
             null_bits: layout.null_bits,
             block: vec![0; block_len],
             var,
+            inline,
+            overflow: None,
             columns,
         })
     }
@@ -320,6 +406,28 @@ impl SegmentEncoder {
     /// If `column` is fixed-width.
     #[inline]
     pub fn push_var(&mut self, column: usize, value: Option<&[u8]>) {
+        if let Some(i) = self.inline[column].as_mut() {
+            let row = i.pushed;
+            i.pushed += 1;
+            let Some(v) = value else { return };
+            if v.len() > usize::from(i.width) {
+                if self.overflow.is_none() {
+                    self.overflow = Some(format!(
+                        "column {:?}: a value of {} bytes does not fit its inline width {}",
+                        self.columns[column].name,
+                        v.len(),
+                        i.width
+                    ));
+                }
+                return;
+            }
+            if row < self.rows {
+                let at = row * self.row_width + i.offset as usize;
+                self.block[at] = u8::try_from(v.len()).expect("<= width");
+                self.block[at + 1..at + 1 + v.len()].copy_from_slice(v);
+            }
+            return;
+        }
         let b = self.var[column]
             .as_mut()
             .expect("push_var on a variable-width column");
@@ -342,34 +450,27 @@ impl SegmentEncoder {
     /// [`Error::Invalid`] when a variable-width column did not get one value per row, or two rows
     /// share a key; [`Error::Io`] when the writer fails.
     pub fn finish(self, out: &mut impl Write) -> Result<u64> {
-        for (i, v) in self.var.iter().enumerate() {
-            if let Some(b) = v
-                && b.offsets.len() != self.rows + 1
-            {
+        if let Some(overflow) = self.overflow {
+            return Err(Error::invalid(overflow));
+        }
+        for (i, (v, inl)) in self.var.iter().zip(&self.inline).enumerate() {
+            let got = match (v, inl) {
+                (Some(b), _) => b.offsets.len() - 1,
+                (None, Some(i)) => i.pushed,
+                (None, None) => continue,
+            };
+            if got != self.rows {
                 return Err(Error::invalid(format!(
-                    "column {:?} got {} values for {} rows",
-                    self.columns[i].name,
-                    b.offsets.len() - 1,
-                    self.rows
+                    "column {:?} got {got} values for {} rows",
+                    self.columns[i].name, self.rows
                 )));
             }
         }
-        let keys = self.var[self.key]
-            .as_ref()
-            .expect("key column is variable-width");
-        let key_at = |r: u64| {
-            let r = usize::try_from(r).expect("row fits usize");
-            &keys.data[usize::try_from(keys.offsets[r]).expect("in memory")
-                ..usize::try_from(keys.offsets[r + 1]).expect("in memory")]
-        };
+        let keys = KeyIter { enc: &self, row: 0 };
         let mut index_bytes = Vec::new();
         let (slot_width, capacity) = index::build(
-            KeyIter {
-                keys,
-                row: 0,
-                end: self.rows,
-            },
-            key_at,
+            keys,
+            |r| keys.at(usize::try_from(r).expect("row fits usize")),
             &mut index_bytes,
         )?;
 
@@ -378,12 +479,16 @@ impl SegmentEncoder {
         let rows_section = w.section(&self.block)?;
         let mut metas = Vec::with_capacity(self.columns.len());
         for (i, c) in self.columns.iter().enumerate() {
-            let storage = match &self.var[i] {
-                None => Storage::Fixed {
+            let storage = match (&self.var[i], self.inline[i]) {
+                (None, Some(inl)) => Storage::Inline {
+                    offset: inl.offset,
+                    width: inl.width,
+                },
+                (None, None) => Storage::Fixed {
                     offset: self.fixed_offsets[i].expect("fixed column has an offset"),
                     width: u8::try_from(c.dtype.fixed_width().expect("fixed")).expect("small"),
                 },
-                Some(b) => {
+                (Some(b), _) => {
                     let wide = b.data.len() > u32::MAX as usize;
                     let mut bytes = Vec::with_capacity(b.offsets.len() * if wide { 8 } else { 4 });
                     for &o in &b.offsets {
@@ -442,26 +547,43 @@ impl SegmentEncoder {
     }
 }
 
-#[derive(Clone)]
+/// The keys of a finished encoder, in row order.
+#[derive(Clone, Copy)]
 struct KeyIter<'a> {
-    keys: &'a VarBuilder,
+    enc: &'a SegmentEncoder,
     row: usize,
-    end: usize,
+}
+
+impl<'a> KeyIter<'a> {
+    fn at(&self, r: usize) -> &'a [u8] {
+        let enc = self.enc;
+        match (&enc.var[enc.key], enc.inline[enc.key]) {
+            (Some(keys), _) => {
+                &keys.data[usize::try_from(keys.offsets[r]).expect("in memory")
+                    ..usize::try_from(keys.offsets[r + 1]).expect("in memory")]
+            }
+            (None, Some(i)) => inline_value(
+                &enc.block[r * enc.row_width..(r + 1) * enc.row_width],
+                i.offset as usize,
+                usize::from(i.width),
+            ),
+            (None, None) => unreachable!("the key column is utf8"),
+        }
+    }
 }
 
 impl<'a> Iterator for KeyIter<'a> {
     type Item = &'a [u8];
     fn next(&mut self) -> Option<&'a [u8]> {
-        if self.row == self.end {
+        if self.row == self.enc.rows {
             return None;
         }
-        let s = usize::try_from(self.keys.offsets[self.row]).expect("in memory");
-        let e = usize::try_from(self.keys.offsets[self.row + 1]).expect("in memory");
         self.row += 1;
-        Some(&self.keys.data[s..e])
+        Some(self.at(self.row - 1))
     }
     fn size_hint(&self) -> (usize, Option<usize>) {
-        (self.end - self.row, Some(self.end - self.row))
+        let left = self.enc.rows - self.row;
+        (left, Some(left))
     }
 }
 impl ExactSizeIterator for KeyIter<'_> {}
@@ -544,6 +666,11 @@ fn encode_meta(m: &SegmentMeta) -> Result<Vec<u8>> {
                 p.u32(offset);
                 p.u8(width);
             }
+            Storage::Inline { offset, width } => {
+                p.u8(2);
+                p.u32(offset);
+                p.u8(width);
+            }
             Storage::Var {
                 offsets,
                 data,
@@ -593,6 +720,10 @@ fn decode_meta(bytes: &[u8]) -> Result<SegmentMeta> {
                 data: get_section(&mut g)?,
                 offset_width: g.u8()?,
             },
+            2 => Storage::Inline {
+                offset: g.u32()?,
+                width: g.u8()?,
+            },
             other => {
                 return Err(Error::corrupt(format!(
                     "column {name:?} has unknown storage kind {other}"
@@ -632,6 +763,13 @@ pub enum ColumnReader {
         /// Offset inside the row.
         offset: usize,
         /// Bytes per value.
+        width: usize,
+    },
+    /// A string in the row (see [`inline_value`]): offset of its length byte, slot width.
+    Inline {
+        /// Offset inside the row.
+        offset: usize,
+        /// Longest value.
         width: usize,
     },
     /// A variable-width column, by its position among the segment's variable-width columns.
@@ -683,7 +821,7 @@ pub struct SegmentView {
     row_block: Bytes,
     readers: Vec<ColumnReader>,
     var: Vec<VarColumn>,
-    key_var: usize,
+    key_reader: ColumnReader,
 }
 
 fn sub(bytes: &Bytes, s: Section, footer_offset: u64, what: &str) -> Result<Bytes> {
@@ -737,7 +875,7 @@ impl SegmentView {
         if bytes[12..HEADER_LEN].iter().any(|&b| b != 0) {
             return Err(Error::corrupt("segment header has non-zero reserved bytes"));
         }
-        if version != FORMAT_VERSION || header_version != FORMAT_VERSION {
+        if version != header_version || !(MIN_FORMAT_VERSION..=FORMAT_VERSION).contains(&version) {
             return Err(Error::UnsupportedVersion {
                 version: version.max(header_version),
                 supported: FORMAT_VERSION,
@@ -802,6 +940,16 @@ impl SegmentView {
                     }
                     readers.push(ColumnReader::Fixed { offset, width: w });
                 }
+                (Storage::Inline { offset, width }, None) if c.dtype == DType::Utf8 => {
+                    let (offset, width) = (offset as usize, usize::from(width));
+                    if width > MAX_INLINE || offset + 1 + width > validity_offset {
+                        return Err(Error::corrupt(format!(
+                            "column {:?} inline at row offset={offset} width={width} overlaps",
+                            c.name
+                        )));
+                    }
+                    readers.push(ColumnReader::Inline { offset, width });
+                }
                 (
                     Storage::Var {
                         offsets,
@@ -863,12 +1011,8 @@ impl SegmentView {
             }
         }
         let key = meta.key_column as usize;
-        let key_var = match (meta.columns.get(key), readers.get(key)) {
-            (Some(c), Some(ColumnReader::Var(v)))
-                if c.dtype == DType::Utf8 && c.null_bit.is_none() =>
-            {
-                *v
-            }
+        let key_reader = match (meta.columns.get(key), readers.get(key)) {
+            (Some(c), Some(r)) if c.dtype == DType::Utf8 && c.null_bit.is_none() => *r,
             _ => {
                 return Err(Error::corrupt(
                     "key column is missing, not utf8 or has nulls",
@@ -896,7 +1040,7 @@ impl SegmentView {
             row_block,
             readers,
             var,
-            key_var,
+            key_reader,
             meta,
         })
     }
@@ -978,10 +1122,21 @@ impl SegmentView {
         self.var[var].value(row)
     }
 
+    /// The value of a string column (`reader` is [`ColumnReader::Var`] or
+    /// [`ColumnReader::Inline`]) at `row`; empty for other readers.
+    #[inline]
+    pub fn str_value(&self, reader: ColumnReader, row: usize) -> &[u8] {
+        match reader {
+            ColumnReader::Var(v) => self.var[v].value(row),
+            ColumnReader::Inline { offset, width } => inline_value(self.row(row), offset, width),
+            ColumnReader::Fixed { .. } => &[],
+        }
+    }
+
     /// The key of `row`.
     #[inline]
     pub fn key(&self, row: usize) -> &[u8] {
-        self.var[self.key_var].value(row)
+        self.str_value(self.key_reader, row)
     }
 
     fn index(&self) -> IndexView<'_> {
@@ -992,7 +1147,7 @@ impl SegmentView {
 
     #[inline]
     fn key_checked(&self, row: u32) -> Option<&[u8]> {
-        ((row as usize) < self.rows).then(|| self.var[self.key_var].value(row as usize))
+        ((row as usize) < self.rows).then(|| self.key(row as usize))
     }
 
     /// The row holding `key`, given its [`crate::hash_key`].
@@ -1016,7 +1171,6 @@ impl SegmentView {
         mut found: impl FnMut(u32, u32),
     ) {
         let index = self.index();
-        let keys_col = &self.var[self.key_var];
         let width = usize::from(self.meta.index_slot_width);
         for &i in todo.iter() {
             prefetch(
@@ -1045,22 +1199,11 @@ impl SegmentView {
                 None => missing.push(i),
             }
         }
-        // Stage 2: the candidates' key bounds.
-        let ow = if keys_col.wide { 8 } else { 4 };
-        for &(_, _, row) in &cands {
-            prefetch(&keys_col.offsets, row as usize * ow);
-        }
-        let bounds: Vec<(usize, usize)> = cands
-            .iter()
-            .map(|&(_, _, row)| keys_col.bounds(row as usize))
-            .collect();
-        for &(a, _) in &bounds {
-            prefetch(&keys_col.data, a);
-        }
-        // Stage 3: compare; a tag collision continues its probe (rare: 1 in 256 occupied slots).
-        for (&(i, pos, row), &(a, b)) in cands.iter().zip(&bounds) {
+        // Stage 2: read the candidates' keys, prefetched a stage ahead; a tag collision continues
+        // its probe (rare: 1 in 256 occupied slots).
+        let mut check = |i: u32, pos: u64, row: u32, stored: &[u8]| {
             let key = keys[i as usize].as_ref();
-            if &keys_col.data[a..b] == key {
+            if stored == key {
                 found(i, row);
             } else {
                 let mut budget = index.capacity();
@@ -1072,6 +1215,42 @@ impl SegmentView {
                     None => missing.push(i),
                 }
             }
+        };
+        match self.key_reader {
+            // The key is in the row, which the fetch reads next anyway: one miss for both.
+            ColumnReader::Inline { offset, width } => {
+                for &(_, _, row) in &cands {
+                    let at = row as usize * self.row_width;
+                    prefetch(&self.row_block, at);
+                    prefetch(&self.row_block, at + self.row_width - 1);
+                }
+                for &(i, pos, row) in &cands {
+                    check(
+                        i,
+                        pos,
+                        row,
+                        inline_value(self.row(row as usize), offset, width),
+                    );
+                }
+            }
+            ColumnReader::Var(v) => {
+                let keys_col = &self.var[v];
+                let ow = if keys_col.wide { 8 } else { 4 };
+                for &(_, _, row) in &cands {
+                    prefetch(&keys_col.offsets, row as usize * ow);
+                }
+                let bounds: Vec<(usize, usize)> = cands
+                    .iter()
+                    .map(|&(_, _, row)| keys_col.bounds(row as usize))
+                    .collect();
+                for &(a, _) in &bounds {
+                    prefetch(&keys_col.data, a);
+                }
+                for (&(i, pos, row), &(a, b)) in cands.iter().zip(&bounds) {
+                    check(i, pos, row, &keys_col.data[a..b]);
+                }
+            }
+            ColumnReader::Fixed { .. } => unreachable!("the key column is utf8, checked at open"),
         }
         missing.sort_unstable();
         *todo = missing;

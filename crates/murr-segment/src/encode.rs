@@ -8,7 +8,7 @@ use arrow_array::types::{
     UInt8Type, UInt16Type, UInt32Type, UInt64Type,
 };
 use arrow_array::{Array, ArrayRef, RecordBatch};
-use murr_format::{ColumnSpec, DType, Native, SegmentEncoder, TableSchema};
+use murr_format::{ColumnSpec, DType, Native, SegmentEncoder, TableSchema, inline_width_for};
 
 use crate::{Error, Result, arrow_type};
 
@@ -62,11 +62,18 @@ pub fn encode(schema: &TableSchema, inputs: &[Input<'_>], out: &mut impl Write) 
                 column.name
             )));
         }
+        let inline_width = if column.dtype == DType::Utf8 {
+            let (max_len, total_len) = utf8_lengths(inputs, &per_input);
+            inline_width_for(total, max_len, total_len)
+        } else {
+            None
+        };
         specs.push(ColumnSpec {
             name: column.name.clone(),
             dtype: column.dtype,
             nullable: column.nullable,
             has_nulls,
+            inline_width,
         });
         arrays.push(per_input);
     }
@@ -94,6 +101,24 @@ pub fn encode(schema: &TableSchema, inputs: &[Input<'_>], out: &mut impl Write) 
         }
     }
     enc.finish(out).map_err(invalid)
+}
+
+/// The longest and the total byte length of the selected values of a utf8 column (types were
+/// checked by the caller; a column of another type counts as empty).
+fn utf8_lengths(inputs: &[Input<'_>], arrays: &[Option<&ArrayRef>]) -> (usize, usize) {
+    let (mut max_len, mut total_len) = (0usize, 0usize);
+    for (input, array) in inputs.iter().zip(arrays) {
+        let Some(array) = array.and_then(|a| a.as_string_opt::<i32>()) else {
+            continue;
+        };
+        let offsets = array.value_offsets();
+        for &r in input.rows {
+            let len = (offsets[r as usize + 1] - offsets[r as usize]) as usize;
+            max_len = max_len.max(len);
+            total_len += len;
+        }
+    }
+    (max_len, total_len)
 }
 
 fn invalid(e: murr_format::Error) -> Error {

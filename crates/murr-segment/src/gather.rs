@@ -8,7 +8,7 @@ use arrow_array::types::{
 };
 use arrow_array::{ArrayRef, BooleanArray, PrimitiveArray, StringArray};
 use arrow_buffer::{BooleanBufferBuilder, Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
-use murr_format::{ColumnReader, DType, Native};
+use murr_format::{ColumnReader, DType, Native, inline_value};
 
 use crate::{Error, Result, Segment};
 
@@ -298,12 +298,15 @@ impl Gather<'_, '_> {
         let mut nulls = Nulls::new(n);
         for i in 0..n {
             let value = match self.at(i) {
-                Some((_, ColumnReader::Var(v))) => {
+                Some((row, ColumnReader::Inline { offset, width })) => {
+                    Some(inline_value(row, offset, width))
+                }
+                Some((_, reader @ ColumnReader::Var(_))) => {
                     let loc = self.rows.locs[i];
                     Some(
                         self.segments[loc.seg as usize]
                             .view()
-                            .var_value(v, loc.row as usize),
+                            .str_value(reader, loc.row as usize),
                     )
                 }
                 _ => None,

@@ -186,6 +186,80 @@ fn gather_spans_segments_and_skips_columns_a_segment_lacks() {
     );
 }
 
+/// Short keys and strings are stored in the rows, long or uneven ones in sections; a gather over
+/// segments of both kinds reads them alike.
+#[test]
+fn inline_and_section_strings_gather_alike() {
+    use murr_format::ColumnReader;
+    let schema = TableSchema::new(
+        "id",
+        vec![
+            ColumnDef::new("id", DType::Utf8, false),
+            ColumnDef::new("s", DType::Utf8, true),
+        ],
+    );
+    let dir = RamDirectory::new();
+    let batch = |ids: Vec<String>, s: Vec<Option<String>>| {
+        RecordBatch::try_from_iter(vec![
+            ("id", Arc::new(StringArray::from(ids)) as ArrayRef),
+            ("s", Arc::new(StringArray::from(s)) as ArrayRef),
+        ])
+        .expect("batch")
+    };
+    let short = batch(
+        vec!["k01".into(), "k02".into()],
+        vec![Some("x".into()), None],
+    );
+    let long_key = "k".repeat(100);
+    let long = batch(
+        vec![long_key.clone(), "k03".into()],
+        vec![None, Some("y".repeat(70))],
+    );
+    let segs = [
+        write(&dir, &schema, &short, "short"),
+        write(&dir, &schema, &long, "long"),
+    ];
+    assert!(matches!(
+        segs[0].view().reader(0),
+        ColumnReader::Inline { width: 3, .. }
+    ));
+    assert!(matches!(
+        segs[0].view().reader(1),
+        ColumnReader::Inline { .. }
+    ));
+    assert!(matches!(segs[1].view().reader(0), ColumnReader::Var(_)));
+    assert!(matches!(segs[1].view().reader(1), ColumnReader::Var(_)));
+    assert_eq!(segs[1].view().find(long_key.as_bytes()), Some(0));
+    assert_eq!(segs[0].view().find(b"k02"), Some(1));
+    assert_eq!(segs[0].view().find(b"k0"), None);
+    let locs = [
+        Loc { seg: 1, row: 0 },
+        Loc { seg: 0, row: 1 },
+        Loc::MISSING,
+        Loc { seg: 0, row: 0 },
+        Loc { seg: 1, row: 1 },
+    ];
+    let ids = gather(&segs, "id", DType::Utf8, &locs).expect("gathers");
+    let ids = ids.as_any().downcast_ref::<StringArray>().expect("utf8");
+    assert_eq!(
+        ids.iter().collect::<Vec<_>>(),
+        vec![
+            Some(long_key.as_str()),
+            Some("k02"),
+            None,
+            Some("k01"),
+            Some("k03")
+        ]
+    );
+    let s = gather(&segs, "s", DType::Utf8, &locs).expect("gathers");
+    let s = s.as_any().downcast_ref::<StringArray>().expect("utf8");
+    let y = "y".repeat(70);
+    assert_eq!(
+        s.iter().collect::<Vec<_>>(),
+        vec![None, None, None, Some("x"), Some(y.as_str())]
+    );
+}
+
 #[test]
 fn corrupt_file_is_an_error_naming_the_file() {
     let dir = RamDirectory::new();
