@@ -36,6 +36,9 @@ impl Loc {
     }
 }
 
+/// How many rows ahead [`Rows::new`] prefetches (see `murr_format`'s batched lookups).
+const ROW_PREFETCH_DISTANCE: usize = 16;
+
 /// How one segment stores the column.
 #[derive(Clone, Copy)]
 struct SegColumn {
@@ -64,21 +67,34 @@ impl<'a> Rows<'a> {
         let mut single = None;
         let mut mixed = false;
         let mut missing = false;
-        for loc in locs.iter().filter(|l| l.is_found()) {
-            segments[loc.seg as usize]
-                .view()
-                .prefetch_row(loc.row as usize);
+        // Each row is read once here (its first byte), with the rows a few keys ahead prefetched,
+        // so that the misses overlap and every column's gather then reads from cache.
+        let prefetch_loc = |loc: &Loc| {
+            if loc.is_found() {
+                segments[loc.seg as usize]
+                    .view()
+                    .prefetch_row(loc.row as usize);
+            }
+        };
+        for loc in locs.iter().take(ROW_PREFETCH_DISTANCE) {
+            prefetch_loc(loc);
         }
         let rows = locs
             .iter()
-            .map(|loc| {
+            .enumerate()
+            .map(|(n, loc)| {
+                if let Some(ahead) = locs.get(n + ROW_PREFETCH_DISTANCE) {
+                    prefetch_loc(ahead);
+                }
                 if loc.is_found() {
                     match single {
                         None => single = Some(loc.seg),
                         Some(s) if s != loc.seg => mixed = true,
                         Some(_) => {}
                     }
-                    segments[loc.seg as usize].view().row(loc.row as usize)
+                    let row = segments[loc.seg as usize].view().row(loc.row as usize);
+                    std::hint::black_box((row.first().copied(), row.last().copied()));
+                    row
                 } else {
                     missing = true;
                     &[][..]
