@@ -23,13 +23,38 @@ pub struct Config {
 }
 
 /// `server.*`
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServerConfig {
     /// `server.http.*`
     pub http: HttpConfig,
     /// `server.grpc.*`
     pub grpc: GrpcConfig,
+    /// Seconds that requests in flight get to finish after SIGINT/SIGTERM; connections still
+    /// open then (a client that never reads, an idle gRPC channel) are closed. Default 10.
+    #[serde(deserialize_with = "seconds")]
+    pub shutdown_timeout: f64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            http: HttpConfig::default(),
+            grpc: GrpcConfig::default(),
+            shutdown_timeout: 10.0,
+        }
+    }
+}
+
+fn seconds<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    let v = f64::deserialize(d)?;
+    if v.is_finite() && v >= 0.0 {
+        Ok(v)
+    } else {
+        Err(serde::de::Error::custom(format!(
+            "{v} is not a number of seconds >= 0"
+        )))
+    }
 }
 
 /// `server.http.*`
@@ -360,6 +385,20 @@ mod tests {
         )
         .expect_err("bad");
         assert!(err.to_string().contains("server"), "{err}");
+        let err = load(
+            None,
+            env(&[("MURR_SERVER__SHUTDOWN_TIMEOUT", "-1")]),
+            &Overrides::default(),
+        )
+        .expect_err("negative");
+        assert!(err.to_string().contains("shutdown_timeout"), "{err}");
+        let c = load(
+            None,
+            env(&[("MURR_SERVER__SHUTDOWN_TIMEOUT", "2.5")]),
+            &Overrides::default(),
+        )
+        .expect("seconds");
+        assert!((c.server.shutdown_timeout - 2.5).abs() < 1e-9);
         assert!(parse_size("12 parsecs").is_err());
         assert_eq!(parse_size("1GiB").expect("size"), 1 << 30);
         assert_eq!(parse_size("2KB").expect("size"), 2000);

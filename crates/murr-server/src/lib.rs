@@ -101,10 +101,23 @@ pub async fn run(
             .await
             .context("Flight server failed")
     };
-    let (http, flight) = tokio::join!(http, flight);
-    http.context("HTTP server failed")?;
-    flight?;
-    tracing::info!("stopped accepting; requests in flight are done");
+    let grace = std::time::Duration::from_secs_f64(config.server.shutdown_timeout);
+    let mut stop = stop_rx.clone();
+    let deadline = async move {
+        let _ = stop.wait_for(|s| *s).await;
+        tokio::time::sleep(grace).await;
+    };
+    tokio::select! {
+        (http, flight) = async { tokio::join!(http, flight) } => {
+            http.context("HTTP server failed")?;
+            flight?;
+            tracing::info!("stopped accepting; requests in flight are done");
+        }
+        () = deadline => tracing::warn!(
+            seconds = grace.as_secs_f64(),
+            "connections still open after the shutdown timeout are closed"
+        ),
+    }
     // Closing the store joins the merge thread, which may be finishing a merge.
     tokio::task::spawn_blocking(move || drop(store))
         .await

@@ -179,6 +179,40 @@ fn restart_keeps_data_and_shutdown_is_graceful() {
     m.stop();
 }
 
+/// Clients that never finish (half a request, an HTTP/2 peer that never answers the server's
+/// GOAWAY) cannot hold a shutdown: after `server.shutdown_timeout` their connections are closed.
+#[test]
+fn stuck_clients_cannot_hold_a_shutdown() {
+    use std::io::Write;
+    let data = tempfile::tempdir().expect("temp folder");
+    let m = Murr::start(data.path(), &[], &[("MURR_SERVER__SHUTDOWN_TIMEOUT", "1")]);
+    let mut half =
+        std::net::TcpStream::connect(m.base.trim_start_matches("http://")).expect("connects");
+    half.write_all(
+        b"POST /api/v1/table/t/fetch HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{",
+    )
+    .expect("writes");
+    let mut h2 = std::net::TcpStream::connect(&m.grpc).expect("connects");
+    // The HTTP/2 preface and an empty SETTINGS frame, then silence.
+    h2.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .expect("writes");
+    std::thread::sleep(Duration::from_millis(200));
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || tx.send(m.stop()));
+    let lines = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("murr stops within the shutdown timeout");
+    assert!(
+        lines.iter().any(|l| l.contains("shutdown timeout")),
+        "{lines:?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.contains("murr stopped")),
+        "{lines:?}"
+    );
+    drop((half, h2));
+}
+
 #[test]
 fn a_corrupt_table_answers_503_and_the_others_serve() {
     let data = tempfile::tempdir().expect("temp folder");
