@@ -159,6 +159,22 @@ pub fn fetch_body(keys: &[String], columns: &[String]) -> Vec<u8> {
     serde_json::to_vec(&Fetch { keys, columns }).expect("strings serialize")
 }
 
+/// A Flight `do_get` ticket for `keys` and `columns` of `table`.
+pub fn fetch_ticket(table: &str, keys: &[String], columns: &[String]) -> Vec<u8> {
+    #[derive(serde::Serialize)]
+    struct Ticket<'a> {
+        table: &'a str,
+        keys: &'a [String],
+        columns: &'a [String],
+    }
+    serde_json::to_vec(&Ticket {
+        table,
+        keys,
+        columns,
+    })
+    .expect("strings serialize")
+}
+
 /// Decodes an Arrow IPC stream answer into its record batches.
 ///
 /// # Panics
@@ -186,19 +202,30 @@ pub fn time_requests<T>(requests: &[Vec<String>], mut f: impl FnMut(&[String]) -
     for r in requests.iter().take(requests.len() / 10 + 1) {
         std::hint::black_box(f(r));
     }
-    let mut t: Vec<f64> = requests
-        .iter()
-        .map(|r| {
-            let start = std::time::Instant::now();
-            std::hint::black_box(f(r));
-            start.elapsed().as_secs_f64() * 1e6
-        })
-        .collect();
-    t.sort_by(f64::total_cmp);
-    let n = t.len().max(1);
-    Latency {
-        mean: t.iter().sum::<f64>() / n as f64,
-        p50: t[n / 2],
-        p99: t[(n * 99 / 100).min(n - 1)],
+    Latency::of(
+        requests
+            .iter()
+            .map(|r| {
+                let start = std::time::Instant::now();
+                std::hint::black_box(f(r));
+                start.elapsed().as_secs_f64() * 1e6
+            })
+            .collect(),
+    )
+}
+
+impl Latency {
+    /// Mean, median and 99th percentile of samples in microseconds.
+    pub fn of(mut t: Vec<f64>) -> Latency {
+        t.sort_by(f64::total_cmp);
+        let n = t.len();
+        if n == 0 {
+            return Latency::default();
+        }
+        Latency {
+            mean: t.iter().sum::<f64>() / n as f64,
+            p50: t[n / 2],
+            p99: t[(n * 99 / 100).min(n - 1)],
+        }
     }
 }
