@@ -1,7 +1,7 @@
 //! Loads the benchmark table into a local store and reports load rate, open time, fetch latency
 //! and resident memory, as a markdown table.
 //!
-//! `cargo run --release -p murr-benches --bin murr-load-report -- --rows 10000000 [--cols 10] [--chunk 1000000]`
+//! `cargo run --release -p murr-benches --bin murr-load-report -- --rows 10000000 [--cols 10] [--chunk 1000000] [--dir DIR]`
 //!
 //! Open time and memory are measured in a fresh process (this binary re-run with `--open DIR`),
 //! so that nothing left over from loading counts.
@@ -64,8 +64,9 @@ fn main() {
         open_report(&dir, rows, cols);
         return;
     }
+    // `--dir DIR` loads into DIR and keeps it (for `--open DIR` runs under a profiler).
     let tmp = tempfile::tempdir().expect("temp folder");
-    let path: PathBuf = tmp.path().to_path_buf();
+    let path: PathBuf = arg(&args, "--dir").map_or_else(|| tmp.path().to_path_buf(), PathBuf::from);
     let t = Instant::now();
     let (store, table) = load(
         Arc::new(MmapDirectory::open(&path).expect("opens")),

@@ -1095,9 +1095,58 @@ impl SegmentView {
     #[inline]
     pub fn prefetch_row(&self, row: usize) {
         let at = row * self.row_width;
-        prefetch(&self.row_block, at);
-        // A row may straddle two cache lines.
-        prefetch(&self.row_block, (at + self.row_width).saturating_sub(1));
+        let end = at + self.row_width;
+        for line in (at..end).step_by(64) {
+            prefetch(&self.row_block, line);
+        }
+        // The last line, when the row straddles one more than its width suggests.
+        prefetch(&self.row_block, end.saturating_sub(1));
+    }
+
+    /// Copies the `T` values at four `offsets` of each of `rows` into the four `outs`, in order
+    /// (as many as all hold): one row address per four values.
+    ///
+    /// # Panics
+    /// If a value does not fit the row or a row is out of range.
+    #[inline]
+    pub fn copy_fixed4<T: Native>(&self, rows: &[u32], offsets: [usize; 4], outs: [&mut [T]; 4]) {
+        let w = T::WIDTH;
+        assert!(
+            offsets.iter().all(|&o| o + w <= self.row_width),
+            "value past the row"
+        );
+        let [o0, o1, o2, o3] = offsets;
+        let [a, b, c, d] = outs;
+        let n = rows
+            .len()
+            .min(a.len())
+            .min(b.len())
+            .min(c.len())
+            .min(d.len());
+        let block: &[u8] = &self.row_block;
+        for (i, &r) in rows[..n].iter().enumerate() {
+            let start = r as usize * self.row_width;
+            let row = &block[start..start + self.row_width];
+            a[i] = T::read_le(&row[o0..o0 + w]);
+            b[i] = T::read_le(&row[o1..o1 + w]);
+            c[i] = T::read_le(&row[o2..o2 + w]);
+            d[i] = T::read_le(&row[o3..o3 + w]);
+        }
+    }
+
+    /// Copies the `T` value at `offset` of each of `rows` into `out`, in order (as many as
+    /// both hold).
+    ///
+    /// # Panics
+    /// If the value does not fit the row or a row is out of range.
+    #[inline]
+    pub fn copy_fixed<T: Native>(&self, rows: &[u32], offset: usize, out: &mut [T]) {
+        assert!(offset + T::WIDTH <= self.row_width, "value past the row");
+        let block: &[u8] = &self.row_block;
+        for (o, &r) in out.iter_mut().zip(rows) {
+            let at = r as usize * self.row_width + offset;
+            *o = T::read_le(&block[at..at + T::WIDTH]);
+        }
     }
 
     /// The bytes of row `row`.
@@ -1234,7 +1283,12 @@ impl SegmentView {
         match self.key_reader {
             // The key is in the row, which the fetch reads next anyway: one miss for both.
             ColumnReader::Inline { offset, width } => {
-                let prefetch_row = |row: u32| self.prefetch_row(row as usize);
+                // The line(s) of the key; a wide row's other lines are fetched by the gather.
+                let prefetch_row = |row: u32| {
+                    let at = row as usize * self.row_width + offset;
+                    prefetch(&self.row_block, at);
+                    prefetch(&self.row_block, at + width);
+                };
                 for &(_, _, row) in cands.iter().take(PREFETCH_DISTANCE) {
                     prefetch_row(row);
                 }

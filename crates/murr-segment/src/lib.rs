@@ -20,7 +20,7 @@ use murr_format::SegmentView;
 
 pub use arrow_types::arrow_type;
 pub use encode::{Input, encode};
-pub use gather::{Loc, Rows, gather, gather_rows};
+pub use gather::{Loc, Rows, gather, gather_columns, gather_rows};
 
 /// Why a segment could not be written or read.
 #[derive(Debug, thiserror::Error)]

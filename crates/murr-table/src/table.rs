@@ -8,12 +8,12 @@ use std::time::Instant;
 
 use arc_swap::ArcSwap;
 use arrow_array::cast::AsArray;
-use arrow_array::{ArrayRef, RecordBatch, RecordBatchOptions};
+use arrow_array::{RecordBatch, RecordBatchOptions};
 use arrow_schema::{Field, Schema, SchemaRef};
 use hashbrown::HashMap;
 use murr_directory::{Directory, DirectoryExt, FilePath};
 use murr_format::{TableSchema, hash_key};
-use murr_segment::{Input, Loc, Rows, Segment, arrow_type, encode, gather, gather_rows};
+use murr_segment::{Input, Loc, Rows, Segment, arrow_type, encode, gather, gather_columns};
 use parking_lot::Mutex;
 
 use crate::error::{Error, Result};
@@ -352,10 +352,9 @@ impl Table {
         let snap = self.snapshot.load();
         let locs = locate(&snap.segments, keys);
         let rows = Rows::new(&snap.segments, &locs);
-        let arrays = defs
-            .iter()
-            .map(|d| gather_rows(&snap.segments, &rows, &d.name, d.dtype))
-            .collect::<Result<Vec<ArrayRef>, _>>()?;
+        let wanted: Vec<(&str, murr_format::DType)> =
+            defs.iter().map(|d| (d.name.as_str(), d.dtype)).collect();
+        let arrays = gather_columns(&snap.segments, &rows, &wanted)?;
         let schema = Arc::new(Schema::new(
             defs.iter()
                 .map(|d| Field::new(&d.name, arrow_type(d.dtype), true))
