@@ -495,8 +495,13 @@ fn run() -> Res<()> {
         .enable_all()
         .build()?;
     let (f_last, f_dec) = rt.block_on(async {
+        // HTTP/2 settings as murr-client sets them: small answers cost no WINDOW_UPDATE round,
+        // and an answer's message comes in one DATA frame.
         let channel = tonic::transport::Endpoint::from_shared(server.grpc.clone())?
             .tcp_nodelay(true)
+            .initial_stream_window_size(Some(8 << 20))
+            .initial_connection_window_size(Some(16 << 20))
+            .max_frame_size(Some(4 << 20))
             .connect()
             .await?;
         let mut flight = FlightServiceClient::new(channel).max_decoding_message_size(usize::MAX);

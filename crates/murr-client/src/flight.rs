@@ -12,6 +12,13 @@ use arrow_flight::{Action, Criteria, FlightDescriptor, Ticket};
 use arrow_schema::Schema;
 use futures_util::{StreamExt, TryStreamExt};
 use tonic::transport::{Channel, Endpoint};
+
+/// HTTP/2 flow-control window of one call, in bytes.
+const H2_STREAM_WINDOW: u32 = 8 << 20;
+/// HTTP/2 flow-control window of the whole connection, in bytes.
+const H2_CONNECTION_WINDOW: u32 = 16 << 20;
+/// Largest HTTP/2 frame this client accepts, in bytes (the protocol's default is 16 KiB).
+const H2_MAX_FRAME: u32 = 4 << 20;
 use tonic::{Code, Status};
 
 use crate::{ColumnDef, Error, FetchRequest, Result, TableSchema, dtype_of, single};
@@ -73,7 +80,14 @@ impl FlightClient {
             .map_err(|e| Error::InvalidArgument(format!("server URL {url:?}: {e}")))?
             .timeout(timeout)
             .connect_timeout(connect_timeout)
-            .tcp_nodelay(true);
+            .tcp_nodelay(true)
+            // Answers of a few MB flow without waiting for window updates, and small answers
+            // do not cost a WINDOW_UPDATE round per call.
+            .initial_stream_window_size(Some(H2_STREAM_WINDOW))
+            .initial_connection_window_size(Some(H2_CONNECTION_WINDOW))
+            // The server may send an answer's message in one DATA frame (one write) instead of
+            // 16 KiB frames written one after the other.
+            .max_frame_size(Some(H2_MAX_FRAME));
         let client = FlightServiceClient::new(endpoint.connect_lazy())
             .max_decoding_message_size(usize::MAX)
             .max_encoding_message_size(usize::MAX);

@@ -242,12 +242,19 @@ impl FlightService for MurrFlight {
             let (keys, columns) = (owned(&ticket.keys), owned(&ticket.columns));
             blocking(move || table.fetch(&keys, &columns).map_err(|e| status(&e))).await?
         };
-        let stream = FlightDataEncoderBuilder::new()
+        // The answer is encoded here, whole (it is in memory anyway), so that every message is
+        // ready at once: gRPC then writes them in as few frames as it can, where a lazy stream
+        // made it flush each message (and the client wake up for each) separately.
+        let messages: Vec<FlightData> = FlightDataEncoderBuilder::new()
             .with_max_flight_data_size(self.config.max_flight_data_size)
             .with_schema(batch.schema())
             .build(futures_util::stream::once(async move { Ok(batch) }))
-            .map_err(flight_status);
-        Ok(Response::new(Box::pin(stream)))
+            .try_collect()
+            .await
+            .map_err(flight_status)?;
+        Ok(Response::new(Box::pin(futures_util::stream::iter(
+            messages.into_iter().map(Ok),
+        ))))
     }
 
     async fn do_put(

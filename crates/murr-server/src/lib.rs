@@ -96,6 +96,9 @@ pub async fn run(
         );
         tonic::transport::Server::builder()
             .tcp_nodelay(true)
+            // Uploads (do_put) stream without stalling on window updates every 64 KiB.
+            .initial_stream_window_size(Some(8 << 20))
+            .initial_connection_window_size(Some(16 << 20))
             .add_service(service.into_server())
             .serve_with_incoming_shutdown(nodelay(listener), stopped(stop_rx.clone()))
             .await
