@@ -214,6 +214,47 @@ pub fn time_requests<T>(requests: &[Vec<String>], mut f: impl FnMut(&[String]) -
     )
 }
 
+/// One backend's fetch of some keys; the flag asks for the answer decoded into Arrow arrays.
+pub type Fetcher<'a> = dyn FnMut(&[String], bool) + 'a;
+
+/// Times several backends on the same requests, in alternation: the requests are cut into
+/// `rounds` parts and each part goes through every backend in turn, to the last byte
+/// (`decode = false`) and then decoded (`decode = true`). On a noisy machine the backends then
+/// share the same conditions, so their ratios hold even when the absolute times drift.
+/// Returns (last byte, decoded) per backend, after a warm-up over a tenth of the requests.
+pub fn time_interleaved(
+    requests: &[Vec<String>],
+    rounds: usize,
+    backends: &mut [&mut Fetcher<'_>],
+) -> Vec<(Latency, Latency)> {
+    for backend in backends.iter_mut() {
+        for r in requests.iter().take(requests.len() / 10 + 1) {
+            backend(r, false);
+        }
+    }
+    let mut samples: Vec<(Vec<f64>, Vec<f64>)> = vec![Default::default(); backends.len()];
+    for part in requests.chunks(requests.len().div_ceil(rounds.max(1)).max(1)) {
+        for (backend, (last, decoded)) in backends.iter_mut().zip(&mut samples) {
+            for decode in [false, true] {
+                for r in part {
+                    let start = std::time::Instant::now();
+                    backend(r, decode);
+                    let us = start.elapsed().as_secs_f64() * 1e6;
+                    if decode {
+                        decoded.push(us)
+                    } else {
+                        last.push(us)
+                    }
+                }
+            }
+        }
+    }
+    samples
+        .into_iter()
+        .map(|(last, decoded)| (Latency::of(last), Latency::of(decoded)))
+        .collect()
+}
+
 impl Latency {
     /// Mean, median and 99th percentile of samples in microseconds.
     pub fn of(mut t: Vec<f64>) -> Latency {

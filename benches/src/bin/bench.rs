@@ -478,23 +478,32 @@ fn run() -> Res<()> {
             t.elapsed().as_secs_f64()
         );
     }
-    eprintln!("bench: timing HTTP fetches");
+    // Redis blobs are loaded now, so that murr and Redis can be timed in alternation.
+    let mut redis_blobs = None;
+    if let Some(redis) = redis.as_mut() {
+        eprintln!("bench: loading Redis blobs");
+        let load = load_redis_blobs(redis, rows, 10)?;
+        redis_blobs = Some((load, rss_of(redis.child.id())));
+    }
+    eprintln!("bench: timing murr HTTP, murr Flight and Redis MGET in alternation");
     // A lean keep-alive HTTP/1.1 client on this thread, like the Redis client: the figure is the
     // server's and the network's, not a client library's.
     let mut conn = RawHttp::connect(&server.http)?;
-    let mut post = |keys: &[String]| -> Vec<u8> {
-        conn.post("/api/v1/table/bench/fetch", &fetch_body(keys, &names))
-            .expect("fetch")
+    let mut http_fetch = |keys: &[String], decode: bool| {
+        let body = conn
+            .post("/api/v1/table/bench/fetch", &fetch_body(keys, &names))
+            .expect("fetch");
+        if decode {
+            std::hint::black_box(decode_ipc(&body));
+        }
+        std::hint::black_box(body);
     };
-    let h_last = time(&requests, &mut post);
-    let h_dec = time(&requests, |k| decode_ipc(&post(k)));
-    eprintln!("bench: timing Flight fetches");
-    // The client is async, as a Flight client is: the timed loop runs inside one current-thread
+    // The Flight client is async, as a Flight client is: each call runs on a current-thread
     // runtime with tonic's connection task, so no call waits for a hand-off between threads.
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let (f_last, f_dec) = rt.block_on(async {
+    let mut flight = rt.block_on(async {
         // HTTP/2 settings as murr-client sets them: small answers cost no WINDOW_UPDATE round,
         // and an answer's message comes in one DATA frame.
         let channel = tonic::transport::Endpoint::from_shared(server.grpc.clone())?
@@ -504,40 +513,62 @@ fn run() -> Res<()> {
             .max_frame_size(Some(4 << 20))
             .connect()
             .await?;
-        let mut flight = FlightServiceClient::new(channel).max_decoding_message_size(usize::MAX);
-        let mut last = Vec::with_capacity(requests.len());
-        let mut decoded = Vec::with_capacity(requests.len());
-        let warm_up = requests.len() / 10 + 1;
-        for (n, keys) in requests
-            .iter()
-            .cycle()
-            .take(warm_up + 2 * requests.len())
-            .enumerate()
-        {
-            let start = Instant::now();
-            let ticket = Ticket {
-                ticket: fetch_ticket("bench", keys, &names).into(),
-            };
-            let data: Vec<arrow_flight::FlightData> = flight
+        Ok::<_, Box<dyn std::error::Error>>(
+            FlightServiceClient::new(channel).max_decoding_message_size(usize::MAX),
+        )
+    })?;
+    let mut flight_fetch = |keys: &[String], decode: bool| {
+        let ticket = Ticket {
+            ticket: fetch_ticket("bench", keys, &names).into(),
+        };
+        let data: Vec<arrow_flight::FlightData> = rt.block_on(async {
+            flight
                 .do_get(ticket)
-                .await?
+                .await
+                .expect("do_get")
                 .into_inner()
                 .try_collect()
-                .await?;
-            // Odd rounds after the warm-up decode the answer too.
-            let round = n.checked_sub(warm_up).map(|i| i / requests.len());
-            if round == Some(1) {
-                std::hint::black_box(arrow_flight::utils::flight_data_to_batches(&data)?);
-            }
-            let us = start.elapsed().as_secs_f64() * 1e6;
-            match round {
-                Some(0) => last.push(us),
-                Some(_) => decoded.push(us),
-                None => {}
-            }
+                .await
+                .expect("stream")
+        });
+        if decode {
+            std::hint::black_box(
+                arrow_flight::utils::flight_data_to_batches(&data).expect("decodes"),
+            );
         }
-        Ok::<_, Box<dyn std::error::Error>>((Lat::of(last), Lat::of(decoded)))
-    })?;
+        std::hint::black_box(data);
+    };
+    let mut redis_fetch = |keys: &[String], decode: bool| {
+        if let Some(redis) = redis.as_mut() {
+            let values = mget(redis, keys);
+            if decode {
+                std::hint::black_box(unpack(&values, 10));
+            }
+            std::hint::black_box(values);
+        }
+    };
+    let mut backends: Vec<&mut murr_benches::Fetcher<'_>> =
+        vec![&mut http_fetch, &mut flight_fetch];
+    if redis_blobs.is_some() {
+        backends.push(&mut redis_fetch);
+    }
+    let mut timed = murr_benches::time_interleaved(&requests, 20, &mut backends).into_iter();
+    drop(backends);
+    let (h_last, h_dec) = timed.next().ok_or("no HTTP timings")?;
+    let (f_last, f_dec) = timed.next().ok_or("no Flight timings")?;
+    if let (Some((r_last, r_dec)), Some((load, rss))) = (timed.next(), redis_blobs) {
+        report.insert(
+            "Redis MGET blobs",
+            Backend {
+                load_rows_per_s: Some(load),
+                keys_per_s: Some(1000.0 / r_last.mean * 1e6),
+                last_byte: Some(r_last),
+                decoded: Some(r_dec),
+                rss_bytes: rss,
+                ..Backend::default()
+            },
+        );
+    }
     // Memory in steady state: freed buffers of the upload and the merges go back to the system
     // within seconds (jemalloc's decay); wait until the resident size stops falling.
     let murr_rss = steady_rss(server.child.id());
@@ -604,25 +635,8 @@ fn run() -> Res<()> {
     drop(store);
     let floor = floor_us(rows, args.requests);
 
-    let mut redis_load = f64::NAN;
+    let redis_load = redis_blobs.map_or(f64::NAN, |(load, _)| load);
     if let Some(redis) = redis.as_mut() {
-        // Redis, packed blobs.
-        eprintln!("bench: loading Redis blobs");
-        redis_load = load_redis_blobs(redis, rows, 10)?;
-        let redis_rss = rss_of(redis.child.id());
-        let r_last = time(&requests, |k| mget(redis, k));
-        let r_dec = time(&requests, |k| unpack(&mget(redis, k), 10));
-        report.insert(
-            "Redis MGET blobs",
-            Backend {
-                load_rows_per_s: Some(redis_load),
-                keys_per_s: Some(1000.0 / r_last.mean * 1e6),
-                last_byte: Some(r_last),
-                decoded: Some(r_dec),
-                rss_bytes: redis_rss,
-                ..Backend::default()
-            },
-        );
         redis::cmd("FLUSHALL").query::<()>(&mut redis.conn)?;
 
         // Redis, Feast-style hashes.

@@ -1283,11 +1283,13 @@ impl SegmentView {
         match self.key_reader {
             // The key is in the row, which the fetch reads next anyway: one miss for both.
             ColumnReader::Inline { offset, width } => {
-                // The line(s) of the key; a wide row's other lines are fetched by the gather.
+                // The row's first line and the line(s) of the key: all of a narrow row; a wide
+                // row's other lines are read by the gather.
                 let prefetch_row = |row: u32| {
-                    let at = row as usize * self.row_width + offset;
+                    let at = row as usize * self.row_width;
                     prefetch(&self.row_block, at);
-                    prefetch(&self.row_block, at + width);
+                    prefetch(&self.row_block, at + offset);
+                    prefetch(&self.row_block, at + offset + width);
                 };
                 for &(_, _, row) in cands.iter().take(PREFETCH_DISTANCE) {
                     prefetch_row(row);
