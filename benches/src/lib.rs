@@ -220,7 +220,8 @@ pub type Fetcher<'a> = dyn FnMut(&[String], bool) + 'a;
 /// Times several backends on the same requests, in alternation: the requests are cut into
 /// `rounds` parts and each part goes through every backend in turn, to the last byte
 /// (`decode = false`) and then decoded (`decode = true`). On a noisy machine the backends then
-/// share the same conditions, so their ratios hold even when the absolute times drift.
+/// share the same conditions, so their ratios hold even when the absolute times drift. Each part
+/// starts with a few untimed requests per backend, which has been idle meanwhile.
 /// Returns (last byte, decoded) per backend, after a warm-up over a tenth of the requests.
 pub fn time_interleaved(
     requests: &[Vec<String>],
@@ -235,6 +236,10 @@ pub fn time_interleaved(
     let mut samples: Vec<(Vec<f64>, Vec<f64>)> = vec![Default::default(); backends.len()];
     for part in requests.chunks(requests.len().div_ceil(rounds.max(1)).max(1)) {
         for (backend, (last, decoded)) in backends.iter_mut().zip(&mut samples) {
+            // Untimed first: a backend that sat idle while the others ran starts cold.
+            for r in part.iter().take(5) {
+                backend(r, false);
+            }
             for decode in [false, true] {
                 for r in part {
                     let start = std::time::Instant::now();
