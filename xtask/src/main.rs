@@ -1,9 +1,10 @@
 //! murr's developer tasks, run as `cargo xtask <task>`.
 //!
-//! - `bench [--rows N] [--wide-rows N] [--requests N] [--no-feast] [--smoke]`: murr (in-process,
-//!   HTTP, Flight) against Redis (MGET of packed blobs, Feast-style HMGET) on upstream murr's
-//!   workload; needs Debian's `redis-server`. Builds the release `murr` binary and runs
-//!   `murr-bench` (benches/src/bin/bench.rs). `--smoke` is a tiny debug-build run for CI.
+//! - `bench [--rows N] [--wide-rows N] [--requests N] [--no-feast] [--smoke] [--murr-only]
+//!   [--data DIR]`: murr (in-process, HTTP, Flight) against Redis (MGET of packed blobs,
+//!   Feast-style HMGET) on upstream murr's workload; needs Debian's `redis-server`. Builds the
+//!   release `murr` binary and runs `murr-bench` (benches/src/bin/bench.rs). `--smoke` is a tiny
+//!   debug-build run for CI; `--murr-only --data DIR` times murr alone on a folder loaded once.
 //! - `criterion [--quick] [criterion args]`: the criterion micro-benches of `benches/`.
 //!   `--quick` sets `MURR_BENCH_MAX_ROWS=100000`.
 //! - `load-report [--rows N] [--cols N]`: load, reopen, fetch latency and memory of one table.
@@ -82,10 +83,12 @@ fn main() -> ExitCode {
 }
 
 fn bench(mut args: Vec<String>) -> ExitCode {
-    if Command::new("redis-server")
-        .arg("--version")
-        .output()
-        .is_err()
+    let murr_only = args.iter().any(|a| a == "--murr-only");
+    if !murr_only
+        && Command::new("redis-server")
+            .arg("--version")
+            .output()
+            .is_err()
     {
         eprintln!(
             "xtask bench: redis-server is not installed. Install Debian's package: apt-get install redis-server"
