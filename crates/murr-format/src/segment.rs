@@ -1174,12 +1174,6 @@ impl SegmentView {
             .map(|bit| (self.validity_offset + (bit / 8) as usize, 1u8 << (bit % 8)))
     }
 
-    /// Variable-width column number `var` (see [`ColumnReader::Var`]), value of `row`.
-    #[inline]
-    pub fn var_value(&self, var: usize, row: usize) -> &[u8] {
-        self.var[var].value(row)
-    }
-
     /// The value of a string column (`reader` is [`ColumnReader::Var`] or
     /// [`ColumnReader::Inline`]) at `row`; empty for other readers.
     #[inline]
