@@ -392,6 +392,34 @@ fn reopen_after_writes_and_after_compaction() {
     );
 }
 
+/// Short keys live in the rows, long or uneven ones in sections (segment format v2); a table
+/// whose segments differ, and the segment a compaction makes of them, answer alike.
+#[test]
+fn short_and_long_keys_across_segments_and_compaction() {
+    let store = Store::open(Arc::new(RamDirectory::new()), quiet()).expect("opens");
+    let t = store.create_table("t", schema()).expect("creates");
+    let short: Vec<String> = (0..300).map(|i| format!("k{i:04}")).collect();
+    let long: Vec<String> = (0..50).map(|i| format!("{i}{}", "x".repeat(90))).collect();
+    t.write(&[valued(&short, 1)]).expect("writes");
+    // A segment of long keys, one of the short keys among them (last write wins).
+    let mut mixed = long.clone();
+    mixed.push(short[7].clone());
+    t.write(&[valued(&mixed, 2)]).expect("writes");
+    let check = |t: &murr_table::Table| {
+        let ask = [&short[0], &long[3], &short[7], &long[49], &short[299]];
+        let out = t.fetch(&ask, &["n", "id", "tag"]).expect("fetches");
+        assert_eq!(ns(&out, 0), [Some(1), Some(2), Some(2), Some(2), Some(1)]);
+        let ids: Vec<Option<String>> = ask.iter().map(|k| Some((*k).clone())).collect();
+        assert_eq!(strings(&out, 1), ids);
+        assert_eq!(strings(&out, 2)[1].as_deref(), Some("t2"));
+    };
+    check(&t);
+    t.compact().expect("compacts");
+    assert_eq!(t.stats().segments, 1);
+    assert_eq!(t.stats().rows, 350);
+    check(&t);
+}
+
 #[test]
 fn files_no_manifest_lists_are_removed_at_open() {
     let dir = Arc::new(RamDirectory::new());
