@@ -828,6 +828,8 @@ pub struct SegmentView {
     readers: Vec<ColumnReader>,
     var: Vec<VarColumn>,
     key_reader: ColumnReader,
+    /// Column positions by name (a fetch of 100 columns looks up 100 names).
+    positions: std::collections::HashMap<String, usize>,
 }
 
 fn sub(bytes: &Bytes, s: Section, footer_offset: u64, what: &str) -> Result<Bytes> {
@@ -1047,6 +1049,12 @@ impl SegmentView {
             readers,
             var,
             key_reader,
+            positions: meta
+                .columns
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (c.name.clone(), i))
+                .collect(),
             meta,
         })
     }
@@ -1083,7 +1091,7 @@ impl SegmentView {
 
     /// The position of the column with this name.
     pub fn column_position(&self, name: &str) -> Option<usize> {
-        self.meta.columns.iter().position(|c| c.name == name)
+        self.positions.get(name).copied()
     }
 
     /// How column `column` is read.

@@ -9,7 +9,7 @@ use std::time::Instant;
 use arc_swap::ArcSwap;
 use arrow_array::cast::AsArray;
 use arrow_array::{RecordBatch, RecordBatchOptions};
-use arrow_schema::{Field, Schema, SchemaRef};
+use arrow_schema::{Field, FieldRef, Schema, SchemaRef};
 use hashbrown::HashMap;
 use murr_directory::{Directory, DirectoryExt, FilePath};
 use murr_format::{TableSchema, hash_key};
@@ -83,6 +83,10 @@ pub struct Table {
     name: String,
     schema: TableSchema,
     storage_schema: SchemaRef,
+    /// Column positions by name, and each column's field in a fetch answer (always nullable: a
+    /// missing key reads as nulls), built once instead of per fetch.
+    positions: HashMap<String, usize>,
+    answer_fields: Vec<FieldRef>,
     dir: Arc<dyn Directory>,
     snapshot: ArcSwap<Snapshot>,
     state: Mutex<State>,
@@ -112,6 +116,19 @@ impl Table {
             name: manifest.table.clone(),
             schema: manifest.schema.clone(),
             storage_schema: storage_schema(&manifest.schema),
+            positions: manifest
+                .schema
+                .columns
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (c.name.clone(), i))
+                .collect(),
+            answer_fields: manifest
+                .schema
+                .columns
+                .iter()
+                .map(|c| Arc::new(Field::new(&c.name, arrow_type(c.dtype), true)))
+                .collect(),
             dir,
             snapshot: ArcSwap::from_pointee(Snapshot { segments }),
             next_segment: AtomicU64::new(manifest.next_segment),
@@ -338,26 +355,32 @@ impl Table {
         keys: &[K],
         columns: &[C],
     ) -> Result<RecordBatch> {
-        let mut defs = Vec::with_capacity(columns.len());
+        let mut positions = Vec::with_capacity(columns.len());
         for c in columns {
             let c = c.as_ref();
-            let Some(def) = self.schema.column(c) else {
+            let Some(&p) = self.positions.get(c) else {
                 return Err(Error::invalid(format!(
                     "column {c:?} is not in table {:?}",
                     self.name
                 )));
             };
-            defs.push(def);
+            positions.push(p);
         }
         let snap = self.snapshot.load();
         let locs = locate(&snap.segments, keys);
         let rows = Rows::new(&snap.segments, &locs);
-        let wanted: Vec<(&str, murr_format::DType)> =
-            defs.iter().map(|d| (d.name.as_str(), d.dtype)).collect();
+        let wanted: Vec<(&str, murr_format::DType)> = positions
+            .iter()
+            .map(|&p| {
+                let d = &self.schema.columns[p];
+                (d.name.as_str(), d.dtype)
+            })
+            .collect();
         let arrays = gather_columns(&snap.segments, &rows, &wanted)?;
         let schema = Arc::new(Schema::new(
-            defs.iter()
-                .map(|d| Field::new(&d.name, arrow_type(d.dtype), true))
+            positions
+                .iter()
+                .map(|&p| Arc::clone(&self.answer_fields[p]))
                 .collect::<Vec<_>>(),
         ));
         RecordBatch::try_new_with_options(
