@@ -12,6 +12,9 @@ use arrow_flight::{Action, Criteria, FlightDescriptor, Ticket};
 use arrow_schema::Schema;
 use futures_util::{StreamExt, TryStreamExt};
 use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Status};
+
+use crate::{ColumnDef, Error, FetchRequest, Result, TableSchema, dtype_of, single};
 
 /// HTTP/2 flow-control window of one call, in bytes.
 const H2_STREAM_WINDOW: u32 = 8 << 20;
@@ -19,9 +22,6 @@ const H2_STREAM_WINDOW: u32 = 8 << 20;
 const H2_CONNECTION_WINDOW: u32 = 16 << 20;
 /// Largest HTTP/2 frame this client accepts, in bytes (the protocol's default is 16 KiB).
 const H2_MAX_FRAME: u32 = 4 << 20;
-use tonic::{Code, Status};
-
-use crate::{ColumnDef, Error, FetchRequest, Result, TableSchema, dtype_of, single};
 
 #[derive(Debug, Clone)]
 pub(crate) struct FlightClient {

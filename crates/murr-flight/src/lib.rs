@@ -4,7 +4,8 @@
 //! client needs nothing else. Other RPCs answer Unimplemented.
 //!
 //! Table errors map to gRPC codes in one place ([`status`]). Storage and Arrow work runs on
-//! tokio's blocking pool; answers are streamed in messages of bounded size.
+//! tokio's blocking pool, except small fetches (cheaper than the hand-off); answers are streamed
+//! in messages of bounded size.
 
 use std::borrow::Cow;
 use std::pin::Pin;

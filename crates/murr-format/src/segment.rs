@@ -28,7 +28,7 @@ pub const MAX_INLINE: usize = 64;
 /// total bytes; `None` keeps it in offsets + data sections.
 ///
 /// A string is inline when the longest fits [`MAX_INLINE`] and padding every value to the longest
-/// wastes at most 8 bytes per row over what offsets and data would take (keys of an ID scheme
+/// wastes at most 12 bytes per row over what offsets and data would take (keys of an ID scheme
 /// mostly have one length, and are then always inline). An inline key costs no extra cache miss
 /// to compare: it is in the row that the fetch reads anyway.
 pub fn inline_width_for(rows: usize, max_len: usize, total_len: usize) -> Option<u8> {
@@ -58,8 +58,8 @@ pub const ALIGN: usize = 64;
 const PREFETCH_DISTANCE: usize = 16;
 
 /// Hints the CPU to load the cache line holding `bytes[at]`; a no-op when `at` is out of range
-/// or the target has no prefetch instruction. Batched lookups prefetch a whole stage ahead so
-/// that the cache misses of a request's keys overlap (see docs/performance.md).
+/// or the target has no prefetch instruction. Batched lookups prefetch [`PREFETCH_DISTANCE`]
+/// keys ahead so that the cache misses of a request's keys overlap (see docs/performance.md).
 #[inline(always)]
 pub fn prefetch(bytes: &[u8], at: usize) {
     #[cfg(target_arch = "x86_64")]
@@ -1220,9 +1220,9 @@ impl SegmentView {
     /// `hashes[i]`). Calls `found(i, row)` for each key present and keeps in `todo` the positions
     /// of the keys that are not.
     ///
-    /// The work goes in stages (probe all slots, then read all candidate keys' bounds, then
-    /// compare), so the cache misses of different keys overlap instead of queuing one behind
-    /// the other; a request of 1000 keys pays for a few misses, not for 3000 in a row.
+    /// The work goes in two stages (probe every key's slot, then compare every candidate's key),
+    /// each one loop that prefetches the key [`PREFETCH_DISTANCE`] places ahead, so the cache
+    /// misses of different keys overlap instead of queuing one behind the other.
     pub fn find_many<K: AsRef<[u8]>>(
         &self,
         keys: &[K],
@@ -1265,8 +1265,8 @@ impl SegmentView {
                 None => missing.push(i),
             }
         }
-        // Stage 2: read the candidates' keys, prefetched a stage ahead; a tag collision continues
-        // its probe (rare: 1 in 256 occupied slots).
+        // Stage 2: compare the candidates' keys; a tag collision continues its probe (rare: 1 in
+        // 256 occupied slots).
         let mut check = |i: u32, pos: u64, row: u32, stored: &[u8]| {
             let key = keys[i as usize].as_ref();
             if stored == key {

@@ -36,7 +36,7 @@ impl Loc {
     }
 }
 
-/// How many rows ahead [`Rows::new`] prefetches (see `murr_format`'s batched lookups).
+/// How many narrow rows ahead [`Rows::warm`] prefetches (see `murr_format`'s batched lookups).
 const ROW_PREFETCH_DISTANCE: usize = 16;
 
 /// How one segment stores the column.
@@ -156,11 +156,12 @@ fn seg_columns(segments: &[Segment], column: &str, dtype: DType) -> Vec<SegColum
 
 /// Builds the arrays of several columns over the same rows, in the order of `columns`.
 ///
-/// The rows are read once, in order, with the rows a few ahead prefetched (see [`Rows::warm`]).
 /// Fixed-width columns that every row holds, with no nulls, in one segment (the common case of a
-/// compacted table) are copied out in that same pass, right after each row is read, instead of
-/// in one pass over all rows per column (a 100-column row spans seven cache lines, 1000 of them
-/// do not stay in L1); the others go through [`gather_rows`], from cache.
+/// compacted table) are copied out block by block of rows: each block's rows are read (one load
+/// per cache line, loads the core overlaps) and every such column copied out of them while they
+/// are in L1, instead of one pass over all rows per column (a 100-column row spans seven cache
+/// lines, 1000 of them do not stay in L1). Otherwise the rows are read once with
+/// [`Rows::warm`]. The other columns go through [`gather_rows`], from cache.
 ///
 /// # Errors
 /// As [`gather`].
