@@ -58,7 +58,7 @@ pub const ALIGN: usize = 64;
 const PREFETCH_DISTANCE: usize = 16;
 
 /// Hints the CPU to load the cache line holding `bytes[at]`; a no-op when `at` is out of range
-/// or the target has no prefetch instruction. Batched lookups prefetch [`PREFETCH_DISTANCE`]
+/// or the target has no prefetch instruction. Batched lookups prefetch `PREFETCH_DISTANCE` (16)
 /// keys ahead so that the cache misses of a request's keys overlap (see docs/performance.md).
 #[inline(always)]
 pub fn prefetch(bytes: &[u8], at: usize) {
@@ -1221,7 +1221,7 @@ impl SegmentView {
     /// of the keys that are not.
     ///
     /// The work goes in two stages (probe every key's slot, then compare every candidate's key),
-    /// each one loop that prefetches the key [`PREFETCH_DISTANCE`] places ahead, so the cache
+    /// each one loop that prefetches the key 16 places ahead, so the cache
     /// misses of different keys overlap instead of queuing one behind the other.
     pub fn find_many<K: AsRef<[u8]>>(
         &self,
