@@ -23,7 +23,7 @@ use arrow_flight::{
 use arrow_schema::Schema;
 use futures_util::{Stream, StreamExt, TryStreamExt};
 use murr_format::TableSchema;
-use murr_table::{ErrorKind, FetchRequest, Store, Table};
+use murr_table::{ErrorKind, FetchRequest, INLINE_FETCH_CELLS, Store, Table};
 use serde::Deserialize;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -134,10 +134,6 @@ struct DropAction {
     #[serde(alias = "name")]
     table: String,
 }
-
-/// Fetches of at most this many cells (keys x columns) run on the async worker: they take less
-/// time than a hand-off to the blocking pool. Larger ones move there so they cannot stall others.
-const INLINE_FETCH_CELLS: usize = 64 * 1024;
 
 fn owned(v: &[Cow<'_, str>]) -> Vec<String> {
     v.iter().map(|s| s.clone().into_owned()).collect()

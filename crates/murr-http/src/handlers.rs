@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use murr_format::TableSchema;
-use murr_table::FetchRequest;
+use murr_table::{FetchRequest, INLINE_FETCH_CELLS};
 
 use crate::body::{self, check_declared_length};
 use crate::error::{ApiError, ApiResult};
@@ -21,10 +21,6 @@ pub const ARROW_STREAM: &str = "application/vnd.apache.arrow.stream";
 /// Content type of Parquet files.
 pub const PARQUET: &str = "application/vnd.apache.parquet";
 const JSON: &str = "application/json";
-
-/// Fetches of at most this many cells (keys x columns) run on the async worker; larger ones move
-/// to the blocking pool so that they cannot stall other requests.
-const INLINE_FETCH_CELLS: usize = 64 * 1024;
 
 fn with_type(mut r: Response, content_type: &'static str) -> Response {
     r.headers_mut()

@@ -41,5 +41,10 @@ mod table;
 pub use error::{Error, ErrorKind, Result};
 pub use normalize::widens;
 pub use request::FetchRequest;
+
+/// Fetches of at most this many cells (keys x columns) take less time than a hand-off to a
+/// blocking thread, so the front-ends run them on their async worker; larger ones move to the
+/// blocking pool so that they cannot stall other requests.
+pub const INLINE_FETCH_CELLS: usize = 64 * 1024;
 pub use store::{Store, StoreOptions, TableStatus};
 pub use table::{Snapshot, Table, TableStats, WriteStats};
