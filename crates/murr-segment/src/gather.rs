@@ -47,8 +47,8 @@ struct SegColumn {
 }
 
 /// The rows of a request, resolved once and shared by every column's gather: the bytes of each
-/// requested row (this is where a fetch takes its cache misses, in one pass with no dependency
-/// between keys) and the segment it came from.
+/// requested row and the segment it came from. Resolving reads no row; the rows are read (and
+/// their cache misses taken, overlapped) by [`Rows::warm`] or [`gather_columns`].
 #[derive(Debug)]
 pub struct Rows<'a> {
     locs: &'a [Loc],
@@ -56,8 +56,6 @@ pub struct Rows<'a> {
     /// The one segment every found row comes from, if there is one.
     single: Option<u32>,
     missing: bool,
-    /// How many rows ahead `read_rows` prefetches.
-    distance: usize,
     segments: &'a [Segment],
 }
 
@@ -86,26 +84,26 @@ impl<'a> Rows<'a> {
                 }
             })
             .collect();
-        // Wide rows span several lines each: prefetch fewer rows ahead.
-        let widest = segments
-            .iter()
-            .map(|s| s.view().row_width())
-            .max()
-            .unwrap_or(0);
         Rows {
             locs,
             rows,
             single: if mixed { None } else { single },
             missing,
-            distance: (ROW_PREFETCH_DISTANCE * 64 / widest.max(64)).max(2),
             segments,
         }
     }
 
-    /// Reads every row once, in order, each a few rows after its prefetch: this is where a
-    /// fetch takes the misses of its rows, overlapped, so that the gathers after it read from
-    /// cache. `visit` sees each row (empty for a missing key) right after it was read.
-    fn read_rows(&self, mut visit: impl FnMut(usize, &[u8])) {
+    /// Reads every row once, in order (one load per cache line), each a few rows after its
+    /// prefetch: the misses of the rows overlap, and the gathers after it read from cache.
+    pub fn warm(&self) {
+        // Wide rows span several lines each: prefetch fewer rows ahead.
+        let widest = self
+            .segments
+            .iter()
+            .map(|s| s.view().row_width())
+            .max()
+            .unwrap_or(0);
+        let distance = (ROW_PREFETCH_DISTANCE * 64 / widest.max(64)).max(2);
         let prefetch = |n: usize| {
             if let Some(loc) = self.locs.get(n).filter(|l| l.is_found()) {
                 self.segments[loc.seg as usize]
@@ -113,18 +111,13 @@ impl<'a> Rows<'a> {
                     .prefetch_row(loc.row as usize);
             }
         };
-        for n in 0..self.distance {
+        for n in 0..distance {
             prefetch(n);
         }
         for (n, row) in self.rows.iter().enumerate() {
-            prefetch(n + self.distance);
-            visit(n, row);
+            prefetch(n + distance);
+            touch(std::slice::from_ref(row));
         }
-    }
-
-    /// Reads every row once (see `read_rows`), one load per cache line.
-    pub fn warm(&self) {
-        self.read_rows(|_, row| touch(std::slice::from_ref(&row)));
     }
 
     /// Number of rows.
@@ -171,86 +164,44 @@ pub fn gather_columns(
     columns: &[(&str, DType)],
 ) -> Result<Vec<ArrayRef>> {
     let n = rows.len();
-    // (position in `columns`, offset in the row, output values)
-    let mut dense: Vec<(usize, usize, Dense)> = Vec::new();
-    if let (Some(seg), false) = (rows.single, rows.missing) {
-        let view = segments[seg as usize].view();
-        for (i, &(name, dtype)) in columns.iter().enumerate() {
-            if dtype == DType::Bool {
-                continue; // bit-packed in Arrow
-            }
-            let Some(p) = view.column_position(name) else {
-                continue;
-            };
-            if view.meta().columns[p].dtype != dtype || view.validity_mask(p).is_some() {
-                continue;
-            }
-            if let ColumnReader::Fixed { offset, width } = view.reader(p) {
-                let values = match width {
-                    1 => Dense::W1(vec![0; n]),
-                    2 => Dense::W2(vec![0; n]),
-                    4 => Dense::W4(vec![0; n]),
-                    8 => Dense::W8(vec![0; n]),
-                    _ => continue,
-                };
-                dense.push((i, offset, values));
-            }
-        }
-    }
+    // (position in `columns`, offset in the row, output values): four-byte columns (float32,
+    // int32, uint32: the common case), copied four at a time, and the others.
+    let mut dense4: Vec<(usize, usize, Dense)> = Vec::new();
+    let mut others: Vec<(usize, usize, Dense)> = Vec::new();
     match rows.single {
-        Some(seg) if !dense.is_empty() => {
-            // The values are copied out block by block of rows just read, while they are in L1.
+        Some(seg) if !rows.missing => {
             let view = segments[seg as usize].view();
-            let numbers: Vec<u32> = rows.locs.iter().map(|l| l.row).collect();
-            let (mut dense4, mut others): (Vec<_>, Vec<_>) = std::mem::take(&mut dense)
-                .into_iter()
-                .partition(|d| matches!(d.2, Dense::W4(_)));
-            dense4.sort_by_key(|d| d.1);
-            for start in (0..n).step_by(BLOCK_ROWS) {
-                let end = (start + BLOCK_ROWS).min(n);
-                // Load every line of the block's rows first: independent loads that the core
-                // overlaps (a column's copy would wait for each line in turn).
-                touch(&rows.rows[start..end]);
-                let block = &numbers[start..end];
-                // Four-byte columns (float32, int32, uint32: the common case) four at a time.
-                for quad in dense4.chunks_exact_mut(4) {
-                    let [
-                        (_, o0, Dense::W4(a)),
-                        (_, o1, Dense::W4(b)),
-                        (_, o2, Dense::W4(c)),
-                        (_, o3, Dense::W4(d)),
-                    ] = quad
-                    else {
-                        unreachable!("dense4 holds four-byte columns");
-                    };
-                    view.copy_fixed4(
-                        block,
-                        [*o0, *o1, *o2, *o3],
-                        [
-                            &mut a[start..end],
-                            &mut b[start..end],
-                            &mut c[start..end],
-                            &mut d[start..end],
-                        ],
-                    );
+            for (i, &(name, dtype)) in columns.iter().enumerate() {
+                if dtype == DType::Bool {
+                    continue; // bit-packed in Arrow
                 }
-                let rest = dense4.len() / 4 * 4;
-                for (_, offset, values) in dense4[rest..].iter_mut().chain(&mut others) {
-                    match values {
-                        Dense::W1(v) => view.copy_fixed(block, *offset, &mut v[start..end]),
-                        Dense::W2(v) => view.copy_fixed(block, *offset, &mut v[start..end]),
-                        Dense::W4(v) => view.copy_fixed(block, *offset, &mut v[start..end]),
-                        Dense::W8(v) => view.copy_fixed(block, *offset, &mut v[start..end]),
+                let Some(p) = view.column_position(name) else {
+                    continue;
+                };
+                if view.meta().columns[p].dtype != dtype || view.validity_mask(p).is_some() {
+                    continue;
+                }
+                if let ColumnReader::Fixed { offset, width } = view.reader(p) {
+                    match width {
+                        1 => others.push((i, offset, Dense::W1(vec![0; n]))),
+                        2 => others.push((i, offset, Dense::W2(vec![0; n]))),
+                        4 => dense4.push((i, offset, Dense::W4(vec![0; n]))),
+                        8 => others.push((i, offset, Dense::W8(vec![0; n]))),
+                        _ => {}
                     }
                 }
             }
-            dense = dense4;
-            dense.append(&mut others);
+            if dense4.is_empty() && others.is_empty() {
+                rows.warm();
+            } else {
+                dense4.sort_by_key(|d| d.1);
+                copy_dense(view, rows, &mut dense4, &mut others);
+            }
         }
         _ => rows.warm(),
     }
     let mut out: Vec<Option<ArrayRef>> = vec![None; columns.len()];
-    for (i, _, values) in dense {
+    for (i, _, values) in dense4.into_iter().chain(others) {
         let buffer = match values {
             Dense::W1(v) => Buffer::from_vec(v),
             Dense::W2(v) => Buffer::from_vec(v),
@@ -279,6 +230,55 @@ pub fn gather_columns(
             None => gather_rows(segments, rows, name, dtype),
         })
         .collect()
+}
+
+/// Copies the dense columns out of `rows`, all from `view`, block by block of rows just read,
+/// while they are in L1.
+fn copy_dense(
+    view: &murr_format::SegmentView,
+    rows: &Rows<'_>,
+    dense4: &mut [(usize, usize, Dense)],
+    others: &mut [(usize, usize, Dense)],
+) {
+    let n = rows.len();
+    let numbers: Vec<u32> = rows.locs.iter().map(|l| l.row).collect();
+    for start in (0..n).step_by(BLOCK_ROWS) {
+        let end = (start + BLOCK_ROWS).min(n);
+        // Load every line of the block's rows first: independent loads that the core overlaps
+        // (a column's copy would wait for each line in turn).
+        touch(&rows.rows[start..end]);
+        let block = &numbers[start..end];
+        for quad in dense4.chunks_exact_mut(4) {
+            let [
+                (_, o0, Dense::W4(a)),
+                (_, o1, Dense::W4(b)),
+                (_, o2, Dense::W4(c)),
+                (_, o3, Dense::W4(d)),
+            ] = quad
+            else {
+                unreachable!("dense4 holds four-byte columns");
+            };
+            view.copy_fixed4(
+                block,
+                [*o0, *o1, *o2, *o3],
+                [
+                    &mut a[start..end],
+                    &mut b[start..end],
+                    &mut c[start..end],
+                    &mut d[start..end],
+                ],
+            );
+        }
+        let rest = dense4.len() / 4 * 4;
+        for (_, offset, values) in dense4[rest..].iter_mut().chain(others.iter_mut()) {
+            match values {
+                Dense::W1(v) => view.copy_fixed(block, *offset, &mut v[start..end]),
+                Dense::W2(v) => view.copy_fixed(block, *offset, &mut v[start..end]),
+                Dense::W4(v) => view.copy_fixed(block, *offset, &mut v[start..end]),
+                Dense::W8(v) => view.copy_fixed(block, *offset, &mut v[start..end]),
+            }
+        }
+    }
 }
 
 /// Loads one byte of every cache line of `rows` (and each row's last byte: a row may straddle
