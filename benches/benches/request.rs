@@ -2,8 +2,8 @@
 //! murr's parser against `serde_json` into owned strings, the obvious alternative.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use murr_api::FetchRequest;
 use murr_benches::{columns, fetch_body, random_keys};
-use murr_table::FetchRequest;
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 

@@ -1,11 +1,10 @@
 //! A real murr server (HTTP and Arrow Flight, on 127.0.0.1 ephemeral ports, over a fresh data
-//! folder) for tests that drive it from outside, like `murr-client`'s.
+//! folder), built by `murr_server::Server` as the binary builds it, for tests that drive it from
+//! outside, like `murr-client`'s and the HTTP API's.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
-use murr_directory::MmapDirectory;
-use murr_table::{Store, StoreOptions};
+use murr_server::{Config, Server};
 
 /// A running server; dropping it shuts both front-ends down.
 #[derive(Debug)]
@@ -21,43 +20,37 @@ pub struct TestServer {
 }
 
 impl TestServer {
-    /// Starts a server on the current tokio runtime (which must be multi-threaded).
+    /// Starts a server with the default configuration on the current tokio runtime.
     ///
     /// # Panics
     /// When it cannot start: this is test set-up.
     pub async fn start() -> TestServer {
+        TestServer::start_with(|_| {}).await
+    }
+
+    /// Starts a server whose configuration `configure` adjusts (addresses and data folder are
+    /// set before it is called).
+    ///
+    /// # Panics
+    /// When it cannot start: this is test set-up.
+    pub async fn start_with(configure: impl FnOnce(&mut Config)) -> TestServer {
         let dir = tempfile::tempdir().expect("temp folder");
-        let directory = MmapDirectory::open(dir.path()).expect("opens the data folder");
-        let store = Arc::new(
-            Store::open(Arc::new(directory), StoreOptions::default()).expect("opens the store"),
-        );
-        let (stop, rx) = tokio::sync::watch::channel(false);
-        let stopped = move |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let mut config = Config::default();
+        let loopback = "127.0.0.1".parse().expect("address");
+        config.server.http.host = loopback;
+        config.server.http.port = 0;
+        config.server.grpc.host = loopback;
+        config.server.grpc.port = 0;
+        config.server.shutdown_timeout = 1.0;
+        config.storage.cache_dir = dir.path().to_path_buf();
+        configure(&mut config);
+        let server = Server::bind(config).await.expect("murr starts");
+        let http_addr = server.http_addr();
+        let flight_addr = server.grpc_addr().expect("Flight is on");
+        let (stop, mut rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(server.serve(async move {
             let _ = rx.wait_for(|s| *s).await;
-        };
-        let http = murr_http::bind("127.0.0.1:0".parse().expect("address"))
-            .await
-            .expect("binds");
-        let http_addr = http.local_addr().expect("address");
-        let router = murr_http::router(murr_http::AppState {
-            store: Arc::clone(&store),
-            config: Arc::new(murr_http::HttpConfig {
-                max_payload_size: 1 << 30,
-                upload_dir: dir.path().to_path_buf(),
-            }),
-        });
-        tokio::spawn(murr_http::serve(http, router, stopped(rx.clone())));
-        let flight = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("binds");
-        let flight_addr = flight.local_addr().expect("address");
-        let service =
-            murr_flight::MurrFlight::new(store, murr_flight::FlightConfig::default()).into_server();
-        tokio::spawn(
-            tonic::transport::Server::builder()
-                .add_service(service)
-                .serve_with_incoming_shutdown(murr_server::nodelay(flight), stopped(rx)),
-        );
+        }));
         TestServer {
             http_url: format!("http://{http_addr}"),
             flight_url: format!("http://{flight_addr}"),

@@ -8,8 +8,12 @@
 //! - `criterion [--quick] [criterion args]`: the criterion micro-benches of `benches/`.
 //!   `--quick` sets `MURR_BENCH_MAX_ROWS=100000`.
 //! - `load-report [--rows N] [--cols N]`: load, reopen, fetch latency and memory of one table.
+//! - `tidy`: the workspace's structural rules (layering, no module cycles, no references to
+//!   files outside the repository); see `tidy.rs`.
 
 #![allow(clippy::print_stderr, reason = "a command-line tool")]
+
+mod tidy;
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
@@ -75,8 +79,25 @@ fn main() -> ExitCode {
             .args(&args);
             run(c)
         }
+        "tidy" => match tidy::run(&root()) {
+            Ok(problems) if problems.is_empty() => {
+                eprintln!("tidy: layers, module graph and references are in order");
+                ExitCode::SUCCESS
+            }
+            Ok(problems) => {
+                for p in &problems {
+                    eprintln!("tidy: {p}");
+                }
+                eprintln!("tidy: {} problem(s)", problems.len());
+                ExitCode::FAILURE
+            }
+            Err(e) => {
+                eprintln!("tidy: {e}");
+                ExitCode::FAILURE
+            }
+        },
         other => {
-            eprintln!("xtask: unknown task {other:?} (bench, criterion, load-report)");
+            eprintln!("xtask: unknown task {other:?} (bench, criterion, load-report, tidy)");
             ExitCode::FAILURE
         }
     }

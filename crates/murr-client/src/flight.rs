@@ -14,7 +14,11 @@ use futures_util::{StreamExt, TryStreamExt};
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
 
-use crate::{ColumnDef, Error, FetchRequest, Result, TableSchema, dtype_of, single};
+use std::borrow::Cow;
+
+use murr_api::{CreateTableAction, DType, DropTableAction, FetchRequest, WriteAnswer};
+
+use crate::{ColumnDef, Error, Result, TableSchema, single};
 
 /// HTTP/2 flow-control window of one call, in bytes.
 const H2_STREAM_WINDOW: u32 = 8 << 20;
@@ -61,7 +65,7 @@ fn table_schema(schema: &Schema) -> Result<TableSchema> {
         .fields()
         .iter()
         .map(|f| {
-            let dtype = dtype_of(f.data_type()).ok_or_else(|| {
+            let dtype = DType::from_arrow(f.data_type()).ok_or_else(|| {
                 Error::Protocol(format!(
                     "column {:?} has type {} murr does not know",
                     f.name(),
@@ -112,26 +116,19 @@ impl FlightClient {
 
     pub(crate) async fn create_table(&self, name: &str, schema: &TableSchema) -> Result<()> {
         // Serialized straight from the struct: a serde_json::Value would sort the columns.
-        #[derive(serde::Serialize)]
-        struct Create<'a> {
-            table: &'a str,
-            schema: &'a TableSchema,
-        }
-        let body = serde_json::to_vec(&Create {
-            table: name,
-            schema,
+        let body = serde_json::to_vec(&CreateTableAction {
+            table: name.to_owned(),
+            schema: schema.clone(),
         })
         .map_err(|e| Error::InvalidArgument(e.to_string()))?;
         self.action("create_table", body).await
     }
 
     pub(crate) async fn drop_table(&self, name: &str) -> Result<()> {
-        #[derive(serde::Serialize)]
-        struct Drop<'a> {
-            table: &'a str,
-        }
-        let body = serde_json::to_vec(&Drop { table: name })
-            .map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        let body = serde_json::to_vec(&DropTableAction {
+            table: name.to_owned(),
+        })
+        .map_err(|e| Error::InvalidArgument(e.to_string()))?;
         self.action("drop_table", body).await
     }
 
@@ -191,11 +188,9 @@ impl FlightClient {
             .map_err(|s| error(&s))?
             .ok_or_else(|| Error::Protocol("do_put answered no result".to_owned()))?;
         while results.message().await.map_err(|s| error(&s))?.is_some() {}
-        let v: serde_json::Value = serde_json::from_slice(&first.app_metadata)
+        let answer: WriteAnswer = serde_json::from_slice(&first.app_metadata)
             .map_err(|e| Error::Protocol(format!("do_put result: {e}")))?;
-        v["rows"]
-            .as_u64()
-            .ok_or_else(|| Error::Protocol(format!("do_put result without rows: {v}")))
+        Ok(answer.rows)
     }
 
     pub(crate) async fn fetch(
@@ -205,9 +200,9 @@ impl FlightClient {
         columns: &[&str],
     ) -> Result<RecordBatch> {
         let ticket = serde_json::to_vec(&FetchRequest {
-            table: Some(name),
-            keys,
-            columns,
+            table: Some(Cow::Borrowed(name)),
+            keys: keys.iter().map(|k| Cow::Borrowed(*k)).collect(),
+            columns: columns.iter().map(|c| Cow::Borrowed(*c)).collect(),
         })
         .map_err(|e| Error::InvalidArgument(e.to_string()))?;
         let data = self

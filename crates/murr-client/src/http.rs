@@ -6,9 +6,11 @@ use std::time::Duration;
 use arrow_array::RecordBatch;
 use reqwest::StatusCode;
 
-use crate::{Error, FetchRequest, Result, TableSchema, single};
+use std::borrow::Cow;
 
-const ARROW_STREAM: &str = "application/vnd.apache.arrow.stream";
+use murr_api::{ARROW_STREAM, ErrorAnswer, FetchRequest, WriteAnswer};
+
+use crate::{Error, Result, TableSchema, single};
 
 #[derive(Debug, Clone)]
 pub(crate) struct HttpClient {
@@ -46,10 +48,8 @@ impl HttpClient {
         if status.is_success() {
             return Ok(body);
         }
-        let message = serde_json::from_slice::<serde_json::Value>(&body)
-            .ok()
-            .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned))
-            .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
+        let message = serde_json::from_slice::<ErrorAnswer>(&body)
+            .map_or_else(|_| String::from_utf8_lossy(&body).into_owned(), |a| a.error);
         Err(match status {
             StatusCode::NOT_FOUND => Error::NotFound(message),
             StatusCode::CONFLICT => Error::AlreadyExists(message),
@@ -127,11 +127,9 @@ impl HttpClient {
             .await
             .map_err(|e| transport(&e))?;
         let body = Self::check(resp).await?;
-        let v: serde_json::Value = serde_json::from_slice(&body)
+        let answer: WriteAnswer = serde_json::from_slice(&body)
             .map_err(|e| Error::Protocol(format!("write answer: {e}")))?;
-        v["rows"]
-            .as_u64()
-            .ok_or_else(|| Error::Protocol(format!("write answer without rows: {v}")))
+        Ok(answer.rows)
     }
 
     pub(crate) async fn fetch(
@@ -142,8 +140,8 @@ impl HttpClient {
     ) -> Result<RecordBatch> {
         let body = serde_json::to_vec(&FetchRequest {
             table: None,
-            keys,
-            columns,
+            keys: keys.iter().map(|k| Cow::Borrowed(*k)).collect(),
+            columns: columns.iter().map(|c| Cow::Borrowed(*c)).collect(),
         })
         .map_err(|e| Error::InvalidArgument(e.to_string()))?;
         let resp = self

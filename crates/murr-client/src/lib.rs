@@ -9,7 +9,7 @@
 //! # Ok(()) }
 //! ```
 //!
-//! It depends on no server crate: only on `murr-format` for the schema types.
+//! It depends on no server crate: only on `murr-api`, the wire shapes it shares with the server.
 
 mod flight;
 mod http;
@@ -18,8 +18,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use arrow_array::RecordBatch;
-use arrow_schema::DataType;
-pub use murr_format::{ColumnDef, DType, TableSchema};
+pub use murr_api::{ColumnDef, DType, TableSchema};
 
 /// What went wrong, classified; each carries the server's message.
 #[derive(Debug, thiserror::Error)]
@@ -212,34 +211,6 @@ impl Client {
             Inner::Flight(c) => c.fetch(name, &keys, &columns).await,
         }
     }
-}
-
-/// A fetch request (HTTP body) or ticket (Flight, with the table).
-#[derive(serde::Serialize)]
-pub(crate) struct FetchRequest<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) table: Option<&'a str>,
-    pub(crate) keys: &'a [&'a str],
-    pub(crate) columns: &'a [&'a str],
-}
-
-/// The murr type of an Arrow type, for schemas read from Arrow.
-pub(crate) fn dtype_of(t: &DataType) -> Option<DType> {
-    Some(match t {
-        DataType::Utf8 => DType::Utf8,
-        DataType::Boolean => DType::Bool,
-        DataType::Int8 => DType::Int8,
-        DataType::Int16 => DType::Int16,
-        DataType::Int32 => DType::Int32,
-        DataType::Int64 => DType::Int64,
-        DataType::UInt8 => DType::UInt8,
-        DataType::UInt16 => DType::UInt16,
-        DataType::UInt32 => DType::UInt32,
-        DataType::UInt64 => DType::UInt64,
-        DataType::Float32 => DType::Float32,
-        DataType::Float64 => DType::Float64,
-        _ => return None,
-    })
 }
 
 /// The one batch of `batches`, or an empty batch of `schema` when there is none.

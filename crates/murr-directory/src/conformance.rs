@@ -19,7 +19,7 @@ pub fn run_all(dir: &dyn Directory) {
     write_once_then_read(dir);
     create_refuses_existing(dir);
     unfinished_writer_leaves_nothing(dir);
-    replace_is_whole(dir);
+    finish_returns_the_bytes(dir);
     list_by_prefix(dir);
     delete_keeps_open_bytes(dir);
     missing_files(dir);
@@ -71,15 +71,19 @@ pub fn unfinished_writer_leaves_nothing(dir: &dyn Directory) {
     dir.write_new(&path, b"now").expect("name is free");
 }
 
-/// Replace writes a new file or swaps an old one.
-pub fn replace_is_whole(dir: &dyn Directory) {
-    let path = p("c4/MANIFEST");
-    dir.replace(&path, b"v1").expect("replace");
-    let v1 = dir.open(&path).expect("open");
-    dir.replace(&path, b"version two").expect("replace");
-    assert_eq!(&dir.open(&path).expect("open")[..], b"version two");
-    assert_eq!(&v1[..], b"v1", "bytes opened before stay as they were");
-    assert_eq!(dir.list("c4").expect("list"), vec![path]);
+/// `finish` hands back the file's bytes, equal to what `open` reads.
+pub fn finish_returns_the_bytes(dir: &dyn Directory) {
+    let path = p("c4/MANIFEST-1");
+    let written = dir.write_new(&path, b"version one").expect("write");
+    assert_eq!(&written[..], b"version one");
+    assert_eq!(dir.open(&path).expect("open"), written);
+    let listed = dir.list("c4").expect("list");
+    assert_eq!(listed.len(), 1);
+    assert_eq!((&listed[0].path, listed[0].len), (&path, 11));
+    let age = std::time::SystemTime::now()
+        .duration_since(listed[0].modified)
+        .unwrap_or_default();
+    assert!(age < std::time::Duration::from_secs(60), "written just now");
 }
 
 /// List finds files under a folder, at any depth, sorted, and nothing beside it.
@@ -91,7 +95,7 @@ pub fn list_by_prefix(dir: &dyn Directory) {
         dir.list(prefix)
             .expect("list")
             .iter()
-            .map(ToString::to_string)
+            .map(|f| f.path.to_string())
             .collect()
     };
     assert_eq!(names("c5"), ["c5/x/1", "c5/x/2", "c5/x/deep/er", "c5/y"]);

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use bytes::Bytes;
 
 use crate::error::{Error, Result};
-use crate::{Directory, FilePath, FileWriter};
+use crate::{Directory, FileMeta, FilePath, FileWriter};
 
 /// When the injected failure strikes, relative to the operation it hits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,7 +18,7 @@ pub enum FaultMode {
     After,
 }
 
-/// Wraps a directory and fails its `n`-th mutating operation (a finish, replace or delete), and
+/// Wraps a directory and fails its `n`-th mutating operation (a finish or a delete), and
 /// every one after it, as a crashed process would. Reads keep working.
 #[derive(Debug)]
 pub struct FaultyDirectory {
@@ -52,7 +52,7 @@ impl FaultyDirectory {
         self.crashed.load(Ordering::SeqCst)
     }
 
-    fn step(&self, path: &FilePath, op: impl FnOnce() -> Result<()>) -> Result<()> {
+    fn step<T>(&self, path: &FilePath, op: impl FnOnce() -> Result<T>) -> Result<T> {
         step(&self.ops, &self.crashed, self.fail_at, self.mode, path, op)
     }
 }
@@ -65,14 +65,14 @@ fn injected(path: &FilePath) -> Error {
     }
 }
 
-fn step(
+fn step<T>(
     ops: &AtomicU64,
     crashed: &AtomicBool,
     fail_at: u64,
     mode: FaultMode,
     path: &FilePath,
-    op: impl FnOnce() -> Result<()>,
-) -> Result<()> {
+    op: impl FnOnce() -> Result<T>,
+) -> Result<T> {
     let n = ops.fetch_add(1, Ordering::SeqCst) + 1;
     if crashed.load(Ordering::SeqCst) {
         return Err(injected(path));
@@ -106,7 +106,7 @@ impl Write for FaultyWriter {
 }
 
 impl FileWriter for FaultyWriter {
-    fn finish(self: Box<Self>) -> Result<()> {
+    fn finish(self: Box<Self>) -> Result<Bytes> {
         let FaultyWriter {
             inner,
             ops,
@@ -136,10 +136,7 @@ impl Directory for FaultyDirectory {
             path: path.clone(),
         }))
     }
-    fn replace(&self, path: &FilePath, data: &[u8]) -> Result<()> {
-        self.step(path, || self.inner.replace(path, data))
-    }
-    fn list(&self, prefix: &str) -> Result<Vec<FilePath>> {
+    fn list(&self, prefix: &str) -> Result<Vec<FileMeta>> {
         self.inner.list(prefix)
     }
     fn delete(&self, path: &FilePath) -> Result<()> {
@@ -162,12 +159,12 @@ mod tests {
         let faulty =
             FaultyDirectory::new(Arc::clone(&ram) as Arc<dyn Directory>, 2, FaultMode::Before);
         faulty.write_new(&p("a"), b"1").expect("first op passes");
-        assert!(faulty.replace(&p("b"), b"2").is_err());
+        assert!(faulty.write_new(&p("b"), b"2").is_err());
         assert!(faulty.delete(&p("a")).is_err(), "stays crashed");
         assert!(ram.exists(&p("a")).expect("exists") && !ram.exists(&p("b")).expect("exists"));
         let after =
             FaultyDirectory::new(Arc::clone(&ram) as Arc<dyn Directory>, 1, FaultMode::After);
-        assert!(after.replace(&p("c"), b"3").is_err());
+        assert!(after.write_new(&p("c"), b"3").is_err());
         assert!(
             ram.exists(&p("c")).expect("exists"),
             "After mode applies the operation"

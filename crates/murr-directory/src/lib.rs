@@ -1,9 +1,11 @@
 //! Where murr's files live.
 //!
 //! The [`Directory`] trait is the only way the layers above touch storage. It is deliberately
-//! small and synchronous: the table layer is sync, calls it off the async workers, and an
-//! object-store implementation blocks on its own runtime inside these calls. Once a file is
-//! opened its bytes are resident ([`bytes::Bytes`]), so the read path never waits on storage.
+//! small and **blocking**: the table layer is sync and calls it from its own threads or tokio's
+//! blocking pool, never from async code (an object-store implementation blocks on its own
+//! runtime inside these calls). Debug builds assert it: a call on a thread that drives async
+//! tasks panics. Once a file is opened its bytes are resident ([`bytes::Bytes`]), so the read
+//! path never waits on storage.
 //!
 //! Implementations: [`MmapDirectory`] (local disk, memory-mapped, the default) and
 //! [`RamDirectory`] (in memory, for tests and embedded use). With the `testing` feature,
@@ -14,11 +16,14 @@
 //! - a file, once written, never changes; an opened file's bytes stay valid after it is deleted;
 //! - [`Directory::create`] writes a new file atomically: readers see all of it or nothing, and
 //!   nothing at all unless [`FileWriter::finish`] returned `Ok`;
-//! - [`Directory::replace`] atomically replaces a small file (the manifest);
-//! - a successful `finish`, `replace` or `delete` is durable.
+//! - creating is **create-once**: of two writers racing for one name, exactly one `finish`
+//!   succeeds and the other gets [`Error::AlreadyExists`] (on object storage, a conditional put).
+//!   Manifests are numbered files created this way, which fences two writers of one table;
+//! - a successful `finish` or `delete` is durable.
 
 use std::fmt::Debug;
 use std::io::Write;
+use std::time::SystemTime;
 
 use bytes::Bytes;
 
@@ -42,14 +47,19 @@ pub use ram::RamDirectory;
 /// A file being written; nothing is visible until [`FileWriter::finish`] returns `Ok`.
 /// Dropping it unfinished discards what was written.
 pub trait FileWriter: Write + Send {
-    /// Makes the file durable and visible under its name.
+    /// Makes the file durable and visible under its name, and returns its bytes as
+    /// [`Directory::open`] would (so that a writer need not read back what it wrote: on object
+    /// storage that would be a download).
     ///
     /// # Errors
     /// [`Error::AlreadyExists`] when another file took the name meanwhile, [`Error::Io`] on failure.
-    fn finish(self: Box<Self>) -> Result<()>;
+    fn finish(self: Box<Self>) -> Result<Bytes>;
 }
 
 /// A store of immutable files addressed by [`FilePath`].
+///
+/// Every method blocks until storage has answered: call them from plain threads or tokio's
+/// blocking pool, never from async code (debug builds panic there, see [`assert_blocking_allowed`]).
 pub trait Directory: Send + Sync + Debug + 'static {
     /// Opens a whole file as resident bytes.
     ///
@@ -69,17 +79,11 @@ pub trait Directory: Send + Sync + Debug + 'static {
     /// [`Error::AlreadyExists`] when the file exists, or [`Error::Io`].
     fn create(&self, path: &FilePath) -> Result<Box<dyn FileWriter>>;
 
-    /// Atomically writes or replaces a small file.
+    /// Every file under the folder `prefix` (`""` = all), at any depth, sorted by path.
     ///
     /// # Errors
     /// [`Error::Io`].
-    fn replace(&self, path: &FilePath, data: &[u8]) -> Result<()>;
-
-    /// Every file under the folder `prefix` (`""` = all), at any depth, sorted.
-    ///
-    /// # Errors
-    /// [`Error::Io`].
-    fn list(&self, prefix: &str) -> Result<Vec<FilePath>>;
+    fn list(&self, prefix: &str) -> Result<Vec<FileMeta>>;
 
     /// Deletes a file. Open handles to it stay valid.
     ///
@@ -94,13 +98,25 @@ pub trait Directory: Send + Sync + Debug + 'static {
     fn exists(&self, path: &FilePath) -> Result<bool>;
 }
 
+/// A listed file: its name, size and when it was written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileMeta {
+    /// The file's name.
+    pub path: FilePath,
+    /// Its size in bytes.
+    pub len: u64,
+    /// When it was written (garbage collection keeps younger files for a grace period).
+    pub modified: SystemTime,
+}
+
 /// Helpers over any [`Directory`].
 pub trait DirectoryExt: Directory {
-    /// Writes a whole new file at once.
+    /// Writes a whole new file at once (create-once: [`Error::AlreadyExists`] when the name is
+    /// taken) and returns its bytes.
     ///
     /// # Errors
     /// As [`Directory::create`] and [`FileWriter::finish`].
-    fn write_new(&self, path: &FilePath, data: &[u8]) -> Result<()> {
+    fn write_new(&self, path: &FilePath, data: &[u8]) -> Result<Bytes> {
         let mut w = self.create(path)?;
         w.write_all(data)
             .map_err(|e| Error::io("write", path.as_str(), e))?;
@@ -120,3 +136,20 @@ pub trait DirectoryExt: Directory {
 }
 
 impl<D: Directory + ?Sized> DirectoryExt for D {}
+
+/// Panics, in debug builds, when the calling thread drives async tasks (a tokio worker), where a
+/// blocking call would stall every task of that worker. Threads of tokio's blocking pool and
+/// threads outside any runtime may block. Every [`Directory`] implementation calls it at the
+/// start of each operation; release builds compile it to nothing.
+#[inline]
+pub fn assert_blocking_allowed() {
+    #[cfg(debug_assertions)]
+    if tokio::runtime::Handle::try_current().is_ok() {
+        // Tokio itself knows which threads may block: its blocking receive panics on a worker
+        // ("Cannot block the current thread from within a runtime") and returns at once elsewhere
+        // (the sender is gone).
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        drop(tx);
+        let _ = rx.blocking_recv();
+    }
+}

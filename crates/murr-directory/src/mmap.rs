@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use bytes::Bytes;
 
 use crate::error::{Error, Result};
-use crate::{Directory, FilePath, FileWriter};
+use crate::{Directory, FileMeta, FilePath, FileWriter};
 
 const TMP_SUFFIX: &str = ".tmp";
 const LOCK_FILE: &str = "LOCK";
@@ -105,7 +105,7 @@ impl MmapDirectory {
         PathBuf::from(name)
     }
 
-    fn list_into(&self, folder: &Path, rel: &str, out: &mut Vec<FilePath>) -> Result<()> {
+    fn list_into(&self, folder: &Path, rel: &str, out: &mut Vec<FileMeta>) -> Result<()> {
         let entries = match fs::read_dir(folder) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
@@ -132,8 +132,18 @@ impl MmapDirectory {
                     continue;
                 }
                 // Names that are not valid paths were not written by murr: leave them alone.
-                if let Ok(p) = FilePath::new(child) {
-                    out.push(p);
+                if let Ok(path) = FilePath::new(child) {
+                    let meta = entry
+                        .metadata()
+                        .map_err(|e| Error::io("stat", path.as_str(), e))?;
+                    let modified = meta
+                        .modified()
+                        .map_err(|e| Error::io("stat", path.as_str(), e))?;
+                    out.push(FileMeta {
+                        path,
+                        len: meta.len(),
+                        modified,
+                    });
                 }
             }
         }
@@ -156,6 +166,30 @@ struct MmapWriter {
     tmp: PathBuf,
     dest: PathBuf,
     shown: String,
+    populate: bool,
+}
+
+/// Maps the file at `full` read-only (populated up front with `populate`).
+fn map_file(full: &Path, shown: &str, populate: bool) -> Result<Bytes> {
+    let file = File::open(full).map_err(|e| Error::io("open", shown, e))?;
+    let len = file
+        .metadata()
+        .map_err(|e| Error::io("stat", shown, e))?
+        .len();
+    if len == 0 {
+        return Ok(Bytes::new());
+    }
+    let mut options = memmap2::MmapOptions::new();
+    if populate {
+        options.populate();
+    }
+    #[expect(unsafe_code, reason = "memory-mapping a file is unsafe by nature")]
+    // SAFETY: murr writes files once (to a temporary name, then linked into place) and never
+    // modifies or truncates a file afterwards; deletion keeps the mapping valid. The folder is
+    // locked against other murr processes. Another program editing murr's files in place is
+    // outside the contract (see ARCHITECTURE.md).
+    let map = unsafe { options.map(&file) }.map_err(|e| Error::io("mmap", shown, e))?;
+    Ok(Bytes::from_owner(map))
 }
 
 impl Write for MmapWriter {
@@ -174,7 +208,8 @@ impl Write for MmapWriter {
 }
 
 impl FileWriter for MmapWriter {
-    fn finish(mut self: Box<Self>) -> Result<()> {
+    fn finish(mut self: Box<Self>) -> Result<Bytes> {
+        crate::assert_blocking_allowed();
         let file = self.file.take().expect("finish is called once");
         let file = file
             .into_inner()
@@ -185,7 +220,9 @@ impl FileWriter for MmapWriter {
         // hard_link refuses to replace an existing file: the new name appears whole, or not at all.
         fs::hard_link(&self.tmp, &self.dest).map_err(|e| Error::io("link", &self.shown, e))?;
         fs::remove_file(&self.tmp).map_err(|e| Error::io("remove", &self.shown, e))?;
-        sync_dir(parent_of(&self.dest))
+        sync_dir(parent_of(&self.dest))?;
+        // The file's pages are in the page cache, just written: mapping them reads no disk.
+        map_file(&self.dest, &self.shown, self.populate)
     }
 }
 
@@ -199,30 +236,13 @@ impl Drop for MmapWriter {
 
 impl Directory for MmapDirectory {
     fn open(&self, path: &FilePath) -> Result<Bytes> {
-        let full = self.full(path);
-        let file = File::open(&full).map_err(|e| Error::io("open", path.as_str(), e))?;
-        let len = file
-            .metadata()
-            .map_err(|e| Error::io("stat", path.as_str(), e))?
-            .len();
-        if len == 0 {
-            return Ok(Bytes::new());
-        }
-        let mut options = memmap2::MmapOptions::new();
-        if self.populate {
-            options.populate();
-        }
-        #[expect(unsafe_code, reason = "memory-mapping a file is unsafe by nature")]
-        // SAFETY: murr writes files once (to a temporary name, then linked into place) and never
-        // modifies or truncates a file afterwards; deletion keeps the mapping valid. The folder is
-        // locked against other murr processes. Another program editing murr's files in place is
-        // outside the contract (see ARCHITECTURE.md).
-        let map = unsafe { options.map(&file) }.map_err(|e| Error::io("mmap", path.as_str(), e))?;
-        Ok(Bytes::from_owner(map))
+        crate::assert_blocking_allowed();
+        map_file(&self.full(path), path.as_str(), self.populate)
     }
 
     fn read_range(&self, path: &FilePath, offset: u64, len: usize) -> Result<Bytes> {
         use std::os::unix::fs::FileExt;
+        crate::assert_blocking_allowed();
         let file = File::open(self.full(path)).map_err(|e| Error::io("open", path.as_str(), e))?;
         let mut buf = vec![0; len];
         file.read_exact_at(&mut buf, offset)
@@ -231,6 +251,7 @@ impl Directory for MmapDirectory {
     }
 
     fn create(&self, path: &FilePath) -> Result<Box<dyn FileWriter>> {
+        crate::assert_blocking_allowed();
         let dest = self.full(path);
         if dest.exists() {
             return Err(Error::AlreadyExists {
@@ -250,34 +271,12 @@ impl Directory for MmapDirectory {
             tmp,
             dest,
             shown: path.to_string(),
+            populate: self.populate,
         }))
     }
 
-    fn replace(&self, path: &FilePath, data: &[u8]) -> Result<()> {
-        let dest = self.full(path);
-        let parent = parent_of(&dest);
-        fs::create_dir_all(parent).map_err(|e| Error::io("create folder", path.as_str(), e))?;
-        let tmp = self.temp_path(&dest);
-        let result = (|| {
-            let mut f = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&tmp)
-                .map_err(|e| Error::io("create", path.as_str(), e))?;
-            f.write_all(data)
-                .map_err(|e| Error::io("write", path.as_str(), e))?;
-            f.sync_all()
-                .map_err(|e| Error::io("sync", path.as_str(), e))?;
-            fs::rename(&tmp, &dest).map_err(|e| Error::io("rename", path.as_str(), e))?;
-            sync_dir(parent)
-        })();
-        if result.is_err() {
-            let _ = fs::remove_file(&tmp);
-        }
-        result
-    }
-
-    fn list(&self, prefix: &str) -> Result<Vec<FilePath>> {
+    fn list(&self, prefix: &str) -> Result<Vec<FileMeta>> {
+        crate::assert_blocking_allowed();
         let mut out = Vec::new();
         if prefix.is_empty() {
             self.list_into(&self.root, "", &mut out)?;
@@ -285,11 +284,12 @@ impl Directory for MmapDirectory {
             let p = FilePath::new(prefix)?;
             self.list_into(&self.full(&p), prefix, &mut out)?;
         }
-        out.sort();
+        out.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(out)
     }
 
     fn delete(&self, path: &FilePath) -> Result<()> {
+        crate::assert_blocking_allowed();
         let full = self.full(path);
         fs::remove_file(&full).map_err(|e| Error::io("delete", path.as_str(), e))?;
         // Remove folders the deletion left empty, up to the root; a folder still in use stays.

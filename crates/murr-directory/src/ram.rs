@@ -3,17 +3,18 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use bytes::Bytes;
 use parking_lot::RwLock;
 
 use crate::error::{Error, Result};
-use crate::{Directory, FilePath, FileWriter};
+use crate::{Directory, FileMeta, FilePath, FileWriter};
 
 /// Files held in memory. Clones share the same files.
 #[derive(Debug, Clone, Default)]
 pub struct RamDirectory {
-    files: Arc<RwLock<BTreeMap<FilePath, Bytes>>>,
+    files: Arc<RwLock<BTreeMap<FilePath, (Bytes, SystemTime)>>>,
 }
 
 impl RamDirectory {
@@ -24,7 +25,7 @@ impl RamDirectory {
 }
 
 struct RamWriter {
-    files: Arc<RwLock<BTreeMap<FilePath, Bytes>>>,
+    files: Arc<RwLock<BTreeMap<FilePath, (Bytes, SystemTime)>>>,
     path: FilePath,
     buf: Vec<u8>,
 }
@@ -40,7 +41,8 @@ impl Write for RamWriter {
 }
 
 impl FileWriter for RamWriter {
-    fn finish(self: Box<Self>) -> Result<()> {
+    fn finish(self: Box<Self>) -> Result<Bytes> {
+        crate::assert_blocking_allowed();
         let RamWriter { files, path, buf } = *self;
         let mut files = files.write();
         if files.contains_key(&path) {
@@ -48,17 +50,19 @@ impl FileWriter for RamWriter {
                 path: path.to_string(),
             });
         }
-        files.insert(path, Bytes::from(buf));
-        Ok(())
+        let bytes = Bytes::from(buf);
+        files.insert(path, (bytes.clone(), SystemTime::now()));
+        Ok(bytes)
     }
 }
 
 impl Directory for RamDirectory {
     fn open(&self, path: &FilePath) -> Result<Bytes> {
+        crate::assert_blocking_allowed();
         self.files
             .read()
             .get(path)
-            .cloned()
+            .map(|(bytes, _)| bytes.clone())
             .ok_or_else(|| Error::NotFound {
                 path: path.to_string(),
             })
@@ -81,6 +85,7 @@ impl Directory for RamDirectory {
     }
 
     fn create(&self, path: &FilePath) -> Result<Box<dyn FileWriter>> {
+        crate::assert_blocking_allowed();
         if self.files.read().contains_key(path) {
             return Err(Error::AlreadyExists {
                 path: path.to_string(),
@@ -93,24 +98,23 @@ impl Directory for RamDirectory {
         }))
     }
 
-    fn replace(&self, path: &FilePath, data: &[u8]) -> Result<()> {
-        self.files
-            .write()
-            .insert(path.clone(), Bytes::copy_from_slice(data));
-        Ok(())
-    }
-
-    fn list(&self, prefix: &str) -> Result<Vec<FilePath>> {
+    fn list(&self, prefix: &str) -> Result<Vec<FileMeta>> {
+        crate::assert_blocking_allowed();
         Ok(self
             .files
             .read()
-            .keys()
-            .filter(|p| p.is_under(prefix))
-            .cloned()
+            .iter()
+            .filter(|(p, _)| p.is_under(prefix))
+            .map(|(path, (bytes, modified))| FileMeta {
+                path: path.clone(),
+                len: bytes.len() as u64,
+                modified: *modified,
+            })
             .collect())
     }
 
     fn delete(&self, path: &FilePath) -> Result<()> {
+        crate::assert_blocking_allowed();
         self.files
             .write()
             .remove(path)
@@ -133,5 +137,33 @@ mod tests {
     #[test]
     fn conformance() {
         conformance::run_all(&RamDirectory::new());
+    }
+
+    #[test]
+    fn blocking_calls_panic_on_async_threads_in_debug_builds() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .build()
+            .expect("runtime");
+        let dir = RamDirectory::new();
+        let on_worker = {
+            let dir = dir.clone();
+            rt.block_on(async move {
+                tokio::spawn(async move { dir.list("").map(|l| l.len()) })
+                    .await
+                    .is_err()
+            })
+        };
+        assert_eq!(
+            on_worker,
+            cfg!(debug_assertions),
+            "a task on an async worker"
+        );
+        let in_pool = rt.block_on(async move {
+            tokio::task::spawn_blocking(move || dir.list("").is_ok())
+                .await
+                .expect("the blocking pool may block")
+        });
+        assert!(in_pool);
     }
 }

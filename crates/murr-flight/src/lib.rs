@@ -1,4 +1,4 @@
-//! murr's Arrow Flight service over [`murr_table::Store`], as `shared/docs/api.md` states it:
+//! murr's Arrow Flight service over [`murr_table::Store`], as `docs/api.md` states it:
 //! `do_get` with a JSON ticket, `get_flight_info`/`get_schema`/`list_flights` for table schemas,
 //! `do_put` to write, and the actions `create_table` and `drop_table`, so that a Flight-only
 //! client needs nothing else. Other RPCs answer Unimplemented.
@@ -22,9 +22,11 @@ use arrow_flight::{
 };
 use arrow_schema::Schema;
 use futures_util::{Stream, StreamExt, TryStreamExt};
-use murr_format::TableSchema;
-use murr_table::{ErrorKind, FetchRequest, INLINE_FETCH_CELLS, Store, Table};
-use serde::Deserialize;
+use murr_api::{
+    CreateTableAction, DropAnswer, DropTableAction, FetchRequest, SMALL_FETCH_CELLS, WriteAnswer,
+    encode_keys,
+};
+use murr_table::{ErrorKind, Store, Table};
 use tonic::{Request, Response, Status, Streaming};
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
@@ -53,6 +55,7 @@ pub fn status(e: &murr_table::Error) -> Status {
         ErrorKind::NotFound => Status::not_found(e.to_string()),
         ErrorKind::AlreadyExists => Status::already_exists(e.to_string()),
         ErrorKind::InvalidArgument => Status::invalid_argument(e.to_string()),
+        ErrorKind::Conflict => Status::failed_precondition(e.to_string()),
         ErrorKind::Unavailable | ErrorKind::Storage => Status::unavailable(e.to_string()),
         _ => {
             tracing::error!(error = %e, "flight request failed");
@@ -70,9 +73,10 @@ fn flight_status(e: FlightError) -> Status {
 
 /// A table's Arrow schema in column order, with schema metadata `key` = the key column.
 pub fn table_schema(table: &Table) -> Schema {
-    let schema = table.arrow_schema();
+    let meta = table.meta();
+    let schema = meta.arrow_schema();
     let mut metadata = schema.metadata().clone();
-    metadata.insert("key".to_owned(), table.schema().key.clone());
+    metadata.insert("key".to_owned(), meta.schema().key.clone());
     Schema::new_with_metadata(schema.fields().clone(), metadata)
 }
 
@@ -115,27 +119,7 @@ impl MurrFlight {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CreateAction {
-    #[serde(alias = "name")]
-    table: String,
-    schema: TableSchema,
-}
-
-#[derive(serde::Serialize)]
-struct Dropped {
-    dropped: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DropAction {
-    #[serde(alias = "name")]
-    table: String,
-}
-
-fn owned(v: &[Cow<'_, str>]) -> Vec<String> {
+fn owned<T: ?Sized + ToOwned>(v: &[Cow<'_, T>]) -> Vec<T::Owned> {
     v.iter().map(|s| s.clone().into_owned()).collect()
 }
 
@@ -230,13 +214,14 @@ impl FlightService for MurrFlight {
             return Err(bad(&"missing field `table`"));
         };
         let table = self.store.table(name).map_err(|e| status(&e))?;
+        let keys = encode_keys(table.meta().key_codec(), &ticket.keys);
         // Small fetches take less time than a hand-off to the blocking pool.
-        let batch = if ticket.keys.len() * ticket.columns.len() <= INLINE_FETCH_CELLS {
+        let batch = if ticket.keys.len() * ticket.columns.len() <= SMALL_FETCH_CELLS {
             table
-                .fetch(&ticket.keys, &ticket.columns)
+                .fetch(&keys, &ticket.columns)
                 .map_err(|e| status(&e))?
         } else {
-            let (keys, columns) = (owned(&ticket.keys), owned(&ticket.columns));
+            let (keys, columns) = (owned(&keys), owned(&ticket.columns));
             blocking(move || table.fetch(&keys, &columns).map_err(|e| status(&e))).await?
         };
         // The answer is encoded here, whole (it is in memory anyway), so that every message is
@@ -291,7 +276,12 @@ impl FlightService for MurrFlight {
             .await
             .map_err(|e| Status::internal(format!("worker failed: {e}")))?
             .map_err(|e| status(&e))?;
-        let meta = serde_json::to_vec(&stats).map_err(|e| Status::internal(e.to_string()))?;
+        let answer = WriteAnswer {
+            rows: stats.rows,
+            stored: stats.stored,
+            bytes: stats.bytes,
+        };
+        let meta = serde_json::to_vec(&answer).map_err(|e| Status::internal(e.to_string()))?;
         Ok(Response::new(once(PutResult {
             app_metadata: meta.into(),
         })))
@@ -317,20 +307,21 @@ impl FlightService for MurrFlight {
         };
         let body = match action.r#type.as_str() {
             "create_table" => {
-                let req: CreateAction = serde_json::from_slice(&action.body).map_err(invalid)?;
+                let req: CreateTableAction =
+                    serde_json::from_slice(&action.body).map_err(invalid)?;
                 blocking(move || {
                     let t = store
                         .create_table(&req.table, req.schema)
                         .map_err(|e| status(&e))?;
-                    serde_json::to_vec(t.schema()).map_err(|e| Status::internal(e.to_string()))
+                    serde_json::to_vec(&t.schema()).map_err(|e| Status::internal(e.to_string()))
                 })
                 .await?
             }
             "drop_table" => {
-                let req: DropAction = serde_json::from_slice(&action.body).map_err(invalid)?;
+                let req: DropTableAction = serde_json::from_slice(&action.body).map_err(invalid)?;
                 let name = req.table.clone();
                 blocking(move || store.drop_table(&req.table).map_err(|e| status(&e))).await?;
-                serde_json::to_vec(&Dropped { dropped: name })
+                serde_json::to_vec(&DropAnswer { dropped: name })
                     .map_err(|e| Status::internal(e.to_string()))?
             }
             other => {

@@ -1,5 +1,6 @@
-//! murr's byte formats: column types and their stable codes, table schemas, the segment file
-//! layout with its key index, and the checksummed envelope of small files.
+//! murr's byte formats: column types and their stable codes (with their Arrow types), table
+//! schemas, encoded keys, the segment file layout with its key index, and the checksummed
+//! envelope of small files.
 //!
 //! **Architecture Invariant:** this crate does no I/O. Encoders write into a caller's
 //! [`std::io::Write`]; decoders take [`bytes::Bytes`] and validate them once
@@ -12,17 +13,18 @@ mod dtype;
 pub mod envelope;
 mod error;
 pub mod index;
+mod key;
 mod schema;
 mod segment;
 
 pub use dtype::{DType, UnknownDType};
 pub use error::{Error, Result};
 pub use index::hash_key;
+pub use key::KeyCodec;
 pub use schema::{ColumnDef, MAX_NAME_LEN, TableSchema, validate_name};
 pub use segment::{
-    ALIGN, ColumnMeta, ColumnReader, ColumnSpec, FORMAT_VERSION, HEADER_LEN, MAGIC, MAX_INLINE,
-    MIN_FORMAT_VERSION, Native, Section, SegmentEncoder, SegmentMeta, SegmentView, Storage,
-    TRAILER_LEN, inline_value, inline_width_for, prefetch,
+    ColumnMeta, ColumnSpec, ColumnView, FORMAT_VERSION, MAGIC, MIN_FORMAT_VERSION, Native, Section,
+    SegmentEncoder, SegmentMeta, SegmentView, Storage, StorageKind, ValueStats, Verify,
 };
 
 #[cfg(test)]

@@ -86,7 +86,7 @@ impl TableSchema {
     }
 
     /// Checks the rules every table schema keeps: valid unique column names, at least one column,
-    /// and a key column that exists, is `utf8` and is not nullable.
+    /// and a key that [`crate::KeyCodec`] can encode (one column, `utf8`, not nullable).
     ///
     /// # Errors
     /// [`Error::Invalid`] naming the column and what is wrong.
@@ -104,24 +104,7 @@ impl TableSchema {
                 )));
             }
         }
-        let Some(key) = self.column(&self.key) else {
-            return Err(Error::invalid(format!(
-                "key column {:?} is not among the columns",
-                self.key
-            )));
-        };
-        if key.dtype != DType::Utf8 {
-            return Err(Error::invalid(format!(
-                "key column {:?} has dtype {}, keys must be utf8",
-                self.key, key.dtype
-            )));
-        }
-        if key.nullable {
-            return Err(Error::invalid(format!(
-                "key column {:?} is nullable, keys must be declared \"nullable\": false",
-                self.key
-            )));
-        }
+        crate::KeyCodec::new(self)?;
         Ok(())
     }
 
@@ -130,7 +113,8 @@ impl TableSchema {
         self.columns.iter().find(|c| c.name == name)
     }
 
-    /// The position of the column with this name.
+    /// The position of the column with this name (a linear search: callers that look up many
+    /// names build a map once).
     pub fn position(&self, name: &str) -> Option<usize> {
         self.columns.iter().position(|c| c.name == name)
     }

@@ -3,7 +3,9 @@
 use bytes::Bytes;
 use proptest::prelude::*;
 
-use crate::{ColumnReader, ColumnSpec, DType, Native, SegmentEncoder, SegmentView};
+use crate::{
+    ColumnSpec, DType, Native, SegmentEncoder, SegmentView, StorageKind, ValueStats, Verify,
+};
 
 fn spec(name: &str, dtype: DType, has_nulls: bool) -> ColumnSpec {
     ColumnSpec {
@@ -11,8 +13,21 @@ fn spec(name: &str, dtype: DType, has_nulls: bool) -> ColumnSpec {
         dtype,
         nullable: name != "id",
         has_nulls,
-        inline_width: None,
+        stats: ValueStats::UNKNOWN,
     }
+}
+
+/// Stats that tell the encoder the values' true sizes (short strings then go inline).
+fn measured(values: impl Iterator<Item = usize>) -> ValueStats {
+    let mut stats = ValueStats {
+        max_len: 0,
+        total_len: 0,
+    };
+    for len in values {
+        stats.max_len = stats.max_len.max(len);
+        stats.total_len += len;
+    }
+    stats
 }
 
 /// A segment of `keys` with an int64 column (row number, null on every third row when `nulls`),
@@ -23,18 +38,29 @@ fn encode(keys: &[String], nulls: bool) -> Bytes {
 
 /// As [`encode`]; with `inline`, the key and the utf8 column are stored in the rows.
 fn encode_with(keys: &[String], nulls: bool, inline: bool) -> Bytes {
-    let width = |max: usize| inline.then(|| u8::try_from(max).expect("short values"));
-    let key_width = width(keys.iter().map(String::len).max().unwrap_or(0));
-    let s_width = width(format!("value {}", keys.len()).len());
+    // Measured stats let the encoder put the short strings inline; unknown ones keep them in
+    // sections.
+    let stats = |lens: Vec<usize>| {
+        if inline {
+            measured(lens.into_iter())
+        } else {
+            ValueStats::UNKNOWN
+        }
+    };
     let cols = vec![
         ColumnSpec {
-            inline_width: key_width,
+            stats: stats(keys.iter().map(String::len).collect()),
             ..spec("id", DType::Utf8, false)
         },
         spec("n", DType::Int64, nulls),
         spec("f", DType::Float32, false),
         ColumnSpec {
-            inline_width: s_width,
+            // Every row's value, nulls counted as present: the stats only need to bound them.
+            stats: stats(
+                (0..keys.len())
+                    .map(|r| format!("value {r}").len())
+                    .collect(),
+            ),
             ..spec("s", DType::Utf8, nulls)
         },
         spec("b", DType::Bool, false),
@@ -74,27 +100,23 @@ fn keys(n: usize) -> Vec<String> {
 
 fn check(view: &SegmentView, keys: &[String], nulls: bool) {
     assert_eq!(view.rows(), keys.len());
-    let ColumnReader::Fixed { offset: n_off, .. } = view.reader(1) else {
-        panic!("n is fixed")
-    };
-    let s_reader = view.reader(3);
-    assert!(matches!(
-        s_reader,
-        ColumnReader::Var(_) | ColumnReader::Inline { .. }
-    ));
+    let n_col = view.column(1);
+    assert_eq!(n_col.kind(), StorageKind::Fixed);
+    let s_col = view.column(3);
+    assert_ne!(s_col.kind(), StorageKind::Fixed);
     for (r, key) in keys.iter().enumerate() {
         let found = view.find(key.as_bytes()).expect("every key is found") as usize;
         assert_eq!(found, r);
         assert_eq!(view.key(r), key.as_bytes());
         let row = view.row(r);
         let null = nulls && r % 3 == 0;
-        assert_eq!(view.is_valid_in(1, row), !null);
-        assert!(view.is_valid_in(2, row));
+        assert_eq!(n_col.is_valid(row), !null);
+        assert!(view.column(2).is_valid(row));
         if !null {
-            assert_eq!(i64::read_le(&row[n_off..n_off + 8]), r as i64);
-            assert_eq!(view.str_value(s_reader, r), format!("value {r}").as_bytes());
+            assert_eq!(n_col.fixed::<i64>(row), r as i64);
+            assert_eq!(s_col.bytes(r, row), format!("value {r}").as_bytes());
         } else {
-            assert!(view.str_value(s_reader, r).is_empty());
+            assert!(s_col.bytes(r, row).is_empty());
         }
     }
     assert_eq!(view.find(b"absent"), None);
@@ -106,29 +128,37 @@ fn round_trip_with_and_without_nulls() {
         for nulls in [false, true] {
             let k = keys(n);
             let bytes = encode(&k, nulls);
-            let view = SegmentView::open(bytes, true).expect("valid segment");
+            let view = SegmentView::open(bytes, Verify::Full).expect("valid segment");
             check(&view, &k, nulls);
             // Null-free segments carry no validity bytes: 8 + 4 + 1 bytes rounded up to 8.
             if !nulls {
                 assert_eq!(view.row_width(), 16);
             }
-            let view = SegmentView::open(encode_with(&k, nulls, true), true).expect("valid");
+            let view =
+                SegmentView::open(encode_with(&k, nulls, true), Verify::Full).expect("valid");
             check(&view, &k, nulls);
+            assert_eq!(view.meta().columns[0].storage.kind(), StorageKind::Inline);
             assert!(matches!(
-                view.reader(0),
-                ColumnReader::Inline { offset: 13, .. }
+                view.meta().columns[0].storage,
+                crate::Storage::Inline { offset: 13, .. }
             ));
-            assert!(matches!(view.reader(3), ColumnReader::Inline { .. }));
+            assert_eq!(view.column(3).kind(), StorageKind::Inline);
         }
     }
 }
 
 #[test]
-fn inline_values_must_fit_and_only_utf8_goes_inline() {
+fn inline_values_must_fit_and_the_encoder_chooses_the_storage() {
+    // Stats that promise values of at most 2 bytes: the encoder puts the column inline.
     let id = ColumnSpec {
-        inline_width: Some(2),
+        stats: ValueStats {
+            max_len: 2,
+            total_len: 4,
+        },
         ..spec("id", DType::Utf8, false)
     };
+    let enc = SegmentEncoder::new(vec![id.clone()], 0, 2).expect("layout");
+    assert_eq!(enc.storage_kind(0), StorageKind::Inline);
     let mut enc = SegmentEncoder::new(vec![id.clone()], 0, 2).expect("layout");
     enc.push_var(0, Some(b"ab"));
     enc.push_var(0, Some(b"abc"));
@@ -138,28 +168,24 @@ fn inline_values_must_fit_and_only_utf8_goes_inline() {
     enc.push_var(0, Some(b"ab"));
     let err = enc.finish(&mut Vec::new()).expect_err("one value short");
     assert!(err.to_string().contains("got 1 values for 2 rows"), "{err}");
-    let int = ColumnSpec {
-        inline_width: Some(2),
-        ..spec("n", DType::Int64, false)
-    };
-    assert!(SegmentEncoder::new(vec![id.clone(), int], 0, 1).is_err());
+    // Values too long for a row go to sections; fixed-width types stay fixed whatever the stats.
     let wide = ColumnSpec {
-        inline_width: Some(65),
+        stats: ValueStats {
+            max_len: 65,
+            total_len: 130,
+        },
         ..id
     };
-    assert!(SegmentEncoder::new(vec![wide], 0, 1).is_err());
-}
-
-#[test]
-fn inline_width_rule() {
-    // One length for every key: inline.
-    assert_eq!(crate::inline_width_for(1000, 11, 11_000), Some(11));
-    // Empty strings fit in a length byte.
-    assert_eq!(crate::inline_width_for(10, 0, 0), Some(0));
-    // Too long for a row.
-    assert_eq!(crate::inline_width_for(10, 65, 650), None);
-    // One long value among short ones would pad every row: sections instead.
-    assert_eq!(crate::inline_width_for(1000, 60, 1000 * 5 + 55), None);
+    let int = ColumnSpec {
+        stats: ValueStats {
+            max_len: 2,
+            total_len: 2,
+        },
+        ..spec("n", DType::Int64, false)
+    };
+    let enc = SegmentEncoder::new(vec![wide, int], 0, 2).expect("layout");
+    assert_eq!(enc.storage_kind(0), StorageKind::Var);
+    assert_eq!(enc.storage_kind(1), StorageKind::Fixed);
 }
 
 #[test]
@@ -168,11 +194,12 @@ fn version_1_segments_still_read() {
     let n = bytes.len();
     bytes[8..12].copy_from_slice(&1u32.to_le_bytes());
     bytes[n - 12..n - 8].copy_from_slice(&1u32.to_le_bytes());
-    let view = SegmentView::open(Bytes::from(bytes.clone()), true).expect("version 1 reads");
+    let view =
+        SegmentView::open(Bytes::from(bytes.clone()), Verify::Full).expect("version 1 reads");
     check(&view, &keys(10), true);
     bytes[8..12].copy_from_slice(&3u32.to_le_bytes());
     bytes[n - 12..n - 8].copy_from_slice(&3u32.to_le_bytes());
-    let err = SegmentView::open(Bytes::from(bytes), true).expect_err("from the future");
+    let err = SegmentView::open(Bytes::from(bytes), Verify::Full).expect_err("from the future");
     assert!(
         matches!(err, crate::Error::UnsupportedVersion { version: 3, .. }),
         "{err}"
@@ -181,31 +208,13 @@ fn version_1_segments_still_read() {
 
 #[test]
 fn layout_is_aligned_and_widest_first() {
-    let view = SegmentView::open(encode(&keys(3), true), true).expect("valid");
+    let view = SegmentView::open(encode(&keys(3), true), Verify::Full).expect("valid");
     let meta = view.meta();
     assert_eq!(meta.rows_section.offset % 64, 0);
     assert_eq!(meta.index_section.offset % 64, 0);
-    assert!(matches!(
-        view.reader(1),
-        ColumnReader::Fixed {
-            offset: 0,
-            width: 8
-        }
-    ));
-    assert!(matches!(
-        view.reader(2),
-        ColumnReader::Fixed {
-            offset: 8,
-            width: 4
-        }
-    ));
-    assert!(matches!(
-        view.reader(4),
-        ColumnReader::Fixed {
-            offset: 12,
-            width: 1
-        }
-    ));
+    assert_eq!(view.column(1).fixed_offset(), Some(0));
+    assert_eq!(view.column(2).fixed_offset(), Some(8));
+    assert_eq!(view.column(4).fixed_offset(), Some(12));
 }
 
 #[test]
@@ -226,7 +235,7 @@ fn every_truncation_is_an_error() {
         let bytes = encode_with(&keys(20), true, inline);
         for cut in 0..bytes.len() {
             assert!(
-                SegmentView::open(bytes.slice(..cut), true).is_err(),
+                SegmentView::open(bytes.slice(..cut), Verify::Full).is_err(),
                 "cut at {cut}"
             );
         }
@@ -242,7 +251,7 @@ fn find_many_agrees_with_find() {
 
 fn find_many_agrees_with_find_in(inline: bool) {
     let k = keys(5000);
-    let view = SegmentView::open(encode_with(&k, false, inline), true).expect("valid");
+    let view = SegmentView::open(encode_with(&k, false, inline), Verify::Full).expect("valid");
     let asked: Vec<String> = (0..3000).map(|i| format!("k{}", i * 3)).collect();
     let hashes: Vec<u64> = asked
         .iter()
@@ -272,7 +281,7 @@ proptest! {
             let i = at % bytes.len();
             bytes[i] ^= x;
         }
-        let result = SegmentView::open(Bytes::from(bytes), verify);
+        let result = SegmentView::open(Bytes::from(bytes), if verify { Verify::Full } else { Verify::FooterOnly });
         if verify {
             prop_assert!(result.is_err());
         }
@@ -280,8 +289,8 @@ proptest! {
             for key in &k {
                 if let Some(r) = view.find(key.as_bytes()) {
                     prop_assert!((r as usize) < view.rows());
-                    let _ = view.row(r as usize);
-                    let _ = view.str_value(view.reader(3), r as usize);
+                    let row = view.row(r as usize);
+                    let _ = view.column(3).bytes(r as usize, row);
                 }
             }
         }
@@ -290,7 +299,40 @@ proptest! {
     #[test]
     fn any_keys_round_trip(set in proptest::collection::hash_set(".{0,12}", 0..200), inline in any::<bool>()) {
         let k: Vec<String> = set.into_iter().collect();
-        let view = SegmentView::open(encode_with(&k, false, inline), true).expect("valid");
+        let view = SegmentView::open(encode_with(&k, false, inline), Verify::Full).expect("valid");
         check(&view, &k, false);
     }
+}
+
+/// Segments written by the released code (`tests/fixtures/data-0.1`): a version-1 segment with
+/// its keys in sections, and a version-2 one with its keys inline.
+#[test]
+fn segments_written_by_release_0_1_read() {
+    let v1 = Bytes::from_static(include_bytes!(
+        "../../../tests/fixtures/data-0.1/tables/longkeys/seg-18ebc8188eff6fb5-0000000001.murr"
+    ));
+    let view = SegmentView::open(v1, Verify::Full).expect("version 1 reads");
+    assert_eq!(view.rows(), 5);
+    assert_eq!(view.column(0).kind(), StorageKind::Var);
+    for r in 0..5 {
+        let key = format!("{}-{r}", "long key ".repeat(r * 10 + 1));
+        assert_eq!(view.key(r), key.as_bytes());
+        assert_eq!(view.find(key.as_bytes()), Some(r as u32));
+        let x = view.column(1);
+        assert_eq!(x.is_valid(view.row(r)), r != 2);
+        if r != 2 {
+            assert_eq!(x.fixed::<i32>(view.row(r)), r as i32);
+        }
+    }
+    let v2 = Bytes::from_static(include_bytes!(
+        "../../../tests/fixtures/data-0.1/tables/items/seg-18ebc8188dc66492-0000000001.murr"
+    ));
+    let view = SegmentView::open(v2, Verify::Full).expect("version 2 reads");
+    assert_eq!(view.rows(), 3);
+    assert_eq!(view.column(0).kind(), StorageKind::Inline);
+    assert_eq!(view.find(b"k2"), Some(1));
+    let tag = view.column(3);
+    assert_eq!(tag.kind(), StorageKind::Var);
+    assert_eq!(tag.bytes(0, view.row(0)), b"a");
+    assert!(!tag.is_valid(view.row(1)));
 }

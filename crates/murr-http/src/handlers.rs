@@ -9,18 +9,14 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use murr_format::TableSchema;
-use murr_table::{FetchRequest, INLINE_FETCH_CELLS};
+use murr_api::{
+    ARROW_STREAM, DropAnswer, FetchRequest, JSON, PARQUET, SMALL_FETCH_CELLS, TableSchema,
+    WriteAnswer, encode_keys,
+};
 
 use crate::body::{self, check_declared_length};
 use crate::error::{ApiError, ApiResult};
 use crate::{AppState, json};
-
-/// Content type of Arrow IPC streams.
-pub const ARROW_STREAM: &str = "application/vnd.apache.arrow.stream";
-/// Content type of Parquet files.
-pub const PARQUET: &str = "application/vnd.apache.parquet";
-const JSON: &str = "application/json";
 
 fn with_type(mut r: Response, content_type: &'static str) -> Response {
     r.headers_mut()
@@ -71,7 +67,7 @@ pub(crate) async fn get_schema(
     Path(name): Path<String>,
 ) -> ApiResult<Response> {
     let table = state.store.table(&name)?;
-    Ok(json_response(StatusCode::OK, table.schema()))
+    Ok(json_response(StatusCode::OK, &table.schema()))
 }
 
 pub(crate) async fn create_table(
@@ -86,13 +82,9 @@ pub(crate) async fn create_table(
         .map_err(|e| ApiError::bad_request(format!("invalid table schema: {e}")))?;
     let store = Arc::clone(&state.store);
     let table = blocking(move || Ok(store.create_table(&name, schema)?)).await?;
-    Ok(json_response(StatusCode::CREATED, table.schema()))
+    Ok(json_response(StatusCode::CREATED, &table.schema()))
 }
 
-#[allow(
-    clippy::disallowed_methods,
-    reason = "serde_json::json! unwraps internally; its values always serialize"
-)]
 pub(crate) async fn drop_table(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -100,10 +92,7 @@ pub(crate) async fn drop_table(
     let store = Arc::clone(&state.store);
     let dropped = name.clone();
     blocking(move || Ok(store.drop_table(&name)?)).await?;
-    Ok(json_response(
-        StatusCode::OK,
-        &serde_json::json!({ "dropped": dropped }),
-    ))
+    Ok(json_response(StatusCode::OK, &DropAnswer { dropped }))
 }
 
 fn content_type(headers: &HeaderMap) -> ApiResult<&str> {
@@ -121,7 +110,14 @@ fn content_type(headers: &HeaderMap) -> ApiResult<&str> {
 }
 
 fn write_answer(stats: murr_table::WriteStats) -> Response {
-    json_response(StatusCode::OK, &stats)
+    json_response(
+        StatusCode::OK,
+        &WriteAnswer {
+            rows: stats.rows,
+            stored: stats.stored,
+            bytes: stats.bytes,
+        },
+    )
 }
 
 pub(crate) async fn write(
@@ -179,7 +175,7 @@ pub(crate) async fn write(
         JSON => {
             let bytes = body::read_all(body, limit).await?;
             let stats = blocking(move || {
-                let batch = json::write_body(table.name(), table.schema(), &bytes)?;
+                let batch = json::write_body(table.name(), &table.schema(), &bytes)?;
                 Ok(table.write(&[batch])?)
             })
             .await?;
@@ -227,7 +223,8 @@ fn fetch_now(table: &murr_table::Table, body: &[u8], arrow: bool) -> ApiResult<R
             "invalid fetch request: unknown field `table` (the table is in the path) {expected}"
         )));
     }
-    let batch = table.fetch(&req.keys, &req.columns)?;
+    let meta = table.meta();
+    let batch = table.fetch(&encode_keys(meta.key_codec(), &req.keys), &req.columns)?;
     if arrow {
         Ok(with_type(
             (StatusCode::OK, encode_ipc(&batch)?).into_response(),
@@ -252,7 +249,7 @@ pub(crate) async fn fetch(
     let bytes: Bytes = body::read_all(body, state.config.max_payload_size).await?;
     let arrow = wants_arrow(&headers);
     // A rough size: each key costs at least 3 bytes of JSON.
-    if bytes.len() / 3 * table.schema().columns.len() <= INLINE_FETCH_CELLS {
+    if bytes.len() / 3 * table.meta().schema().columns.len() <= SMALL_FETCH_CELLS {
         fetch_now(&table, &bytes, arrow)
     } else {
         blocking(move || fetch_now(&table, &bytes, arrow)).await

@@ -8,13 +8,12 @@ use arrow_array::types::{
     UInt32Type, UInt64Type,
 };
 use arrow_array::{
-    Array, ArrayRef, BooleanArray, Float32Array, Float64Array, Int8Array, Int16Array, Int32Array,
-    Int64Array, RecordBatch, RecordBatchOptions, StringArray, UInt8Array, UInt16Array, UInt32Array,
-    UInt64Array,
+    Array, ArrayRef, ArrowPrimitiveType, BooleanArray, PrimitiveArray, RecordBatch,
+    RecordBatchOptions, StringArray,
 };
 use arrow_schema::{DataType, Field, Schema};
-use murr_format::{DType, TableSchema};
-use murr_segment::arrow_type;
+use murr_api::{DType, TableSchema};
+use murr_segment::downcast_dtype;
 use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Serialize, Serializer};
 use serde_json::Value;
@@ -55,58 +54,67 @@ fn values_of<T>(
         .collect()
 }
 
-fn int<T: TryFrom<i64> + TryFrom<u64>>(v: &Value) -> Option<T> {
-    if let Some(i) = v.as_i64() {
-        T::try_from(i).ok()
-    } else {
-        v.as_u64().and_then(|u| T::try_from(u).ok())
+/// A number type that JSON values convert to, exactly or refused.
+trait FromJson: Sized {
+    fn from_json(v: &Value) -> Option<Self>;
+}
+
+macro_rules! from_json_int {
+    ($($t:ty),*) => {$(
+        impl FromJson for $t {
+            fn from_json(v: &Value) -> Option<Self> {
+                match v.as_i64() {
+                    Some(i) => <$t>::try_from(i).ok(),
+                    None => v.as_u64().and_then(|u| <$t>::try_from(u).ok()),
+                }
+            }
+        }
+    )*};
+}
+from_json_int!(i8, i16, i32, i64, u8, u16, u32, u64);
+
+impl FromJson for f32 {
+    fn from_json(v: &Value) -> Option<Self> {
+        #[expect(
+            clippy::cast_possible_truncation,
+            reason = "JSON numbers are parsed as f64; float32 columns take the nearest float32"
+        )]
+        let f = v.as_f64()? as f32;
+        f.is_finite().then_some(f)
     }
 }
 
-fn array(column: &str, dtype: DType, values: &[Value]) -> ApiResult<ArrayRef> {
-    macro_rules! ints {
-        ($arr:ty, $t:ty) => {
-            Arc::new(<$arr>::from(values_of(column, dtype, values, int::<$t>)?)) as ArrayRef
-        };
+impl FromJson for f64 {
+    fn from_json(v: &Value) -> Option<Self> {
+        v.as_f64()
     }
-    Ok(match dtype {
-        DType::Utf8 => Arc::new(StringArray::from(values_of(column, dtype, values, |v| {
+}
+
+fn primitive<T>(column: &str, dtype: DType, values: &[Value]) -> ApiResult<ArrayRef>
+where
+    T: ArrowPrimitiveType,
+    T::Native: FromJson,
+{
+    let values = values_of(column, dtype, values, T::Native::from_json)?;
+    Ok(Arc::new(values.into_iter().collect::<PrimitiveArray<T>>()))
+}
+
+fn array(column: &str, dtype: DType, values: &[Value]) -> ApiResult<ArrayRef> {
+    downcast_dtype!(dtype,
+        |T| primitive::<T>(column, dtype, values),
+        utf8 => Ok(Arc::new(StringArray::from(values_of(column, dtype, values, |v| {
             v.as_str().map(str::to_owned)
-        })?)),
-        DType::Bool => Arc::new(BooleanArray::from(values_of(
+        })?))),
+        bool => Ok(Arc::new(BooleanArray::from(values_of(
             column,
             dtype,
             values,
             Value::as_bool,
-        )?)),
-        DType::Int8 => ints!(Int8Array, i8),
-        DType::Int16 => ints!(Int16Array, i16),
-        DType::Int32 => ints!(Int32Array, i32),
-        DType::Int64 => ints!(Int64Array, i64),
-        DType::UInt8 => ints!(UInt8Array, u8),
-        DType::UInt16 => ints!(UInt16Array, u16),
-        DType::UInt32 => ints!(UInt32Array, u32),
-        DType::UInt64 => ints!(UInt64Array, u64),
-        DType::Float32 => Arc::new(Float32Array::from(values_of(column, dtype, values, |v| {
-            #[expect(
-                clippy::cast_possible_truncation,
-                reason = "JSON numbers are parsed as f64; float32 columns take the nearest float32"
-            )]
-            let f = v.as_f64()? as f32;
-            f.is_finite().then_some(f)
-        })?)),
-        DType::Float64 => Arc::new(Float64Array::from(values_of(
-            column,
-            dtype,
-            values,
-            Value::as_f64,
-        )?)),
-        other => {
-            return Err(ApiError::bad_request(format!(
-                "column {column:?}: dtype {other} cannot be written as JSON yet"
-            )));
-        }
-    })
+        )?))),
+        other(d) => Err(ApiError::bad_request(format!(
+            "column {column:?}: dtype {d} cannot be written as JSON yet"
+        ))),
+    )
 }
 
 /// Parses a JSON write body into one record batch of the table's types.
@@ -161,7 +169,7 @@ pub(crate) fn write_body(table: &str, schema: &TableSchema, body: &[u8]) -> ApiR
             Some(_) => {}
         }
         arrays.push(array(name, def.dtype, values)?);
-        fields.push(Field::new(name, arrow_type(def.dtype), true));
+        fields.push(Field::new(name, def.dtype.to_arrow(), true));
     }
     RecordBatch::try_new_with_options(
         Arc::new(Schema::new(fields)),

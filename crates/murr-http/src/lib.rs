@@ -1,5 +1,5 @@
-//! murr's HTTP API: generation 1 of the upstream murr contract (`shared/docs/api.md`), over
-//! [`murr_table::Store`].
+//! murr's HTTP API: generation 1 of the upstream murr contract (`docs/api.md`), over
+//! [`murr_table::Store`], with the wire shapes of [`murr_api`].
 //!
 //! [`router`] builds the routes (see [`ROUTES`]); [`serve`] runs them on a listener with
 //! TCP_NODELAY and keep-alive until a shutdown signal, finishing requests in flight.
@@ -26,7 +26,7 @@ use murr_table::Store;
 use tokio::net::TcpListener;
 
 pub use error::{ApiError, ApiResult};
-pub use handlers::{ARROW_STREAM, PARQUET};
+pub use murr_api::{ARROW_STREAM, PARQUET};
 
 /// The HTTP front-end's settings.
 #[derive(Debug, Clone)]

@@ -1,6 +1,6 @@
 //! The OpenAPI 3.1 document served at `/openapi.json`.
 
-use murr_format::DType;
+use murr_api::DType;
 use serde_json::{Value, json};
 
 #[allow(

@@ -3,14 +3,52 @@
 use std::io::Write;
 
 use arrow_array::cast::AsArray;
-use arrow_array::types::{
-    ArrowPrimitiveType, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type,
-    UInt8Type, UInt16Type, UInt32Type, UInt64Type,
-};
-use arrow_array::{Array, ArrayRef, RecordBatch};
-use murr_format::{ColumnSpec, DType, Native, SegmentEncoder, TableSchema, inline_width_for};
+use arrow_array::types::ArrowPrimitiveType;
+use arrow_array::{Array, ArrayRef, RecordBatch, StringArray};
+use murr_format::{ColumnSpec, KeyCodec, Native, SegmentEncoder, TableSchema, ValueStats};
 
-use crate::{Error, Result, arrow_type};
+use crate::{Error, Result, downcast_dtype};
+
+/// The encoded key (see [`KeyCodec`]) of each row of a batch that has the table's columns and
+/// types: what the write path deduplicates on and the index stores.
+#[derive(Debug, Clone, Copy)]
+pub struct RowKeys<'a> {
+    codec: &'a KeyCodec,
+    values: &'a StringArray,
+}
+
+impl<'a> RowKeys<'a> {
+    /// The keys of `batch`'s rows.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] when the batch lacks the key column or it has another type.
+    pub fn new(codec: &'a KeyCodec, batch: &'a RecordBatch) -> Result<RowKeys<'a>> {
+        let column = codec.columns().next().expect("a key has a column");
+        let values = batch
+            .column_by_name(column)
+            .and_then(|a| a.as_string_opt::<i32>())
+            .ok_or_else(|| {
+                Error::Invalid(format!("key column {column:?} is missing or not utf8"))
+            })?;
+        Ok(RowKeys { codec, values })
+    }
+
+    /// The encoded key of row `row`.
+    #[inline]
+    pub fn get(&self, row: usize) -> &'a [u8] {
+        self.codec.encode_value(self.values.value(row).as_bytes())
+    }
+
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    /// Whether the batch has no rows.
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+}
 
 /// Rows of one record batch to put into a segment, in this order.
 #[derive(Debug, Clone, Copy)]
@@ -42,12 +80,12 @@ pub fn encode(schema: &TableSchema, inputs: &[Input<'_>], out: &mut impl Write) 
             match array {
                 None => has_nulls |= !input.rows.is_empty(),
                 Some(a) => {
-                    if a.data_type() != &arrow_type(column.dtype) {
+                    if a.data_type() != &column.dtype.to_arrow() {
                         return Err(Error::Invalid(format!(
                             "column {:?} is {}, expected {}",
                             column.name,
                             a.data_type(),
-                            arrow_type(column.dtype)
+                            column.dtype.to_arrow()
                         )));
                     }
                     if a.null_count() > 0 {
@@ -62,50 +100,36 @@ pub fn encode(schema: &TableSchema, inputs: &[Input<'_>], out: &mut impl Write) 
                 column.name
             )));
         }
-        let inline_width = if column.dtype == DType::Utf8 {
-            let (max_len, total_len) = utf8_lengths(inputs, &per_input);
-            inline_width_for(total, max_len, total_len)
+        let stats = if column.dtype.fixed_width().is_none() {
+            utf8_lengths(inputs, &per_input)
         } else {
-            None
+            ValueStats::UNKNOWN
         };
         specs.push(ColumnSpec {
             name: column.name.clone(),
             dtype: column.dtype,
             nullable: column.nullable,
             has_nulls,
-            inline_width,
+            stats,
         });
         arrays.push(per_input);
     }
     let mut enc = SegmentEncoder::new(specs, key, total).map_err(invalid)?;
     for (c, column) in schema.columns.iter().enumerate() {
         let arrays = &arrays[c];
-        match column.dtype {
-            DType::Utf8 => fill_utf8(&mut enc, c, inputs, arrays),
-            DType::Bool => fill_bool(&mut enc, c, inputs, arrays),
-            DType::Int8 => fill_fixed::<Int8Type>(&mut enc, c, inputs, arrays),
-            DType::Int16 => fill_fixed::<Int16Type>(&mut enc, c, inputs, arrays),
-            DType::Int32 => fill_fixed::<Int32Type>(&mut enc, c, inputs, arrays),
-            DType::Int64 => fill_fixed::<Int64Type>(&mut enc, c, inputs, arrays),
-            DType::UInt8 => fill_fixed::<UInt8Type>(&mut enc, c, inputs, arrays),
-            DType::UInt16 => fill_fixed::<UInt16Type>(&mut enc, c, inputs, arrays),
-            DType::UInt32 => fill_fixed::<UInt32Type>(&mut enc, c, inputs, arrays),
-            DType::UInt64 => fill_fixed::<UInt64Type>(&mut enc, c, inputs, arrays),
-            DType::Float32 => fill_fixed::<Float32Type>(&mut enc, c, inputs, arrays),
-            DType::Float64 => fill_fixed::<Float64Type>(&mut enc, c, inputs, arrays),
-            other => {
-                return Err(Error::Invalid(format!(
-                    "dtype {other} cannot be stored yet"
-                )));
-            }
-        }
+        downcast_dtype!(column.dtype,
+            |T| fill_fixed::<T>(&mut enc, c, inputs, arrays),
+            utf8 => fill_utf8(&mut enc, c, inputs, arrays),
+            bool => fill_bool(&mut enc, c, inputs, arrays),
+            other(d) => return Err(Error::Invalid(format!("dtype {d} cannot be stored yet"))),
+        );
     }
     enc.finish(out).map_err(invalid)
 }
 
 /// The longest and the total byte length of the selected values of a utf8 column (types were
 /// checked by the caller; a column of another type counts as empty).
-fn utf8_lengths(inputs: &[Input<'_>], arrays: &[Option<&ArrayRef>]) -> (usize, usize) {
+fn utf8_lengths(inputs: &[Input<'_>], arrays: &[Option<&ArrayRef>]) -> ValueStats {
     let (mut max_len, mut total_len) = (0usize, 0usize);
     for (input, array) in inputs.iter().zip(arrays) {
         let Some(array) = array.and_then(|a| a.as_string_opt::<i32>()) else {
@@ -118,7 +142,7 @@ fn utf8_lengths(inputs: &[Input<'_>], arrays: &[Option<&ArrayRef>]) -> (usize, u
             total_len += len;
         }
     }
-    (max_len, total_len)
+    ValueStats { max_len, total_len }
 }
 
 fn invalid(e: murr_format::Error) -> Error {

@@ -2,15 +2,12 @@
 
 use std::sync::Arc;
 
-use arrow_array::types::{
-    ArrowPrimitiveType, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type,
-    UInt8Type, UInt16Type, UInt32Type, UInt64Type,
-};
+use arrow_array::types::ArrowPrimitiveType;
 use arrow_array::{ArrayRef, BooleanArray, PrimitiveArray, StringArray};
 use arrow_buffer::{BooleanBufferBuilder, Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
-use murr_format::{ColumnReader, DType, Native, inline_value};
+use murr_format::{ColumnView, DType, Native};
 
-use crate::{Error, Result, Segment};
+use crate::{Error, Result, Segment, downcast_dtype};
 
 /// Where a requested row lives: a segment (by position in the slice given to [`gather`]) and a
 /// row in it, or nowhere ([`Loc::MISSING`]).
@@ -38,13 +35,6 @@ impl Loc {
 
 /// How many narrow rows ahead [`Rows::warm`] prefetches (see `murr_format`'s batched lookups).
 const ROW_PREFETCH_DISTANCE: usize = 16;
-
-/// How one segment stores the column.
-#[derive(Clone, Copy)]
-struct SegColumn {
-    reader: Option<ColumnReader>,
-    validity: Option<(usize, u8)>,
-}
 
 /// The rows of a request, resolved once and shared by every column's gather: the bytes of each
 /// requested row and the segment it came from. Resolving reads no row; the rows are read (and
@@ -131,19 +121,40 @@ impl<'a> Rows<'a> {
     }
 }
 
-fn seg_columns(segments: &[Segment], column: &str, dtype: DType) -> Vec<SegColumn> {
+/// The column `column` of `segment`, or `None` when the segment has no such column (it was
+/// written before the column existed: its rows read as nulls).
+///
+/// # Errors
+/// [`Error::ColumnType`] when the segment stores the column with another type than `dtype`.
+fn column_of<'a>(
+    segment: &'a Segment,
+    column: &str,
+    dtype: DType,
+) -> Result<Option<ColumnView<'a>>> {
+    let view = segment.view();
+    let Some(p) = view.column_position(column) else {
+        return Ok(None);
+    };
+    let col = view.column(p);
+    if col.dtype() != dtype {
+        return Err(Error::ColumnType {
+            path: segment.path().to_string(),
+            column: column.to_owned(),
+            stored: col.dtype(),
+            expected: dtype,
+        });
+    }
+    Ok(Some(col))
+}
+
+fn seg_columns<'a>(
+    segments: &'a [Segment],
+    column: &str,
+    dtype: DType,
+) -> Result<Vec<Option<ColumnView<'a>>>> {
     segments
         .iter()
-        .map(|s| match s.view().column_position(column) {
-            Some(p) if s.view().meta().columns[p].dtype == dtype => SegColumn {
-                reader: Some(s.view().reader(p)),
-                validity: s.view().validity_mask(p),
-            },
-            _ => SegColumn {
-                reader: None,
-                validity: None,
-            },
-        })
+        .map(|s| column_of(s, column, dtype))
         .collect()
 }
 
@@ -170,23 +181,24 @@ pub fn gather_columns(
     let mut others: Vec<(usize, usize, Dense)> = Vec::new();
     match rows.single {
         Some(seg) if !rows.missing => {
-            let view = segments[seg as usize].view();
+            let segment = &segments[seg as usize];
+            let view = segment.view();
             for (i, &(name, dtype)) in columns.iter().enumerate() {
                 if dtype == DType::Bool {
                     continue; // bit-packed in Arrow
                 }
-                let Some(p) = view.column_position(name) else {
+                let Some(col) = column_of(segment, name, dtype)? else {
                     continue;
                 };
-                if view.meta().columns[p].dtype != dtype || view.validity_mask(p).is_some() {
+                if col.has_nulls() {
                     continue;
                 }
-                if let ColumnReader::Fixed { offset, width } = view.reader(p) {
-                    match width {
-                        1 => others.push((i, offset, Dense::W1(vec![0; n]))),
-                        2 => others.push((i, offset, Dense::W2(vec![0; n]))),
-                        4 => dense4.push((i, offset, Dense::W4(vec![0; n]))),
-                        8 => others.push((i, offset, Dense::W8(vec![0; n]))),
+                if let Some(offset) = col.fixed_offset() {
+                    match dtype.fixed_width() {
+                        Some(1) => others.push((i, offset, Dense::W1(vec![0; n]))),
+                        Some(2) => others.push((i, offset, Dense::W2(vec![0; n]))),
+                        Some(4) => dense4.push((i, offset, Dense::W4(vec![0; n]))),
+                        Some(8) => others.push((i, offset, Dense::W8(vec![0; n]))),
                         _ => {}
                     }
                 }
@@ -208,20 +220,13 @@ pub fn gather_columns(
             Dense::W4(v) => Buffer::from_vec(v),
             Dense::W8(v) => Buffer::from_vec(v),
         };
-        out[i] = Some(match columns[i].1 {
-            DType::Int8 => primitive::<Int8Type>(buffer, n),
-            DType::Int16 => primitive::<Int16Type>(buffer, n),
-            DType::Int32 => primitive::<Int32Type>(buffer, n),
-            DType::Int64 => primitive::<Int64Type>(buffer, n),
-            DType::UInt8 => primitive::<UInt8Type>(buffer, n),
-            DType::UInt16 => primitive::<UInt16Type>(buffer, n),
-            DType::UInt32 => primitive::<UInt32Type>(buffer, n),
-            DType::UInt64 => primitive::<UInt64Type>(buffer, n),
-            DType::Float32 => primitive::<Float32Type>(buffer, n),
-            DType::Float64 => primitive::<Float64Type>(buffer, n),
-            // Not fixed-width in a row: never dense.
-            _ => gather_rows(segments, rows, columns[i].0, columns[i].1)?,
-        });
+        // Only numeric columns are dense (booleans and strings are never picked above).
+        out[i] = Some(downcast_dtype!(columns[i].1,
+            |T| primitive::<T>(buffer, n),
+            utf8 => gather_rows(segments, rows, columns[i].0, columns[i].1)?,
+            bool => gather_rows(segments, rows, columns[i].0, columns[i].1)?,
+            other(_d) => gather_rows(segments, rows, columns[i].0, columns[i].1)?,
+        ));
     }
     out.into_iter()
         .zip(columns)
@@ -318,7 +323,8 @@ fn primitive<T: ArrowPrimitiveType>(buffer: Buffer, n: usize) -> ArrayRef {
 /// Missing rows, and segments that lack the column, give nulls.
 ///
 /// # Errors
-/// [`Error::Arrow`] when the string data would exceed Arrow's 2 GiB limit of one array.
+/// [`Error::Arrow`] when the string data would exceed Arrow's 2 GiB limit of one array;
+/// [`Error::ColumnType`] when a segment stores the column with another type.
 ///
 /// # Panics
 /// If a `Loc` names a segment or row out of range.
@@ -333,33 +339,20 @@ pub fn gather(segments: &[Segment], column: &str, dtype: DType, locs: &[Loc]) ->
 ///
 /// # Errors
 /// As [`gather`].
-pub fn gather_rows(
-    segments: &[Segment],
-    rows: &Rows<'_>,
+pub fn gather_rows<'a>(
+    segments: &'a [Segment],
+    rows: &Rows<'a>,
     column: &str,
     dtype: DType,
 ) -> Result<ArrayRef> {
-    let cols = seg_columns(segments, column, dtype);
-    let g = Gather {
-        segments,
-        cols: &cols,
-        rows,
-    };
-    Ok(match dtype {
-        DType::Utf8 => Arc::new(g.utf8()?),
-        DType::Bool => Arc::new(g.bool()),
-        DType::Int8 => Arc::new(g.fixed::<Int8Type>()),
-        DType::Int16 => Arc::new(g.fixed::<Int16Type>()),
-        DType::Int32 => Arc::new(g.fixed::<Int32Type>()),
-        DType::Int64 => Arc::new(g.fixed::<Int64Type>()),
-        DType::UInt8 => Arc::new(g.fixed::<UInt8Type>()),
-        DType::UInt16 => Arc::new(g.fixed::<UInt16Type>()),
-        DType::UInt32 => Arc::new(g.fixed::<UInt32Type>()),
-        DType::UInt64 => Arc::new(g.fixed::<UInt64Type>()),
-        DType::Float32 => Arc::new(g.fixed::<Float32Type>()),
-        DType::Float64 => Arc::new(g.fixed::<Float64Type>()),
-        other => return Err(Error::Invalid(format!("dtype {other} cannot be read yet"))),
-    })
+    let cols = seg_columns(segments, column, dtype)?;
+    let g = Gather { cols: &cols, rows };
+    Ok(downcast_dtype!(dtype,
+        |T| Arc::new(g.fixed::<T>()) as ArrayRef,
+        utf8 => Arc::new(g.utf8()?),
+        bool => Arc::new(g.bool()),
+        other(d) => return Err(Error::Invalid(format!("dtype {d} cannot be read yet"))),
+    ))
 }
 
 /// Validity of the rows so far, materialised only once a null shows up.
@@ -399,40 +392,35 @@ impl Nulls {
 }
 
 struct Gather<'s, 'r> {
-    segments: &'s [Segment],
-    cols: &'s [SegColumn],
+    cols: &'s [Option<ColumnView<'r>>],
     rows: &'s Rows<'r>,
 }
 
-impl Gather<'_, '_> {
-    /// Every row comes from one segment that stores the column at `offset` with no nulls.
+impl<'r> Gather<'_, 'r> {
+    /// Every row comes from one segment that stores the column in its rows with no nulls: the
+    /// column's offset there.
     fn dense_offset(&self) -> Option<usize> {
         if self.rows.missing {
             return None;
         }
-        match self.rows.single.map(|s| self.cols[s as usize]) {
-            Some(SegColumn {
-                reader: Some(ColumnReader::Fixed { offset, .. }),
-                validity: None,
-            }) => Some(offset),
-            _ => None,
+        let col = self.cols[self.rows.single? as usize]?;
+        if col.has_nulls() {
+            return None;
         }
+        col.fixed_offset()
     }
 
-    /// The row of entry `i` and how its segment stores the column, or `None` for a null.
+    /// The row of entry `i` (its number and bytes) and how its segment stores the column, or
+    /// `None` for a null.
     #[inline]
-    fn at(&self, i: usize) -> Option<(&[u8], ColumnReader)> {
+    fn at(&self, i: usize) -> Option<(usize, &'r [u8], ColumnView<'r>)> {
         let loc = self.rows.locs[i];
         if !loc.is_found() {
             return None;
         }
-        let col = self.cols[loc.seg as usize];
-        let reader = col.reader?;
+        let col = self.cols[loc.seg as usize]?;
         let row = self.rows.rows[i];
-        match col.validity {
-            Some((byte, mask)) if row[byte] & mask == 0 => None,
-            _ => Some((row, reader)),
-        }
+        col.is_valid(row).then_some((loc.row as usize, row, col))
     }
 
     fn fixed<T>(&self) -> PrimitiveArray<T>
@@ -455,11 +443,11 @@ impl Gather<'_, '_> {
         let mut nulls = Nulls::new(n);
         for i in 0..n {
             match self.at(i) {
-                Some((row, ColumnReader::Fixed { offset, .. })) => {
-                    values.push(<T::Native as Native>::read_le(&row[offset..offset + w]));
+                Some((_, row, col)) => {
+                    values.push(col.fixed::<T::Native>(row));
                     nulls.push(true);
                 }
-                _ => {
+                None => {
                     values.push(T::Native::default());
                     nulls.push(false);
                 }
@@ -474,11 +462,11 @@ impl Gather<'_, '_> {
         let mut nulls = Nulls::new(n);
         for i in 0..n {
             match self.at(i) {
-                Some((row, ColumnReader::Fixed { offset, .. })) => {
-                    values.append(row[offset] != 0);
+                Some((_, row, col)) => {
+                    values.append(col.fixed::<u8>(row) != 0);
                     nulls.push(true);
                 }
-                _ => {
+                None => {
                     values.append(false);
                     nulls.push(false);
                 }
@@ -494,20 +482,7 @@ impl Gather<'_, '_> {
         let mut data: Vec<u8> = Vec::with_capacity(n * 16);
         let mut nulls = Nulls::new(n);
         for i in 0..n {
-            let value = match self.at(i) {
-                Some((row, ColumnReader::Inline { offset, width })) => {
-                    Some(inline_value(row, offset, width))
-                }
-                Some((_, reader @ ColumnReader::Var(_))) => {
-                    let loc = self.rows.locs[i];
-                    Some(
-                        self.segments[loc.seg as usize]
-                            .view()
-                            .str_value(reader, loc.row as usize),
-                    )
-                }
-                _ => None,
-            };
+            let value = self.at(i).map(|(r, row, col)| col.bytes(r, row));
             if let Some(v) = value {
                 data.extend_from_slice(v);
             }

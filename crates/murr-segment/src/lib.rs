@@ -2,12 +2,13 @@
 //!
 //! A [`Segment`] is one segment file opened from a [`Directory`](murr_directory::Directory):
 //! [`encode`] writes record batches into the format of [`murr_format`], [`Segment::open`]
-//! validates a file once, [`Segment::find`] looks a key up in its index, and [`gather`] builds an
-//! Arrow array of one column for rows spread over several segments.
+//! validates a file once, [`Segment::find`] looks an encoded key up in its index, and
+//! [`gather_columns`] builds Arrow arrays of columns for rows spread over several segments.
+//! [`downcast_dtype!`] is the one dispatch from a dtype to code generic over its Arrow type.
 //!
 //! Reads are synchronous and never touch storage: the segment's bytes are resident.
 
-mod arrow_types;
+mod dispatch;
 mod encode;
 mod gather;
 
@@ -16,11 +17,17 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use murr_directory::{Directory, FilePath};
-use murr_format::SegmentView;
+use murr_format::{SegmentView, Verify};
 
-pub use arrow_types::arrow_type;
-pub use encode::{Input, encode};
+pub use encode::{Input, RowKeys, encode};
 pub use gather::{Loc, Rows, gather, gather_columns, gather_rows};
+
+#[doc(hidden)]
+pub mod __private {
+    //! What [`downcast_dtype!`](crate::downcast_dtype) names, so its callers need not.
+    pub use arrow_array::types;
+    pub use murr_format::DType;
+}
 
 /// Why a segment could not be written or read.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +48,21 @@ pub enum Error {
     /// The input does not fit the schema (a bug of the caller: the table layer validates first).
     #[error("invalid segment input: {0}")]
     Invalid(String),
+    /// A segment stores a column with another type than the table reads it with (a bug, or a
+    /// file from another table).
+    #[error(
+        "segment {path} stores column {column:?} as {stored}, the table reads it as {expected}"
+    )]
+    ColumnType {
+        /// The file.
+        path: String,
+        /// The column.
+        column: String,
+        /// The type in the segment.
+        stored: murr_format::DType,
+        /// The type the table reads.
+        expected: murr_format::DType,
+    },
     /// Arrow refused to build an array.
     #[error("arrow: {0}")]
     Arrow(#[from] arrow_schema::ArrowError),
@@ -67,12 +89,12 @@ impl fmt::Debug for Segment {
 }
 
 impl Segment {
-    /// Opens and validates a segment file. With `verify`, the checksum of the whole body is
-    /// checked too (one pass over the bytes).
+    /// Opens and validates a segment file; [`Verify::Full`] checks the checksum of the whole
+    /// body too (one pass over the bytes).
     ///
     /// # Errors
     /// [`Error::Directory`] when the file cannot be read, [`Error::Format`] when it is not valid.
-    pub fn open(dir: &dyn Directory, path: &FilePath, verify: bool) -> Result<Segment> {
+    pub fn open(dir: &dyn Directory, path: &FilePath, verify: Verify) -> Result<Segment> {
         let bytes = dir.open(path)?;
         Segment::from_bytes(bytes, path.clone(), verify)
     }
@@ -81,7 +103,7 @@ impl Segment {
     ///
     /// # Errors
     /// [`Error::Format`] when they are not a valid segment.
-    pub fn from_bytes(bytes: Bytes, path: FilePath, verify: bool) -> Result<Segment> {
+    pub fn from_bytes(bytes: Bytes, path: FilePath, verify: Verify) -> Result<Segment> {
         let view = SegmentView::open(bytes, verify).map_err(|source| Error::Format {
             path: path.to_string(),
             source,
@@ -112,18 +134,18 @@ impl Segment {
         &self.view
     }
 
-    /// The row holding `key`.
-    pub fn find(&self, key: &str) -> Option<u32> {
-        self.view.find(key.as_bytes())
+    /// The row holding the encoded key `key`.
+    pub fn find(&self, key: &[u8]) -> Option<u32> {
+        self.view.find(key)
     }
 
-    /// The row holding `key`, given `murr_format::hash_key(key)`.
+    /// The row holding the encoded key `key`, given `murr_format::hash_key(key)`.
     #[inline]
     pub fn find_hashed(&self, key: &[u8], hash: u64) -> Option<u32> {
         self.view.find_hashed(key, hash)
     }
 
-    /// The key of `row`.
+    /// The encoded key of `row`.
     ///
     /// # Panics
     /// If `row` is out of range.

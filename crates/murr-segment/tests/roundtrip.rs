@@ -10,15 +10,13 @@ use arrow_array::{
 };
 use arrow_schema::{Field, Schema};
 use murr_directory::{Directory, DirectoryExt, FilePath, RamDirectory};
-use murr_format::{ColumnDef, DType, TableSchema};
-use murr_segment::{
-    Input, Loc, Rows, Segment, arrow_type, encode, gather, gather_columns, gather_rows,
-};
+use murr_format::{ColumnDef, DType, TableSchema, Verify};
+use murr_segment::{Input, Loc, Rows, Segment, encode, gather, gather_columns, gather_rows};
 use proptest::prelude::*;
 
 fn schema() -> TableSchema {
     let mut cols = vec![ColumnDef::new("id", DType::Utf8, false)];
-    for t in DType::ALL {
+    for &t in DType::ALL {
         cols.push(ColumnDef::new(format!("{t}_n"), t, true));
         cols.push(ColumnDef::new(format!("{t}_r"), t, false));
     }
@@ -87,7 +85,7 @@ fn batch(schema: &TableSchema, keys: &[String], rows: &[Row]) -> RecordBatch {
     let fields: Vec<Field> = schema
         .columns
         .iter()
-        .map(|c| Field::new(&c.name, arrow_type(c.dtype), c.nullable))
+        .map(|c| Field::new(&c.name, c.dtype.to_arrow(), c.nullable))
         .collect();
     let arrays: Vec<ArrayRef> = schema
         .columns
@@ -110,7 +108,7 @@ fn write(dir: &dyn Directory, schema: &TableSchema, batch: &RecordBatch, name: &
     encode(schema, &[Input { batch, rows: &rows }], &mut bytes).expect("encodes");
     let path = FilePath::new(name).expect("valid");
     dir.write_new(&path, &bytes).expect("writes");
-    Segment::open(dir, &path, true).expect("opens")
+    Segment::open(dir, &path, Verify::Full).expect("opens")
 }
 
 proptest! {
@@ -125,7 +123,7 @@ proptest! {
         let dir = RamDirectory::new();
         let seg = write(&dir, &schema, &input, "s1");
         // Ask for every key in reverse order plus a missing one.
-        let mut locs: Vec<Loc> = keys.iter().rev().map(|k| Loc { seg: 0, row: seg.find(k).expect("present") }).collect();
+        let mut locs: Vec<Loc> = keys.iter().rev().map(|k| Loc { seg: 0, row: seg.find(k.as_bytes()).expect("present") }).collect();
         locs.push(Loc::MISSING);
         let segments = [seg];
         for c in &schema.columns {
@@ -203,9 +201,38 @@ fn gather_spans_segments_and_skips_columns_a_segment_lacks() {
 
 /// Short keys and strings are stored in the rows, long or uneven ones in sections; a gather over
 /// segments of both kinds reads them alike.
+/// A segment that stores a column with another type than the one asked for is an error naming
+/// the file, the column and both types, never a column of silent nulls.
+#[test]
+fn a_column_stored_with_another_type_is_an_error() {
+    let schema = TableSchema::new(
+        "id",
+        vec![
+            ColumnDef::new("id", DType::Utf8, false),
+            ColumnDef::new("x", DType::Float32, true),
+        ],
+    );
+    let dir = RamDirectory::new();
+    let a = RecordBatch::try_from_iter(vec![
+        ("id", Arc::new(StringArray::from(vec!["a"])) as ArrayRef),
+        ("x", Arc::new(Float32Array::from(vec![1.0])) as ArrayRef),
+    ])
+    .expect("batch");
+    let segs = [write(&dir, &schema, &a, "a")];
+    let locs = [Loc { seg: 0, row: 0 }];
+    for asked in [DType::Int32, DType::Utf8] {
+        let err = gather(&segs, "x", asked, &locs).expect_err("wrong type");
+        assert!(
+            matches!(&err, murr_segment::Error::ColumnType { column, stored: DType::Float32, .. } if column == "x"),
+            "{err}"
+        );
+        assert!(err.to_string().starts_with("segment a stores"), "{err}");
+    }
+}
+
 #[test]
 fn inline_and_section_strings_gather_alike() {
-    use murr_format::ColumnReader;
+    use murr_format::StorageKind;
     let schema = TableSchema::new(
         "id",
         vec![
@@ -235,15 +262,12 @@ fn inline_and_section_strings_gather_alike() {
         write(&dir, &schema, &long, "long"),
     ];
     assert!(matches!(
-        segs[0].view().reader(0),
-        ColumnReader::Inline { width: 3, .. }
+        segs[0].view().meta().columns[0].storage,
+        murr_format::Storage::Inline { width: 3, .. }
     ));
-    assert!(matches!(
-        segs[0].view().reader(1),
-        ColumnReader::Inline { .. }
-    ));
-    assert!(matches!(segs[1].view().reader(0), ColumnReader::Var(_)));
-    assert!(matches!(segs[1].view().reader(1), ColumnReader::Var(_)));
+    assert_eq!(segs[0].view().column(1).kind(), StorageKind::Inline);
+    assert_eq!(segs[1].view().column(0).kind(), StorageKind::Var);
+    assert_eq!(segs[1].view().column(1).kind(), StorageKind::Var);
     assert_eq!(segs[1].view().find(long_key.as_bytes()), Some(0));
     assert_eq!(segs[0].view().find(b"k02"), Some(1));
     assert_eq!(segs[0].view().find(b"k0"), None);
@@ -284,7 +308,7 @@ fn corrupt_file_is_an_error_naming_the_file() {
         b"not a segment at all, just some bytes that are long enough to have a trailer....",
     )
     .expect("writes");
-    let err = Segment::open(&dir, &p, true).expect_err("corrupt");
+    let err = Segment::open(&dir, &p, Verify::Full).expect_err("corrupt");
     assert!(err.to_string().contains("t/bad.seg"), "{err}");
 }
 
@@ -392,13 +416,17 @@ fn inputs_with_and_without_nulls_share_a_segment() {
         &mut bytes,
     )
     .expect("encodes");
-    let seg =
-        Segment::from_bytes(bytes.into(), FilePath::new("s").expect("valid"), true).expect("opens");
+    let seg = Segment::from_bytes(
+        bytes.into(),
+        FilePath::new("s").expect("valid"),
+        Verify::Full,
+    )
+    .expect("opens");
     let locs: Vec<Loc> = ["a", "b", "c", "d"]
         .iter()
         .map(|k| Loc {
             seg: 0,
-            row: seg.find(k).expect("present"),
+            row: seg.find(k.as_bytes()).expect("present"),
         })
         .collect();
     let segs = [seg];

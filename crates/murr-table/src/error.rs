@@ -12,6 +12,8 @@ pub enum ErrorKind {
     InvalidArgument,
     /// The table exists but cannot serve (its files failed to load): an operator must look.
     Unavailable,
+    /// The change lost a race against another writer, or this node does not take changes.
+    Conflict,
     /// Storage failed (disk full, I/O error): retrying later may help.
     Storage,
     /// A bug in murr.
@@ -33,6 +35,22 @@ pub enum Error {
     TableExists {
         /// The name asked for.
         table: String,
+    },
+    /// Another writer wrote a file this change needed (the next manifest version, or a segment
+    /// name) first: this change is not applied. Two processes write to one table (a second
+    /// writer on shared storage); the loser refreshes and tries again, or stops.
+    #[error("table {table:?}: {what} was written by another writer; this change was not applied")]
+    Conflict {
+        /// The table.
+        table: String,
+        /// The file both wrote: `manifest version 7`, `segment seg-...`.
+        what: String,
+    },
+    /// The store was opened read-only (a replica): it serves reads, and refuses changes.
+    #[error("this store is read-only ({what} needs the writer)")]
+    ReadOnly {
+        /// What was refused.
+        what: String,
     },
     /// The request does not fit the table; the message names the column or value.
     #[error("{0}")]
@@ -70,11 +88,14 @@ impl Error {
         match self {
             Error::TableNotFound { .. } => ErrorKind::NotFound,
             Error::TableExists { .. } => ErrorKind::AlreadyExists,
+            Error::Conflict { .. } | Error::ReadOnly { .. } => ErrorKind::Conflict,
             Error::Invalid(_) => ErrorKind::InvalidArgument,
             Error::Unavailable { .. } | Error::CorruptManifest { .. } => ErrorKind::Unavailable,
             Error::Directory(_) => ErrorKind::Storage,
             Error::Segment(murr_segment::Error::Invalid(_)) => ErrorKind::InvalidArgument,
-            Error::Segment(murr_segment::Error::Format { .. }) => ErrorKind::Unavailable,
+            Error::Segment(
+                murr_segment::Error::Format { .. } | murr_segment::Error::ColumnType { .. },
+            ) => ErrorKind::Unavailable,
             Error::Segment(murr_segment::Error::Directory(_)) => ErrorKind::Storage,
             Error::Segment(_) | Error::Internal(_) => ErrorKind::Internal,
         }
@@ -91,12 +112,6 @@ impl From<murr_format::Error> for Error {
             murr_format::Error::Invalid { reason } => Error::Invalid(reason),
             other => Error::Internal(other.to_string()),
         }
-    }
-}
-
-impl From<arrow_schema::ArrowError> for Error {
-    fn from(e: arrow_schema::ArrowError) -> Self {
-        Error::Invalid(e.to_string())
     }
 }
 

@@ -1,10 +1,12 @@
-//! murr tables: typed columns under a utf8 key, stored as immutable segments.
+//! murr tables: typed columns under a key, stored as immutable segments.
 //!
-//! A [`Store`] is a catalog of tables in one [`Directory`](murr_directory::Directory). A
-//! [`Table`] is a schema, an ordered list of segments (its current [`Snapshot`]) and the key
-//! index the segments carry. [`Table::write`] turns record batches into one new segment and
-//! commits it through the table's manifest; [`Table::fetch`] answers "these columns for these
-//! keys" as one Arrow record batch. A background thread merges segments (see `policy`).
+//! A [`Store`] is a catalog of tables in one [`Directory`](murr_directory::Directory), as a
+//! writer or read-only (a replica that follows a writer's commits). A [`Table`] is its current
+//! [`Snapshot`] (schema and ordered segments, with the key index they carry).
+//! [`Table::write`] turns record batches into new segments and commits them in the table's next
+//! manifest; [`Table::fetch`] answers "these columns for these keys" as one Arrow record batch.
+//! Keys are encoded keys ([`murr_format::KeyCodec`]); the API layer encodes request keys.
+//! A background thread merges segments (see `policy`).
 //!
 //! Errors carry an [`ErrorKind`] that front-ends map to their wire codes.
 //!
@@ -32,19 +34,12 @@
 
 mod error;
 mod manifest;
-mod normalize;
+mod merger;
 mod policy;
-mod request;
 mod store;
 mod table;
 
 pub use error::{Error, ErrorKind, Result};
-pub use normalize::widens;
-pub use request::FetchRequest;
-
-/// Fetches of at most this many cells (keys x columns) take less time than a hand-off to a
-/// blocking thread, so the front-ends run them on their async worker; larger ones move to the
-/// blocking pool so that they cannot stall other requests.
-pub const INLINE_FETCH_CELLS: usize = 64 * 1024;
-pub use store::{Store, StoreOptions, TableStatus};
-pub use table::{Snapshot, Table, TableStats, WriteStats};
+pub use manifest::Manifest;
+pub use store::{GcStats, RefreshStats, Store, StoreOptions, TableStatus};
+pub use table::{Snapshot, Table, TableMeta, TableStats, WriteStats};

@@ -1,10 +1,14 @@
 //! The per-table manifest: schema and the ordered list of live segments.
 //!
-//! Stored at `tables/<name>/MANIFEST`, replaced atomically on every change, as JSON inside a
-//! checksummed envelope (see `docs/format.md`). A segment file the manifest does not list is
-//! garbage and is removed at open.
+//! Every change of a table writes a new, numbered, immutable manifest file
+//! `tables/<name>/MANIFEST-<version, 20 digits>` with the directory's create-once operation: the
+//! table's state is its highest-numbered manifest, and two writers that race for one version
+//! cannot both commit it (the loser gets [`Error::Conflict`]). Folders written before numbered
+//! manifests hold one `MANIFEST` file, which still reads (as the oldest version) and is removed
+//! once a numbered manifest supersedes it. The content is JSON inside a checksummed envelope
+//! (see `docs/format.md`). Files no live manifest lists are garbage that `Store::gc` removes.
 
-use murr_directory::FilePath;
+use murr_directory::{Directory, FileMeta, FilePath};
 use murr_format::{TableSchema, envelope};
 use serde::{Deserialize, Serialize};
 
@@ -14,7 +18,8 @@ const MAGIC: [u8; 8] = *b"MURRMANI";
 const VERSION: u32 = 1;
 /// Folder of all tables.
 pub(crate) const TABLES: &str = "tables";
-/// File name of a table's manifest.
+/// File name of a table's manifest in folders written before numbered manifests; numbered ones
+/// are `MANIFEST-<version>`.
 pub(crate) const MANIFEST: &str = "MANIFEST";
 
 /// One live segment.
@@ -29,9 +34,10 @@ pub(crate) struct SegmentEntry {
     pub(crate) bytes: u64,
 }
 
+/// One version of a table's state: its schema and live segments (see the module docs).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct Manifest {
+pub struct Manifest {
     pub(crate) table: String,
     pub(crate) schema: TableSchema,
     /// Tells this incarnation's files from those of a dropped table of the same name.
@@ -48,15 +54,106 @@ pub(crate) fn table_folder(table: &str) -> String {
     format!("{TABLES}/{table}")
 }
 
-pub(crate) fn manifest_path(table: &str) -> Result<FilePath> {
+/// The path of the legacy single manifest of `table`.
+pub(crate) fn legacy_manifest_path(table: &str) -> Result<FilePath> {
     Ok(FilePath::new(format!("{TABLES}/{table}/{MANIFEST}"))?)
+}
+
+/// The path of manifest `version` of `table`.
+pub(crate) fn manifest_path(table: &str, version: u64) -> Result<FilePath> {
+    Ok(FilePath::new(format!(
+        "{TABLES}/{table}/{MANIFEST}-{version:020}"
+    ))?)
+}
+
+/// Which manifest a file of a table's folder is: `Some(Some(version))` for a numbered one,
+/// `Some(None)` for the legacy `MANIFEST`, `None` for any other file.
+pub(crate) fn manifest_version(path: &FilePath) -> Option<Option<u64>> {
+    let name = path.file_name();
+    if name == MANIFEST {
+        return Some(None);
+    }
+    let digits = name.strip_prefix(MANIFEST)?.strip_prefix('-')?;
+    (digits.len() == 20 && digits.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| digits.parse().ok())
+        .flatten()
+        .map(Some)
+}
+
+/// The manifests among `files` (one table's folder), oldest first: the legacy `MANIFEST` before
+/// every numbered one, numbered ones by version.
+pub(crate) fn manifests(files: &[FileMeta]) -> Vec<&FileMeta> {
+    let mut found: Vec<(Option<u64>, &FileMeta)> = files
+        .iter()
+        .filter_map(|f| manifest_version(&f.path).map(|v| (v, f)))
+        .collect();
+    found.sort_by_key(|(v, _)| *v);
+    found.into_iter().map(|(_, f)| f).collect()
+}
+
+/// The table a path under [`TABLES`] belongs to.
+pub(crate) fn table_of(path: &FilePath) -> Option<&str> {
+    let mut parts = path.as_str().splitn(3, '/');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(TABLES), Some(table), Some(_)) => Some(table),
+        _ => None,
+    }
 }
 
 pub(crate) fn segment_path(table: &str, file: &str) -> Result<FilePath> {
     Ok(FilePath::new(format!("{TABLES}/{table}/{file}"))?)
 }
 
+/// The newest manifest of `table` among `files` (the files of its folder), read and checked;
+/// `None` when the folder holds none.
+///
+/// # Errors
+/// Storage errors, and [`Error::CorruptManifest`] for a manifest that does not decode or
+/// disagrees with its name.
+pub(crate) fn read_latest(
+    dir: &dyn Directory,
+    table: &str,
+    files: &[FileMeta],
+) -> Result<Option<Manifest>> {
+    let Some(latest) = manifests(files).last().copied() else {
+        return Ok(None);
+    };
+    let bytes = dir.open(&latest.path)?;
+    let m = Manifest::decode(&latest.path, &bytes)?;
+    let corrupt = |reason: String| Error::CorruptManifest {
+        path: latest.path.to_string(),
+        reason,
+    };
+    if m.table != table {
+        return Err(corrupt(format!("names table {:?}", m.table)));
+    }
+    if let Some(Some(v)) = manifest_version(&latest.path)
+        && m.version != v
+    {
+        return Err(corrupt(format!(
+            "holds version {}, its name {v}",
+            m.version
+        )));
+    }
+    Ok(Some(m))
+}
+
 impl Manifest {
+    /// The table.
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// The version: one more at every change of the table.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// The incarnation: a table dropped and created again under its name is a new one.
+    pub fn incarnation(&self) -> &str {
+        &self.incarnation
+    }
+
     pub(crate) fn encode(&self) -> Result<Vec<u8>> {
         let json =
             serde_json::to_vec(self).map_err(|e| Error::Internal(format!("manifest: {e}")))?;
@@ -85,4 +182,12 @@ impl Manifest {
     pub(crate) fn segment_file(&self, id: u64) -> String {
         format!("seg-{}-{id:010}.murr", self.incarnation)
     }
+}
+
+/// Whether `file` (a name in a table's folder) is a segment of the table's incarnation
+/// `incarnation`, listed or not.
+pub(crate) fn owns_segment_of(incarnation: &str, file: &str) -> bool {
+    file.strip_prefix("seg-")
+        .and_then(|rest| rest.strip_prefix(incarnation))
+        .is_some_and(|rest| rest.starts_with('-'))
 }

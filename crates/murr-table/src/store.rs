@@ -1,24 +1,38 @@
-//! The catalog: every table in one Directory, and the background merger.
+//! The catalog: every table in one Directory.
+//!
+//! A store knows its role. A writer ([`StoreOptions::read_only`] off, the default) creates,
+//! drops and writes tables, runs the merge thread, and removes garbage with [`Store::gc`]. A
+//! read-only store (a replica) serves reads and follows the writer's commits with
+//! [`Store::refresh`]; it never deletes or writes a file, so it can share storage with a writer.
+//! Opening a store deletes nothing in either role.
 
-use std::collections::BTreeMap;
-use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::{Arc, Weak};
-use std::thread::JoinHandle;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use arrow_array::RecordBatch;
-use murr_directory::{Directory, DirectoryExt, FilePath};
-use murr_format::{TableSchema, validate_name};
-use murr_segment::Segment;
+use murr_directory::{Directory, DirectoryExt, FileMeta};
+use murr_format::{TableSchema, Verify, validate_name};
 use parking_lot::RwLock;
 
 use crate::error::{Error, Result};
-use crate::manifest::{MANIFEST, Manifest, TABLES, manifest_path, segment_path, table_folder};
-use crate::table::{Table, TableConfig, WriteStats};
+use crate::manifest::{
+    Manifest, TABLES, manifest_path, manifest_version, manifests, read_latest, table_of,
+};
+use crate::merger::MergeThread;
+use crate::table::{Table, TableConfig, WriteStats, open_segments};
 
 /// How a [`Store`] behaves.
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
+    /// Serve reads only: no writes, merges or deletions (a replica following a writer on shared
+    /// storage). Default: false.
+    pub read_only: bool,
+    /// Delete a superseded manifest and the segments a merge replaced right after the commit
+    /// that supersedes them: right for storage that no other process reads (the default,
+    /// true). With replicas on shared storage, set it off and run [`Store::gc`] with a grace
+    /// period, so that a replica still loading them finds them.
+    pub delete_at_once: bool,
     /// Check every segment's checksum when opening (one pass over its bytes). Default: true.
     pub verify_checksums: bool,
     /// How many segments of one size tier are merged together. Default: 4.
@@ -40,6 +54,8 @@ pub struct StoreOptions {
 impl Default for StoreOptions {
     fn default() -> Self {
         StoreOptions {
+            read_only: false,
+            delete_at_once: true,
             verify_checksums: true,
             merge_factor: 4,
             background_merges: true,
@@ -50,8 +66,9 @@ impl Default for StoreOptions {
     }
 }
 
+/// A catalog entry.
 #[derive(Debug, Clone)]
-enum Slot {
+enum Entry {
     Ready(Arc<Table>),
     Failed(String),
 }
@@ -65,91 +82,101 @@ pub enum TableStatus {
     Failed(String),
 }
 
-/// A request to the merge thread.
-pub(crate) enum Msg {
-    /// Look at this table.
-    Merge(Weak<Table>),
-    /// Finish.
-    Stop,
+/// What [`Store::gc`] removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct GcStats {
+    /// Files deleted.
+    pub files: usize,
+    /// Their bytes.
+    pub bytes: u64,
+}
+
+/// What [`Store::refresh`] changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RefreshStats {
+    /// Tables that appeared (or were created again).
+    pub added: usize,
+    /// Tables whose newer manifest was applied.
+    pub updated: usize,
+    /// Tables that were dropped.
+    pub removed: usize,
 }
 
 /// All tables stored in one [`Directory`].
 pub struct Store {
     dir: Arc<dyn Directory>,
     options: StoreOptions,
-    tables: RwLock<BTreeMap<String, Slot>>,
-    merger: Option<(Sender<Msg>, JoinHandle<()>)>,
+    tables: RwLock<BTreeMap<String, Entry>>,
+    merge_thread: Option<MergeThread>,
 }
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Store")
             .field("dir", &self.dir)
+            .field("read_only", &self.options.read_only)
             .field("tables", &self.tables.read().keys().collect::<Vec<_>>())
             .finish_non_exhaustive()
     }
 }
 
+/// The files of `dir` under [`TABLES`], by table, for folders whose name is a valid table name.
+fn files_by_table(dir: &dyn Directory) -> Result<BTreeMap<String, Vec<FileMeta>>> {
+    let mut by_table: BTreeMap<String, Vec<FileMeta>> = BTreeMap::new();
+    for file in dir.list(TABLES)? {
+        let Some(table) = table_of(&file.path) else {
+            continue;
+        };
+        if validate_name("table", table).is_err() {
+            tracing::warn!(file = %file.path, "skipping a file that is not in a murr table's folder");
+            continue;
+        }
+        by_table.entry(table.to_owned()).or_default().push(file);
+    }
+    Ok(by_table)
+}
+
+/// Whether `name` (a file in a table's folder) is a segment file.
+fn is_segment(name: &str) -> bool {
+    name.starts_with("seg-") && name.ends_with(".murr")
+}
+
 impl Store {
-    /// Opens every table in `dir`: reads its manifest, opens (and with
-    /// [`StoreOptions::verify_checksums`], verifies) its segments, and removes files no manifest
-    /// lists. A table that fails to load is logged and reported as unavailable; the others serve.
+    /// Opens every table in `dir`: reads its newest manifest and opens (and with
+    /// [`StoreOptions::verify_checksums`], verifies) its segments. A table that fails to load is
+    /// logged and reported as unavailable; the others serve. Deletes nothing: a writer calls
+    /// [`Store::gc`] for that.
     ///
     /// # Errors
     /// Storage errors while listing the directory.
     pub fn open(dir: Arc<dyn Directory>, options: StoreOptions) -> Result<Store> {
         let started = Instant::now();
-        let merger = options
-            .background_merges
-            .then(|| spawn_merger(options.idle_compaction, options.idle_compaction_max_bytes));
+        let merge_thread = (options.background_merges && !options.read_only).then(|| {
+            MergeThread::spawn(options.idle_compaction, options.idle_compaction_max_bytes)
+        });
         let mut store = Store {
             dir,
             options,
             tables: RwLock::new(BTreeMap::new()),
-            merger,
+            merge_thread,
         };
-        let mut by_table: BTreeMap<String, Vec<FilePath>> = BTreeMap::new();
-        for path in store.dir.list(TABLES)? {
-            let mut parts = path.as_str().splitn(3, '/');
-            let (Some(_), Some(table), Some(_)) = (parts.next(), parts.next(), parts.next()) else {
-                continue;
-            };
-            by_table
-                .entry(table.to_owned())
-                .or_default()
-                .push(path.clone());
-        }
-        let mut slots = BTreeMap::new();
-        for (name, files) in by_table {
-            if validate_name("table", &name).is_err() {
-                tracing::warn!(folder = %table_folder(&name), "skipping a folder that is not a murr table");
-                continue;
-            }
-            let manifest = manifest_path(&name)?;
-            if !files.contains(&manifest) {
-                // A create that never finished, or a drop that did not finish deleting.
-                tracing::info!(table = %name, files = files.len(), "removing files of a table without a manifest");
-                for f in &files {
-                    store.dir.delete_if_exists(f)?;
-                }
-                continue;
-            }
+        let mut entries = BTreeMap::new();
+        for (name, files) in files_by_table(store.dir.as_ref())? {
             let loaded = Instant::now();
-            match store.load_table(&name) {
+            let manifest = match read_latest(store.dir.as_ref(), &name, &files) {
+                Ok(Some(m)) => m,
+                Ok(None) => {
+                    tracing::debug!(table = %name, files = files.len(), "a table folder without a manifest (a create or drop that did not finish); gc removes it");
+                    continue;
+                }
+                Err(e) => {
+                    tracing::error!(table = %name, error = %e, "table failed to load; it answers unavailable, other tables serve");
+                    entries.insert(name, Entry::Failed(e.to_string()));
+                    continue;
+                }
+            };
+            match store.load_table(manifest) {
                 Ok(table) => {
-                    let live: Vec<FilePath> = table
-                        .snapshot()
-                        .segments()
-                        .iter()
-                        .map(|s| s.path().clone())
-                        .collect();
-                    for f in files
-                        .iter()
-                        .filter(|f| **f != manifest && !live.contains(f))
-                    {
-                        tracing::info!(table = %name, file = %f, "removing a file no manifest lists");
-                        store.dir.delete_if_exists(f)?;
-                    }
                     let stats = table.stats();
                     tracing::info!(
                         table = %name,
@@ -159,87 +186,82 @@ impl Store {
                         ms = loaded.elapsed().as_secs_f64() * 1e3,
                         "table loaded"
                     );
-                    slots.insert(name, Slot::Ready(table));
+                    entries.insert(name, Entry::Ready(table));
                 }
                 Err(e) => {
                     tracing::error!(table = %name, error = %e, "table failed to load; it answers unavailable, other tables serve");
-                    slots.insert(name, Slot::Failed(e.to_string()));
+                    entries.insert(name, Entry::Failed(e.to_string()));
                 }
             }
         }
-        let ready: Vec<Arc<Table>> = slots
-            .values()
-            .filter_map(|s| match s {
-                Slot::Ready(t) => Some(Arc::clone(t)),
-                Slot::Failed(_) => None,
-            })
-            .collect();
-        *store.tables.get_mut() = slots;
+        let ready = store.ready(&entries);
+        *store.tables.get_mut() = entries;
         tracing::info!(
             tables = ready.len(),
+            read_only = store.options.read_only,
             ms = started.elapsed().as_secs_f64() * 1e3,
             "store opened"
         );
         // Tables may have been closed mid-merge: let the merger look at each.
-        if let Some((tx, _)) = &store.merger {
-            for t in &ready {
-                let _ = tx.send(Msg::Merge(Arc::downgrade(t)));
-            }
+        if let Some(m) = &store.merge_thread {
+            m.merger().request_all(&ready);
         }
         Ok(store)
+    }
+
+    fn ready(&self, entries: &BTreeMap<String, Entry>) -> Vec<Arc<Table>> {
+        entries
+            .values()
+            .filter_map(|s| match s {
+                Entry::Ready(t) => Some(Arc::clone(t)),
+                Entry::Failed(_) => None,
+            })
+            .collect()
+    }
+
+    fn verify(&self) -> Verify {
+        if self.options.verify_checksums {
+            Verify::Full
+        } else {
+            Verify::FooterOnly
+        }
     }
 
     fn config(&self) -> TableConfig {
         TableConfig {
             merge_factor: self.options.merge_factor,
             segment_bytes: self.options.write_segment_bytes.max(1),
-            compactor: self.merger.as_ref().map(|(tx, _)| tx.clone()),
+            merger: self
+                .merge_thread
+                .as_ref()
+                .map(|m| Arc::new(m.merger().clone()) as Arc<dyn crate::table::MergeRequests>),
+            delete_at_once: self.options.delete_at_once,
+            read_only: self.options.read_only,
         }
     }
 
-    fn load_table(&self, name: &str) -> Result<Arc<Table>> {
-        let path = manifest_path(name)?;
-        let bytes = self.dir.open(&path)?;
-        let manifest = Manifest::decode(&path, &bytes)?;
-        if manifest.table != name {
-            return Err(Error::CorruptManifest {
-                path: path.to_string(),
-                reason: format!("names table {:?}", manifest.table),
+    fn load_table(&self, manifest: Manifest) -> Result<Arc<Table>> {
+        let segments = open_segments(self.dir.as_ref(), &manifest, &[], self.verify())?;
+        Table::new(Arc::clone(&self.dir), manifest, segments, self.config())
+    }
+
+    fn check_writable(&self, what: &str) -> Result<()> {
+        if self.options.read_only {
+            return Err(Error::ReadOnly {
+                what: what.to_owned(),
             });
         }
-        let mut segments = Vec::with_capacity(manifest.segments.len());
-        for entry in &manifest.segments {
-            let seg = Segment::open(
-                self.dir.as_ref(),
-                &segment_path(name, &entry.file)?,
-                self.options.verify_checksums,
-            )?;
-            if seg.rows() as u64 != entry.rows {
-                return Err(Error::CorruptManifest {
-                    path: path.to_string(),
-                    reason: format!(
-                        "segment {} has {} rows, the manifest says {}",
-                        entry.file,
-                        seg.rows(),
-                        entry.rows
-                    ),
-                });
-            }
-            segments.push(seg);
-        }
-        Ok(Table::new(
-            Arc::clone(&self.dir),
-            manifest,
-            segments,
-            self.config(),
-        ))
+        Ok(())
     }
 
     /// Creates a table.
     ///
     /// # Errors
-    /// [`Error::Invalid`] for a bad name or schema, [`Error::TableExists`], storage errors.
+    /// [`Error::Invalid`] for a bad name or schema, [`Error::TableExists`],
+    /// [`Error::Conflict`] when another writer created it first, [`Error::ReadOnly`], storage
+    /// errors.
     pub fn create_table(&self, name: &str, schema: TableSchema) -> Result<Arc<Table>> {
+        self.check_writable("creating a table")?;
         validate_name("table", name)?;
         schema.validate()?;
         let mut tables = self.tables.write();
@@ -259,10 +281,21 @@ impl Store {
             next_segment: 1,
             segments: Vec::new(),
         };
-        self.dir
-            .replace(&manifest_path(name)?, &manifest.encode()?)?;
-        let table = Table::new(Arc::clone(&self.dir), manifest, Vec::new(), self.config());
-        tables.insert(name.to_owned(), Slot::Ready(Arc::clone(&table)));
+        match self
+            .dir
+            .write_new(&manifest_path(name, 1)?, &manifest.encode()?)
+        {
+            Ok(_) => {}
+            Err(murr_directory::Error::AlreadyExists { .. }) => {
+                return Err(Error::Conflict {
+                    table: name.to_owned(),
+                    what: "manifest version 1".to_owned(),
+                });
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let table = Table::new(Arc::clone(&self.dir), manifest, Vec::new(), self.config())?;
+        tables.insert(name.to_owned(), Entry::Ready(Arc::clone(&table)));
         tracing::info!(table = %name, "table created");
         Ok(table)
     }
@@ -271,30 +304,190 @@ impl Store {
     /// finish on the data they started with.
     ///
     /// # Errors
-    /// [`Error::TableNotFound`], storage errors.
+    /// [`Error::TableNotFound`], [`Error::ReadOnly`], storage errors.
     pub fn drop_table(&self, name: &str) -> Result<()> {
+        self.check_writable("dropping a table")?;
         let mut tables = self.tables.write();
-        let Some(slot) = tables.get(name) else {
+        let Some(entry) = tables.get(name) else {
             return Err(Error::TableNotFound {
                 table: name.to_owned(),
             });
         };
-        if let Slot::Ready(t) = slot {
-            t.mark_dropped();
+        let incarnation = match entry {
+            Entry::Ready(t) => {
+                t.mark_dropped();
+                Some(t.manifest().incarnation)
+            }
+            Entry::Failed(_) => None,
+        };
+        let files = self.dir.list(&crate::manifest::table_folder(name))?;
+        // Manifests go oldest first: the deletion of the newest is the moment of the drop (a
+        // crash before it leaves the table as it was).
+        for m in manifests(&files) {
+            self.dir.delete_if_exists(&m.path)?;
         }
-        // The manifest's deletion is the moment of the drop; leftovers are removed at next open.
-        self.dir.delete_if_exists(&manifest_path(name)?)?;
         tables.remove(name);
         drop(tables);
-        for f in self.dir.list(&table_folder(name))? {
-            if f.file_name() != MANIFEST
-                && let Err(e) = self.dir.delete_if_exists(&f)
+        // Only this incarnation's segments: a table created again under the name meanwhile has
+        // its own. What is left over, gc removes.
+        for f in &files {
+            let file = f.path.file_name();
+            let ours = incarnation
+                .as_ref()
+                .is_none_or(|inc| crate::manifest::owns_segment_of(inc, file));
+            if is_segment(file)
+                && ours
+                && let Err(e) = self.dir.delete_if_exists(&f.path)
             {
-                tracing::warn!(table = %name, file = %f, error = %e, "could not delete a dropped table's file; the next open removes it");
+                tracing::warn!(table = %name, file = %f.path, error = %e, "could not delete a dropped table's file; gc removes it");
             }
         }
         tracing::info!(table = %name, "table dropped");
         Ok(())
+    }
+
+    /// Deletes what no table needs any more: manifests superseded for longer than `grace`,
+    /// segment files that no kept manifest lists and that are older than `grace`, and the files
+    /// of table folders left without a manifest (a create or drop that did not finish). Only
+    /// murr's own file names are touched.
+    ///
+    /// With `grace` zero this is what a single process on local disk runs at start-up. On
+    /// shared storage, `grace` must exceed the time a replica takes to load a manifest's
+    /// segments and the time a write takes from its first segment to its commit.
+    ///
+    /// # Errors
+    /// [`Error::ReadOnly`], storage errors.
+    pub fn gc(&self, grace: Duration) -> Result<GcStats> {
+        self.check_writable("garbage collection")?;
+        let started = Instant::now();
+        let now = SystemTime::now();
+        let old = |f: &FileMeta| now.duration_since(f.modified).unwrap_or_default() >= grace;
+        let mut doomed: Vec<&FileMeta> = Vec::new();
+        let by_table = files_by_table(self.dir.as_ref())?;
+        for (name, files) in &by_table {
+            let versions = manifests(files);
+            let Some((&newest, older)) = versions.split_last() else {
+                doomed.extend(
+                    files
+                        .iter()
+                        .filter(|f| (is_segment(f.path.file_name())) && old(f)),
+                );
+                continue;
+            };
+            // A manifest stays while the one after it is younger than the grace period: a
+            // replica may still be loading the segments it lists.
+            let mut kept = vec![newest];
+            for (m, next) in older.iter().zip(versions.iter().skip(1)) {
+                if old(next) {
+                    doomed.push(m);
+                } else {
+                    kept.push(m);
+                }
+            }
+            let mut live: HashSet<String> = HashSet::new();
+            for m in kept {
+                let bytes = self.dir.open(&m.path)?;
+                match crate::manifest::Manifest::decode(&m.path, &bytes) {
+                    Ok(manifest) => live.extend(manifest.segments.into_iter().map(|s| s.file)),
+                    Err(e) => {
+                        tracing::warn!(table = %name, file = %m.path, error = %e, "gc skips a table whose manifest does not read");
+                        live.extend(files.iter().map(|f| f.path.file_name().to_owned()));
+                    }
+                }
+            }
+            doomed.extend(files.iter().filter(|f| {
+                let file = f.path.file_name();
+                is_segment(file) && !live.contains(file) && old(f)
+            }));
+        }
+        let mut stats = GcStats::default();
+        for f in doomed {
+            debug_assert!(
+                is_segment(f.path.file_name()) || manifest_version(&f.path).is_some(),
+                "gc only deletes murr's files"
+            );
+            self.dir.delete_if_exists(&f.path)?;
+            stats.files += 1;
+            stats.bytes += f.len;
+        }
+        if stats.files > 0 {
+            tracing::info!(
+                files = stats.files,
+                bytes = stats.bytes,
+                ms = started.elapsed().as_secs_f64() * 1e3,
+                "removed files no table needs"
+            );
+        }
+        Ok(stats)
+    }
+
+    /// Brings the catalog up to date with the directory, as another process (the writer) left
+    /// it: tables created there appear, dropped ones disappear, and changed ones take their
+    /// newest manifest ([`Table::apply_manifest`], which reuses the segments already open).
+    /// What a replica runs on every poll; readers never wait for it.
+    ///
+    /// # Errors
+    /// Storage errors while listing; a table that fails to load is reported unavailable.
+    pub fn refresh(&self) -> Result<RefreshStats> {
+        let mut stats = RefreshStats::default();
+        let by_table = files_by_table(self.dir.as_ref())?;
+        let current: BTreeMap<String, Entry> = self.tables.read().clone();
+        let mut next = BTreeMap::new();
+        for (name, files) in &by_table {
+            let manifest = match read_latest(self.dir.as_ref(), name, files) {
+                Ok(Some(m)) => m,
+                Ok(None) => continue,
+                Err(e) => {
+                    next.insert(name.clone(), Entry::Failed(e.to_string()));
+                    continue;
+                }
+            };
+            if let Some(Entry::Ready(t)) = current.get(name)
+                && t.manifest().incarnation == manifest.incarnation
+            {
+                match t.apply_manifest(manifest, self.verify()) {
+                    Ok(true) => stats.updated += 1,
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::warn!(table = %name, error = %e, "could not apply the table's newest manifest; it keeps serving the one before");
+                    }
+                }
+                next.insert(name.clone(), Entry::Ready(Arc::clone(t)));
+                continue;
+            }
+            match self.load_table(manifest) {
+                Ok(t) => {
+                    stats.added += 1;
+                    next.insert(name.clone(), Entry::Ready(t));
+                }
+                Err(e) => {
+                    tracing::error!(table = %name, error = %e, "table failed to load");
+                    next.insert(name.clone(), Entry::Failed(e.to_string()));
+                }
+            }
+        }
+        for (name, entry) in &current {
+            let gone = !next.contains_key(name);
+            let replaced = matches!((entry, next.get(name)), (Entry::Ready(a), Some(Entry::Ready(b))) if !Arc::ptr_eq(a, b));
+            if gone || replaced {
+                if let Entry::Ready(t) = entry {
+                    t.mark_dropped();
+                }
+                if gone {
+                    stats.removed += 1;
+                }
+            }
+        }
+        *self.tables.write() = next;
+        if stats != RefreshStats::default() {
+            tracing::info!(
+                added = stats.added,
+                updated = stats.updated,
+                removed = stats.removed,
+                "catalog refreshed"
+            );
+        }
+        Ok(stats)
     }
 
     /// The table of this name.
@@ -303,8 +496,8 @@ impl Store {
     /// [`Error::TableNotFound`], or [`Error::Unavailable`] when it failed to load.
     pub fn table(&self, name: &str) -> Result<Arc<Table>> {
         match self.tables.read().get(name) {
-            Some(Slot::Ready(t)) => Ok(Arc::clone(t)),
-            Some(Slot::Failed(reason)) => Err(Error::Unavailable {
+            Some(Entry::Ready(t)) => Ok(Arc::clone(t)),
+            Some(Entry::Failed(reason)) => Err(Error::Unavailable {
                 table: name.to_owned(),
                 reason: reason.clone(),
             }),
@@ -321,8 +514,8 @@ impl Store {
             .iter()
             .map(|(n, s)| {
                 let status = match s {
-                    Slot::Ready(_) => TableStatus::Ready,
-                    Slot::Failed(r) => TableStatus::Failed(r.clone()),
+                    Entry::Ready(_) => TableStatus::Ready,
+                    Entry::Failed(r) => TableStatus::Failed(r.clone()),
                 };
                 (n.clone(), status)
             })
@@ -335,8 +528,8 @@ impl Store {
             .read()
             .iter()
             .filter_map(|(n, s)| match s {
-                Slot::Ready(t) => Some((n.clone(), t.schema().clone())),
-                Slot::Failed(_) => None,
+                Entry::Ready(t) => Some((n.clone(), t.schema())),
+                Entry::Failed(_) => None,
             })
             .collect()
     }
@@ -349,11 +542,11 @@ impl Store {
         self.table(table)?.write(batches)
     }
 
-    /// Shorthand for [`Table::fetch`] on the named table.
+    /// Shorthand for [`Table::fetch`] on the named table (keys encoded, see [`Table::fetch`]).
     ///
     /// # Errors
     /// As [`Store::table`] and [`Table::fetch`].
-    pub fn fetch<K: AsRef<str>, C: AsRef<str>>(
+    pub fn fetch<K: AsRef<[u8]>, C: AsRef<str>>(
         &self,
         table: &str,
         keys: &[K],
@@ -366,82 +559,9 @@ impl Store {
     pub fn directory(&self) -> &Arc<dyn Directory> {
         &self.dir
     }
-}
 
-impl Drop for Store {
-    fn drop(&mut self) {
-        if let Some((tx, handle)) = self.merger.take() {
-            let _ = tx.send(Msg::Stop);
-            if handle.join().is_err() {
-                tracing::error!("the merge thread panicked");
-            }
-        }
-    }
-}
-
-fn spawn_merger(idle: Option<Duration>, idle_max_bytes: u64) -> (Sender<Msg>, JoinHandle<()>) {
-    let (tx, rx) = mpsc::channel::<Msg>();
-    let handle = std::thread::Builder::new()
-        .name("murr-merge".to_owned())
-        .spawn(move || merge_loop(&rx, idle, idle_max_bytes))
-        .expect("spawning a thread");
-    (tx, handle)
-}
-
-fn log_failure(table: &Table, e: &Error) {
-    if !matches!(e, Error::TableNotFound { .. }) {
-        tracing::warn!(table = %table.name(), error = %e, "merge failed; the table is unchanged");
-    }
-}
-
-/// Runs the size-tiered merges a write asks for, and compacts tables that have gone idle.
-fn merge_loop(rx: &Receiver<Msg>, idle: Option<Duration>, idle_max_bytes: u64) {
-    // Tables written since their last full compaction, by when they were last written.
-    let mut pending: Vec<(Weak<Table>, Instant)> = Vec::new();
-    loop {
-        let wait = match (idle, pending.iter().map(|(_, at)| *at).min()) {
-            (Some(idle), Some(oldest)) => idle.saturating_sub(oldest.elapsed()),
-            _ => Duration::from_secs(3600),
-        };
-        match rx.recv_timeout(wait) {
-            Ok(Msg::Stop) | Err(mpsc::RecvTimeoutError::Disconnected) => return,
-            Ok(Msg::Merge(weak)) => {
-                let Some(table) = weak.upgrade() else {
-                    continue;
-                };
-                loop {
-                    match table.merge_step() {
-                        Ok(true) => {}
-                        Ok(false) => break,
-                        Err(e) => {
-                            log_failure(&table, &e);
-                            break;
-                        }
-                    }
-                }
-                pending.retain(|(w, _)| !Weak::ptr_eq(w, &weak));
-                pending.push((weak, Instant::now()));
-            }
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
-        }
-        let Some(idle) = idle else {
-            pending.clear();
-            continue;
-        };
-        let (due, waiting): (Vec<_>, Vec<_>) =
-            pending.drain(..).partition(|(_, at)| at.elapsed() >= idle);
-        pending = waiting;
-        for (weak, _) in due {
-            let Some(table) = weak.upgrade() else {
-                continue;
-            };
-            let stats = table.stats();
-            if stats.segments > 1
-                && stats.bytes <= idle_max_bytes
-                && let Err(e) = table.compact()
-            {
-                log_failure(&table, &e);
-            }
-        }
+    /// Whether the store is read-only (a replica).
+    pub fn is_read_only(&self) -> bool {
+        self.options.read_only
     }
 }

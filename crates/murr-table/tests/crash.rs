@@ -26,9 +26,18 @@ fn keys(range: std::ops::Range<usize>) -> Vec<String> {
     range.map(|i| format!("k{i}")).collect()
 }
 
+/// The store reopened after a crash, as the server reopens it: open, then gc what no table needs.
+fn reopen(dir: &Arc<RamDirectory>) -> Store {
+    let store = Store::open(dir.clone(), options()).expect("reopens after a crash");
+    store
+        .gc(std::time::Duration::ZERO)
+        .expect("collects garbage");
+    store
+}
+
 /// `n` of every key 0..30 of table "t" and the rows it stores, or `None` when it does not exist.
 fn state(dir: &Arc<RamDirectory>) -> Option<(Vec<Option<i64>>, u64)> {
-    let store = Store::open(dir.clone(), options()).expect("reopens after a crash");
+    let store = reopen(dir);
     let t = store.table("t").ok()?;
     Some((
         ns(&t.fetch(&keys(0..30), &["n"]).expect("fetches"), 0),
@@ -38,7 +47,7 @@ fn state(dir: &Arc<RamDirectory>) -> Option<(Vec<Option<i64>>, u64)> {
 
 /// Files are exactly the manifest and the segments it lists (the reopen removed the rest).
 fn no_strays(dir: &Arc<RamDirectory>) {
-    let store = Store::open(dir.clone(), options()).expect("reopens");
+    let store = reopen(dir);
     let mut live = 0;
     for (name, _) in store.schemas() {
         live += 1 + store.table(&name).expect("exists").stats().segments;

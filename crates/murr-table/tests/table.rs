@@ -363,7 +363,7 @@ fn reopen_after_writes_and_after_compaction() {
         let dir = Arc::new(MmapDirectory::open(tmp.path()).expect("reopens"));
         let store = Store::open(dir, quiet()).expect("opens");
         assert_eq!(store.schemas().len(), 2);
-        assert_eq!(store.table("t").expect("exists").schema(), &schema());
+        assert_eq!(store.table("t").expect("exists").schema(), schema());
         let t = store.table("t").expect("exists");
         let out = t.fetch(&[&keys[0], &keys[200]], &["n"]).expect("fetches");
         assert_eq!(ns(&out, 0), [Some(2), Some(1)]);
@@ -421,7 +421,7 @@ fn short_and_long_keys_across_segments_and_compaction() {
 }
 
 #[test]
-fn files_no_manifest_lists_are_removed_at_open() {
+fn gc_removes_files_no_manifest_lists_and_open_removes_nothing() {
     let dir = Arc::new(RamDirectory::new());
     {
         let store = Store::open(dir.clone(), quiet()).expect("opens");
@@ -436,6 +436,12 @@ fn files_no_manifest_lists_are_removed_at_open() {
     dir.write_new(&stray, b"junk").expect("writes");
     dir.write_new(&no_manifest, b"junk").expect("writes");
     let store = Store::open(dir.clone(), quiet()).expect("opens");
+    assert!(dir.exists(&stray).expect("stat"), "open deletes nothing");
+    // A grace period keeps files younger than it.
+    let kept = store.gc(std::time::Duration::from_secs(3600)).expect("gc");
+    assert_eq!(kept.files, 0);
+    let removed = store.gc(std::time::Duration::ZERO).expect("gc");
+    assert_eq!((removed.files, removed.bytes), (2, 8));
     assert!(!dir.exists(&stray).expect("stat"));
     assert!(!dir.exists(&no_manifest).expect("stat"));
     assert_eq!(
@@ -461,6 +467,7 @@ fn a_corrupt_table_is_unavailable_and_the_others_serve() {
         .list("tables/badseg")
         .expect("lists")
         .into_iter()
+        .map(|f| f.path)
         .find(|p| p.file_name().starts_with("seg-"))
         .expect("segment");
     let mut bytes = dir.open(&seg).expect("opens").to_vec();
@@ -468,9 +475,22 @@ fn a_corrupt_table_is_unavailable_and_the_others_serve() {
     bytes[mid] ^= 0xFF;
     dir.delete(&seg).expect("deletes");
     dir.write_new(&seg, &bytes).expect("writes");
-    let manifest = FilePath::new("tables/badmanifest/MANIFEST").expect("valid");
-    let m = dir.open(&manifest).expect("opens");
-    dir.replace(&manifest, &m[..m.len() - 3])
+    let manifests: Vec<FilePath> = dir
+        .list("tables/badmanifest")
+        .expect("lists")
+        .into_iter()
+        .map(|f| f.path)
+        .filter(|p| p.file_name().starts_with("MANIFEST"))
+        .collect();
+    assert_eq!(
+        manifests.len(),
+        1,
+        "superseded manifests are deleted at once"
+    );
+    let manifest = &manifests[0];
+    let m = dir.open(manifest).expect("opens");
+    dir.delete(manifest).expect("deletes");
+    dir.write_new(manifest, &m[..m.len() - 3])
         .expect("truncates");
 
     let store = Store::open(dir.clone(), quiet()).expect("opens despite bad tables");

@@ -9,53 +9,27 @@ use arrow_array::types::{Float32Type, Int64Type};
 use arrow_array::{
     ArrayRef, Float32Array, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray,
 };
-use murr_directory::MmapDirectory;
-use murr_http::{ARROW_STREAM, AppState, HttpConfig, PARQUET};
-use murr_table::{Store, StoreOptions};
+use murr_http::{ARROW_STREAM, PARQUET};
+use murr_tests::TestServer;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 struct Server {
     base: String,
     client: reqwest::Client,
-    _stop: tokio::sync::oneshot::Sender<()>,
-    _dir: tempfile::TempDir,
+    _server: TestServer,
 }
 
 async fn start_with(max_payload_size: u64) -> Server {
-    let dir = tempfile::tempdir().expect("temp folder");
-    let store = Store::open(
-        Arc::new(MmapDirectory::open(dir.path()).expect("opens")),
-        StoreOptions::default(),
-    )
-    .expect("opens");
-    let state = AppState {
-        store: Arc::new(store),
-        config: Arc::new(HttpConfig {
-            max_payload_size,
-            upload_dir: dir.path().to_path_buf(),
-        }),
-    };
-    let listener = murr_http::bind("127.0.0.1:0".parse().expect("addr"))
-        .await
-        .expect("binds");
-    let addr = listener.local_addr().expect("addr");
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(murr_http::serve(
-        listener,
-        murr_http::router(state),
-        async move {
-            let _ = rx.await;
-        },
-    ));
+    let server =
+        TestServer::start_with(|c| c.server.http.max_payload_size = max_payload_size).await;
     Server {
-        base: format!("http://{addr}"),
+        base: server.http_url.clone(),
         client: reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(30))
             .build()
             .expect("client"),
-        _stop: tx,
-        _dir: dir,
+        _server: server,
     }
 }
 

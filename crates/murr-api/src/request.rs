@@ -9,14 +9,15 @@
 
 use std::borrow::Cow;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-/// A parsed fetch request; strings borrow from the body where they hold no escapes.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+/// A fetch request (HTTP body) or ticket (Flight, with the table); parsed, its strings borrow
+/// from the body where they hold no escapes.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct FetchRequest<'a> {
     /// The table (Flight tickets name it; the HTTP route has it in its path).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[serde(borrow, deserialize_with = "text_opt")]
     pub table: Option<Cow<'a, str>>,
     /// The keys, in the order the answer keeps.

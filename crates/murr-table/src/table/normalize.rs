@@ -3,27 +3,16 @@
 use std::sync::Arc;
 
 use arrow_array::{Array, ArrayRef, RecordBatch, new_null_array};
-use arrow_schema::{DataType, Field, Schema, SchemaRef};
-use murr_format::{DType, TableSchema};
-use murr_segment::arrow_type;
+use arrow_schema::DataType;
+use murr_format::DType;
 
+use super::TableMeta;
 use crate::error::{Error, Result};
 
-/// The Arrow schema of stored batches: the table's columns, in order, with its nullability.
-pub(crate) fn storage_schema(schema: &TableSchema) -> SchemaRef {
-    Arc::new(Schema::new(
-        schema
-            .columns
-            .iter()
-            .map(|c| Field::new(&c.name, arrow_type(c.dtype), c.nullable))
-            .collect::<Vec<_>>(),
-    ))
-}
-
 /// Whether values of Arrow type `from` fit losslessly into a column of `to`.
-pub fn widens(from: &DataType, to: DType) -> bool {
+fn widens(from: &DataType, to: DType) -> bool {
     use DataType as A;
-    if from == &arrow_type(to) {
+    if from == &to.to_arrow() {
         return true;
     }
     match to {
@@ -62,16 +51,14 @@ pub fn widens(from: &DataType, to: DType) -> bool {
 /// # Errors
 /// [`Error::Invalid`] naming the column: one the table does not have (or twice), a type that does
 /// not widen losslessly, a missing non-nullable column, or a null in the key or a non-nullable column.
-pub(crate) fn normalize(
-    table: &str,
-    schema: &TableSchema,
-    target: &SchemaRef,
-    batch: &RecordBatch,
-) -> Result<RecordBatch> {
+pub(crate) fn normalize(table: &str, meta: &TableMeta, batch: &RecordBatch) -> Result<RecordBatch> {
+    let schema = meta.schema();
     let rows = batch.num_rows();
     let incoming = batch.schema();
-    for (i, field) in incoming.fields().iter().enumerate() {
-        if schema.column(field.name()).is_none() {
+    // Which incoming column each table column is: one pass, hash lookups (wide tables).
+    let mut sources: Vec<Option<&ArrayRef>> = vec![None; schema.columns.len()];
+    for (field, array) in incoming.fields().iter().zip(batch.columns()) {
+        let Some(p) = meta.position(field.name()) else {
             return Err(Error::invalid(format!(
                 "column {:?} is not in table {table:?} (its columns: {})",
                 field.name(),
@@ -82,11 +69,8 @@ pub(crate) fn normalize(
                     .collect::<Vec<_>>()
                     .join(", ")
             )));
-        }
-        if incoming.fields()[..i]
-            .iter()
-            .any(|f| f.name() == field.name())
-        {
+        };
+        if sources[p].replace(array).is_some() {
             return Err(Error::invalid(format!(
                 "column {:?} appears twice in the batch",
                 field.name()
@@ -94,18 +78,18 @@ pub(crate) fn normalize(
         }
     }
     let mut arrays: Vec<ArrayRef> = Vec::with_capacity(schema.columns.len());
-    for column in &schema.columns {
-        let Some(array) = batch.column_by_name(&column.name) else {
+    for (column, source) in schema.columns.iter().zip(sources) {
+        let Some(array) = source else {
             if !column.nullable {
                 return Err(Error::invalid(format!(
                     "column {:?} is missing from the batch and is not nullable",
                     column.name
                 )));
             }
-            arrays.push(new_null_array(&arrow_type(column.dtype), rows));
+            arrays.push(new_null_array(&column.dtype.to_arrow(), rows));
             continue;
         };
-        let want = arrow_type(column.dtype);
+        let want = column.dtype.to_arrow();
         let array = if array.data_type() == &want {
             Arc::clone(array)
         } else if array.data_type() == &DataType::Null && column.nullable {
@@ -141,7 +125,7 @@ pub(crate) fn normalize(
         }
         arrays.push(array);
     }
-    RecordBatch::try_new(Arc::clone(target), arrays)
+    RecordBatch::try_new(Arc::clone(meta.arrow_schema()), arrays)
         .map_err(|e| Error::Internal(format!("normalized batch: {e}")))
 }
 

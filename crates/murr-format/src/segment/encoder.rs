@@ -1,0 +1,379 @@
+//! Builds a segment in memory and writes it out.
+
+use std::io::Write;
+
+use crate::error::{Error, Result};
+use crate::index;
+use crate::segment::footer::{
+    ALIGN, ColumnMeta, FORMAT_VERSION, HEADER_LEN, Section, SegmentMeta, Storage, StorageKind,
+    TRAILER_LEN, Trailer, encode_meta, header,
+};
+use crate::segment::layout::{ColumnSpec, RowLayout};
+use crate::segment::view::inline_value;
+
+#[derive(Debug, Default)]
+struct VarBuilder {
+    offsets: Vec<u64>,
+    data: Vec<u8>,
+}
+
+/// An inline string column being filled: where its slot is and how many rows got a value.
+#[derive(Debug, Clone, Copy)]
+struct InlineBuilder {
+    offset: u32,
+    width: u8,
+    pushed: usize,
+}
+
+/// Builds one segment in memory, then writes it out with [`SegmentEncoder::finish`].
+///
+/// The encoder chooses each column's storage from its [`ColumnSpec::stats`]. Fixed-width values
+/// and validity bits are written straight into the row block ([`SegmentEncoder::rows_mut`]);
+/// variable-width values are appended in row order ([`SegmentEncoder::push_var`]), wherever the
+/// encoder keeps them. Rows start all-null; set valid bits for the values present.
+#[derive(Debug)]
+pub struct SegmentEncoder {
+    columns: Vec<ColumnSpec>,
+    key: usize,
+    rows: usize,
+    row_width: usize,
+    validity_offset: usize,
+    fixed_offsets: Vec<Option<u32>>,
+    null_bits: Vec<Option<u32>>,
+    block: Vec<u8>,
+    var: Vec<Option<VarBuilder>>,
+    inline: Vec<Option<InlineBuilder>>,
+    /// The first value too long for its inline slot (reported by `finish`).
+    overflow: Option<String>,
+}
+
+impl SegmentEncoder {
+    /// An encoder for `rows` rows of these columns; `key` is the position of the key column,
+    /// which holds each row's encoded key (see [`crate::KeyCodec`]).
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] when the key column does not hold byte strings, a non-nullable column is
+    /// said to hold nulls, or the row count is too large.
+    pub fn new(columns: Vec<ColumnSpec>, key: usize, rows: usize) -> Result<Self> {
+        let Some(k) = columns.get(key) else {
+            return Err(Error::invalid("key column position out of range"));
+        };
+        if k.dtype.fixed_width().is_some() {
+            return Err(Error::invalid(format!(
+                "key column {:?} is {}: the key column holds encoded keys, byte strings",
+                k.name, k.dtype
+            )));
+        }
+        if rows as u64 >= u64::from(u32::MAX) {
+            return Err(Error::invalid(format!(
+                "a segment holds at most {} rows",
+                u32::MAX - 1
+            )));
+        }
+        let layout = RowLayout::compute(&columns, key, rows)?;
+        let row_width = layout.row_width as usize;
+        let block_len = rows
+            .checked_mul(row_width)
+            .ok_or_else(|| Error::invalid("row block too large"))?;
+        let mut fixed_offsets = vec![None; columns.len()];
+        let mut inline = vec![None; columns.len()];
+        let mut var = Vec::with_capacity(columns.len());
+        for (i, kind) in layout.kinds.iter().enumerate() {
+            var.push(None);
+            match kind {
+                StorageKind::Fixed => fixed_offsets[i] = layout.offsets[i],
+                StorageKind::Inline => {
+                    inline[i] = Some(InlineBuilder {
+                        offset: layout.offsets[i].expect("inline columns have an offset"),
+                        width: layout.inline_widths[i],
+                        pushed: 0,
+                    });
+                }
+                StorageKind::Var => {
+                    let mut offsets = Vec::with_capacity(rows + 1);
+                    offsets.push(0);
+                    var[i] = Some(VarBuilder {
+                        offsets,
+                        data: Vec::new(),
+                    });
+                }
+            }
+        }
+        Ok(SegmentEncoder {
+            key,
+            rows,
+            row_width,
+            validity_offset: layout.validity_offset as usize,
+            fixed_offsets,
+            null_bits: layout.null_bits,
+            block: vec![0; block_len],
+            var,
+            inline,
+            overflow: None,
+            columns,
+        })
+    }
+
+    /// Number of rows.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Bytes per row.
+    pub fn row_width(&self) -> usize {
+        self.row_width
+    }
+
+    /// The offset of a fixed-width column inside each row, `None` for variable-width columns.
+    pub fn fixed_offset(&self, column: usize) -> Option<usize> {
+        self.fixed_offsets[column].map(|o| o as usize)
+    }
+
+    /// The storage the encoder chose for `column`.
+    pub fn storage_kind(&self, column: usize) -> StorageKind {
+        if self.fixed_offsets[column].is_some() {
+            StorageKind::Fixed
+        } else if self.inline[column].is_some() {
+            StorageKind::Inline
+        } else {
+            StorageKind::Var
+        }
+    }
+
+    /// The row block, `rows * row_width` bytes.
+    pub fn rows_mut(&mut self) -> &mut [u8] {
+        &mut self.block
+    }
+
+    /// Marks a value valid. Columns without a validity bit are always valid; this is then a no-op.
+    #[inline]
+    pub fn set_valid(&mut self, column: usize, row: usize) {
+        if let Some(bit) = self.null_bits[column] {
+            let at = row * self.row_width + self.validity_offset + (bit / 8) as usize;
+            self.block[at] |= 1 << (bit % 8);
+        }
+    }
+
+    /// Appends the next row's value of a variable-width column (`None` = null).
+    ///
+    /// # Panics
+    /// If `column` is fixed-width.
+    #[inline]
+    pub fn push_var(&mut self, column: usize, value: Option<&[u8]>) {
+        if let Some(i) = self.inline[column].as_mut() {
+            let row = i.pushed;
+            i.pushed += 1;
+            let Some(v) = value else { return };
+            if v.len() > usize::from(i.width) {
+                if self.overflow.is_none() {
+                    self.overflow = Some(format!(
+                        "column {:?}: a value of {} bytes does not fit its inline width {}",
+                        self.columns[column].name,
+                        v.len(),
+                        i.width
+                    ));
+                }
+                return;
+            }
+            if row < self.rows {
+                let at = row * self.row_width + i.offset as usize;
+                self.block[at] = u8::try_from(v.len()).expect("<= width");
+                self.block[at + 1..at + 1 + v.len()].copy_from_slice(v);
+            }
+            return;
+        }
+        let b = self.var[column]
+            .as_mut()
+            .expect("push_var on a variable-width column");
+        if let Some(v) = value {
+            b.data.extend_from_slice(v);
+        }
+        b.offsets.push(b.data.len() as u64);
+    }
+
+    /// Reserves room for `bytes` more bytes of a variable-width column's data.
+    pub fn reserve_var(&mut self, column: usize, bytes: usize) {
+        if let Some(b) = self.var[column].as_mut() {
+            b.data.reserve(bytes);
+        }
+    }
+
+    /// Builds the key index and writes the whole segment; returns the bytes written.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] when a variable-width column did not get one value per row, or two rows
+    /// share a key; [`Error::Io`] when the writer fails.
+    pub fn finish(self, out: &mut impl Write) -> Result<u64> {
+        if let Some(overflow) = self.overflow {
+            return Err(Error::invalid(overflow));
+        }
+        for (i, (v, inl)) in self.var.iter().zip(&self.inline).enumerate() {
+            let got = match (v, inl) {
+                (Some(b), _) => b.offsets.len() - 1,
+                (None, Some(i)) => i.pushed,
+                (None, None) => continue,
+            };
+            if got != self.rows {
+                return Err(Error::invalid(format!(
+                    "column {:?} got {got} values for {} rows",
+                    self.columns[i].name, self.rows
+                )));
+            }
+        }
+        let keys = KeyIter { enc: &self, row: 0 };
+        let mut index_bytes = Vec::new();
+        let (slot_width, capacity) = index::build(
+            keys,
+            |r| keys.at(usize::try_from(r).expect("row fits usize")),
+            &mut index_bytes,
+        )?;
+
+        let mut w = SectionWriter::new(out);
+        w.write(&header())?;
+        let rows_section = w.section(&self.block)?;
+        let mut metas = Vec::with_capacity(self.columns.len());
+        for (i, c) in self.columns.iter().enumerate() {
+            let storage = match (&self.var[i], self.inline[i]) {
+                (None, Some(inl)) => Storage::Inline {
+                    offset: inl.offset,
+                    width: inl.width,
+                },
+                (None, None) => Storage::Fixed {
+                    offset: self.fixed_offsets[i].expect("fixed column has an offset"),
+                    width: u8::try_from(c.dtype.fixed_width().expect("fixed")).expect("small"),
+                },
+                (Some(b), _) => {
+                    let wide = b.data.len() > u32::MAX as usize;
+                    let mut bytes = Vec::with_capacity(b.offsets.len() * if wide { 8 } else { 4 });
+                    for &o in &b.offsets {
+                        if wide {
+                            bytes.extend_from_slice(&o.to_le_bytes());
+                        } else {
+                            bytes.extend_from_slice(
+                                &u32::try_from(o).expect("checked narrow").to_le_bytes(),
+                            );
+                        }
+                    }
+                    let offsets = w.section(&bytes)?;
+                    let data = w.section(&b.data)?;
+                    Storage::Var {
+                        offsets,
+                        data,
+                        offset_width: if wide { 8 } else { 4 },
+                    }
+                }
+            };
+            metas.push(ColumnMeta {
+                name: c.name.clone(),
+                dtype: c.dtype,
+                nullable: c.nullable,
+                null_bit: self.null_bits[i],
+                storage,
+            });
+        }
+        let index_section = w.section(&index_bytes)?;
+        let meta = SegmentMeta {
+            rows: self.rows as u64,
+            row_width: u32::try_from(self.row_width).expect("checked at layout"),
+            validity_offset: u32::try_from(self.validity_offset).expect("checked at layout"),
+            rows_section,
+            key_column: u32::try_from(self.key).expect("few columns"),
+            index_section,
+            index_slot_width: slot_width,
+            index_capacity: capacity,
+            hash_algo: index::HASH_XXH3_64,
+            columns: metas,
+        };
+        let footer = encode_meta(&meta)?;
+        let footer_offset = w.pos;
+        let body_crc = w.crc;
+        w.write(&footer)?;
+        let trailer = Trailer {
+            footer_offset,
+            footer_len: footer.len() as u64,
+            footer_crc: crc32c::crc32c(&footer),
+            body_crc,
+            version: FORMAT_VERSION,
+        }
+        .encode()?;
+        debug_assert_eq!(trailer.len(), TRAILER_LEN);
+        w.write(&trailer)?;
+        Ok(w.pos)
+    }
+}
+
+/// The keys of a finished encoder, in row order.
+#[derive(Clone, Copy)]
+struct KeyIter<'a> {
+    enc: &'a SegmentEncoder,
+    row: usize,
+}
+
+impl<'a> KeyIter<'a> {
+    fn at(&self, r: usize) -> &'a [u8] {
+        let enc = self.enc;
+        match (&enc.var[enc.key], enc.inline[enc.key]) {
+            (Some(keys), _) => {
+                &keys.data[usize::try_from(keys.offsets[r]).expect("in memory")
+                    ..usize::try_from(keys.offsets[r + 1]).expect("in memory")]
+            }
+            (None, Some(i)) => inline_value(
+                &enc.block[r * enc.row_width..(r + 1) * enc.row_width],
+                i.offset as usize,
+                usize::from(i.width),
+            ),
+            (None, None) => unreachable!("the key column holds byte strings, checked in new"),
+        }
+    }
+}
+
+impl<'a> Iterator for KeyIter<'a> {
+    type Item = &'a [u8];
+    fn next(&mut self) -> Option<&'a [u8]> {
+        if self.row == self.enc.rows {
+            return None;
+        }
+        self.row += 1;
+        Some(self.at(self.row - 1))
+    }
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let left = self.enc.rows - self.row;
+        (left, Some(left))
+    }
+}
+impl ExactSizeIterator for KeyIter<'_> {}
+
+struct SectionWriter<'a, W: Write> {
+    out: &'a mut W,
+    pos: u64,
+    crc: u32,
+}
+
+impl<'a, W: Write> SectionWriter<'a, W> {
+    fn new(out: &'a mut W) -> Self {
+        SectionWriter {
+            out,
+            pos: 0,
+            crc: 0,
+        }
+    }
+    fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        self.out.write_all(bytes)?;
+        if self.pos >= HEADER_LEN as u64 {
+            self.crc = crc32c::crc32c_append(self.crc, bytes);
+        }
+        self.pos += bytes.len() as u64;
+        Ok(())
+    }
+    fn section(&mut self, bytes: &[u8]) -> Result<Section> {
+        let pad =
+            usize::try_from(self.pos.next_multiple_of(ALIGN as u64) - self.pos).expect("< 64");
+        self.write(&[0u8; ALIGN][..pad])?;
+        let s = Section {
+            offset: self.pos,
+            len: bytes.len() as u64,
+        };
+        self.write(bytes)?;
+        Ok(s)
+    }
+}

@@ -1,0 +1,498 @@
+//! A validated, read-only view of a segment's bytes, and the decoding of its values.
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+
+use crate::DType;
+use crate::error::{Error, Result};
+use crate::index::{self, IndexView};
+use crate::segment::Native;
+use crate::segment::footer::{
+    ALIGN, FORMAT_VERSION, HEADER_LEN, MAGIC, MIN_FORMAT_VERSION, Section, SegmentMeta, Storage,
+    StorageKind, TRAILER_LEN, Trailer, decode_meta,
+};
+use crate::segment::layout::MAX_INLINE;
+
+/// The value of an inline string whose slot starts at `offset` of `row`: a length byte, then the
+/// bytes. A length above the slot's `width` (a corrupt file) reads as `width`: never out of the row.
+#[inline]
+pub(crate) fn inline_value(row: &[u8], offset: usize, width: usize) -> &[u8] {
+    let len = usize::from(row[offset]).min(width);
+    &row[offset + 1..offset + 1 + len]
+}
+
+/// Whether [`SegmentView::open`] checks the checksum of the whole body (one pass over its bytes)
+/// or only the footer's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verify {
+    /// Footer and body.
+    Full,
+    /// The footer only: for bytes just written by this process.
+    FooterOnly,
+}
+
+/// Where an open segment keeps a column's values; resolved once at open.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Layout {
+    Fixed { offset: usize, width: usize },
+    Inline { offset: usize, width: usize },
+    Var(usize),
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct VarColumn {
+    pub(crate) offsets: Bytes,
+    pub(crate) data: Bytes,
+    pub(crate) wide: bool,
+}
+
+impl VarColumn {
+    #[inline]
+    pub(crate) fn bounds(&self, row: usize) -> (usize, usize) {
+        if self.wide {
+            let a = u64::read_le(&self.offsets[row * 8..row * 8 + 8]);
+            let b = u64::read_le(&self.offsets[row * 8 + 8..row * 8 + 16]);
+            (
+                usize::try_from(a).expect("validated"),
+                usize::try_from(b).expect("validated"),
+            )
+        } else {
+            let a = u32::read_le(&self.offsets[row * 4..row * 4 + 4]);
+            let b = u32::read_le(&self.offsets[row * 4 + 4..row * 4 + 8]);
+            (a as usize, b as usize)
+        }
+    }
+
+    #[inline]
+    fn value(&self, row: usize) -> &[u8] {
+        let (a, b) = self.bounds(row);
+        &self.data[a..b]
+    }
+}
+
+/// A validated, read-only view of a segment's bytes.
+///
+/// Everything is checked once, in [`SegmentView::open`]; the readers after that do not fail.
+/// Reads past the row count panic, as slice indexing does.
+#[derive(Debug, Clone)]
+pub struct SegmentView {
+    bytes: Bytes,
+    meta: SegmentMeta,
+    rows: usize,
+    pub(crate) row_width: usize,
+    validity_offset: usize,
+    pub(crate) row_block: Bytes,
+    layouts: Vec<Layout>,
+    pub(crate) var: Vec<VarColumn>,
+    pub(crate) key_layout: Layout,
+    /// Column positions by name (a fetch of 100 columns looks up 100 names).
+    positions: HashMap<String, usize>,
+}
+
+/// One column of an open segment: reads its values out of rows ([`SegmentView::row`]).
+/// Cheap to copy; every read is valid for any row of the segment.
+#[derive(Debug, Clone, Copy)]
+pub struct ColumnView<'a> {
+    view: &'a SegmentView,
+    layout: Layout,
+    validity: Option<(usize, u8)>,
+    dtype: DType,
+}
+
+impl<'a> ColumnView<'a> {
+    /// The column's type.
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    /// How the segment stores the column.
+    pub fn kind(&self) -> StorageKind {
+        match self.layout {
+            Layout::Fixed { .. } => StorageKind::Fixed,
+            Layout::Inline { .. } => StorageKind::Inline,
+            Layout::Var(_) => StorageKind::Var,
+        }
+    }
+
+    /// Whether the segment holds a null in this column (else every value is valid).
+    pub fn has_nulls(&self) -> bool {
+        self.validity.is_some()
+    }
+
+    /// For a fixed-width column, where its value sits in each row (for block copies with
+    /// [`SegmentView::copy_fixed`]).
+    pub fn fixed_offset(&self) -> Option<usize> {
+        match self.layout {
+            Layout::Fixed { offset, .. } => Some(offset),
+            _ => None,
+        }
+    }
+
+    /// Whether the value in `row_bytes` (a row of this segment) is valid.
+    #[inline]
+    pub fn is_valid(&self, row_bytes: &[u8]) -> bool {
+        match self.validity {
+            None => true,
+            Some((byte, mask)) => row_bytes[byte] & mask != 0,
+        }
+    }
+
+    /// The fixed-width value in `row_bytes`, read as `T` (its width must be the column's).
+    ///
+    /// # Panics
+    /// If the column is not fixed-width of `T`'s width.
+    #[inline]
+    pub fn fixed<T: Native>(&self, row_bytes: &[u8]) -> T {
+        match self.layout {
+            Layout::Fixed { offset, width } if width == T::WIDTH => {
+                T::read_le(&row_bytes[offset..offset + T::WIDTH])
+            }
+            _ => panic!("column is not fixed-width of {} bytes", T::WIDTH),
+        }
+    }
+
+    /// The bytes of a variable-width value: of row `row`, whose bytes are `row_bytes`.
+    /// Empty for a null, and for a fixed-width column.
+    #[inline]
+    pub fn bytes(&self, row: usize, row_bytes: &'a [u8]) -> &'a [u8] {
+        match self.layout {
+            Layout::Inline { offset, width } => inline_value(row_bytes, offset, width),
+            Layout::Var(v) => self.view.var[v].value(row),
+            Layout::Fixed { .. } => &[],
+        }
+    }
+}
+
+fn sub(bytes: &Bytes, s: Section, footer_offset: u64, what: &str) -> Result<Bytes> {
+    let end = s.offset.checked_add(s.len).filter(|&e| e <= footer_offset);
+    let Some(end) = end else {
+        return Err(Error::corrupt(format!(
+            "{what} at offset={} len={} runs past the body (footer at {footer_offset})",
+            s.offset, s.len
+        )));
+    };
+    if s.offset < HEADER_LEN as u64 || !s.offset.is_multiple_of(ALIGN as u64) {
+        return Err(Error::corrupt(format!(
+            "{what} at offset={} is not {ALIGN}-byte aligned inside the body",
+            s.offset
+        )));
+    }
+    Ok(bytes.slice(
+        usize::try_from(s.offset).expect("within bytes")
+            ..usize::try_from(end).expect("within bytes"),
+    ))
+}
+
+impl SegmentView {
+    /// Validates `bytes` as a segment: magic, version, checksums (the body's only with
+    /// [`Verify::Full`]), section bounds and alignment, offsets, and the index's shape.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] or [`Error::UnsupportedVersion`], saying what is wrong.
+    pub fn open(bytes: Bytes, verify: Verify) -> Result<SegmentView> {
+        let len = bytes.len();
+        if len < HEADER_LEN + TRAILER_LEN {
+            return Err(Error::corrupt(format!(
+                "segment is {len} bytes, too short to be one"
+            )));
+        }
+        if bytes[..8] != MAGIC {
+            return Err(Error::corrupt("segment header has the wrong magic bytes"));
+        }
+        let t = Trailer::decode(&bytes[len - TRAILER_LEN..])?;
+        let header_version = u32::read_le(&bytes[8..12]);
+        if bytes[12..HEADER_LEN].iter().any(|&b| b != 0) {
+            return Err(Error::corrupt("segment header has non-zero reserved bytes"));
+        }
+        if t.version != header_version
+            || !(MIN_FORMAT_VERSION..=FORMAT_VERSION).contains(&t.version)
+        {
+            return Err(Error::UnsupportedVersion {
+                version: t.version.max(header_version),
+                supported: FORMAT_VERSION,
+            });
+        }
+        let footer_offset = t.footer_offset;
+        if footer_offset < HEADER_LEN as u64
+            || footer_offset.checked_add(t.footer_len) != Some((len - TRAILER_LEN) as u64)
+        {
+            return Err(Error::corrupt(format!(
+                "segment footer at offset={footer_offset} len={} does not end at the trailer",
+                t.footer_len
+            )));
+        }
+        let fo = usize::try_from(footer_offset).expect("below len");
+        let footer = &bytes[fo..len - TRAILER_LEN];
+        if crc32c::crc32c(footer) != t.footer_crc {
+            return Err(Error::corrupt("segment footer checksum mismatch"));
+        }
+        if verify == Verify::Full && crc32c::crc32c(&bytes[HEADER_LEN..fo]) != t.body_crc {
+            return Err(Error::corrupt("segment body checksum mismatch"));
+        }
+        let meta = decode_meta(footer)?;
+        Self::from_meta(bytes, meta, footer_offset)
+    }
+
+    fn from_meta(bytes: Bytes, meta: SegmentMeta, footer_offset: u64) -> Result<SegmentView> {
+        let rows = usize::try_from(meta.rows).map_err(|_| Error::corrupt("row count too large"))?;
+        if meta.rows >= u64::from(u32::MAX) {
+            return Err(Error::corrupt(format!("row count {} too large", meta.rows)));
+        }
+        let row_width = meta.row_width as usize;
+        let validity_offset = meta.validity_offset as usize;
+        let validity_bits = meta.columns.iter().filter(|c| c.null_bit.is_some()).count();
+        if validity_offset + validity_bits.div_ceil(8) > row_width && validity_bits > 0 {
+            return Err(Error::corrupt("validity bytes run past the row"));
+        }
+        let row_block = sub(&bytes, meta.rows_section, footer_offset, "row block")?;
+        if Some(row_block.len()) != rows.checked_mul(row_width) {
+            return Err(Error::corrupt(format!(
+                "row block is {} bytes, expected rows={rows} x width={row_width}",
+                row_block.len()
+            )));
+        }
+        let mut layouts = Vec::with_capacity(meta.columns.len());
+        let mut var = Vec::new();
+        for c in &meta.columns {
+            if let Some(bit) = c.null_bit
+                && (bit as usize >= validity_bits || !c.nullable)
+            {
+                return Err(Error::corrupt(format!(
+                    "column {:?} has a bad validity bit",
+                    c.name
+                )));
+            }
+            match (c.storage, c.dtype.fixed_width()) {
+                (Storage::Fixed { offset, width }, Some(w)) if usize::from(width) == w => {
+                    let offset = offset as usize;
+                    if offset + w > validity_offset || !offset.is_multiple_of(w) {
+                        return Err(Error::corrupt(format!(
+                            "column {:?} at row offset={offset} is misaligned or overlaps",
+                            c.name
+                        )));
+                    }
+                    layouts.push(Layout::Fixed { offset, width: w });
+                }
+                (Storage::Inline { offset, width }, None) => {
+                    let (offset, width) = (offset as usize, usize::from(width));
+                    if width > MAX_INLINE || offset + 1 + width > validity_offset {
+                        return Err(Error::corrupt(format!(
+                            "column {:?} inline at row offset={offset} width={width} overlaps",
+                            c.name
+                        )));
+                    }
+                    layouts.push(Layout::Inline { offset, width });
+                }
+                (
+                    Storage::Var {
+                        offsets,
+                        data,
+                        offset_width,
+                    },
+                    None,
+                ) => {
+                    let what = format!("column {:?}", c.name);
+                    let off = sub(&bytes, offsets, footer_offset, &what)?;
+                    let data = sub(&bytes, data, footer_offset, &what)?;
+                    let wide = match offset_width {
+                        4 => false,
+                        8 => true,
+                        other => {
+                            return Err(Error::corrupt(format!("{what} has offset width {other}")));
+                        }
+                    };
+                    let ow = usize::from(offset_width);
+                    if Some(off.len()) != (rows + 1).checked_mul(ow) {
+                        return Err(Error::corrupt(format!(
+                            "{what} has {} offset bytes for {rows} rows",
+                            off.len()
+                        )));
+                    }
+                    let mut prev = 0u64;
+                    for i in 0..=rows {
+                        let o = if wide {
+                            u64::read_le(&off[i * 8..i * 8 + 8])
+                        } else {
+                            u64::from(u32::read_le(&off[i * 4..i * 4 + 4]))
+                        };
+                        if (i == 0 && o != 0) || o < prev {
+                            return Err(Error::corrupt(format!(
+                                "{what} offsets are not increasing at row {i}"
+                            )));
+                        }
+                        prev = o;
+                    }
+                    if prev != data.len() as u64 {
+                        return Err(Error::corrupt(format!(
+                            "{what} offsets end at {prev}, data is {} bytes",
+                            data.len()
+                        )));
+                    }
+                    layouts.push(Layout::Var(var.len()));
+                    var.push(VarColumn {
+                        offsets: off,
+                        data,
+                        wide,
+                    });
+                }
+                _ => {
+                    return Err(Error::corrupt(format!(
+                        "column {:?} storage does not fit its dtype {}",
+                        c.name, c.dtype
+                    )));
+                }
+            }
+        }
+        let key = meta.key_column as usize;
+        let key_layout = match (meta.columns.get(key), layouts.get(key)) {
+            (Some(c), Some(l)) if !matches!(l, Layout::Fixed { .. }) && c.null_bit.is_none() => *l,
+            _ => {
+                return Err(Error::corrupt(
+                    "key column is missing, not a byte string or has nulls",
+                ));
+            }
+        };
+        if meta.hash_algo != index::HASH_XXH3_64 {
+            return Err(Error::corrupt(format!(
+                "unknown hash algorithm code {}",
+                meta.hash_algo
+            )));
+        }
+        let index_bytes = sub(&bytes, meta.index_section, footer_offset, "key index")?;
+        IndexView::new(
+            &index_bytes,
+            meta.index_slot_width,
+            meta.index_capacity,
+            meta.rows,
+        )?;
+        Ok(SegmentView {
+            bytes,
+            rows,
+            row_width,
+            validity_offset,
+            row_block,
+            layouts,
+            var,
+            key_layout,
+            positions: meta
+                .columns
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (c.name.clone(), i))
+                .collect(),
+            meta,
+        })
+    }
+
+    /// The footer.
+    pub fn meta(&self) -> &SegmentMeta {
+        &self.meta
+    }
+
+    /// The whole file.
+    pub fn bytes(&self) -> &Bytes {
+        &self.bytes
+    }
+
+    /// Number of rows.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Bytes per row.
+    pub fn row_width(&self) -> usize {
+        self.row_width
+    }
+
+    /// The position of the column with this name.
+    pub fn column_position(&self, name: &str) -> Option<usize> {
+        self.positions.get(name).copied()
+    }
+
+    /// Column `column` (a position in [`SegmentMeta::columns`]).
+    ///
+    /// # Panics
+    /// If `column` is out of range.
+    pub fn column(&self, column: usize) -> ColumnView<'_> {
+        let meta = &self.meta.columns[column];
+        ColumnView {
+            view: self,
+            layout: self.layouts[column],
+            validity: meta
+                .null_bit
+                .map(|bit| (self.validity_offset + (bit / 8) as usize, 1u8 << (bit % 8))),
+            dtype: meta.dtype,
+        }
+    }
+
+    /// The bytes of row `row`.
+    #[inline]
+    pub fn row(&self, row: usize) -> &[u8] {
+        &self.row_block[row * self.row_width..(row + 1) * self.row_width]
+    }
+
+    /// Copies the `T` values at four `offsets` of each of `rows` into the four `outs`, in order
+    /// (as many as all hold): one row address per four values.
+    ///
+    /// # Panics
+    /// If a value does not fit the row or a row is out of range.
+    #[inline]
+    pub fn copy_fixed4<T: Native>(&self, rows: &[u32], offsets: [usize; 4], outs: [&mut [T]; 4]) {
+        let w = T::WIDTH;
+        assert!(
+            offsets.iter().all(|&o| o + w <= self.row_width),
+            "value past the row"
+        );
+        let [o0, o1, o2, o3] = offsets;
+        let [a, b, c, d] = outs;
+        let n = rows
+            .len()
+            .min(a.len())
+            .min(b.len())
+            .min(c.len())
+            .min(d.len());
+        let block: &[u8] = &self.row_block;
+        for (i, &r) in rows[..n].iter().enumerate() {
+            let start = r as usize * self.row_width;
+            let row = &block[start..start + self.row_width];
+            a[i] = T::read_le(&row[o0..o0 + w]);
+            b[i] = T::read_le(&row[o1..o1 + w]);
+            c[i] = T::read_le(&row[o2..o2 + w]);
+            d[i] = T::read_le(&row[o3..o3 + w]);
+        }
+    }
+
+    /// Copies the `T` value at `offset` of each of `rows` into `out`, in order (as many as
+    /// both hold).
+    ///
+    /// # Panics
+    /// If the value does not fit the row or a row is out of range.
+    #[inline]
+    pub fn copy_fixed<T: Native>(&self, rows: &[u32], offset: usize, out: &mut [T]) {
+        assert!(offset + T::WIDTH <= self.row_width, "value past the row");
+        let block: &[u8] = &self.row_block;
+        for (o, &r) in out.iter_mut().zip(rows) {
+            let at = r as usize * self.row_width + offset;
+            *o = T::read_le(&block[at..at + T::WIDTH]);
+        }
+    }
+
+    /// The encoded key of `row`.
+    #[inline]
+    pub fn key(&self, row: usize) -> &[u8] {
+        match self.key_layout {
+            Layout::Var(v) => self.var[v].value(row),
+            Layout::Inline { offset, width } => inline_value(self.row(row), offset, width),
+            Layout::Fixed { .. } => {
+                unreachable!("the key column holds byte strings, checked at open")
+            }
+        }
+    }
+
+    pub(crate) fn index(&self) -> IndexView<'_> {
+        let s = self.meta.index_section;
+        let slots = &self.bytes[s.offset as usize..(s.offset + s.len) as usize];
+        IndexView::new_unchecked(slots, self.meta.index_slot_width, self.meta.index_capacity)
+    }
+}

@@ -1,0 +1,73 @@
+//! One dispatch from a [`DType`](murr_format::DType) to code generic over its Arrow type.
+
+/// Runs code generic over the Arrow type of a dtype, arrow-rs style (`downcast_primitive!`):
+/// for every fixed-width numeric dtype, `$prim` with `$t` a type alias of its
+/// `arrow_array::types` type (whose `Native` is the row's value type); `$utf8` and `$bool` for
+/// the other stored types; `$other` (with the dtype bound to `$o`) for a dtype this build's
+/// segments cannot hold yet.
+///
+/// Every per-type piece of code (encoding, gathering, JSON) goes through this macro, so a new
+/// physical type is one more arm here.
+///
+/// ```
+/// use murr_format::DType;
+/// use murr_segment::downcast_dtype;
+/// fn width(dtype: DType) -> usize {
+///     downcast_dtype!(dtype, |T| std::mem::size_of::<<T as arrow_array::ArrowPrimitiveType>::Native>(),
+///         utf8 => 0, bool => 1, other(_d) => 0)
+/// }
+/// assert_eq!(width(DType::Float64), 8);
+/// ```
+#[macro_export]
+macro_rules! downcast_dtype {
+    ($dtype:expr, |$t:ident| $prim:expr, utf8 => $utf8:expr, bool => $bool:expr, other($o:ident) => $other:expr $(,)?) => {{
+        use $crate::__private::DType as __D;
+        use $crate::__private::types as __T;
+        match $dtype {
+            __D::Int8 => {
+                type $t = __T::Int8Type;
+                $prim
+            }
+            __D::Int16 => {
+                type $t = __T::Int16Type;
+                $prim
+            }
+            __D::Int32 => {
+                type $t = __T::Int32Type;
+                $prim
+            }
+            __D::Int64 => {
+                type $t = __T::Int64Type;
+                $prim
+            }
+            __D::UInt8 => {
+                type $t = __T::UInt8Type;
+                $prim
+            }
+            __D::UInt16 => {
+                type $t = __T::UInt16Type;
+                $prim
+            }
+            __D::UInt32 => {
+                type $t = __T::UInt32Type;
+                $prim
+            }
+            __D::UInt64 => {
+                type $t = __T::UInt64Type;
+                $prim
+            }
+            __D::Float32 => {
+                type $t = __T::Float32Type;
+                $prim
+            }
+            __D::Float64 => {
+                type $t = __T::Float64Type;
+                $prim
+            }
+            __D::Utf8 => $utf8,
+            __D::Bool => $bool,
+            #[allow(unreachable_patterns, reason = "DType is non_exhaustive")]
+            $o => $other,
+        }
+    }};
+}

@@ -1,0 +1,136 @@
+//! The background merge thread: runs the size-tiered merges writes ask for, and compacts
+//! tables that have gone idle. The store owns it ([`MergeThread`]); tables hold a [`Merger`] to
+//! ask it for work.
+
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Weak};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::error::Error;
+use crate::table::{MergeRequests, Table};
+
+/// A request to the merge thread.
+enum Request {
+    /// Look at this table.
+    Merge(Weak<Table>),
+    /// Finish.
+    Stop,
+}
+
+/// A handle that asks the merge thread to look at a table.
+#[derive(Debug, Clone)]
+pub(crate) struct Merger {
+    tx: Sender<Request>,
+}
+
+impl MergeRequests for Merger {
+    /// Asks for a look at `table` (after a write, or after it was loaded).
+    fn request(&self, table: &Weak<Table>) {
+        let _ = self.tx.send(Request::Merge(Weak::clone(table)));
+    }
+}
+
+impl Merger {
+    pub(crate) fn request_all(&self, tables: &[Arc<Table>]) {
+        for t in tables {
+            self.request(&Arc::downgrade(t));
+        }
+    }
+}
+
+/// The merge thread; dropping it stops the thread and waits for a merge in progress.
+#[derive(Debug)]
+pub(crate) struct MergeThread {
+    merger: Merger,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl MergeThread {
+    /// Starts the thread. With `idle`, a table that has had no write for that long is compacted
+    /// into one segment, unless it is larger than `idle_max_bytes`.
+    pub(crate) fn spawn(idle: Option<Duration>, idle_max_bytes: u64) -> MergeThread {
+        let (tx, rx) = mpsc::channel::<Request>();
+        let handle = std::thread::Builder::new()
+            .name("murr-merge".to_owned())
+            .spawn(move || merge_loop(&rx, idle, idle_max_bytes))
+            .expect("spawning a thread");
+        MergeThread {
+            merger: Merger { tx },
+            handle: Some(handle),
+        }
+    }
+
+    pub(crate) fn merger(&self) -> &Merger {
+        &self.merger
+    }
+}
+
+impl Drop for MergeThread {
+    fn drop(&mut self) {
+        let _ = self.merger.tx.send(Request::Stop);
+        if let Some(handle) = self.handle.take()
+            && handle.join().is_err()
+        {
+            tracing::error!("the merge thread panicked");
+        }
+    }
+}
+
+fn log_failure(table: &Table, e: &Error) {
+    if !matches!(e, Error::TableNotFound { .. }) {
+        tracing::warn!(table = %table.name(), error = %e, "merge failed; the table is unchanged");
+    }
+}
+
+/// Runs the size-tiered merges a write asks for, and compacts tables that have gone idle.
+fn merge_loop(rx: &Receiver<Request>, idle: Option<Duration>, idle_max_bytes: u64) {
+    // Tables written since their last full compaction, by when they were last written.
+    let mut pending: Vec<(Weak<Table>, Instant)> = Vec::new();
+    loop {
+        let wait = match (idle, pending.iter().map(|(_, at)| *at).min()) {
+            (Some(idle), Some(oldest)) => idle.saturating_sub(oldest.elapsed()),
+            _ => Duration::from_secs(3600),
+        };
+        match rx.recv_timeout(wait) {
+            Ok(Request::Stop) | Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            Ok(Request::Merge(weak)) => {
+                let Some(table) = weak.upgrade() else {
+                    continue;
+                };
+                loop {
+                    match table.merge_step() {
+                        Ok(true) => {}
+                        Ok(false) => break,
+                        Err(e) => {
+                            log_failure(&table, &e);
+                            break;
+                        }
+                    }
+                }
+                pending.retain(|(w, _)| !Weak::ptr_eq(w, &weak));
+                pending.push((weak, Instant::now()));
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+        }
+        let Some(idle) = idle else {
+            pending.clear();
+            continue;
+        };
+        let (due, waiting): (Vec<_>, Vec<_>) =
+            pending.drain(..).partition(|(_, at)| at.elapsed() >= idle);
+        pending = waiting;
+        for (weak, _) in due {
+            let Some(table) = weak.upgrade() else {
+                continue;
+            };
+            let stats = table.stats();
+            if stats.segments > 1
+                && stats.bytes <= idle_max_bytes
+                && let Err(e) = table.compact()
+            {
+                log_failure(&table, &e);
+            }
+        }
+    }
+}

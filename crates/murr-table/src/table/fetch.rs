@@ -1,0 +1,81 @@
+//! Reads: "these columns for these keys" as one Arrow record batch.
+
+use std::sync::Arc;
+
+use arrow_array::{RecordBatch, RecordBatchOptions};
+use arrow_schema::Schema;
+use murr_format::{DType, hash_key};
+use murr_segment::{Loc, Rows, Segment, gather_columns};
+
+use super::Table;
+use crate::error::{Error, Result};
+
+impl Table {
+    /// One row per key, in order: the key's columns as requested, or all nulls for a key that
+    /// was never written. Keys are encoded keys (see [`murr_format::KeyCodec`]: for a utf8 key,
+    /// its bytes). The output fields are all nullable and in the requested order.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] naming a column the table does not have.
+    pub fn fetch<K: AsRef<[u8]>, C: AsRef<str>>(
+        &self,
+        keys: &[K],
+        columns: &[C],
+    ) -> Result<RecordBatch> {
+        let snap = self.snapshot.load();
+        let meta = &snap.meta;
+        let mut positions = Vec::with_capacity(columns.len());
+        for c in columns {
+            let c = c.as_ref();
+            let Some(p) = meta.position(c) else {
+                return Err(Error::invalid(format!(
+                    "column {c:?} is not in table {:?}",
+                    self.name
+                )));
+            };
+            positions.push(p);
+        }
+        let locs = locate(&snap.segments, keys);
+        let rows = Rows::new(&snap.segments, &locs);
+        let wanted: Vec<(&str, DType)> = positions
+            .iter()
+            .map(|&p| {
+                let d = &meta.schema.columns[p];
+                (d.name.as_str(), d.dtype)
+            })
+            .collect();
+        let arrays = gather_columns(&snap.segments, &rows, &wanted)?;
+        let schema = Arc::new(Schema::new(
+            positions
+                .iter()
+                .map(|&p| Arc::clone(&meta.answer_fields[p]))
+                .collect::<Vec<_>>(),
+        ));
+        RecordBatch::try_new_with_options(
+            schema,
+            arrays,
+            &RecordBatchOptions::new().with_row_count(Some(keys.len())),
+        )
+        .map_err(|e| Error::Internal(format!("fetch batch: {e}")))
+    }
+}
+
+/// For each encoded key, where its newest row lives: segments are searched newest first, each
+/// for the keys not found yet, in one batched lookup.
+pub(crate) fn locate<K: AsRef<[u8]>>(segments: &[Segment], keys: &[K]) -> Vec<Loc> {
+    let mut locs = vec![Loc::MISSING; keys.len()];
+    if segments.is_empty() {
+        return locs;
+    }
+    let hashes: Vec<u64> = keys.iter().map(|k| hash_key(k.as_ref())).collect();
+    let mut todo: Vec<u32> = (0..keys.len() as u32).collect();
+    for (i, s) in segments.iter().enumerate().rev() {
+        if todo.is_empty() {
+            break;
+        }
+        s.view().find_many(keys, &hashes, &mut todo, |k, row| {
+            locs[k as usize] = Loc { seg: i as u32, row };
+        });
+    }
+    locs
+}

@@ -1,0 +1,404 @@
+//! One table: its snapshot (schema and segments), the commit of a new manifest, and the parts
+//! that build on it: `write` (the write path), `merge` (merges and compaction), `fetch` (reads).
+
+mod fetch;
+mod merge;
+mod normalize;
+mod write;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+
+use arc_swap::ArcSwap;
+use arrow_schema::{Field, FieldRef, Schema, SchemaRef};
+use murr_directory::{Directory, DirectoryExt};
+use murr_format::{KeyCodec, TableSchema, Verify};
+use murr_segment::Segment;
+use parking_lot::Mutex;
+
+use crate::error::{Error, Result};
+use crate::manifest::{Manifest, SegmentEntry, manifest_path, segment_path};
+
+pub use write::WriteStats;
+
+/// What a table's readers and writers derive from its schema, built once per schema.
+#[derive(Debug)]
+pub struct TableMeta {
+    pub(crate) schema: TableSchema,
+    key: KeyCodec,
+    pub(crate) storage_schema: SchemaRef,
+    /// Column positions by name.
+    positions: HashMap<String, usize>,
+    /// Each column's field in a fetch answer (always nullable: a missing key reads as nulls).
+    answer_fields: Vec<FieldRef>,
+}
+
+impl TableMeta {
+    pub(crate) fn new(schema: TableSchema) -> Result<TableMeta> {
+        Ok(TableMeta {
+            key: KeyCodec::new(&schema)?,
+            // Stored batches: the table's columns, in order, with their nullability.
+            storage_schema: Arc::new(Schema::new(
+                schema
+                    .columns
+                    .iter()
+                    .map(|c| Field::new(&c.name, c.dtype.to_arrow(), c.nullable))
+                    .collect::<Vec<_>>(),
+            )),
+            positions: schema
+                .columns
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (c.name.clone(), i))
+                .collect(),
+            answer_fields: schema
+                .columns
+                .iter()
+                .map(|c| Arc::new(Field::new(&c.name, c.dtype.to_arrow(), true)))
+                .collect(),
+            schema,
+        })
+    }
+
+    /// The schema.
+    pub fn schema(&self) -> &TableSchema {
+        &self.schema
+    }
+
+    /// How the table's keys are encoded: the API layer turns request keys into them.
+    pub fn key_codec(&self) -> &KeyCodec {
+        &self.key
+    }
+
+    /// The Arrow schema of the table's columns, in order, with the schema's nullability.
+    pub fn arrow_schema(&self) -> &SchemaRef {
+        &self.storage_schema
+    }
+
+    /// The position of the column with this name.
+    pub fn position(&self, column: &str) -> Option<usize> {
+        self.positions.get(column).copied()
+    }
+}
+
+/// An immutable view of a table: its schema and live segments, oldest first.
+/// Readers hold one for the whole of a fetch; writers build a new one and swap it in, so a
+/// change of schema and the segments written under it become visible together.
+#[derive(Debug)]
+pub struct Snapshot {
+    meta: Arc<TableMeta>,
+    segments: Vec<Segment>,
+}
+
+impl Snapshot {
+    /// The live segments, oldest first.
+    pub fn segments(&self) -> &[Segment] {
+        &self.segments
+    }
+
+    /// The schema and what is derived from it.
+    pub fn meta(&self) -> &Arc<TableMeta> {
+        &self.meta
+    }
+}
+
+/// Sizes of a table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TableStats {
+    /// Rows stored, counting rows that a later write shadows until a merge drops them.
+    pub rows: u64,
+    /// Live segments.
+    pub segments: usize,
+    /// Bytes of the live segment files.
+    pub bytes: u64,
+}
+
+struct State {
+    manifest: Manifest,
+    dropped: bool,
+}
+
+/// Where a table asks for merges after a write (the store's merge thread). A trait, so that the
+/// table knows nothing of the thread: store -> merger -> table has no edge back.
+pub(crate) trait MergeRequests: Send + Sync {
+    /// Asks for a look at `table`.
+    fn request(&self, table: &Weak<Table>);
+}
+
+pub(crate) struct TableConfig {
+    pub(crate) merge_factor: usize,
+    pub(crate) segment_bytes: usize,
+    pub(crate) merger: Option<Arc<dyn MergeRequests>>,
+    /// Delete superseded manifests and merged segments at once (local disk, one process):
+    /// nobody else can be reading them. Otherwise `Store::gc` removes them after its grace.
+    pub(crate) delete_at_once: bool,
+    pub(crate) read_only: bool,
+}
+
+/// A table: schema, segments and the key index they carry.
+///
+/// Reads take the current [`Snapshot`] without locking; writes and merges build a new one and
+/// swap it in. One table's writes never block another table.
+pub struct Table {
+    name: String,
+    dir: Arc<dyn Directory>,
+    snapshot: ArcSwap<Snapshot>,
+    state: Mutex<State>,
+    next_segment: AtomicU64,
+    merging: Mutex<()>,
+    config: TableConfig,
+    me: Weak<Table>,
+}
+
+impl std::fmt::Debug for Table {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Table")
+            .field("name", &self.name)
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Opens the segments `manifest` lists, several at a time (checking checksums is a pass over
+/// every byte, and a replica may have many to open), reusing those of `open` with the same file.
+pub(crate) fn open_segments(
+    dir: &dyn Directory,
+    manifest: &Manifest,
+    open: &[Segment],
+    verify: Verify,
+) -> Result<Vec<Segment>> {
+    let entries = &manifest.segments;
+    let mut out: Vec<Option<Segment>> = entries
+        .iter()
+        .map(|e| {
+            open.iter()
+                .find(|s| s.path().file_name() == e.file)
+                .cloned()
+        })
+        .collect();
+    let todo: Vec<usize> = (0..entries.len()).filter(|&i| out[i].is_none()).collect();
+    let threads = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZero::get)
+        .min(todo.len())
+        .max(1);
+    let opened: Vec<Result<(usize, Segment)>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|t| {
+                let todo = &todo;
+                scope.spawn(move || {
+                    todo.iter()
+                        .skip(t)
+                        .step_by(threads)
+                        .map(|&i| {
+                            let path = segment_path(&manifest.table, &entries[i].file)?;
+                            Ok((i, Segment::open(dir, &path, verify)?))
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().expect("a segment-opening thread panicked"))
+            .collect()
+    });
+    for r in opened {
+        let (i, seg) = r?;
+        out[i] = Some(seg);
+    }
+    let segments: Vec<Segment> = out
+        .into_iter()
+        .map(|s| s.expect("every entry opened"))
+        .collect();
+    for (seg, entry) in segments.iter().zip(entries) {
+        if seg.rows() as u64 != entry.rows {
+            return Err(Error::CorruptManifest {
+                path: manifest_path(&manifest.table, manifest.version)?.to_string(),
+                reason: format!(
+                    "segment {} has {} rows, the manifest says {}",
+                    entry.file,
+                    seg.rows(),
+                    entry.rows
+                ),
+            });
+        }
+    }
+    Ok(segments)
+}
+
+impl Table {
+    pub(crate) fn new(
+        dir: Arc<dyn Directory>,
+        manifest: Manifest,
+        segments: Vec<Segment>,
+        config: TableConfig,
+    ) -> Result<Arc<Table>> {
+        let meta = Arc::new(TableMeta::new(manifest.schema.clone())?);
+        Ok(Arc::new_cyclic(|me| Table {
+            name: manifest.table.clone(),
+            dir,
+            snapshot: ArcSwap::from_pointee(Snapshot { meta, segments }),
+            next_segment: AtomicU64::new(manifest.next_segment),
+            state: Mutex::new(State {
+                manifest,
+                dropped: false,
+            }),
+            merging: Mutex::new(()),
+            config,
+            me: Weak::clone(me),
+        }))
+    }
+
+    /// The table's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The table's current schema (a copy: it may change with the next commit).
+    pub fn schema(&self) -> TableSchema {
+        self.snapshot.load().meta.schema.clone()
+    }
+
+    /// The current schema and what is derived from it.
+    pub fn meta(&self) -> Arc<TableMeta> {
+        Arc::clone(&self.snapshot.load().meta)
+    }
+
+    /// The current snapshot.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot.load_full()
+    }
+
+    /// The version of the table's manifest that the current snapshot shows, and the
+    /// incarnation it belongs to (a table dropped and created again is a new incarnation).
+    pub fn version(&self) -> (String, u64) {
+        let state = self.state.lock();
+        (state.manifest.incarnation.clone(), state.manifest.version)
+    }
+
+    /// Current sizes.
+    pub fn stats(&self) -> TableStats {
+        let snap = self.snapshot.load();
+        TableStats {
+            rows: snap.segments.iter().map(|s| s.rows() as u64).sum(),
+            segments: snap.segments.len(),
+            bytes: snap.segments.iter().map(|s| s.size() as u64).sum(),
+        }
+    }
+
+    pub(crate) fn mark_dropped(&self) {
+        self.state.lock().dropped = true;
+    }
+
+    pub(crate) fn manifest(&self) -> Manifest {
+        self.state.lock().manifest.clone()
+    }
+
+    fn not_found(&self) -> Error {
+        Error::TableNotFound {
+            table: self.name.clone(),
+        }
+    }
+
+    fn check_writable(&self, what: &str) -> Result<()> {
+        if self.config.read_only {
+            return Err(Error::ReadOnly {
+                what: format!("{what} of table {:?}", self.name),
+            });
+        }
+        Ok(())
+    }
+
+    /// Applies `change` to the segment list, writes the next manifest (create-once), then
+    /// publishes the new snapshot. On error the in-memory state is unchanged.
+    fn commit(&self, change: impl FnOnce(&mut Vec<Segment>) -> Result<()>) -> Result<()> {
+        let mut state = self.state.lock();
+        if state.dropped {
+            return Err(self.not_found());
+        }
+        let snap = self.snapshot.load();
+        let mut segments = snap.segments.clone();
+        change(&mut segments)?;
+        let mut manifest = state.manifest.clone();
+        manifest.version += 1;
+        manifest.next_segment = manifest
+            .next_segment
+            .max(self.next_segment.load(Ordering::SeqCst));
+        manifest.segments = segments
+            .iter()
+            .map(|s| SegmentEntry {
+                file: s.path().file_name().to_owned(),
+                rows: s.rows() as u64,
+                bytes: s.size() as u64,
+            })
+            .collect();
+        // A failed write may or may not have reached storage: the new segment files are left in
+        // place (if unlisted, gc removes them) and the old state stays in memory.
+        let path = manifest_path(&self.name, manifest.version)?;
+        match self.dir.write_new(&path, &manifest.encode()?) {
+            Ok(_) => {}
+            Err(murr_directory::Error::AlreadyExists { .. }) => {
+                return Err(Error::Conflict {
+                    table: self.name.clone(),
+                    what: format!("manifest version {}", manifest.version),
+                });
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let previous = std::mem::replace(&mut state.manifest, manifest);
+        self.snapshot.store(Arc::new(Snapshot {
+            meta: Arc::clone(&snap.meta),
+            segments,
+        }));
+        drop(state);
+        if self.config.delete_at_once {
+            self.delete_superseded(&previous);
+        }
+        Ok(())
+    }
+
+    /// Deletes the manifest `previous` (and a legacy `MANIFEST`), superseded by a commit.
+    fn delete_superseded(&self, previous: &Manifest) {
+        let legacy = crate::manifest::legacy_manifest_path(&self.name);
+        for path in [manifest_path(&self.name, previous.version), legacy] {
+            let Ok(path) = path else { continue };
+            if let Err(e) = self.dir.delete_if_exists(&path) {
+                tracing::warn!(table = %self.name, file = %path, error = %e, "could not delete a superseded manifest; gc removes it");
+            }
+        }
+    }
+
+    /// Makes `manifest` (a newer version of this table, written by another process: the
+    /// writer, seen from a replica) the table's state: opens the segments it adds, reuses the
+    /// open ones it keeps, and swaps the new snapshot in. Readers of the old snapshot finish on
+    /// it. Does nothing when `manifest` is not newer than the current one.
+    ///
+    /// # Errors
+    /// Storage and format errors of the new segments, [`Error::Invalid`] for a manifest of
+    /// another incarnation (the table was dropped and created again: load it anew).
+    pub fn apply_manifest(&self, manifest: Manifest, verify: Verify) -> Result<bool> {
+        let mut state = self.state.lock();
+        if manifest.incarnation != state.manifest.incarnation {
+            return Err(Error::invalid(format!(
+                "manifest of table {:?} belongs to another incarnation",
+                self.name
+            )));
+        }
+        if manifest.version <= state.manifest.version {
+            return Ok(false);
+        }
+        let snap = self.snapshot.load_full();
+        let segments = open_segments(self.dir.as_ref(), &manifest, &snap.segments, verify)?;
+        let meta = if manifest.schema == snap.meta.schema {
+            Arc::clone(&snap.meta)
+        } else {
+            Arc::new(TableMeta::new(manifest.schema.clone())?)
+        };
+        self.next_segment
+            .fetch_max(manifest.next_segment, Ordering::SeqCst);
+        state.manifest = manifest;
+        self.snapshot.store(Arc::new(Snapshot { meta, segments }));
+        Ok(true)
+    }
+}

@@ -1,0 +1,227 @@
+//! The write path: record batches into new segment files, committed in one manifest.
+
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use arrow_array::RecordBatch;
+use hashbrown::HashMap;
+use murr_directory::DirectoryExt;
+use murr_format::{Verify, index};
+use murr_segment::{Input, RowKeys, Segment, encode};
+
+use super::normalize::normalize;
+use super::{Table, TableMeta};
+use crate::error::{Error, Result};
+use crate::manifest::segment_path;
+
+/// Rows per segment of a streamed write, at most: the most a segment's key index holds in
+/// 4-byte slots (one more row would double the index's memory).
+pub(crate) const SEGMENT_ROWS: usize = index::MAX_ROWS_NARROW as usize;
+
+/// What a write did; its JSON form is the write answer of the front-ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+pub struct WriteStats {
+    /// Rows received.
+    pub rows: u64,
+    /// Distinct keys stored (rows minus those a later row of the same write replaced).
+    pub stored: u64,
+    /// Bytes of the new segment (0 when nothing was written).
+    pub bytes: u64,
+}
+
+impl Table {
+    /// Writes `batches` atomically: when this returns `Ok` every row is readable and durable;
+    /// after an error none is. Within the batches and across writes, the last row of a key wins.
+    ///
+    /// Columns are matched by name; a column the batches lack is written as nulls.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] naming the column for input that does not fit the schema (nothing is
+    /// written); [`Error::TableNotFound`] when the table was dropped; storage errors.
+    pub fn write(&self, batches: &[RecordBatch]) -> Result<WriteStats> {
+        self.write_stream(batches.iter().cloned().map(Ok))
+    }
+
+    /// As [`Table::write`], for batches that arrive one at a time (a large upload being decoded):
+    /// every [`StoreOptions::write_segment_bytes`](crate::StoreOptions) of input becomes one segment file as it comes, so memory stays
+    /// bounded, and all of them become visible together in one manifest commit at the end.
+    /// An `Err` item (a decoding error of the caller's) aborts the write: nothing is visible.
+    ///
+    /// # Errors
+    /// As [`Table::write`], and the first `Err` of `batches`.
+    pub fn write_stream(
+        &self,
+        batches: impl IntoIterator<Item = Result<RecordBatch>>,
+    ) -> Result<WriteStats> {
+        self.check_writable("a write")?;
+        let started = Instant::now();
+        let meta = self.meta();
+        let mut written: Vec<Segment> = Vec::new();
+        let result = self.write_chunks(&meta, batches, &mut written, started);
+        let stats = match result {
+            Ok(stats) => stats,
+            Err(e) => {
+                self.discard(&written);
+                return Err(e);
+            }
+        };
+        if written.is_empty() {
+            return Ok(stats);
+        }
+        self.commit(|segments| {
+            segments.extend(written.iter().cloned());
+            Ok(())
+        })
+        .inspect_err(|e| {
+            if matches!(e, Error::TableNotFound { .. } | Error::Conflict { .. }) {
+                self.discard(&written);
+            }
+        })?;
+        tracing::debug!(
+            table = %self.name,
+            rows = stats.rows,
+            stored = stats.stored,
+            bytes = stats.bytes,
+            segments = written.len(),
+            ms = started.elapsed().as_secs_f64() * 1e3,
+            "write"
+        );
+        self.request_merge();
+        Ok(stats)
+    }
+
+    /// Deletes segments written for a change that will never be committed.
+    pub(super) fn discard(&self, segments: &[Segment]) {
+        for s in segments {
+            let _ = self.dir.delete_if_exists(s.path());
+        }
+    }
+
+    fn write_chunks(
+        &self,
+        meta: &TableMeta,
+        batches: impl IntoIterator<Item = Result<RecordBatch>>,
+        written: &mut Vec<Segment>,
+        started: Instant,
+    ) -> Result<WriteStats> {
+        let mut stats = WriteStats::default();
+        let mut chunk: Vec<RecordBatch> = Vec::new();
+        let mut chunk_bytes = 0usize;
+        let mut chunk_rows = 0usize;
+        let mut batches = batches.into_iter().peekable();
+        while let Some(batch) = batches.next() {
+            let batch = normalize(&self.name, meta, &batch?)?;
+            chunk_rows += batch.num_rows();
+            chunk_bytes += batch.get_array_memory_size();
+            if batch.num_rows() > 0 {
+                chunk.push(batch);
+            }
+            let last = batches.peek().is_none();
+            if (last || chunk_bytes >= self.config.segment_bytes || chunk_rows >= SEGMENT_ROWS)
+                && chunk_rows > 0
+            {
+                let (rows, stored, segment) = self.write_chunk(meta, &chunk)?;
+                stats.rows += rows;
+                stats.stored += stored;
+                stats.bytes += segment.size() as u64;
+                written.push(segment);
+                chunk.clear();
+                (chunk_rows, chunk_bytes) = (0, 0);
+                if !last {
+                    tracing::info!(
+                        table = %self.name,
+                        rows = stats.rows,
+                        mb = stats.bytes / (1 << 20),
+                        s = started.elapsed().as_secs_f64(),
+                        "write in progress"
+                    );
+                }
+            }
+        }
+        Ok(stats)
+    }
+
+    /// Keeps the last row of each key of `batches` and writes them as one uncommitted segment.
+    fn write_chunk(
+        &self,
+        meta: &TableMeta,
+        batches: &[RecordBatch],
+    ) -> Result<(u64, u64, Segment)> {
+        let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+        let keys = batches
+            .iter()
+            .map(|b| RowKeys::new(meta.key_codec(), b))
+            .collect::<Result<Vec<_>, _>>()?;
+        let selections = last_of_each_key(&keys);
+        let inputs: Vec<Input<'_>> = batches
+            .iter()
+            .zip(&selections)
+            .map(|(batch, rows)| Input { batch, rows })
+            .collect();
+        let stored: usize = selections.iter().map(Vec::len).sum();
+        Ok((
+            rows as u64,
+            stored as u64,
+            self.write_segment(meta, &inputs)?,
+        ))
+    }
+
+    /// Encodes the inputs as a new segment file and opens it (from the bytes just written: no
+    /// read back). Nothing refers to it yet.
+    pub(super) fn write_segment(&self, meta: &TableMeta, inputs: &[Input<'_>]) -> Result<Segment> {
+        let id = self.next_segment.fetch_add(1, Ordering::SeqCst);
+        let file = self.state.lock().manifest.segment_file(id);
+        let path = segment_path(&self.name, &file)?;
+        let taken = |e: murr_directory::Error| match e {
+            murr_directory::Error::AlreadyExists { .. } => Error::Conflict {
+                table: self.name.clone(),
+                what: format!("segment {file}"),
+            },
+            other => other.into(),
+        };
+        let mut writer = self.dir.create(&path).map_err(taken)?;
+        encode(meta.schema(), inputs, &mut writer)?;
+        let bytes = writer.finish().map_err(taken)?;
+        Segment::from_bytes(bytes, path.clone(), Verify::FooterOnly).map_err(|e| {
+            let _ = self.dir.delete_if_exists(&path);
+            Error::from(e)
+        })
+    }
+}
+
+/// The rows to store from each batch: the last row of every key.
+fn last_of_each_key(batches: &[RowKeys<'_>]) -> Vec<Vec<u32>> {
+    let total: usize = batches.iter().map(RowKeys::len).sum();
+    let mut last: HashMap<&[u8], (u32, u32)> = HashMap::with_capacity(total);
+    for (b, keys) in batches.iter().enumerate() {
+        for r in 0..keys.len() {
+            last.insert(keys.get(r), (b as u32, r as u32));
+        }
+    }
+    batches
+        .iter()
+        .enumerate()
+        .map(|(b, keys)| {
+            let n = keys.len() as u32;
+            if last.len() == total {
+                return (0..n).collect();
+            }
+            (0..n)
+                .filter(|&r| last[keys.get(r as usize)] == (b as u32, r))
+                .collect()
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_streamed_segment_keeps_narrow_index_slots() {
+        // A segment of SEGMENT_ROWS rows is the largest a streamed write cuts: its key index
+        // must still use 4-byte slots (8-byte ones take twice the memory per key).
+        assert_eq!(index::slot_width_for(SEGMENT_ROWS as u64), 4);
+        assert_eq!(index::slot_width_for(SEGMENT_ROWS as u64 + 1), 8);
+    }
+}

@@ -1,0 +1,308 @@
+//! Roles and manifests: a read-only store follows a writer on shared storage, two writers
+//! cannot both commit one version, superseded files go at once or by gc, and a data folder
+//! written by the released code still reads.
+
+#![allow(clippy::disallowed_methods, clippy::clone_on_ref_ptr, reason = "tests")]
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use murr_directory::{Directory, MmapDirectory, RamDirectory};
+use murr_table::{Error, ErrorKind, RefreshStats, Store, StoreOptions};
+
+fn writer() -> StoreOptions {
+    StoreOptions {
+        background_merges: false,
+        ..StoreOptions::default()
+    }
+}
+
+fn replica() -> StoreOptions {
+    StoreOptions {
+        read_only: true,
+        ..StoreOptions::default()
+    }
+}
+
+fn keys(range: std::ops::Range<usize>) -> Vec<String> {
+    range.map(|i| format!("k{i}")).collect()
+}
+
+fn files(dir: &dyn Directory, prefix: &str) -> Vec<String> {
+    dir.list(prefix)
+        .expect("lists")
+        .into_iter()
+        .map(|f| f.path.file_name().to_owned())
+        .collect()
+}
+
+#[test]
+fn a_replica_follows_the_writer_and_reuses_open_segments() {
+    let dir = Arc::new(RamDirectory::new());
+    let w = Store::open(dir.clone(), writer()).expect("opens");
+    let t = w.create_table("t", schema()).expect("creates");
+    t.write(&[valued(&keys(0..10), 1)]).expect("writes");
+    let r = Store::open(dir, replica()).expect("opens read-only");
+    assert_eq!(
+        ns(&r.fetch("t", &keys(0..2), &["n"]).expect("reads"), 0),
+        [Some(1), Some(1)]
+    );
+    let first = r.table("t").expect("exists").snapshot().segments()[0].clone();
+
+    t.write(&[valued(&keys(5..15), 2)]).expect("writes");
+    assert_eq!(
+        r.fetch("t", &["k12"], &["n"])
+            .map(|b| ns(&b, 0))
+            .expect("reads"),
+        [None],
+        "not yet refreshed"
+    );
+    let stats = r.refresh().expect("refreshes");
+    assert_eq!(
+        stats,
+        RefreshStats {
+            added: 0,
+            updated: 1,
+            removed: 0
+        }
+    );
+    let out = r.fetch("t", &["k0", "k7", "k12"], &["n"]).expect("reads");
+    assert_eq!(ns(&out, 0), [Some(1), Some(2), Some(2)]);
+    let snap = r.table("t").expect("exists").snapshot();
+    assert_eq!(snap.segments().len(), 2);
+    assert_eq!(
+        snap.segments()[0].view().bytes().as_ptr(),
+        first.view().bytes().as_ptr(),
+        "the segment the replica had open is reused, not opened again"
+    );
+    assert_eq!(r.refresh().expect("refreshes"), RefreshStats::default());
+
+    // Changes are the writer's alone.
+    for err in [
+        r.table("t")
+            .expect("exists")
+            .write(&[valued(&keys(0..1), 3)])
+            .expect_err("read-only"),
+        r.create_table("u", schema()).expect_err("read-only"),
+        r.drop_table("t").expect_err("read-only"),
+        r.gc(Duration::ZERO).expect_err("read-only"),
+        r.table("t")
+            .expect("exists")
+            .compact()
+            .expect_err("read-only"),
+    ] {
+        assert!(matches!(err, Error::ReadOnly { .. }), "{err}");
+        assert_eq!(err.kind(), ErrorKind::Conflict);
+    }
+
+    // A drop and a create again (a new incarnation) propagate too.
+    w.drop_table("t").expect("drops");
+    assert_eq!(r.refresh().expect("refreshes").removed, 1);
+    assert_eq!(
+        r.table("t").expect_err("dropped").kind(),
+        ErrorKind::NotFound
+    );
+    w.create_table("t", schema())
+        .expect("creates again")
+        .write(&[valued(&keys(0..1), 9)])
+        .expect("writes");
+    assert_eq!(r.refresh().expect("refreshes").added, 1);
+    assert_eq!(
+        ns(&r.fetch("t", &["k0", "k1"], &["n"]).expect("reads"), 0),
+        [Some(9), None]
+    );
+}
+
+#[test]
+fn two_writers_cannot_both_commit_one_version() {
+    let dir = Arc::new(RamDirectory::new());
+    let a = Store::open(dir.clone(), writer()).expect("opens");
+    a.create_table("t", schema()).expect("creates");
+    let b = Store::open(dir.clone(), writer()).expect("opens");
+    let (ta, tb) = (a.table("t").expect("exists"), b.table("t").expect("exists"));
+    ta.write(&[valued(&keys(0..3), 1)])
+        .expect("a commits version 2");
+    // B's first segment would take the name of A's: refused before anything is written.
+    let err = tb
+        .write(&[valued(&keys(0..3), 2)])
+        .expect_err("segment name taken");
+    assert!(
+        matches!(&err, Error::Conflict { what, .. } if what.starts_with("segment")),
+        "{err}"
+    );
+    // B's next segment has a free name, but version 2 of the manifest is A's.
+    let err = tb
+        .write(&[valued(&keys(0..3), 3)])
+        .expect_err("version taken");
+    assert!(
+        matches!(&err, Error::Conflict { what, .. } if what == "manifest version 2"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("another writer"), "{err}");
+    assert_eq!(err.kind(), ErrorKind::Conflict);
+    // The loser's segment is gone; the winner's write is the table's state.
+    let segments: Vec<String> = files(dir.as_ref(), "tables/t")
+        .into_iter()
+        .filter(|f| f.starts_with("seg-"))
+        .collect();
+    assert_eq!(segments.len(), 1, "{segments:?}");
+    let fresh = Store::open(dir, replica()).expect("opens");
+    assert_eq!(
+        ns(&fresh.fetch("t", &["k0"], &["n"]).expect("reads"), 0),
+        [Some(1)]
+    );
+    // After catching up, the second writer commits the next version.
+    assert_eq!(b.refresh().expect("refreshes").updated, 1);
+    tb.write(&[valued(&keys(0..1), 4)])
+        .expect("commits version 3");
+    fresh.refresh().expect("refreshes");
+    assert_eq!(
+        ns(&fresh.fetch("t", &["k0", "k1"], &["n"]).expect("reads"), 0),
+        [Some(4), Some(1)]
+    );
+}
+
+#[test]
+fn superseded_files_go_at_once_or_after_the_grace_period() {
+    let dir = Arc::new(RamDirectory::new());
+    let w = Store::open(dir.clone(), writer()).expect("opens");
+    let t = w.create_table("t", schema()).expect("creates");
+    for v in 0..4 {
+        t.write(&[valued(&keys(0..5), v)]).expect("writes");
+    }
+    t.compact().expect("compacts");
+    let names = files(dir.as_ref(), "tables/t");
+    assert_eq!(
+        names,
+        [
+            "MANIFEST-00000000000000000006".to_owned(),
+            t.snapshot().segments()[0].path().file_name().to_owned()
+        ],
+        "one manifest (create, four writes, a compaction) and the one live segment"
+    );
+
+    // With replicas on shared storage, superseded files stay until gc and its grace period.
+    let shared = Arc::new(RamDirectory::new());
+    let w = Store::open(
+        shared.clone(),
+        StoreOptions {
+            delete_at_once: false,
+            ..writer()
+        },
+    )
+    .expect("opens");
+    let t = w.create_table("t", schema()).expect("creates");
+    for v in 0..4 {
+        t.write(&[valued(&keys(0..5), v)]).expect("writes");
+    }
+    t.compact().expect("compacts");
+    let count = |kind: &str| {
+        files(shared.as_ref(), "tables/t")
+            .iter()
+            .filter(|f| f.starts_with(kind))
+            .count()
+    };
+    assert_eq!((count("MANIFEST-"), count("seg-")), (6, 5));
+    assert_eq!(
+        w.gc(Duration::from_secs(3600)).expect("gc").files,
+        0,
+        "all younger than the grace"
+    );
+    let removed = w.gc(Duration::ZERO).expect("gc");
+    assert_eq!(removed.files, 9);
+    assert_eq!((count("MANIFEST-"), count("seg-")), (1, 1));
+    let r = Store::open(shared.clone(), replica()).expect("opens");
+    assert_eq!(
+        ns(&r.fetch("t", &["k4"], &["n"]).expect("reads"), 0),
+        [Some(3)]
+    );
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("creates");
+    for entry in std::fs::read_dir(from).expect("reads") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).expect("copies");
+        }
+    }
+}
+
+/// `tests/fixtures/data-0.1` was written by the released code: a legacy `MANIFEST`, version-2
+/// segments with inline and section strings, and a version-1 segment.
+#[test]
+fn a_data_folder_written_by_release_0_1_still_reads_and_moves_to_numbered_manifests() {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/data-0.1");
+    let tmp = tempfile::tempdir().expect("temp folder");
+    copy_dir(&fixture, tmp.path());
+    let check = |store: &Store| {
+        let out = store
+            .fetch(
+                "items",
+                &["k1", "k2", "k3", "k4", "k9"],
+                &["score", "n", "tag", "flag", "id"],
+            )
+            .expect("reads");
+        assert_eq!(
+            floats(&out, 0),
+            [Some(0.5), Some(2.5), Some(1.5), Some(4.0), None]
+        );
+        assert_eq!(ns(&out, 1), [Some(1), Some(20), None, Some(40), None]);
+        let tags = strings(&out, 2);
+        assert_eq!(tags[0].as_deref(), Some("a"));
+        assert!(tags[2].as_deref().is_some_and(|t| t.len() > 64), "{tags:?}");
+        assert_eq!(tags[1].as_deref(), Some("b"));
+        let ids = strings(&out, 4);
+        assert_eq!(ids[3].as_deref(), Some("k4"));
+        let long_key = format!("{}-3", "long key ".repeat(31));
+        let out = store
+            .fetch("longkeys", &[long_key.as_str(), "nope"], &["x"])
+            .expect("reads");
+        let x = out
+            .column(0)
+            .as_any()
+            .downcast_ref::<arrow_array::Int32Array>()
+            .expect("int32");
+        assert_eq!(x.iter().collect::<Vec<_>>(), [Some(3), None]);
+    };
+    {
+        let store = Store::open(
+            Arc::new(MmapDirectory::open(tmp.path()).expect("opens")),
+            writer(),
+        )
+        .expect("opens the old folder");
+        check(&store);
+        assert_eq!(store.table("items").expect("exists").version().1, 3);
+        store
+            .table("items")
+            .expect("exists")
+            .write(&[valued(&keys(100..101), 7)])
+            .expect("writes");
+        let names = files(store.directory().as_ref(), "tables/items");
+        assert!(
+            names.contains(&"MANIFEST-00000000000000000004".to_owned()),
+            "{names:?}"
+        );
+        assert!(
+            !names.contains(&"MANIFEST".to_owned()),
+            "the legacy manifest is superseded"
+        );
+    }
+    let store = Store::open(
+        Arc::new(MmapDirectory::open(tmp.path()).expect("reopens")),
+        writer(),
+    )
+    .expect("reopens");
+    check(&store);
+    assert_eq!(
+        ns(&store.fetch("items", &["k100"], &["n"]).expect("reads"), 0),
+        [Some(7)]
+    );
+}
