@@ -57,7 +57,7 @@ pub struct Input<'a> {
     /// exact Arrow types; a column it lacks is all-null.
     pub batch: &'a RecordBatch,
     /// Positions of the rows to take. Their keys must be distinct across all inputs.
-    pub rows: &'a [u32],
+    pub row_ids: &'a [u32],
 }
 
 /// Encodes the selected rows as one segment into `out`; returns the bytes written.
@@ -66,7 +66,7 @@ pub struct Input<'a> {
 /// [`Error::Invalid`] when a column has the wrong type, a key repeats, or a non-nullable column
 /// holds a null; [`Error::Format`] when writing fails.
 pub fn encode(schema: &TableSchema, inputs: &[Input<'_>], out: &mut impl Write) -> Result<u64> {
-    let total: usize = inputs.iter().map(|i| i.rows.len()).sum();
+    let total: usize = inputs.iter().map(|i| i.row_ids.len()).sum();
     let key = schema.key_position();
     let mut specs = Vec::with_capacity(schema.columns.len());
     let mut arrays: Vec<Vec<Option<&ArrayRef>>> = Vec::with_capacity(schema.columns.len());
@@ -78,7 +78,7 @@ pub fn encode(schema: &TableSchema, inputs: &[Input<'_>], out: &mut impl Write) 
         let mut has_nulls = false;
         for (input, array) in inputs.iter().zip(&per_input) {
             match array {
-                None => has_nulls |= !input.rows.is_empty(),
+                None => has_nulls |= !input.row_ids.is_empty(),
                 Some(a) => {
                     if a.data_type() != &column.dtype.to_arrow() {
                         return Err(Error::Invalid(format!(
@@ -89,7 +89,7 @@ pub fn encode(schema: &TableSchema, inputs: &[Input<'_>], out: &mut impl Write) 
                         )));
                     }
                     if a.null_count() > 0 {
-                        has_nulls |= input.rows.iter().any(|&r| a.is_null(r as usize));
+                        has_nulls |= input.row_ids.iter().any(|&r| a.is_null(r as usize));
                     }
                 }
             }
@@ -136,7 +136,7 @@ fn utf8_lengths(inputs: &[Input<'_>], arrays: &[Option<&ArrayRef>]) -> ValueStat
             continue;
         };
         let offsets = array.value_offsets();
-        for &r in input.rows {
+        for &r in input.row_ids {
             let len = (offsets[r as usize + 1] - offsets[r as usize]) as usize;
             max_len = max_len.max(len);
             total_len += len;
@@ -170,7 +170,7 @@ fn fill_fixed<T>(
     let mut row = 0usize;
     for (input, array) in inputs.iter().zip(arrays) {
         let Some(array) = array else {
-            row += input.rows.len();
+            row += input.row_ids.len();
             continue;
         };
         let array = array.as_primitive::<T>();
@@ -178,7 +178,7 @@ fn fill_fixed<T>(
         if array.null_count() == 0 {
             let first = row;
             let block = enc.rows_mut();
-            for &r in input.rows {
+            for &r in input.row_ids {
                 let at = row * width + offset;
                 values[r as usize].write_le(&mut block[at..at + w]);
                 row += 1;
@@ -188,7 +188,7 @@ fn fill_fixed<T>(
                 enc.set_valid(column, valid);
             }
         } else {
-            for &r in input.rows {
+            for &r in input.row_ids {
                 if array.is_valid(r as usize) {
                     let at = row * width + offset;
                     values[r as usize].write_le(&mut enc.rows_mut()[at..at + w]);
@@ -211,11 +211,11 @@ fn fill_bool(
     let mut row = 0usize;
     for (input, array) in inputs.iter().zip(arrays) {
         let Some(array) = array else {
-            row += input.rows.len();
+            row += input.row_ids.len();
             continue;
         };
         let array = array.as_boolean();
-        for &r in input.rows {
+        for &r in input.row_ids {
             if array.is_valid(r as usize) {
                 enc.rows_mut()[row * width + offset] = u8::from(array.value(r as usize));
                 enc.set_valid(column, row);
@@ -234,15 +234,18 @@ fn fill_utf8(
     let mut row = 0usize;
     for (input, array) in inputs.iter().zip(arrays) {
         let Some(array) = array else {
-            for _ in input.rows {
+            for _ in input.row_ids {
                 enc.push_var(column, None);
             }
-            row += input.rows.len();
+            row += input.row_ids.len();
             continue;
         };
         let array = array.as_string::<i32>();
-        enc.reserve_var(column, array.value_data().len().min(input.rows.len() * 64));
-        for &r in input.rows {
+        enc.reserve_var(
+            column,
+            array.value_data().len().min(input.row_ids.len() * 64),
+        );
+        for &r in input.row_ids {
             if array.is_valid(r as usize) {
                 enc.push_var(column, Some(array.value(r as usize).as_bytes()));
                 enc.set_valid(column, row);

@@ -33,14 +33,14 @@ impl Loc {
     }
 }
 
-/// How many narrow rows ahead [`Rows::warm`] prefetches (see `murr_format`'s batched lookups).
+/// How many narrow rows ahead [`ResolvedRows::warm`] prefetches (see `murr_format`'s batched lookups).
 const ROW_PREFETCH_DISTANCE: usize = 16;
 
 /// The rows of a request, resolved once and shared by every column's gather: the bytes of each
 /// requested row and the segment it came from. Resolving reads no row; the rows are read (and
-/// their cache misses taken, overlapped) by [`Rows::warm`] or [`gather_columns`].
+/// their cache misses taken, overlapped) by [`ResolvedRows::warm`] or [`gather_columns`].
 #[derive(Debug)]
-pub struct Rows<'a> {
+pub struct ResolvedRows<'a> {
     locs: &'a [Loc],
     rows: Vec<&'a [u8]>,
     /// The one segment every found row comes from, if there is one.
@@ -49,12 +49,12 @@ pub struct Rows<'a> {
     segments: &'a [Segment],
 }
 
-impl<'a> Rows<'a> {
+impl<'a> ResolvedRows<'a> {
     /// Resolves `locs` against `segments`.
     ///
     /// # Panics
     /// If a `Loc` names a segment or row out of range.
-    pub fn new(segments: &'a [Segment], locs: &'a [Loc]) -> Rows<'a> {
+    pub fn new(segments: &'a [Segment], locs: &'a [Loc]) -> ResolvedRows<'a> {
         let mut single = None;
         let mut mixed = false;
         let mut missing = false;
@@ -74,7 +74,7 @@ impl<'a> Rows<'a> {
                 }
             })
             .collect();
-        Rows {
+        ResolvedRows {
             locs,
             rows,
             single: if mixed { None } else { single },
@@ -165,13 +165,13 @@ fn seg_columns<'a>(
 /// per cache line, loads the core overlaps) and every such column copied out of them while they
 /// are in L1, instead of one pass over all rows per column (a 100-column row spans seven cache
 /// lines, 1000 of them do not stay in L1). Otherwise the rows are read once with
-/// [`Rows::warm`]. The other columns go through [`gather_rows`], from cache.
+/// [`ResolvedRows::warm`]. The other columns go through [`gather_rows`], from cache.
 ///
 /// # Errors
 /// As [`gather`].
 pub fn gather_columns(
     segments: &[Segment],
-    rows: &Rows<'_>,
+    rows: &ResolvedRows<'_>,
     columns: &[(&str, DType)],
 ) -> Result<Vec<ArrayRef>> {
     let n = rows.len();
@@ -241,7 +241,7 @@ pub fn gather_columns(
 /// while they are in L1.
 fn copy_dense(
     view: &murr_format::SegmentView,
-    rows: &Rows<'_>,
+    rows: &ResolvedRows<'_>,
     dense4: &mut [(usize, usize, Dense)],
     others: &mut [(usize, usize, Dense)],
 ) {
@@ -329,19 +329,23 @@ fn primitive<T: ArrowPrimitiveType>(buffer: Buffer, n: usize) -> ArrayRef {
 /// # Panics
 /// If a `Loc` names a segment or row out of range.
 pub fn gather(segments: &[Segment], column: &str, dtype: DType, locs: &[Loc]) -> Result<ArrayRef> {
-    let mut arrays = gather_columns(segments, &Rows::new(segments, locs), &[(column, dtype)])?;
+    let mut arrays = gather_columns(
+        segments,
+        &ResolvedRows::new(segments, locs),
+        &[(column, dtype)],
+    )?;
     Ok(arrays.remove(0))
 }
 
-/// As [`gather`], over rows resolved once with [`Rows::new`] for several columns. The rows are
-/// read as they come: call [`Rows::warm`] first (or use [`gather_columns`]) so their misses
+/// As [`gather`], over rows resolved once with [`ResolvedRows::new`] for several columns. The rows are
+/// read as they come: call [`ResolvedRows::warm`] first (or use [`gather_columns`]) so their misses
 /// overlap.
 ///
 /// # Errors
 /// As [`gather`].
 pub fn gather_rows<'a>(
     segments: &'a [Segment],
-    rows: &Rows<'a>,
+    rows: &ResolvedRows<'a>,
     column: &str,
     dtype: DType,
 ) -> Result<ArrayRef> {
@@ -393,7 +397,7 @@ impl Nulls {
 
 struct Gather<'s, 'r> {
     cols: &'s [Option<ColumnView<'r>>],
-    rows: &'s Rows<'r>,
+    rows: &'s ResolvedRows<'r>,
 }
 
 impl<'r> Gather<'_, 'r> {

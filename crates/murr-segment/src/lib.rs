@@ -20,7 +20,7 @@ use murr_directory::{Directory, FilePath};
 use murr_format::{SegmentView, Verify};
 
 pub use encode::{Input, RowKeys, encode};
-pub use gather::{Loc, Rows, gather, gather_columns, gather_rows};
+pub use gather::{Loc, ResolvedRows, gather, gather_columns, gather_rows};
 
 #[doc(hidden)]
 pub mod __private {

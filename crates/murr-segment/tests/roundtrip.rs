@@ -11,7 +11,9 @@ use arrow_array::{
 use arrow_schema::{Field, Schema};
 use murr_directory::{Directory, DirectoryExt, FilePath, RamDirectory};
 use murr_format::{ColumnDef, DType, TableSchema, Verify};
-use murr_segment::{Input, Loc, Rows, Segment, encode, gather, gather_columns, gather_rows};
+use murr_segment::{
+    Input, Loc, ResolvedRows, Segment, encode, gather, gather_columns, gather_rows,
+};
 use proptest::prelude::*;
 
 fn schema() -> TableSchema {
@@ -105,7 +107,15 @@ fn batch(schema: &TableSchema, keys: &[String], rows: &[Row]) -> RecordBatch {
 fn write(dir: &dyn Directory, schema: &TableSchema, batch: &RecordBatch, name: &str) -> Segment {
     let rows: Vec<u32> = (0..batch.num_rows() as u32).collect();
     let mut bytes = Vec::new();
-    encode(schema, &[Input { batch, rows: &rows }], &mut bytes).expect("encodes");
+    encode(
+        schema,
+        &[Input {
+            batch,
+            row_ids: &rows,
+        }],
+        &mut bytes,
+    )
+    .expect("encodes");
     let path = FilePath::new(name).expect("valid");
     dir.write_new(&path, &bytes).expect("writes");
     Segment::open(dir, &path, Verify::Full).expect("opens")
@@ -139,7 +149,7 @@ proptest! {
         // at a time for four-byte values) agrees with one column at a time, for all columns
         // asked twice, in two orders.
         locs.pop();
-        let rows = Rows::new(&segments, &locs);
+        let rows = ResolvedRows::new(&segments, &locs);
         let mut wanted: Vec<(&str, DType)> = schema.columns.iter().map(|c| (c.name.as_str(), c.dtype)).collect();
         wanted.extend(schema.columns.iter().rev().map(|c| (c.name.as_str(), c.dtype)));
         let all = gather_columns(&segments, &rows, &wanted).expect("gathers");
@@ -331,7 +341,7 @@ fn wrong_arrow_type_and_null_in_required_column_are_refused() {
             &schema,
             &[Input {
                 batch: &wrong,
-                rows: &[0]
+                row_ids: &[0]
             }],
             &mut Vec::new()
         )
@@ -346,7 +356,7 @@ fn wrong_arrow_type_and_null_in_required_column_are_refused() {
         &schema,
         &[Input {
             batch: &null,
-            rows: &[0],
+            row_ids: &[0],
         }],
         &mut Vec::new(),
     )
@@ -406,11 +416,11 @@ fn inputs_with_and_without_nulls_share_a_segment() {
         &[
             Input {
                 batch: &full,
-                rows: &[1, 0],
+                row_ids: &[1, 0],
             },
             Input {
                 batch: &holes,
-                rows: &[0, 1],
+                row_ids: &[0, 1],
             },
         ],
         &mut bytes,

@@ -370,31 +370,37 @@ impl Store {
                 doomed.extend(
                     files
                         .iter()
-                        .filter(|f| (is_segment(f.path.file_name())) && old(f)),
+                        .filter(|f| is_segment(f.path.file_name()) && old(f)),
                 );
                 continue;
             };
             // A manifest stays while the one after it is younger than the grace period: a
             // replica may still be loading the segments it lists.
             let mut kept = vec![newest];
+            let mut superseded = Vec::new();
             for (m, next) in older.iter().zip(versions.iter().skip(1)) {
                 if old(next) {
-                    doomed.push(m);
+                    superseded.push(*m);
                 } else {
                     kept.push(m);
                 }
             }
             let mut live: HashSet<String> = HashSet::new();
+            let mut readable = true;
             for m in kept {
                 let bytes = self.dir.open(&m.path)?;
-                match crate::manifest::Manifest::decode(&m.path, &bytes) {
+                match Manifest::decode(&m.path, &bytes) {
                     Ok(manifest) => live.extend(manifest.segments.into_iter().map(|s| s.file)),
                     Err(e) => {
-                        tracing::warn!(table = %name, file = %m.path, error = %e, "gc skips a table whose manifest does not read");
-                        live.extend(files.iter().map(|f| f.path.file_name().to_owned()));
+                        tracing::warn!(table = %name, file = %m.path, error = %e, "gc leaves a table whose manifest does not read as it is");
+                        readable = false;
                     }
                 }
             }
+            if !readable {
+                continue;
+            }
+            doomed.extend(superseded);
             doomed.extend(files.iter().filter(|f| {
                 let file = f.path.file_name();
                 is_segment(file) && !live.contains(file) && old(f)
@@ -438,7 +444,15 @@ impl Store {
                 Ok(Some(m)) => m,
                 Ok(None) => continue,
                 Err(e) => {
-                    next.insert(name.clone(), Entry::Failed(e.to_string()));
+                    // Storage trouble or a bad file: a table that serves keeps serving what it has.
+                    let keep = current.get(name).filter(|e| matches!(e, Entry::Ready(_)));
+                    if keep.is_some() {
+                        tracing::warn!(table = %name, error = %e, "cannot read the table's newest manifest; it keeps serving the one before");
+                    }
+                    let entry = keep
+                        .cloned()
+                        .unwrap_or_else(|| Entry::Failed(e.to_string()));
+                    next.insert(name.clone(), entry);
                     continue;
                 }
             };

@@ -306,3 +306,32 @@ fn a_data_folder_written_by_release_0_1_still_reads_and_moves_to_numbered_manife
         [Some(7)]
     );
 }
+
+/// A replica that cannot read a table's newest manifest (a bad or half-visible file, storage
+/// trouble) keeps serving the version it has; gc leaves such a table's files alone.
+#[test]
+fn an_unreadable_newest_manifest_changes_nothing() {
+    let dir = Arc::new(RamDirectory::new());
+    let w = Store::open(
+        dir.clone(),
+        StoreOptions {
+            delete_at_once: false,
+            ..writer()
+        },
+    )
+    .expect("opens");
+    let t = w.create_table("t", schema()).expect("creates");
+    t.write(&[valued(&keys(0..3), 1)]).expect("writes");
+    t.write(&[valued(&keys(0..3), 2)]).expect("writes");
+    let r = Store::open(dir.clone(), replica()).expect("opens");
+    let bad = murr_directory::FilePath::new("tables/t/MANIFEST-00000000000000000099").expect("valid");
+    murr_directory::DirectoryExt::write_new(dir.as_ref(), &bad, b"not a manifest").expect("writes");
+    r.refresh().expect("refreshes");
+    assert_eq!(ns(&r.fetch("t", &["k0"], &["n"]).expect("still serves"), 0), [Some(2)]);
+    let before = files(dir.as_ref(), "tables/t");
+    assert_eq!(w.gc(Duration::ZERO).expect("gc").files, 0);
+    assert_eq!(files(dir.as_ref(), "tables/t"), before, "nothing of that table is deleted");
+    // A replica that never had the table reports it unavailable.
+    let fresh = Store::open(dir, replica()).expect("opens");
+    assert_eq!(fresh.table("t").expect_err("unreadable").kind(), ErrorKind::Unavailable);
+}

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use arrow_array::{RecordBatch, RecordBatchOptions};
 use arrow_schema::Schema;
 use murr_format::{DType, hash_key};
-use murr_segment::{Loc, Rows, Segment, gather_columns};
+use murr_segment::{Loc, ResolvedRows, Segment, gather_columns};
 
 use super::Table;
 use crate::error::{Error, Result};
@@ -36,7 +36,7 @@ impl Table {
             positions.push(p);
         }
         let locs = locate(&snap.segments, keys);
-        let rows = Rows::new(&snap.segments, &locs);
+        let rows = ResolvedRows::new(&snap.segments, &locs);
         let wanted: Vec<(&str, DType)> = positions
             .iter()
             .map(|&p| {

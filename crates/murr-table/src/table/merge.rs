@@ -7,7 +7,7 @@ use std::time::Instant;
 use arrow_array::RecordBatch;
 use murr_directory::{DirectoryExt, FilePath};
 use murr_format::{DType, hash_key};
-use murr_segment::{Input, Loc, Rows, Segment, gather_columns};
+use murr_segment::{Input, Loc, ResolvedRows, Segment, gather_columns};
 
 use super::{Snapshot, Table};
 use crate::error::{Error, Result};
@@ -87,7 +87,7 @@ impl Table {
             kept += survivors.len();
             for chunk in survivors.chunks(MERGE_CHUNK_ROWS) {
                 // The chunk's rows are resolved once for all its columns.
-                let rows = Rows::new(run, chunk);
+                let rows = ResolvedRows::new(run, chunk);
                 let arrays = gather_columns(run, &rows, &columns)?;
                 batches.push(
                     RecordBatch::try_new(Arc::clone(&meta.storage_schema), arrays)
@@ -105,7 +105,10 @@ impl Table {
             let inputs: Vec<Input<'_>> = batches
                 .iter()
                 .zip(&selections)
-                .map(|(batch, rows)| Input { batch, rows })
+                .map(|(batch, rows)| Input {
+                    batch,
+                    row_ids: rows,
+                })
                 .collect();
             Some(self.write_segment(meta, &inputs)?)
         };

@@ -156,7 +156,10 @@ impl Table {
         let inputs: Vec<Input<'_>> = batches
             .iter()
             .zip(&selections)
-            .map(|(batch, rows)| Input { batch, rows })
+            .map(|(batch, rows)| Input {
+                batch,
+                row_ids: rows,
+            })
             .collect();
         let stored: usize = selections.iter().map(Vec::len).sum();
         Ok((
