@@ -801,3 +801,102 @@ async fn reads_while_writes_run() {
     }
     writer.await.expect("writer");
 }
+
+/// Sends raw bytes on a new connection and closes it (a client that goes away mid-upload), or
+/// reads the answer when `wait` is set.
+async fn raw(s: &Server, request: &[u8], wait: bool) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = s.base.trim_start_matches("http://");
+    let mut tcp = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connects");
+    tcp.write_all(request).await.expect("sends");
+    if !wait {
+        // Let the server read and decode what was sent, then vanish.
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        drop(tcp);
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        return String::new();
+    }
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        tcp.read_to_end(&mut answer),
+    )
+    .await;
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+fn put_head(framing: &str) -> Vec<u8> {
+    format!(
+        "PUT /api/v1/table/t/write HTTP/1.1\r\nhost: x\r\ncontent-type: {ARROW_STREAM}\r\n{framing}\r\nconnection: close\r\n\r\n"
+    )
+    .into_bytes()
+}
+
+/// A write is atomic: an upload whose body never reached its end, or that goes on past the end
+/// of its Arrow stream, commits nothing, even though the Arrow stream inside it was complete.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_cut_short_or_with_trailing_bytes_commits_nothing() {
+    let s = start_with(4096).await;
+    s.create("t").await;
+    let stream = ipc(&[batch(&["a", "b"], &[1, 2])]);
+    let nothing = || async { s.fetch_json("t", json!(["a", "b"]), json!(["n"])).await.1 };
+    let none = json!({"columns": {"n": [null, null]}});
+
+    // Chunked: the whole Arrow stream in one chunk, then the client leaves without the last chunk.
+    let mut req = put_head("transfer-encoding: chunked");
+    req.extend_from_slice(format!("{:x}\r\n", stream.len()).as_bytes());
+    req.extend_from_slice(&stream);
+    req.extend_from_slice(b"\r\n");
+    raw(&s, &req, false).await;
+    assert_eq!(
+        nothing().await,
+        none,
+        "a chunked upload cut short committed"
+    );
+
+    // A declared length one byte longer than what arrives.
+    let mut req = put_head(&format!("content-length: {}", stream.len() + 1));
+    req.extend_from_slice(&stream);
+    raw(&s, &req, false).await;
+    assert_eq!(
+        nothing().await,
+        none,
+        "an upload shorter than its length committed"
+    );
+
+    // Bytes after the end of the stream: a 400 naming them, nothing written.
+    let mut body = stream.clone();
+    body.extend_from_slice(b"junk");
+    s.expect_error(
+        M::PUT,
+        "/api/v1/table/t/write",
+        Some(ARROW_STREAM),
+        body,
+        StatusCode::BAD_REQUEST,
+        "after the end",
+    )
+    .await;
+    assert_eq!(nothing().await, none);
+
+    // A complete stream, then more chunks past the size limit: 413, nothing written.
+    let mut req = put_head("transfer-encoding: chunked");
+    req.extend_from_slice(format!("{:x}\r\n", stream.len()).as_bytes());
+    req.extend_from_slice(&stream);
+    req.extend_from_slice(b"\r\n");
+    let pad = vec![b'x'; 5000];
+    req.extend_from_slice(format!("{:x}\r\n", pad.len()).as_bytes());
+    req.extend_from_slice(&pad);
+    req.extend_from_slice(b"\r\n0\r\n\r\n");
+    let answer = raw(&s, &req, true).await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert_eq!(nothing().await, none);
+
+    // The same stream, sent whole, is written.
+    let (status, _, _) = s
+        .send(M::PUT, "/api/v1/table/t/write", Some(ARROW_STREAM), stream)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(nothing().await, json!({"columns": {"n": [1, 2]}}));
+}

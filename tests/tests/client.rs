@@ -246,3 +246,62 @@ async fn server_gone_is_a_transport_error() {
         assert!(matches!(err, Error::Transport(_)), "{err:?}");
     }
 }
+
+/// A Flight upload whose call ends before the client's end of stream (here its deadline passes,
+/// and the server drops the call) commits nothing, though three whole batches arrived.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_flight_upload_commits_nothing() {
+    use arrow_flight::encode::FlightDataEncoderBuilder;
+    use arrow_flight::flight_service_client::FlightServiceClient;
+    use arrow_flight::{FlightData, FlightDescriptor};
+    use futures_util::StreamExt;
+    let server = TestServer::start().await;
+    let client = server.client(Transport::Http);
+    client.create_table("t", &schema()).await.expect("creates");
+    let batches = vec![batch(&["a"], 1), batch(&["b"], 2), batch(&["c"], 3)];
+    let messages: Vec<FlightData> = FlightDataEncoderBuilder::new()
+        .with_flight_descriptor(Some(FlightDescriptor::new_path(vec!["t".to_owned()])))
+        .build(futures_util::stream::iter(batches.into_iter().map(Ok)))
+        .map(|m| m.expect("encodes"))
+        .collect()
+        .await;
+    // The messages, then a stream that never ends: the client neither finishes nor cancels.
+    let upload = futures_util::stream::iter(messages).chain(futures_util::stream::pending());
+    let channel = tonic::transport::Endpoint::from_shared(server.flight_url.clone())
+        .expect("url")
+        .connect()
+        .await
+        .expect("connects");
+    // The deadline travels as gRPC's `grpc-timeout` header, which the server enforces: it drops
+    // the call when the deadline passes. (The client itself does not time out here: a Rust
+    // client dropping a call may end its request stream as if it were complete, which is the
+    // client's end of stream as far as any server can see.)
+    let mut request = tonic::Request::new(upload);
+    request
+        .metadata_mut()
+        .insert("grpc-timeout", "700m".parse().expect("header value"));
+    let status = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        FlightServiceClient::new(channel).do_put(request),
+    )
+    .await
+    .expect("the server ends the call")
+    .expect_err("the deadline passes");
+    assert!(
+        matches!(
+            status.code(),
+            tonic::Code::DeadlineExceeded | tonic::Code::Cancelled
+        ),
+        "{status:?}"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let out = client
+        .fetch("t", &["a", "b", "c"], &["n"])
+        .await
+        .expect("fetches");
+    assert_eq!(
+        out.column(0).null_count(),
+        3,
+        "nothing of the cancelled upload is visible"
+    );
+}

@@ -259,15 +259,25 @@ impl FlightService for MurrFlight {
             .chain(stream)
             .map_err(|s| FlightError::Tonic(Box::new(s)));
         let mut batches = FlightRecordBatchStream::new_from_flight_data(data);
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<RecordBatch, murr_table::Error>>(4);
+        // `None` is the client's end of stream: only then does the write commit. When this
+        // handler is dropped first (the client cancelled, its deadline passed, the server is
+        // stopping), the channel closes without it and the write aborts.
+        let (tx, mut rx) =
+            tokio::sync::mpsc::channel::<Option<Result<RecordBatch, murr_table::Error>>>(4);
         let writer = tokio::task::spawn_blocking(move || {
-            table.write_stream(std::iter::from_fn(move || rx.blocking_recv()))
+            table.write_stream(std::iter::from_fn(move || match rx.blocking_recv() {
+                Some(item) => item,
+                None => Some(Err(murr_table::Error::Invalid(
+                    "do_put: the upload stopped before the client's end of stream".to_owned(),
+                ))),
+            }))
         });
-        while let Some(item) = batches.next().await {
-            let item =
-                item.map_err(|e| murr_table::Error::Invalid(format!("invalid Flight data: {e}")));
-            let failed = item.is_err();
-            if tx.send(item).await.is_err() || failed {
+        loop {
+            let item = batches.next().await.map(|item| {
+                item.map_err(|e| murr_table::Error::Invalid(format!("invalid Flight data: {e}")))
+            });
+            let last = !matches!(item, Some(Ok(_)));
+            if tx.send(item).await.is_err() || last {
                 break;
             }
         }

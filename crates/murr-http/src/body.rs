@@ -44,24 +44,65 @@ pub(crate) async fn read_all(body: Body, limit: u64) -> ApiResult<Bytes> {
     Ok(buf.freeze())
 }
 
-/// A blocking reader fed by [`pump`] from the async side.
+/// What the pump hands the blocking reader.
+enum Piece {
+    /// The next bytes of the body.
+    Data(Bytes),
+    /// The body ended by its protocol's own end (its full length, or the final chunk).
+    End,
+    /// The body failed (or passed the size limit).
+    Failed(io::Error),
+}
+
+/// A blocking reader fed by [`stream`]'s pump from the async side.
+///
+/// It reads as end of file only the body's real end. When the pump stops without it (the client
+/// went away, the request was cancelled, the server is shutting down) a read fails, so that an
+/// upload cut short is never taken for a complete one.
 pub(crate) struct ChannelReader {
-    rx: mpsc::Receiver<io::Result<Bytes>>,
+    rx: mpsc::Receiver<Piece>,
     current: Bytes,
+    ended: bool,
 }
 
 impl Read for ChannelReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         while self.current.is_empty() {
+            if self.ended {
+                return Ok(0);
+            }
             match self.rx.blocking_recv() {
-                Some(Ok(b)) => self.current = b,
-                Some(Err(e)) => return Err(e),
-                None => return Ok(0),
+                Some(Piece::Data(b)) => self.current = b,
+                Some(Piece::End) => self.ended = true,
+                Some(Piece::Failed(e)) => return Err(e),
+                None => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the upload stopped before the end of its body",
+                    ));
+                }
             }
         }
         let n = buf.len().min(self.current.len());
         buf[..n].copy_from_slice(&self.current.split_to(n));
         Ok(n)
+    }
+}
+
+impl ChannelReader {
+    /// Checks that nothing follows what was read but the body's end: no more bytes, no error.
+    ///
+    /// # Errors
+    /// An error naming what followed: bytes, a failed or cut-short body.
+    pub(crate) fn expect_end(&mut self, what: &str) -> io::Result<()> {
+        let mut probe = [0u8; 1];
+        match self.read(&mut probe)? {
+            0 => Ok(()),
+            _ => Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("the body has bytes after the end of the {what}"),
+            )),
+        }
     }
 }
 
@@ -74,38 +115,42 @@ pub(crate) struct Streamed {
 /// Starts streaming: returns the reader and the future that forwards the body into it.
 /// The future stops early when the reader is dropped (the write failed) or the limit is passed.
 pub(crate) fn stream(body: Body, limit: u64) -> (Streamed, impl Future<Output = ()> + Send) {
-    let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(16);
+    let (tx, rx) = mpsc::channel::<Piece>(16);
     let too_large = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&too_large);
     let pump = async move {
         let mut body = body.into_data_stream();
         let mut seen = 0u64;
         while let Some(chunk) = futures_util::StreamExt::next(&mut body).await {
-            let item = match chunk {
+            let piece = match chunk {
                 Ok(c) => {
                     seen += c.len() as u64;
                     if seen > limit {
                         flag.store(true, Ordering::SeqCst);
                         let _ = tx
-                            .send(Err(io::Error::other("request body over the size limit")))
+                            .send(Piece::Failed(io::Error::other(
+                                "request body over the size limit",
+                            )))
                             .await;
                         return;
                     }
-                    Ok(c)
+                    Piece::Data(c)
                 }
-                Err(e) => Err(io::Error::other(e.to_string())),
+                Err(e) => Piece::Failed(io::Error::other(e.to_string())),
             };
-            let failed = item.is_err();
-            if tx.send(item).await.is_err() || failed {
+            let failed = matches!(piece, Piece::Failed(_));
+            if tx.send(piece).await.is_err() || failed {
                 return;
             }
         }
+        let _ = tx.send(Piece::End).await;
     };
     (
         Streamed {
             reader: ChannelReader {
                 rx,
                 current: Bytes::new(),
+                ended: false,
             },
             too_large,
         },

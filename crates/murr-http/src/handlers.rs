@@ -134,15 +134,39 @@ pub(crate) async fn write(
             let (streamed, pump) = body::stream(body, limit);
             let body::Streamed { reader, too_large } = streamed;
             let work = blocking(move || {
-                let reader = arrow_ipc::reader::StreamReader::try_new(
+                let mut reader = arrow_ipc::reader::StreamReader::try_new(
                     BufReader::with_capacity(1 << 16, reader),
                     None,
                 )
                 .map_err(|e| ApiError::bad_request(format!("invalid Arrow IPC stream: {e}")))?;
-                let batches = reader.map(|b| {
-                    b.map_err(|e| {
-                        murr_table::Error::Invalid(format!("invalid Arrow IPC stream: {e}"))
-                    })
+                let invalid = |e: &dyn std::fmt::Display| {
+                    murr_table::Error::Invalid(format!("invalid Arrow IPC stream: {e}"))
+                };
+                // The batches, then one check that the body ended right after the stream: a
+                // body cut short, failed or followed by more bytes aborts the write.
+                let mut done = false;
+                let batches = std::iter::from_fn(|| {
+                    if done {
+                        return None;
+                    }
+                    match reader.next() {
+                        Some(batch) => Some(batch.map_err(|e| invalid(&e))),
+                        None => {
+                            done = true;
+                            let rest = reader.get_mut();
+                            let end = rest
+                                .buffer()
+                                .is_empty()
+                                .then(|| rest.get_mut().expect_end("Arrow stream"));
+                            match end {
+                                Some(Ok(())) => None,
+                                Some(Err(e)) => Some(Err(invalid(&e))),
+                                None => Some(Err(invalid(
+                                    &"the body has bytes after the end of the Arrow stream",
+                                ))),
+                            }
+                        }
+                    }
                 });
                 Ok(table.write_stream(batches)?)
             });

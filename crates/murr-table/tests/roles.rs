@@ -324,14 +324,25 @@ fn an_unreadable_newest_manifest_changes_nothing() {
     t.write(&[valued(&keys(0..3), 1)]).expect("writes");
     t.write(&[valued(&keys(0..3), 2)]).expect("writes");
     let r = Store::open(dir.clone(), replica()).expect("opens");
-    let bad = murr_directory::FilePath::new("tables/t/MANIFEST-00000000000000000099").expect("valid");
+    let bad =
+        murr_directory::FilePath::new("tables/t/MANIFEST-00000000000000000099").expect("valid");
     murr_directory::DirectoryExt::write_new(dir.as_ref(), &bad, b"not a manifest").expect("writes");
     r.refresh().expect("refreshes");
-    assert_eq!(ns(&r.fetch("t", &["k0"], &["n"]).expect("still serves"), 0), [Some(2)]);
+    assert_eq!(
+        ns(&r.fetch("t", &["k0"], &["n"]).expect("still serves"), 0),
+        [Some(2)]
+    );
     let before = files(dir.as_ref(), "tables/t");
     assert_eq!(w.gc(Duration::ZERO).expect("gc").files, 0);
-    assert_eq!(files(dir.as_ref(), "tables/t"), before, "nothing of that table is deleted");
+    assert_eq!(
+        files(dir.as_ref(), "tables/t"),
+        before,
+        "nothing of that table is deleted"
+    );
     // A replica that never had the table reports it unavailable.
     let fresh = Store::open(dir, replica()).expect("opens");
-    assert_eq!(fresh.table("t").expect_err("unreadable").kind(), ErrorKind::Unavailable);
+    assert_eq!(
+        fresh.table("t").expect_err("unreadable").kind(),
+        ErrorKind::Unavailable
+    );
 }
