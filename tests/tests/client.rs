@@ -305,3 +305,33 @@ async fn a_cancelled_flight_upload_commits_nothing() {
         "nothing of the cancelled upload is visible"
     );
 }
+
+/// Flight tickets obey the same fetch limits as HTTP bodies, and both transports name them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetch_limits_hold_over_both_transports() {
+    let server = TestServer::start_with(|c| c.server.fetch.max_keys = 3).await;
+    let http = server.client(Transport::Http);
+    http.create_table("t", &schema()).await.expect("creates");
+    for transport in [Transport::Http, Transport::Flight] {
+        let c = server.client(transport);
+        let err = c
+            .fetch("t", &["a", "b", "c", "d"], &["n"])
+            .await
+            .expect_err("4 keys");
+        assert!(
+            matches!(&err, Error::InvalidArgument(m) if m.contains("server.fetch.max_keys")),
+            "{transport:?}: {err}"
+        );
+        let err = c
+            .fetch("t", &["a"], &["n", "n"])
+            .await
+            .expect_err("a column twice");
+        assert!(
+            matches!(&err, Error::InvalidArgument(m) if m.contains("twice")),
+            "{transport:?}: {err}"
+        );
+        c.fetch("t", &["a", "b", "c"], &["n"])
+            .await
+            .expect("within the limit");
+    }
+}

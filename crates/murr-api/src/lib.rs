@@ -27,6 +27,56 @@ pub const JSON: &str = "application/json";
 /// blocking pool so that they cannot stall other requests.
 pub const SMALL_FETCH_CELLS: usize = 64 * 1024;
 
+/// Bounds on one fetch, so that a small request cannot make the server build an answer of
+/// gigabytes. A request above them is refused before any work, with a message naming the setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FetchLimits {
+    /// Most keys in one fetch (`server.fetch.max_keys`).
+    pub max_keys: usize,
+    /// Most cells, keys x columns, in one fetch (`server.fetch.max_cells`).
+    pub max_cells: usize,
+}
+
+impl Default for FetchLimits {
+    /// 100,000 keys and 10,000,000 cells (40 MB of float32 values).
+    fn default() -> Self {
+        FetchLimits {
+            max_keys: 100_000,
+            max_cells: 10_000_000,
+        }
+    }
+}
+
+impl FetchRequest<'_> {
+    /// Checks the request against `limits`.
+    ///
+    /// # Errors
+    /// A message naming the limit passed and its setting.
+    pub fn check(&self, limits: &FetchLimits) -> Result<(), String> {
+        let keys = self.keys.len();
+        if keys > limits.max_keys {
+            return Err(format!(
+                "the fetch asks for {keys} keys, more than the limit of {} (server.fetch.max_keys)",
+                limits.max_keys
+            ));
+        }
+        let cells = keys.saturating_mul(self.columns.len());
+        if cells > limits.max_cells {
+            return Err(format!(
+                "the fetch asks for {keys} keys x {} columns = {cells} cells, more than the limit of {} (server.fetch.max_cells)",
+                self.columns.len(),
+                limits.max_cells
+            ));
+        }
+        Ok(())
+    }
+
+    /// Keys x columns: the size of the answer, in values.
+    pub fn cells(&self) -> usize {
+        self.keys.len().saturating_mul(self.columns.len())
+    }
+}
+
 /// The answer to a write: `{"rows": .., "stored": .., "bytes": ..}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct WriteAnswer {
@@ -99,6 +149,32 @@ mod tests {
         .expect("name is an alias of table");
         assert_eq!(a.table, "t");
         assert!(serde_json::from_str::<DropTableAction>(r#"{"table": "t", "x": 1}"#).is_err());
+    }
+
+    #[test]
+    fn limits_name_their_setting() {
+        let req = FetchRequest::from_json(br#"{"keys": ["a", "b", "c"], "columns": ["x", "y"]}"#)
+            .expect("parses");
+        assert_eq!(req.cells(), 6);
+        let ok = FetchLimits {
+            max_keys: 3,
+            max_cells: 6,
+        };
+        assert_eq!(req.check(&ok), Ok(()));
+        let err = req
+            .check(&FetchLimits { max_keys: 2, ..ok })
+            .expect_err("too many keys");
+        assert!(
+            err.contains("3 keys") && err.contains("server.fetch.max_keys"),
+            "{err}"
+        );
+        let err = req
+            .check(&FetchLimits { max_cells: 5, ..ok })
+            .expect_err("too many cells");
+        assert!(
+            err.contains("6 cells") && err.contains("server.fetch.max_cells"),
+            "{err}"
+        );
     }
 
     #[test]

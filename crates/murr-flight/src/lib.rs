@@ -23,8 +23,8 @@ use arrow_flight::{
 use arrow_schema::Schema;
 use futures_util::{Stream, StreamExt, TryStreamExt};
 use murr_api::{
-    CreateTableAction, DropAnswer, DropTableAction, FetchRequest, SMALL_FETCH_CELLS, WriteAnswer,
-    encode_keys,
+    CreateTableAction, DropAnswer, DropTableAction, FetchLimits, FetchRequest, SMALL_FETCH_CELLS,
+    WriteAnswer, encode_keys,
 };
 use murr_table::{ErrorKind, Store, Table};
 use tonic::{Request, Response, Status, Streaming};
@@ -38,6 +38,8 @@ pub struct FlightConfig {
     pub max_message_size: usize,
     /// Target size of one Flight data message of an answer; larger answers are split. Default 2 MiB.
     pub max_flight_data_size: usize,
+    /// Bounds on one fetch's keys and cells.
+    pub fetch_limits: FetchLimits,
 }
 
 impl Default for FlightConfig {
@@ -45,6 +47,7 @@ impl Default for FlightConfig {
         FlightConfig {
             max_message_size: 64 << 20,
             max_flight_data_size: 2 << 20,
+            fetch_limits: FetchLimits::default(),
         }
     }
 }
@@ -213,10 +216,13 @@ impl FlightService for MurrFlight {
         let Some(name) = &ticket.table else {
             return Err(bad(&"missing field `table`"));
         };
+        ticket
+            .check(&self.config.fetch_limits)
+            .map_err(Status::invalid_argument)?;
         let table = self.store.table(name).map_err(|e| status(&e))?;
         let keys = encode_keys(table.meta().key_codec(), &ticket.keys);
         // Small fetches take less time than a hand-off to the blocking pool.
-        let batch = if ticket.keys.len() * ticket.columns.len() <= SMALL_FETCH_CELLS {
+        let batch = if ticket.cells() <= SMALL_FETCH_CELLS {
             table
                 .fetch(&keys, &ticket.columns)
                 .map_err(|e| status(&e))?

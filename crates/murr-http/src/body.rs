@@ -14,14 +14,23 @@ use tokio::sync::mpsc;
 
 use crate::error::{ApiError, ApiResult};
 
+/// The setting behind the general body limit.
+pub(crate) const PAYLOAD_SETTING: &str = "server.http.max_payload_size";
+/// The setting behind the fetch body limit.
+pub(crate) const FETCH_PAYLOAD_SETTING: &str = "server.http.max_fetch_payload_size";
+
 /// Refuses a body whose declared length is over the limit before reading any of it.
-pub(crate) fn check_declared_length(headers: &HeaderMap, limit: u64) -> ApiResult<()> {
+pub(crate) fn check_declared_length(
+    headers: &HeaderMap,
+    limit: u64,
+    setting: &str,
+) -> ApiResult<()> {
     let declared = headers
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     match declared {
-        Some(n) if n > limit => Err(ApiError::too_large(limit)),
+        Some(n) if n > limit => Err(ApiError::too_large(limit, setting)),
         _ => Ok(()),
     }
 }
@@ -30,14 +39,14 @@ fn read_error(e: &axum::Error) -> ApiError {
     ApiError::bad_request(format!("could not read the request body: {e}"))
 }
 
-/// The whole body, refused with 413 past `limit` bytes.
-pub(crate) async fn read_all(body: Body, limit: u64) -> ApiResult<Bytes> {
+/// The whole body, refused with 413 past `limit` bytes (the value of `setting`).
+pub(crate) async fn read_all(body: Body, limit: u64, setting: &str) -> ApiResult<Bytes> {
     let mut body = body.into_data_stream();
     let mut buf = BytesMut::new();
     while let Some(chunk) = futures_util::StreamExt::next(&mut body).await {
         let chunk = chunk.map_err(|e| read_error(&e))?;
         if (buf.len() + chunk.len()) as u64 > limit {
-            return Err(ApiError::too_large(limit));
+            return Err(ApiError::too_large(limit, setting));
         }
         buf.extend_from_slice(&chunk);
     }
@@ -188,7 +197,7 @@ pub(crate) async fn spool(
         let chunk = chunk.map_err(|e| read_error(&e))?;
         seen += chunk.len() as u64;
         if seen > limit {
-            return Err(ApiError::too_large(limit));
+            return Err(ApiError::too_large(limit, PAYLOAD_SETTING));
         }
         out.write_all(&chunk)
             .await

@@ -27,13 +27,11 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, message)
     }
 
-    /// 413 Payload Too Large.
-    pub fn too_large(limit: u64) -> Self {
+    /// 413 Payload Too Large, naming the limit and its setting.
+    pub fn too_large(limit: u64, setting: &str) -> Self {
         Self::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            format!(
-                "request body is larger than the limit of {limit} bytes (server.http.max_payload_size)"
-            ),
+            format!("request body is larger than the limit of {limit} bytes ({setting})"),
         )
     }
 }

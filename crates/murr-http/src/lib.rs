@@ -26,6 +26,7 @@ use murr_table::Store;
 use tokio::net::TcpListener;
 
 pub use error::{ApiError, ApiResult};
+use murr_api::FetchLimits;
 pub use murr_api::{ARROW_STREAM, PARQUET};
 
 /// The HTTP front-end's settings.
@@ -33,6 +34,10 @@ pub use murr_api::{ARROW_STREAM, PARQUET};
 pub struct HttpConfig {
     /// Largest accepted request body, in bytes (413 above). Default 1 GiB.
     pub max_payload_size: u64,
+    /// Largest accepted fetch request body, in bytes (413 above). Default 16 MiB.
+    pub max_fetch_payload_size: u64,
+    /// Bounds on one fetch's keys and cells.
+    pub fetch_limits: FetchLimits,
     /// Where Parquet uploads are spooled while they are read (a folder on local disk).
     pub upload_dir: PathBuf,
 }
@@ -41,6 +46,8 @@ impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
             max_payload_size: 1 << 30,
+            max_fetch_payload_size: 16 << 20,
+            fetch_limits: FetchLimits::default(),
             upload_dir: std::env::temp_dir(),
         }
     }

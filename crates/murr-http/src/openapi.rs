@@ -109,9 +109,9 @@ pub fn document() -> Value {
                         "application/vnd.apache.arrow.stream": {"schema": {"type": "string", "format": "binary"}},
                         "application/json": {"schema": {"$ref": "#/components/schemas/Columns"}}
                     }},
-                    "400": error_response("Malformed request or unknown column"),
+                    "400": error_response("Malformed request, unknown column, a column asked for twice, or more keys or cells than server.fetch.max_keys / max_cells allow"),
                     "404": error_response("No such table"),
-                    "413": error_response("Body over the size limit"),
+                    "413": error_response("Body over server.http.max_fetch_payload_size"),
                     "503": error_response("The table failed to load")
                 }
             }}

@@ -30,6 +30,8 @@ pub struct ServerConfig {
     pub http: HttpConfig,
     /// `server.grpc.*`
     pub grpc: GrpcConfig,
+    /// `server.fetch.*`: bounds on one fetch, over HTTP and Flight alike.
+    pub fetch: FetchConfig,
     /// Seconds that requests in flight get to finish after SIGINT/SIGTERM; connections still
     /// open then (a client that never reads, an idle gRPC channel) are closed. Default 10.
     #[serde(deserialize_with = "seconds")]
@@ -41,6 +43,7 @@ impl Default for ServerConfig {
         ServerConfig {
             http: HttpConfig::default(),
             grpc: GrpcConfig::default(),
+            fetch: FetchConfig::default(),
             shutdown_timeout: 10.0,
         }
     }
@@ -68,6 +71,9 @@ pub struct HttpConfig {
     /// Largest request body in bytes; a number or a size like `"512MiB"`. Default 1 GiB.
     #[serde(deserialize_with = "size")]
     pub max_payload_size: u64,
+    /// Largest fetch request body in bytes. Default 16 MiB.
+    #[serde(deserialize_with = "size")]
+    pub max_fetch_payload_size: u64,
 }
 
 impl Default for HttpConfig {
@@ -76,6 +82,37 @@ impl Default for HttpConfig {
             host: IpAddr::from([0, 0, 0, 0]),
             port: 8080,
             max_payload_size: 1 << 30,
+            max_fetch_payload_size: 16 << 20,
+        }
+    }
+}
+
+/// `server.fetch.*`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FetchConfig {
+    /// Most keys in one fetch. Default 100000.
+    pub max_keys: usize,
+    /// Most cells (keys x columns) in one fetch. Default 10000000.
+    pub max_cells: usize,
+}
+
+impl Default for FetchConfig {
+    fn default() -> Self {
+        let limits = murr_api::FetchLimits::default();
+        FetchConfig {
+            max_keys: limits.max_keys,
+            max_cells: limits.max_cells,
+        }
+    }
+}
+
+impl FetchConfig {
+    /// The limits the front-ends apply.
+    pub fn limits(&self) -> murr_api::FetchLimits {
+        murr_api::FetchLimits {
+            max_keys: self.max_keys,
+            max_cells: self.max_cells,
         }
     }
 }

@@ -130,6 +130,8 @@ impl Server {
             store: Arc::clone(&store),
             config: Arc::new(murr_http::HttpConfig {
                 max_payload_size: config.server.http.max_payload_size,
+                max_fetch_payload_size: config.server.http.max_fetch_payload_size,
+                fetch_limits: config.server.fetch.limits(),
                 upload_dir: config.storage.cache_dir.clone(),
             }),
         });
@@ -143,6 +145,7 @@ impl Server {
                 Arc::clone(&store),
                 murr_flight::FlightConfig {
                     max_message_size: max,
+                    fetch_limits: config.server.fetch.limits(),
                     ..murr_flight::FlightConfig::default()
                 },
             );

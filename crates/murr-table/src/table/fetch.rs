@@ -16,7 +16,7 @@ impl Table {
     /// its bytes). The output fields are all nullable and in the requested order.
     ///
     /// # Errors
-    /// [`Error::Invalid`] naming a column the table does not have.
+    /// [`Error::Invalid`] naming a column the table does not have, or one asked for twice.
     pub fn fetch<K: AsRef<[u8]>, C: AsRef<str>>(
         &self,
         keys: &[K],
@@ -25,6 +25,7 @@ impl Table {
         let snap = self.snapshot.load();
         let meta = &snap.meta;
         let mut positions = Vec::with_capacity(columns.len());
+        let mut asked = vec![false; meta.schema.columns.len()];
         for c in columns {
             let c = c.as_ref();
             let Some(p) = meta.position(c) else {
@@ -33,6 +34,11 @@ impl Table {
                     self.name
                 )));
             };
+            if std::mem::replace(&mut asked[p], true) {
+                return Err(Error::invalid(format!(
+                    "column {c:?} is asked for twice (an answer has each column once)"
+                )));
+            }
             positions.push(p);
         }
         let locs = locate(&snap.segments, keys);
