@@ -984,3 +984,121 @@ async fn fetches_are_bounded_and_ask_for_each_column_once() {
         "a write larger than the fetch limit"
     );
 }
+
+/// A batch whose `tag` is a dictionary of one 1 MiB string that 1100 rows point at: 1 MB on
+/// the wire, 1.1 GiB once expanded.
+fn dictionary_bomb() -> RecordBatch {
+    let rows = 1100;
+    let ids: Vec<String> = (0..rows).map(|i| format!("k{i}")).collect();
+    let values = StringArray::from(vec!["x".repeat(1 << 20)]);
+    let keys = arrow_array::Int32Array::from(vec![0; rows]);
+    let tag = arrow_array::DictionaryArray::<arrow_array::types::Int32Type>::try_new(
+        keys,
+        Arc::new(values),
+    )
+    .expect("dictionary");
+    RecordBatch::try_from_iter(vec![
+        ("id", Arc::new(StringArray::from(ids)) as ArrayRef),
+        (
+            "n",
+            Arc::new(Int64Array::from(vec![1i64; rows])) as ArrayRef,
+        ),
+        ("tag", Arc::new(tag) as ArrayRef),
+    ])
+    .expect("batch")
+}
+
+/// Small bodies that would decode to gigabytes are refused before they are expanded, over Arrow
+/// IPC and Parquet; a Parquet file's columns are checked from its footer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dictionary_bombs_and_foreign_parquet_columns_are_400() {
+    let s = start().await;
+    s.create("t").await;
+    let bomb = dictionary_bomb();
+    let body = ipc(std::slice::from_ref(&bomb));
+    assert!(body.len() < 2 << 20, "{}", body.len());
+    s.expect_error(
+        M::PUT,
+        "/api/v1/table/t/write",
+        Some(ARROW_STREAM),
+        body,
+        StatusCode::BAD_REQUEST,
+        "column \"tag\": this batch's dictionary expands",
+    )
+    .await;
+
+    let parquet_of = |batch: &RecordBatch| {
+        let mut file = Vec::new();
+        let props = parquet::file::properties::WriterProperties::builder()
+            .set_dictionary_page_size_limit(8 << 20)
+            .build();
+        let mut w = parquet::arrow::ArrowWriter::try_new(&mut file, batch.schema(), Some(props))
+            .expect("writer");
+        w.write(batch).expect("write");
+        w.close().expect("close");
+        file
+    };
+    let file = parquet_of(&bomb);
+    assert!(file.len() < 2 << 20, "{}", file.len());
+    s.expect_error(
+        M::PUT,
+        "/api/v1/table/t/write",
+        Some(PARQUET),
+        file,
+        StatusCode::BAD_REQUEST,
+        "column \"tag\": this batch's dictionary expands",
+    )
+    .await;
+
+    let extra = RecordBatch::try_from_iter(vec![
+        ("id", Arc::new(StringArray::from(vec!["a"])) as ArrayRef),
+        ("n", Arc::new(Int64Array::from(vec![1i64])) as ArrayRef),
+        ("nope", Arc::new(Int64Array::from(vec![1i64])) as ArrayRef),
+    ])
+    .expect("batch");
+    s.expect_error(
+        M::PUT,
+        "/api/v1/table/t/write",
+        Some(PARQUET),
+        parquet_of(&extra),
+        StatusCode::BAD_REQUEST,
+        "column \"nope\" of the Parquet file is not in table",
+    )
+    .await;
+    let (_, answer) = s.fetch_json("t", json!(["k0", "a"]), json!(["n"])).await;
+    assert_eq!(
+        answer,
+        json!({"columns": {"n": [null, null]}}),
+        "nothing was written"
+    );
+
+    // A dictionary-encoded Parquet column of ordinary size still loads.
+    let small = RecordBatch::try_from_iter(vec![
+        (
+            "id",
+            Arc::new(StringArray::from(vec!["a", "b", "c"])) as ArrayRef,
+        ),
+        (
+            "n",
+            Arc::new(Int64Array::from(vec![1i64, 2, 3])) as ArrayRef,
+        ),
+        (
+            "tag",
+            Arc::new(StringArray::from(vec!["x", "x", "y"])) as ArrayRef,
+        ),
+    ])
+    .expect("batch");
+    let (status, _, body) = s
+        .send(
+            M::PUT,
+            "/api/v1/table/t/write",
+            Some(PARQUET),
+            parquet_of(&small),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    let (_, answer) = s
+        .fetch_json("t", json!(["c", "a"]), json!(["tag", "n"]))
+        .await;
+    assert_eq!(answer, json!({"columns": {"tag": ["y", "x"], "n": [3, 1]}}));
+}

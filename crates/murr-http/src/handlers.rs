@@ -182,10 +182,9 @@ pub(crate) async fn write(
                 let f = file.reopen().map_err(|e| {
                     ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("upload file: {e}"))
                 })?;
-                let reader =
-                    parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)
-                        .and_then(|b| b.with_batch_size(64 * 1024).build())
-                        .map_err(|e| ApiError::bad_request(format!("invalid Parquet file: {e}")))?;
+                let schema = table.schema();
+                let columns: Vec<&str> = schema.columns.iter().map(|c| c.name.as_str()).collect();
+                let reader = crate::parquet_upload::reader(f, table.name(), &columns)?;
                 let batches = reader.map(|b| {
                     b.map_err(|e| murr_table::Error::Invalid(format!("invalid Parquet file: {e}")))
                 });

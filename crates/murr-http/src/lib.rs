@@ -14,6 +14,7 @@ mod error;
 mod handlers;
 mod json;
 pub mod openapi;
+mod parquet_upload;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

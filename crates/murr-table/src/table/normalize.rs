@@ -2,12 +2,52 @@
 
 use std::sync::Arc;
 
+use arrow_array::cast::AsArray;
 use arrow_array::{Array, ArrayRef, RecordBatch, new_null_array};
 use arrow_schema::DataType;
 use murr_format::DType;
 
 use super::TableMeta;
 use crate::error::{Error, Result};
+
+/// The most bytes one column of one batch may take once its dictionary is expanded: a small
+/// dictionary-encoded batch (one long value, many keys) must not make the server allocate
+/// gigabytes.
+pub(crate) const MAX_EXPANDED_COLUMN_BYTES: usize = 1 << 30;
+
+/// The bytes a dictionary array of strings takes once expanded (an over-estimate for null keys);
+/// `None` for other arrays.
+fn expanded_bytes(array: &dyn Array) -> Option<usize> {
+    let dict = array.as_any_dictionary_opt()?;
+    let values = dict.values();
+    let lengths: Vec<usize> = match values.data_type() {
+        DataType::Utf8 => values
+            .as_string::<i32>()
+            .offsets()
+            .windows(2)
+            .map(|w| (w[1] - w[0]) as usize)
+            .collect(),
+        DataType::LargeUtf8 => values
+            .as_string::<i64>()
+            .offsets()
+            .windows(2)
+            .map(|w| usize::try_from(w[1] - w[0]).unwrap_or(usize::MAX))
+            .collect(),
+        DataType::Utf8View => values
+            .as_string_view()
+            .views()
+            .iter()
+            .map(|v| (*v as u32) as usize)
+            .collect(),
+        _ => return None,
+    };
+    Some(
+        dict.normalized_keys()
+            .iter()
+            .map(|&k| lengths.get(k).copied().unwrap_or(0))
+            .fold(0usize, usize::saturating_add),
+    )
+}
 
 /// Whether values of Arrow type `from` fit losslessly into a column of `to`.
 fn widens(from: &DataType, to: DType) -> bool {
@@ -95,6 +135,14 @@ pub(crate) fn normalize(table: &str, meta: &TableMeta, batch: &RecordBatch) -> R
         } else if array.data_type() == &DataType::Null && column.nullable {
             new_null_array(&want, rows)
         } else if widens(array.data_type(), column.dtype) {
+            if let Some(bytes) = expanded_bytes(array.as_ref())
+                && bytes > MAX_EXPANDED_COLUMN_BYTES
+            {
+                return Err(Error::invalid(format!(
+                    "column {:?}: this batch's dictionary expands to {bytes} bytes, more than the limit of {MAX_EXPANDED_COLUMN_BYTES} per column and batch; send smaller batches",
+                    column.name
+                )));
+            }
             arrow_cast::cast(array, &want).map_err(|e| {
                 Error::invalid(format!(
                     "column {:?}: cannot convert {} to {}: {e}",
