@@ -1102,3 +1102,24 @@ async fn dictionary_bombs_and_foreign_parquet_columns_are_400() {
         .await;
     assert_eq!(answer, json!({"columns": {"tag": ["y", "x"], "n": [3, 1]}}));
 }
+
+/// Every error is a JSON body, a path that does not decode too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_name_that_does_not_decode_is_a_json_400() {
+    let s = start().await;
+    for (method, path) in [
+        (M::GET, "/api/v1/table/%FF/schema"),
+        (M::DELETE, "/api/v1/table/%FF"),
+        (M::POST, "/api/v1/table/%FF/fetch"),
+    ] {
+        s.expect_error(
+            method,
+            path,
+            None,
+            Vec::new(),
+            StatusCode::BAD_REQUEST,
+            "table name in the path",
+        )
+        .await;
+    }
+}

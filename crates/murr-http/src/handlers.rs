@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use arrow_array::RecordBatch;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -17,6 +18,24 @@ use murr_api::{
 use crate::body::{self, FETCH_PAYLOAD_SETTING, PAYLOAD_SETTING, check_declared_length};
 use crate::error::{ApiError, ApiResult};
 use crate::{AppState, json};
+
+/// The `{name}` of a table route. A name that does not decode (`%FF`) is a 400 with the JSON
+/// error body every error has, not axum's plain-text rejection.
+pub(crate) struct TableName(pub(crate) String);
+
+impl<S: Send + Sync> FromRequestParts<S> for TableName {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match Path::<String>::from_request_parts(parts, state).await {
+            Ok(Path(name)) => Ok(TableName(name)),
+            Err(e) => Err(ApiError::bad_request(format!(
+                "the table name in the path is not valid: {}",
+                e.body_text()
+            ))),
+        }
+    }
+}
 
 fn with_type(mut r: Response, content_type: &'static str) -> Response {
     r.headers_mut()
@@ -64,7 +83,7 @@ pub(crate) async fn list_tables(State(state): State<AppState>) -> Response {
 
 pub(crate) async fn get_schema(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    TableName(name): TableName,
 ) -> ApiResult<Response> {
     let table = state.store.table(&name)?;
     Ok(json_response(StatusCode::OK, &table.schema()))
@@ -72,7 +91,7 @@ pub(crate) async fn get_schema(
 
 pub(crate) async fn create_table(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    TableName(name): TableName,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
@@ -87,7 +106,7 @@ pub(crate) async fn create_table(
 
 pub(crate) async fn drop_table(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    TableName(name): TableName,
 ) -> ApiResult<Response> {
     let store = Arc::clone(&state.store);
     let dropped = name.clone();
@@ -122,7 +141,7 @@ fn write_answer(stats: murr_table::WriteStats) -> Response {
 
 pub(crate) async fn write(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    TableName(name): TableName,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
@@ -276,7 +295,7 @@ const SMALL_FETCH_BODY: usize = 64 * 1024;
 
 pub(crate) async fn fetch(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    TableName(name): TableName,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
