@@ -46,6 +46,12 @@ pub enum Error {
         /// The file both wrote: `manifest version 7`, `segment seg-...`.
         what: String,
     },
+    /// A create or a drop of this table is in progress.
+    #[error("table {table:?} is being created or dropped; try again")]
+    Busy {
+        /// The table.
+        table: String,
+    },
     /// The store was opened read-only (a replica): it serves reads, and refuses changes.
     #[error("this store is read-only ({what} needs the writer)")]
     ReadOnly {
@@ -88,7 +94,9 @@ impl Error {
         match self {
             Error::TableNotFound { .. } => ErrorKind::NotFound,
             Error::TableExists { .. } => ErrorKind::AlreadyExists,
-            Error::Conflict { .. } | Error::ReadOnly { .. } => ErrorKind::Conflict,
+            Error::Conflict { .. } | Error::ReadOnly { .. } | Error::Busy { .. } => {
+                ErrorKind::Conflict
+            }
             Error::Invalid(_) => ErrorKind::InvalidArgument,
             Error::Unavailable { .. } | Error::CorruptManifest { .. } => ErrorKind::Unavailable,
             Error::Directory(_) => ErrorKind::Storage,

@@ -71,6 +71,10 @@ impl Default for StoreOptions {
 enum Entry {
     Ready(Arc<Table>),
     Failed(String),
+    /// A create or a drop is writing to storage: the name is taken, the table does not serve.
+    /// (Storage is written outside the catalog's lock, so that a slow disk or bucket never
+    /// stalls the other tables' requests.)
+    Pending,
 }
 
 /// What opening a store found, table by table.
@@ -214,7 +218,7 @@ impl Store {
             .values()
             .filter_map(|s| match s {
                 Entry::Ready(t) => Some(Arc::clone(t)),
-                Entry::Failed(_) => None,
+                Entry::Failed(_) | Entry::Pending => None,
             })
             .collect()
     }
@@ -264,12 +268,40 @@ impl Store {
         self.check_writable("creating a table")?;
         validate_name("table", name)?;
         schema.validate()?;
-        let mut tables = self.tables.write();
-        if tables.contains_key(name) {
-            return Err(Error::TableExists {
-                table: name.to_owned(),
-            });
+        {
+            let mut tables = self.tables.write();
+            match tables.get(name) {
+                None => {}
+                Some(Entry::Pending) => {
+                    return Err(Error::Busy {
+                        table: name.to_owned(),
+                    });
+                }
+                Some(_) => {
+                    return Err(Error::TableExists {
+                        table: name.to_owned(),
+                    });
+                }
+            }
+            tables.insert(name.to_owned(), Entry::Pending);
         }
+        let created = self.write_new_table(name, schema);
+        let mut tables = self.tables.write();
+        match created {
+            Ok(table) => {
+                tables.insert(name.to_owned(), Entry::Ready(Arc::clone(&table)));
+                tracing::info!(table = %name, "table created");
+                Ok(table)
+            }
+            Err(e) => {
+                tables.remove(name);
+                Err(e)
+            }
+        }
+    }
+
+    /// Writes the first manifest of a new table, outside the catalog's lock.
+    fn write_new_table(&self, name: &str, schema: TableSchema) -> Result<Arc<Table>> {
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
@@ -294,10 +326,7 @@ impl Store {
             }
             Err(e) => return Err(e.into()),
         }
-        let table = Table::new(Arc::clone(&self.dir), manifest, Vec::new(), self.config())?;
-        tables.insert(name.to_owned(), Entry::Ready(Arc::clone(&table)));
-        tracing::info!(table = %name, "table created");
-        Ok(table)
+        Table::new(Arc::clone(&self.dir), manifest, Vec::new(), self.config())
     }
 
     /// Drops a table: its name is free at once, its files are deleted. Reads already running
@@ -307,27 +336,54 @@ impl Store {
     /// [`Error::TableNotFound`], [`Error::ReadOnly`], storage errors.
     pub fn drop_table(&self, name: &str) -> Result<()> {
         self.check_writable("dropping a table")?;
-        let mut tables = self.tables.write();
-        let Some(entry) = tables.get(name) else {
-            return Err(Error::TableNotFound {
-                table: name.to_owned(),
-            });
+        let entry = {
+            let mut tables = self.tables.write();
+            match tables.get(name) {
+                None => {
+                    return Err(Error::TableNotFound {
+                        table: name.to_owned(),
+                    });
+                }
+                Some(Entry::Pending) => {
+                    return Err(Error::Busy {
+                        table: name.to_owned(),
+                    });
+                }
+                Some(_) => tables
+                    .insert(name.to_owned(), Entry::Pending)
+                    .expect("present"),
+            }
         };
-        let incarnation = match entry {
+        // A commit in progress finishes first; every later one finds the table dropped.
+        let incarnation = match &entry {
             Entry::Ready(t) => {
                 t.mark_dropped();
                 Some(t.manifest().incarnation)
             }
-            Entry::Failed(_) => None,
+            _ => None,
         };
-        let files = self.dir.list(&crate::manifest::table_folder(name))?;
-        // Manifests go oldest first: the deletion of the newest is the moment of the drop (a
-        // crash before it leaves the table as it was).
-        for m in manifests(&files) {
-            self.dir.delete_if_exists(&m.path)?;
-        }
-        tables.remove(name);
-        drop(tables);
+        let folder = crate::manifest::table_folder(name);
+        let deleted = self.dir.list(&folder).and_then(|files| {
+            // Manifests go oldest first: the deletion of the newest is the moment of the drop
+            // (a crash before it leaves the table as it was).
+            for m in manifests(&files) {
+                self.dir.delete_if_exists(&m.path)?;
+            }
+            Ok(files)
+        });
+        let files = {
+            let mut tables = self.tables.write();
+            match deleted {
+                Ok(files) => {
+                    tables.remove(name);
+                    files
+                }
+                Err(e) => {
+                    tables.insert(name.to_owned(), entry);
+                    return Err(e.into());
+                }
+            }
+        };
         // Only this incarnation's segments: a table created again under the name meanwhile has
         // its own. What is left over, gc removes.
         for f in &files {
@@ -515,7 +571,7 @@ impl Store {
                 table: name.to_owned(),
                 reason: reason.clone(),
             }),
-            None => Err(Error::TableNotFound {
+            None | Some(Entry::Pending) => Err(Error::TableNotFound {
                 table: name.to_owned(),
             }),
         }
@@ -526,12 +582,13 @@ impl Store {
         self.tables
             .read()
             .iter()
-            .map(|(n, s)| {
+            .filter_map(|(n, s)| {
                 let status = match s {
                     Entry::Ready(_) => TableStatus::Ready,
                     Entry::Failed(r) => TableStatus::Failed(r.clone()),
+                    Entry::Pending => return None,
                 };
-                (n.clone(), status)
+                Some((n.clone(), status))
             })
             .collect()
     }
@@ -543,7 +600,7 @@ impl Store {
             .iter()
             .filter_map(|(n, s)| match s {
                 Entry::Ready(t) => Some((n.clone(), t.schema())),
-                Entry::Failed(_) => None,
+                Entry::Failed(_) | Entry::Pending => None,
             })
             .collect()
     }

@@ -346,3 +346,124 @@ fn an_unreadable_newest_manifest_changes_nothing() {
         ErrorKind::Unavailable
     );
 }
+
+/// A directory whose writes into `tables/slow/` wait until the test lets them through: storage
+/// that hangs.
+#[derive(Debug)]
+struct Gated {
+    inner: RamDirectory,
+    entered: parking_lot::Mutex<std::sync::mpsc::Sender<()>>,
+    open: std::sync::Mutex<bool>,
+    opened: std::sync::Condvar,
+}
+
+impl Gated {
+    fn wait(&self, path: &murr_directory::FilePath) {
+        if path.is_under("tables/slow") {
+            let _ = self.entered.lock().send(());
+            let mut open = self.open.lock().expect("lock");
+            while !*open {
+                open = self.opened.wait(open).expect("lock");
+            }
+        }
+    }
+
+    fn release(&self) {
+        *self.open.lock().expect("lock") = true;
+        self.opened.notify_all();
+    }
+}
+
+impl Directory for Gated {
+    fn open(&self, path: &murr_directory::FilePath) -> murr_directory::Result<bytes::Bytes> {
+        self.inner.open(path)
+    }
+    fn read_range(
+        &self,
+        path: &murr_directory::FilePath,
+        offset: u64,
+        len: usize,
+    ) -> murr_directory::Result<bytes::Bytes> {
+        self.inner.read_range(path, offset, len)
+    }
+    fn create(
+        &self,
+        path: &murr_directory::FilePath,
+    ) -> murr_directory::Result<Box<dyn murr_directory::FileWriter>> {
+        self.wait(path);
+        self.inner.create(path)
+    }
+    fn list(&self, prefix: &str) -> murr_directory::Result<Vec<murr_directory::FileMeta>> {
+        self.inner.list(prefix)
+    }
+    fn delete(&self, path: &murr_directory::FilePath) -> murr_directory::Result<()> {
+        self.wait(path);
+        self.inner.delete(path)
+    }
+    fn exists(&self, path: &murr_directory::FilePath) -> murr_directory::Result<bool> {
+        self.inner.exists(path)
+    }
+}
+
+/// A create or a drop waiting on storage holds no lock that other tables' requests need; the
+/// table's own name answers "not found" or "busy" meanwhile.
+#[test]
+fn a_create_or_drop_stuck_in_storage_blocks_no_other_table() {
+    let (entered_tx, entered) = std::sync::mpsc::channel();
+    let dir = Arc::new(Gated {
+        inner: RamDirectory::new(),
+        entered: parking_lot::Mutex::new(entered_tx),
+        open: std::sync::Mutex::new(false),
+        opened: std::sync::Condvar::new(),
+    });
+    let store = Arc::new(Store::open(dir.clone(), writer()).expect("opens"));
+    store.create_table("fast", schema()).expect("creates");
+    let in_background = |op: fn(&Store) -> murr_table::Result<()>| {
+        let store = Arc::clone(&store);
+        std::thread::spawn(move || op(&store))
+    };
+    let other_tables_answer = |store: &Arc<Store>| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let store = Arc::clone(store);
+        std::thread::spawn(move || {
+            let _ = tx.send((
+                store.table("fast").is_ok(),
+                store.tables().len(),
+                store.table("slow").map(|_| ()).map_err(|e| e.kind()),
+            ));
+        });
+        rx.recv_timeout(Duration::from_secs(5))
+            .expect("the catalog answers while another table waits on storage")
+    };
+
+    let create = in_background(|s| s.create_table("slow", schema()).map(drop));
+    entered
+        .recv_timeout(Duration::from_secs(5))
+        .expect("the create reaches storage");
+    assert_eq!(
+        other_tables_answer(&store),
+        (true, 1, Err(ErrorKind::NotFound))
+    );
+    let err = store
+        .create_table("slow", schema())
+        .expect_err("being created");
+    assert!(matches!(err, Error::Busy { .. }), "{err}");
+    dir.release();
+    create.join().expect("joins").expect("creates");
+
+    *dir.open.lock().expect("lock") = false;
+    let drop_it = in_background(|s| s.drop_table("slow"));
+    entered
+        .recv_timeout(Duration::from_secs(5))
+        .expect("the drop reaches storage");
+    assert_eq!(
+        other_tables_answer(&store),
+        (true, 1, Err(ErrorKind::NotFound))
+    );
+    dir.release();
+    drop_it.join().expect("joins").expect("drops");
+    assert_eq!(
+        store.table("slow").expect_err("dropped").kind(),
+        ErrorKind::NotFound
+    );
+}
