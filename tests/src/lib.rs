@@ -60,6 +60,11 @@ impl TestServer {
         }
     }
 
+    /// The server's data folder.
+    pub fn data_dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+
     /// A client of the server over `transport`.
     ///
     /// # Panics

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 struct Server {
     base: String,
     client: reqwest::Client,
-    _server: TestServer,
+    server: TestServer,
 }
 
 /// A server whose body limits, for writes and for fetches, are both `max_payload_size`.
@@ -37,7 +37,7 @@ async fn start_configured(configure: impl FnOnce(&mut murr_server::Config)) -> S
             .timeout(std::time::Duration::from_secs(30))
             .build()
             .expect("client"),
-        _server: server,
+        server,
     }
 }
 
@@ -1122,4 +1122,29 @@ async fn a_table_name_that_does_not_decode_is_a_json_400() {
         )
         .await;
     }
+}
+
+/// Answers never show where the data folder is, storage failures included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn storage_errors_do_not_reveal_the_data_folder() {
+    let s = start().await;
+    s.create("t").await;
+    let folder = s.server.data_dir().to_path_buf();
+    std::fs::remove_dir_all(&folder).expect("removes the data folder");
+    let b = batch(&["a"], &[1]);
+    let mut file = Vec::new();
+    let mut w = parquet::arrow::ArrowWriter::try_new(&mut file, b.schema(), None).expect("writer");
+    w.write(&b).expect("write");
+    w.close().expect("close");
+    // The Parquet body cannot be spooled: 503, naming what failed but not where.
+    let (status, _, answer) = s
+        .send(M::PUT, "/api/v1/table/t/write", Some(PARQUET), file)
+        .await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{answer}");
+    assert!(answer.contains("cannot spool the upload"), "{answer}");
+    assert!(
+        !answer.contains(folder.to_str().expect("utf-8")),
+        "{answer}"
+    );
 }

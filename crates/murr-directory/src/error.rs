@@ -30,6 +30,16 @@ pub enum Error {
         /// The folder.
         path: String,
     },
+    /// The data folder holds files murr did not write.
+    #[error(
+        "data folder {path} holds {name:?}, which murr did not write: give murr an empty folder, or one it created"
+    )]
+    Foreign {
+        /// The folder.
+        path: String,
+        /// One of the foreign entries.
+        name: String,
+    },
     /// The operating system or the store failed.
     #[error("{op} {path}: {source}")]
     Io {

@@ -40,7 +40,7 @@ mod faulty;
 pub use error::{Error, Result};
 #[cfg(feature = "testing")]
 pub use faulty::{FaultMode, FaultyDirectory};
-pub use mmap::MmapDirectory;
+pub use mmap::{MmapDirectory, UPLOAD_PREFIX};
 pub use path::FilePath;
 pub use ram::RamDirectory;
 

@@ -12,12 +12,36 @@ use crate::{Directory, FileMeta, FilePath, FileWriter};
 
 const TMP_SUFFIX: &str = ".tmp";
 const LOCK_FILE: &str = "LOCK";
+/// What an empty volume holds at its root: a folder that holds only this is empty too.
+const EMPTY_VOLUME: &str = "lost+found";
+/// The prefix of the files that spool uploads (murr-http's Parquet bodies) at the top level of a
+/// data folder; with the `.tmp` suffix they are murr's own, and removed at open.
+pub const UPLOAD_PREFIX: &str = ".upload-";
+
+/// Whether `name` is a temporary file murr writes: `<file>.<pid>-<n>.tmp` (see `temp_path`).
+fn is_own_temp(name: &str) -> bool {
+    let Some(stem) = name.strip_suffix(TMP_SUFFIX) else {
+        return false;
+    };
+    let Some((_, tag)) = stem.rsplit_once('.') else {
+        return false;
+    };
+    let Some((pid, n)) = tag.split_once('-') else {
+        return false;
+    };
+    !pid.is_empty()
+        && !n.is_empty()
+        && pid.bytes().all(|b| b.is_ascii_digit())
+        && n.bytes().all(|b| b.is_ascii_digit())
+}
 
 /// A folder on local disk. Files are opened as read-only memory maps, populated up front so that
 /// reads never fault to disk.
 ///
 /// One process at a time: [`MmapDirectory::open`] takes an exclusive lock on `LOCK` in the folder,
-/// then removes temporary files a crashed writer left behind.
+/// then removes temporary files a crashed writer left behind (only names murr gives them). It
+/// refuses a folder that holds files murr did not write: pointed at `/srv` by mistake, it must not
+/// treat other programs' files as its own.
 #[derive(Debug)]
 pub struct MmapDirectory {
     root: PathBuf,
@@ -36,6 +60,21 @@ impl MmapDirectory {
         let shown = root.display().to_string();
         fs::create_dir_all(&root).map_err(|e| Error::io("create folder", &shown, e))?;
         let lock_path = root.join(LOCK_FILE);
+        // The lock file marks the folder as murr's: one that holds files but no lock is another
+        // program's (a data folder pointed at /srv by mistake), and murr never touches it.
+        if !lock_path.exists() {
+            let entries = fs::read_dir(&root).map_err(|e| Error::io("list", &shown, e))?;
+            for entry in entries {
+                let name = entry
+                    .map_err(|e| Error::io("list", &shown, e))?
+                    .file_name()
+                    .to_string_lossy()
+                    .into_owned();
+                if name != EMPTY_VOLUME {
+                    return Err(Error::Foreign { path: shown, name });
+                }
+            }
+        }
         let lock = OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -53,11 +92,26 @@ impl MmapDirectory {
             _lock: lock,
             counter: AtomicU64::new(0),
         };
-        let removed = dir.remove_temp_files(&dir.root)?;
+        let removed = dir.remove_temp_files(&dir.root)? + dir.remove_stale_uploads()?;
         if removed > 0 {
             tracing::info!(folder = %shown, removed, "removed temporary files left by an interrupted write");
         }
         Ok(dir)
+    }
+
+    /// Removes upload spool files a crashed process left at the top level.
+    fn remove_stale_uploads(&self) -> Result<usize> {
+        let shown = self.root.display().to_string();
+        let mut removed = 0;
+        for entry in fs::read_dir(&self.root).map_err(|e| Error::io("list", &shown, e))? {
+            let entry = entry.map_err(|e| Error::io("list", &shown, e))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with(UPLOAD_PREFIX) && name.ends_with(TMP_SUFFIX) {
+                fs::remove_file(entry.path()).map_err(|e| Error::io("remove", &name, e))?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
     }
 
     /// Whether opened files are read into memory at once (the default) or faulted in on first use.
@@ -76,22 +130,31 @@ impl MmapDirectory {
         self.root.join(path.as_str())
     }
 
+    /// A path inside the folder as error messages show it: relative to the folder (answers to
+    /// clients never reveal where the data folder is).
+    fn relative(&self, p: &Path) -> String {
+        p.strip_prefix(&self.root)
+            .unwrap_or(p)
+            .display()
+            .to_string()
+    }
+
     fn remove_temp_files(&self, folder: &Path) -> Result<usize> {
         let mut removed = 0;
         let entries = match fs::read_dir(folder) {
             Ok(e) => e,
-            Err(e) => return Err(Error::io("list", folder.display().to_string(), e)),
+            Err(e) => return Err(Error::io("list", self.relative(folder), e)),
         };
         for entry in entries {
-            let entry = entry.map_err(|e| Error::io("list", folder.display().to_string(), e))?;
+            let entry = entry.map_err(|e| Error::io("list", self.relative(folder), e))?;
             let p = entry.path();
             let ft = entry
                 .file_type()
-                .map_err(|e| Error::io("stat", p.display().to_string(), e))?;
-            if ft.is_dir() {
+                .map_err(|e| Error::io("stat", self.relative(&p), e))?;
+            if ft.is_dir() && entry.file_name() != EMPTY_VOLUME {
                 removed += self.remove_temp_files(&p)?;
-            } else if p.to_string_lossy().ends_with(TMP_SUFFIX) {
-                fs::remove_file(&p).map_err(|e| Error::io("remove", p.display().to_string(), e))?;
+            } else if is_own_temp(&entry.file_name().to_string_lossy()) {
+                fs::remove_file(&p).map_err(|e| Error::io("remove", self.relative(&p), e))?;
                 removed += 1;
             }
         }
@@ -109,10 +172,10 @@ impl MmapDirectory {
         let entries = match fs::read_dir(folder) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(Error::io("list", folder.display().to_string(), e)),
+            Err(e) => return Err(Error::io("list", self.relative(folder), e)),
         };
         for entry in entries {
-            let entry = entry.map_err(|e| Error::io("list", folder.display().to_string(), e))?;
+            let entry = entry.map_err(|e| Error::io("list", self.relative(folder), e))?;
             let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
                 continue;
             };
@@ -152,9 +215,12 @@ impl MmapDirectory {
 }
 
 fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| Error::io("sync folder", dir.display().to_string(), e))
+    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| {
+        let name = dir
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+        Error::io("sync folder", name, e)
+    })
 }
 
 fn parent_of(p: &Path) -> &Path {
@@ -321,6 +387,41 @@ mod tests {
             &MmapDirectory::open(unpopulated.path())
                 .expect("opens")
                 .with_populate(false),
+        );
+    }
+
+    #[test]
+    fn a_folder_of_another_program_is_refused_and_its_files_left_alone() {
+        let tmp = tempfile::tempdir().expect("temp folder");
+        fs::write(tmp.path().join("report.tmp"), b"mine").expect("writes");
+        let err = MmapDirectory::open(tmp.path()).expect_err("not murr's folder");
+        assert!(err.to_string().contains("\"report.tmp\""), "{err}");
+        assert!(tmp.path().join("report.tmp").exists());
+        assert!(
+            !tmp.path().join(LOCK_FILE).exists(),
+            "nothing written there"
+        );
+        fs::remove_file(tmp.path().join("report.tmp")).expect("removes");
+        // An empty volume (its lost+found) is empty.
+        fs::create_dir(tmp.path().join("lost+found")).expect("creates");
+        drop(MmapDirectory::open(tmp.path()).expect("opens an empty volume"));
+        // In murr's own folder, only the temporary names murr gives are removed.
+        fs::write(tmp.path().join(".upload-x1y2.tmp"), b"half").expect("writes");
+        fs::create_dir_all(tmp.path().join("tables/t")).expect("creates");
+        fs::write(tmp.path().join("tables/t/keep.tmp"), b"not murr's name").expect("writes");
+        fs::write(tmp.path().join("tables/t/seg-1.murr.42-0.tmp"), b"half").expect("writes");
+        drop(MmapDirectory::open(tmp.path()).expect("reopens"));
+        assert!(
+            !tmp.path().join(".upload-x1y2.tmp").exists(),
+            "a stale upload goes"
+        );
+        assert!(
+            !tmp.path().join("tables/t/seg-1.murr.42-0.tmp").exists(),
+            "murr's temporary file goes"
+        );
+        assert!(
+            tmp.path().join("tables/t/keep.tmp").exists(),
+            "another name stays"
         );
     }
 

@@ -167,10 +167,13 @@ pub(crate) fn stream(body: Body, limit: u64) -> (Streamed, impl Future<Output = 
     )
 }
 
+/// Answers never show where the data folder is: the message says what failed (the error's
+/// kind; its text can hold the path), and the log has the whole error.
 fn upload_error(dir: &Path, e: &io::Error) -> ApiError {
+    tracing::error!(folder = %dir.display(), error = %e, "cannot spool an upload");
     ApiError::new(
         axum::http::StatusCode::SERVICE_UNAVAILABLE,
-        format!("cannot write the upload to {}: {e}", dir.display()),
+        format!("cannot spool the upload in the data folder: {}", e.kind()),
     )
 }
 
@@ -184,7 +187,7 @@ pub(crate) async fn spool(
 ) -> ApiResult<tempfile::NamedTempFile> {
     use tokio::io::AsyncWriteExt;
     let file = tempfile::Builder::new()
-        .prefix(".upload-")
+        .prefix(murr_directory::UPLOAD_PREFIX)
         .suffix(".tmp")
         .tempfile_in(dir)
         .map_err(|e| upload_error(dir, &e))?;

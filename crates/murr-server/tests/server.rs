@@ -251,11 +251,13 @@ fn a_corrupt_table_answers_503_and_the_others_serve() {
 
 #[test]
 fn config_file_env_and_bad_config() {
-    let data = tempfile::tempdir().expect("temp folder");
-    let cfg = data.path().join("murr.yaml");
+    let tmp = tempfile::tempdir().expect("temp folder");
+    let cfg = tmp.path().join("murr.yaml");
     std::fs::write(&cfg, "server:\n  http:\n    max_payload_size: 100\n").expect("writes");
+    // The data folder is murr's alone: the config file lives beside it.
+    let data = tmp.path().join("data");
     let m = Murr::start(
-        data.path(),
+        &data,
         &["--config", cfg.to_str().expect("utf8")],
         &[("MURR_SERVER__GRPC__PORT", "18081")],
     );
@@ -264,7 +266,7 @@ fn config_file_env_and_bad_config() {
     m.stop();
     let out = Command::new(env!("CARGO_BIN_EXE_murr"))
         .args(["--data-dir"])
-        .arg(data.path())
+        .arg(&data)
         .env("MURR_SERVER__HTTP__PROT", "1")
         .output()
         .expect("runs");
