@@ -760,6 +760,12 @@ async fn oversize_bodies_are_413() {
         .await
         .expect("request");
     assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    // A refused body writes nothing, not even the batches that arrived before the limit.
+    let (status, answer) = s
+        .fetch_json("t", json!(["key-0", "key-199"]), json!(["n"]))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer, json!({"columns": {"n": [null, null]}}));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -70,10 +70,10 @@ pub fn encode(schema: &TableSchema, inputs: &[Input<'_>], out: &mut impl Write) 
     let key = schema.key_position();
     let mut specs = Vec::with_capacity(schema.columns.len());
     let mut arrays: Vec<Vec<Option<&ArrayRef>>> = Vec::with_capacity(schema.columns.len());
-    for column in &schema.columns {
+    for (c, column) in schema.columns.iter().enumerate() {
         let per_input: Vec<Option<&ArrayRef>> = inputs
             .iter()
-            .map(|i| i.batch.column_by_name(&column.name))
+            .map(|i| column_of(i.batch, c, &column.name))
             .collect();
         let mut has_nulls = false;
         for (input, array) in inputs.iter().zip(&per_input) {
@@ -125,6 +125,16 @@ pub fn encode(schema: &TableSchema, inputs: &[Input<'_>], out: &mut impl Write) 
         );
     }
     enc.finish(out).map_err(invalid)
+}
+
+/// Column `name` of `batch`, expected at position `at` (batches of the table's own schema, as
+/// the write path and merges pass them, hold it there: no search, so wide tables cost O(C)).
+fn column_of<'a>(batch: &'a RecordBatch, at: usize, name: &str) -> Option<&'a ArrayRef> {
+    let schema = batch.schema_ref();
+    match schema.fields().get(at) {
+        Some(f) if f.name() == name => Some(batch.column(at)),
+        _ => batch.column_by_name(name),
+    }
 }
 
 /// The longest and the total byte length of the selected values of a utf8 column (types were
