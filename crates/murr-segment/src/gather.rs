@@ -323,7 +323,7 @@ fn primitive<T: ArrowPrimitiveType>(buffer: Buffer, n: usize) -> ArrayRef {
 /// Missing rows, and segments that lack the column, give nulls.
 ///
 /// # Errors
-/// [`Error::Arrow`] when the string data would exceed Arrow's 2 GiB limit of one array;
+/// [`Error::TooLarge`] when the string data would exceed Arrow's 2 GiB limit of one array;
 /// [`Error::ColumnType`] when a segment stores the column with another type.
 ///
 /// # Panics
@@ -350,7 +350,11 @@ pub fn gather_rows<'a>(
     dtype: DType,
 ) -> Result<ArrayRef> {
     let cols = seg_columns(segments, column, dtype)?;
-    let g = Gather { cols: &cols, rows };
+    let g = Gather {
+        column,
+        cols: &cols,
+        rows,
+    };
     Ok(downcast_dtype!(dtype,
         |T| Arc::new(g.fixed::<T>()) as ArrayRef,
         utf8 => Arc::new(g.utf8()?),
@@ -396,6 +400,7 @@ impl Nulls {
 }
 
 struct Gather<'s, 'r> {
+    column: &'s str,
     cols: &'s [Option<ColumnView<'r>>],
     rows: &'s ResolvedRows<'r>,
 }
@@ -491,8 +496,8 @@ impl<'r> Gather<'_, 'r> {
                 data.extend_from_slice(v);
             }
             nulls.push(value.is_some());
-            let end = i32::try_from(data.len()).map_err(|_| {
-                Error::Arrow(arrow_schema::ArrowError::OffsetOverflowError(data.len()))
+            let end = i32::try_from(data.len()).map_err(|_| Error::TooLarge {
+                column: self.column.to_owned(),
             })?;
             offsets.push(end);
         }

@@ -100,7 +100,9 @@ impl Error {
             Error::Invalid(_) => ErrorKind::InvalidArgument,
             Error::Unavailable { .. } | Error::CorruptManifest { .. } => ErrorKind::Unavailable,
             Error::Directory(_) => ErrorKind::Storage,
-            Error::Segment(murr_segment::Error::Invalid(_)) => ErrorKind::InvalidArgument,
+            Error::Segment(
+                murr_segment::Error::Invalid(_) | murr_segment::Error::TooLarge { .. },
+            ) => ErrorKind::InvalidArgument,
             Error::Segment(
                 murr_segment::Error::Format { .. } | murr_segment::Error::ColumnType { .. },
             ) => ErrorKind::Unavailable,

@@ -13,8 +13,36 @@ use super::{Snapshot, Table};
 use crate::error::{Error, Result};
 use crate::policy::pick_merge;
 
-/// Rows per batch when a merge reads segments back.
+/// Rows per batch when a merge reads segments back, at most.
 const MERGE_CHUNK_ROWS: usize = 1 << 18;
+
+/// Bytes of variable-width values per batch when a merge reads segments back, at most: one
+/// Arrow string array holds at most 2 GiB, and a merge whose batch overflowed it would fail
+/// again after every write, leaving the table unmerged for good.
+const MERGE_CHUNK_BYTES: usize = 256 << 20;
+
+/// Cuts a run of rows of these sizes into ranges of at most `max_rows` rows and, unless one
+/// row alone is larger, at most `max_bytes` bytes.
+fn chunk_bounds(
+    sizes: impl IntoIterator<Item = usize>,
+    max_rows: usize,
+    max_bytes: usize,
+) -> Vec<Range<usize>> {
+    let mut out = Vec::new();
+    let (mut start, mut bytes, mut n) = (0usize, 0usize, 0usize);
+    for size in sizes {
+        if n > start && (n - start >= max_rows || bytes.saturating_add(size) > max_bytes) {
+            out.push(start..n);
+            (start, bytes) = (n, 0);
+        }
+        bytes = bytes.saturating_add(size);
+        n += 1;
+    }
+    if n > start {
+        out.push(start..n);
+    }
+    out
+}
 
 impl Table {
     pub(super) fn request_merge(&self) {
@@ -85,7 +113,19 @@ impl Table {
                 }
             }
             kept += survivors.len();
-            for chunk in survivors.chunks(MERGE_CHUNK_ROWS) {
+            // The bytes each survivor's variable-width values take, to bound a batch's strings.
+            let view = seg.view();
+            let var: Vec<_> = (0..view.meta().columns.len())
+                .map(|p| view.column(p))
+                .filter(|c| c.fixed_offset().is_none())
+                .collect();
+            let sizes = survivors.iter().map(|loc| {
+                let r = loc.row as usize;
+                let row = view.row(r);
+                var.iter().map(|c| c.bytes(r, row).len()).sum::<usize>()
+            });
+            for range in chunk_bounds(sizes, MERGE_CHUNK_ROWS, MERGE_CHUNK_BYTES) {
+                let chunk = &survivors[range];
                 // The chunk's rows are resolved once for all its columns.
                 let rows = ResolvedRows::new(run, chunk);
                 let arrays = gather_columns(run, &rows, &columns)?;
@@ -150,5 +190,32 @@ impl Table {
             "merged segments"
         );
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_are_bounded_by_rows_and_by_bytes() {
+        assert_eq!(chunk_bounds([1, 1, 1, 1, 1], 2, 100), [0..2, 2..4, 4..5]);
+        assert_eq!(
+            chunk_bounds([60, 60, 30, 10, 90], 10, 100),
+            [0..1, 1..4, 4..5]
+        );
+        // A row larger than the budget is a chunk of its own.
+        assert_eq!(chunk_bounds([5, 500, 5], 10, 100), [0..1, 1..2, 2..3]);
+        assert!(chunk_bounds([], 10, 100).is_empty());
+        // Rows of 9 KiB strings: 2 GiB of them would overflow an Arrow string array; every
+        // chunk stays under the limit.
+        let sizes = std::iter::repeat_n(9 << 10, MERGE_CHUNK_ROWS);
+        let chunks = chunk_bounds(sizes, MERGE_CHUNK_ROWS, MERGE_CHUNK_BYTES);
+        assert!(chunks.len() > 1);
+        assert!(
+            chunks
+                .iter()
+                .all(|c| c.len() * (9 << 10) <= MERGE_CHUNK_BYTES)
+        );
     }
 }
