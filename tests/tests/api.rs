@@ -1154,3 +1154,70 @@ async fn storage_errors_do_not_reveal_the_data_folder() {
         "{answer}"
     );
 }
+
+/// A Parquet footer that points at negative offsets (the parquet reader asserts on them) is a
+/// 400, not a panic answered 500; the server goes on serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parquet_footer_with_negative_offsets_is_a_400() {
+    use parquet::file::metadata::{ParquetMetaDataReader, ParquetMetaDataWriter};
+    let s = start().await;
+    s.create("t").await;
+    let b = batch(&["a", "b"], &[1, 2]);
+    let mut file = Vec::new();
+    let mut w = parquet::arrow::ArrowWriter::try_new(&mut file, b.schema(), None).expect("writer");
+    w.write(&b).expect("write");
+    w.close().expect("close");
+    let bytes = bytes::Bytes::from(file.clone());
+    let meta = ParquetMetaDataReader::new()
+        .parse_and_finish(&bytes)
+        .expect("reads its footer");
+    let len = file.len();
+    let footer = u32::from_le_bytes(file[len - 8..len - 4].try_into().expect("4 bytes")) as usize;
+    for (offset, size) in [(-1000i64, None), (4, Some(-7i64))] {
+        let groups = meta
+            .row_groups()
+            .iter()
+            .map(|g| {
+                let columns = g
+                    .columns()
+                    .iter()
+                    .map(|c| {
+                        let mut c = c
+                            .clone()
+                            .into_builder()
+                            .set_data_page_offset(offset)
+                            .set_dictionary_page_offset(Some(offset));
+                        if let Some(size) = size {
+                            c = c.set_total_compressed_size(size);
+                        }
+                        c.build().expect("column chunk")
+                    })
+                    .collect();
+                g.clone()
+                    .into_builder()
+                    .set_column_metadata(columns)
+                    .build()
+                    .expect("row group")
+            })
+            .collect();
+        let bad_meta = meta.clone().into_builder().set_row_groups(groups).build();
+        let mut bad = file[..len - 8 - footer].to_vec();
+        ParquetMetaDataWriter::new(&mut bad, &bad_meta)
+            .finish()
+            .expect("writes a footer");
+        s.expect_error(
+            M::PUT,
+            "/api/v1/table/t/write",
+            Some(PARQUET),
+            bad,
+            StatusCode::BAD_REQUEST,
+            "Parquet",
+        )
+        .await;
+    }
+    let (status, answer) = s.fetch_json("t", json!(["a"]), json!(["n"])).await;
+    assert_eq!(
+        (status, answer),
+        (StatusCode::OK, json!({"columns": {"n": [null]}}))
+    );
+}

@@ -203,8 +203,27 @@ pub(crate) async fn write(
                 })?;
                 let schema = table.schema();
                 let columns: Vec<&str> = schema.columns.iter().map(|c| c.name.as_str()).collect();
-                let reader = crate::parquet_upload::reader(f, table.name(), &columns)?;
-                let batches = reader.map(|b| {
+                // The parquet reader asserts on some malformed files: a panic there is the
+                // file's fault, a 400, never a 500 (the checks in `parquet_upload` catch the
+                // known ones before reading).
+                let panicked = |_| {
+                    ApiError::bad_request("invalid Parquet file: the reader could not decode it")
+                };
+                let reader = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    crate::parquet_upload::reader(f, table.name(), &columns)
+                }))
+                .map_err(panicked)??;
+                let mut reader = std::panic::AssertUnwindSafe(reader);
+                let batches = std::iter::from_fn(move || {
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| reader.next()))
+                        .unwrap_or_else(|_| {
+                            Some(Err(parquet::errors::ParquetError::General(
+                                "the reader could not decode it".to_owned(),
+                            )
+                            .into()))
+                        })
+                })
+                .map(|b| {
                     b.map_err(|e| murr_table::Error::Invalid(format!("invalid Parquet file: {e}")))
                 });
                 let stats = table.write_stream(batches)?;

@@ -53,7 +53,22 @@ pub(crate) fn reader(
         )));
     }
     let parquet = meta.metadata();
+    let file_len = file
+        .metadata()
+        .map_or(i64::MAX, |m| i64::try_from(m.len()).unwrap_or(i64::MAX));
     for (i, group) in parquet.row_groups().iter().enumerate() {
+        // Where each column chunk lies: the reader asserts (panics) on negative values.
+        for (c, chunk) in group.columns().iter().enumerate() {
+            let start = chunk
+                .dictionary_page_offset()
+                .unwrap_or(chunk.data_page_offset());
+            let len = chunk.compressed_size();
+            if start < 0 || len < 0 || start.checked_add(len).is_none_or(|end| end > file_len) {
+                return Err(invalid(&format_args!(
+                    "row group {i}, column {c} lies at offset {start}, {len} bytes long, outside the file of {file_len} bytes"
+                )));
+            }
+        }
         let chunks = group.columns().iter().map(|c| c.uncompressed_size());
         let declared = chunks.clone().try_fold(0i64, |sum, size| {
             (size >= 0).then(|| sum.saturating_add(size))
