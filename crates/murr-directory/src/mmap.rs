@@ -130,6 +130,26 @@ impl MmapDirectory {
         self.root.join(path.as_str())
     }
 
+    /// Creates `folder` and the folders above it that are missing, each made durable in its
+    /// parent (a new file's entry is synced by `finish`, but a new folder's entry in its own
+    /// parent would be lost on a power cut without this).
+    fn create_folders(&self, folder: &Path, path: &FilePath) -> Result<()> {
+        let mut missing = Vec::new();
+        let mut at = folder;
+        while at != self.root && !at.is_dir() {
+            missing.push(at);
+            at = parent_of(at);
+        }
+        if missing.is_empty() {
+            return Ok(());
+        }
+        fs::create_dir_all(folder).map_err(|e| Error::io("create folder", path.as_str(), e))?;
+        for created in missing.iter().rev() {
+            sync_dir(parent_of(created))?;
+        }
+        Ok(())
+    }
+
     /// A path inside the folder as error messages show it: relative to the folder (answers to
     /// clients never reveal where the data folder is).
     fn relative(&self, p: &Path) -> String {
@@ -325,7 +345,7 @@ impl Directory for MmapDirectory {
             });
         }
         let parent = parent_of(&dest);
-        fs::create_dir_all(parent).map_err(|e| Error::io("create folder", path.as_str(), e))?;
+        self.create_folders(parent, path)?;
         let tmp = self.temp_path(&dest);
         let file = OpenOptions::new()
             .write(true)
