@@ -335,3 +335,32 @@ async fn fetch_limits_hold_over_both_transports() {
             .expect("within the limit");
     }
 }
+
+/// A Flight upload is bounded as a whole, not only message by message: past the limit it is
+/// refused naming the setting, and nothing of it is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flight_upload_past_its_limit_is_refused_whole() {
+    let server = TestServer::start_with(|c| c.server.grpc.max_upload_size = 4000).await;
+    let flight = server.client(Transport::Flight);
+    flight.create_table("t", &schema()).await.expect("creates");
+    // Many small batches, each far below the limit, together above it.
+    let batches: Vec<RecordBatch> = (0..40).map(|i| batch(&[&format!("k{i}")], i)).collect();
+    let err = flight.write("t", batches).await.expect_err("too large");
+    assert!(
+        matches!(&err, Error::InvalidArgument(m) if m.contains("server.grpc.max_upload_size")),
+        "{err}"
+    );
+    let out = flight
+        .fetch("t", &["k0", "k39"], &["n"])
+        .await
+        .expect("fetches");
+    assert_eq!(
+        out.column(0).null_count(),
+        2,
+        "nothing of the refused upload is visible"
+    );
+    flight
+        .write("t", [batch(&["k0"], 0)])
+        .await
+        .expect("a small upload passes");
+}

@@ -40,6 +40,8 @@ pub struct FlightConfig {
     pub max_flight_data_size: usize,
     /// Bounds on one fetch's keys and cells.
     pub fetch_limits: FetchLimits,
+    /// Largest `do_put` stream, all its messages together, in bytes. Default 1 GiB.
+    pub max_upload_size: u64,
 }
 
 impl Default for FlightConfig {
@@ -48,6 +50,7 @@ impl Default for FlightConfig {
             max_message_size: 64 << 20,
             max_flight_data_size: 2 << 20,
             fetch_limits: FetchLimits::default(),
+            max_upload_size: 1 << 30,
         }
     }
 }
@@ -261,8 +264,22 @@ impl FlightService for MurrFlight {
             ));
         };
         let table = self.table_of(&descriptor)?;
+        // The stream as a whole is bounded (tonic bounds each message): a client cannot fill
+        // the disk with one upload.
+        let limit = self.config.max_upload_size;
+        let mut seen = 0u64;
         let data = futures_util::stream::once(async move { Ok(first) })
             .chain(stream)
+            .map(move |m| {
+                let m = m?;
+                seen += (m.data_header.len() + m.data_body.len() + m.app_metadata.len()) as u64;
+                if seen > limit {
+                    return Err(Status::resource_exhausted(format!(
+                        "the upload is larger than the limit of {limit} bytes (server.grpc.max_upload_size)"
+                    )));
+                }
+                Ok(m)
+            })
             .map_err(|s| FlightError::Tonic(Box::new(s)));
         let mut batches = FlightRecordBatchStream::new_from_flight_data(data);
         // `None` is the client's end of stream: only then does the write commit. When this

@@ -130,6 +130,9 @@ pub struct GrpcConfig {
     /// Largest gRPC message, received or sent; a number or a size like `"64MiB"`. Default 64 MiB.
     #[serde(deserialize_with = "size")]
     pub max_message_size: u64,
+    /// Largest `do_put` upload, all its messages together. Default 1 GiB.
+    #[serde(deserialize_with = "size")]
+    pub max_upload_size: u64,
 }
 
 impl Default for GrpcConfig {
@@ -139,6 +142,7 @@ impl Default for GrpcConfig {
             host: IpAddr::from([0, 0, 0, 0]),
             port: 8081,
             max_message_size: 64 << 20,
+            max_upload_size: 1 << 30,
         }
     }
 }

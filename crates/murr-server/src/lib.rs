@@ -146,6 +146,7 @@ impl Server {
                 murr_flight::FlightConfig {
                     max_message_size: max,
                     fetch_limits: config.server.fetch.limits(),
+                    max_upload_size: config.server.grpc.max_upload_size,
                     ..murr_flight::FlightConfig::default()
                 },
             );
