@@ -9,6 +9,9 @@
 //! Levels then fall from old to new with fewer than `factor` segments per level, so a table of
 //! N rows has at most `(factor - 1) * (log_factor(N) + 1)` segments, and a row is rewritten about
 //! `log_factor(N)` times over its life, as in Lucene's LogMergePolicy.
+//!
+//! A merge holds its input in memory while it runs, so a merge whose segments together are
+//! larger than a cap is never picked (the segments stay as they are; reads probe one more index).
 
 use std::ops::Range;
 
@@ -22,16 +25,30 @@ fn level(rows: u64, factor: u64) -> u32 {
     level
 }
 
-/// The range of segments (oldest first, by row count) to merge next, if any.
-pub(crate) fn pick_merge(rows: &[u64], factor: usize) -> Option<Range<usize>> {
+/// The range of segments (oldest first, by row count and bytes) to merge next, if any: never
+/// one whose segments together take more than `max_bytes`.
+pub(crate) fn pick_merge(
+    rows: &[u64],
+    bytes: &[u64],
+    factor: usize,
+    max_bytes: u64,
+) -> Option<Range<usize>> {
     let factor = factor.max(2);
     let levels: Vec<u32> = rows.iter().map(|&r| level(r, factor as u64)).collect();
-    if let Some(i) = levels.windows(2).position(|w| w[0] < w[1]) {
-        return Some(i..i + 2);
+    let fits = |r: &Range<usize>| bytes[r.clone()].iter().sum::<u64>() <= max_bytes;
+    let inverted = levels
+        .windows(2)
+        .enumerate()
+        .filter(|(_, w)| w[0] < w[1])
+        .map(|(i, _)| i..i + 2)
+        .find(fits);
+    if inverted.is_some() {
+        return inverted;
     }
     (0..levels.len().saturating_sub(factor - 1))
-        .find(|&s| levels[s..s + factor].iter().all(|&l| l == levels[s]))
+        .filter(|&s| levels[s..s + factor].iter().all(|&l| l == levels[s]))
         .map(|s| s..s + factor)
+        .find(fits)
 }
 
 #[cfg(test)]
@@ -40,7 +57,7 @@ mod tests {
 
     fn settle(mut rows: Vec<u64>, factor: usize) -> (Vec<u64>, u64) {
         let mut rewritten = 0;
-        while let Some(r) = pick_merge(&rows, factor) {
+        while let Some(r) = pick_merge(&rows, &rows, factor, u64::MAX) {
             let merged: u64 = rows[r.clone()].iter().sum();
             rewritten += merged;
             rows.splice(r, [merged]);
@@ -78,10 +95,24 @@ mod tests {
 
     #[test]
     fn nothing_to_do() {
-        assert_eq!(pick_merge(&[], 4), None);
-        assert_eq!(pick_merge(&[5], 4), None);
-        assert_eq!(pick_merge(&[1000, 100, 10, 1], 4), None);
-        assert_eq!(pick_merge(&[1, 1, 1, 1], 4), Some(0..4));
-        assert_eq!(pick_merge(&[100, 1, 100], 4), Some(1..3));
+        let pick = |rows: &[u64]| pick_merge(rows, rows, 4, u64::MAX);
+        assert_eq!(pick(&[]), None);
+        assert_eq!(pick(&[5]), None);
+        assert_eq!(pick(&[1000, 100, 10, 1]), None);
+        assert_eq!(pick(&[1, 1, 1, 1]), Some(0..4));
+        assert_eq!(pick(&[100, 1, 100]), Some(1..3));
+    }
+
+    #[test]
+    fn merges_larger_than_the_cap_are_never_picked() {
+        // Four equal segments of 3 GB: together above an 8 GB cap.
+        let gb = 1u64 << 30;
+        assert_eq!(pick_merge(&[100; 4], &[3 * gb; 4], 4, 8 * gb), None);
+        assert_eq!(pick_merge(&[100; 4], &[2 * gb; 4], 4, 8 * gb), Some(0..4));
+        // An inversion too large to merge is passed over for one that fits.
+        assert_eq!(
+            pick_merge(&[1, 100, 1, 100], &[9 * gb, 9 * gb, 1, 1], 4, 8 * gb),
+            Some(2..4)
+        );
     }
 }

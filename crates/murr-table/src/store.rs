@@ -37,6 +37,9 @@ pub struct StoreOptions {
     pub verify_checksums: bool,
     /// How many segments of one size tier are merged together. Default: 4.
     pub merge_factor: usize,
+    /// No merge takes segments larger than this together (bytes of segment files): a merge
+    /// holds its input in memory while it runs. Default: 8 GiB.
+    pub max_merge_bytes: u64,
     /// Merge segments on a background thread after writes. Default: true.
     pub background_merges: bool,
     /// A write is cut into segments of about this many bytes of input, so a large upload needs
@@ -58,6 +61,7 @@ impl Default for StoreOptions {
             delete_at_once: true,
             verify_checksums: true,
             merge_factor: 4,
+            max_merge_bytes: 8 << 30,
             background_merges: true,
             write_segment_bytes: 512 << 20,
             idle_compaction: Some(Duration::from_secs(2)),
@@ -234,6 +238,7 @@ impl Store {
     fn config(&self) -> TableConfig {
         TableConfig {
             merge_factor: self.options.merge_factor,
+            max_merge_bytes: self.options.max_merge_bytes,
             segment_bytes: self.options.write_segment_bytes.max(1),
             merger: self
                 .merge_thread

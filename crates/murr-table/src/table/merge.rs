@@ -60,7 +60,13 @@ impl Table {
         let _merging = self.merging.lock();
         let snap = self.snapshot.load_full();
         let rows: Vec<u64> = snap.segments.iter().map(|s| s.rows() as u64).collect();
-        match pick_merge(&rows, self.config.merge_factor) {
+        let bytes: Vec<u64> = snap.segments.iter().map(|s| s.size() as u64).collect();
+        match pick_merge(
+            &rows,
+            &bytes,
+            self.config.merge_factor,
+            self.config.max_merge_bytes,
+        ) {
             Some(range) => self.merge(&snap, range).map(|()| true),
             None => Ok(false),
         }

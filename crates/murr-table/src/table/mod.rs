@@ -128,6 +128,7 @@ pub(crate) trait MergeRequests: Send + Sync {
 
 pub(crate) struct TableConfig {
     pub(crate) merge_factor: usize,
+    pub(crate) max_merge_bytes: u64,
     pub(crate) segment_bytes: usize,
     pub(crate) merger: Option<Arc<dyn MergeRequests>>,
     /// Delete superseded manifests and merged segments at once (local disk, one process):
