@@ -20,7 +20,7 @@ use crate::manifest::{
     Manifest, TABLES, manifest_path, manifest_version, manifests, read_latest, table_of,
 };
 use crate::merger::MergeThread;
-use crate::table::{Table, TableConfig, WriteStats, open_segments};
+use crate::table::{Table, TableConfig, WriteSlots, WriteStats, open_segments};
 
 /// How a [`Store`] behaves.
 #[derive(Debug, Clone)]
@@ -35,6 +35,10 @@ pub struct StoreOptions {
     pub delete_at_once: bool,
     /// Check every segment's checksum when opening (one pass over its bytes). Default: true.
     pub verify_checksums: bool,
+    /// Writes that run at once, over all tables; more wait for one to finish (each holds up to
+    /// [`StoreOptions::write_segment_bytes`] of input and its encoded segment in memory).
+    /// Default: 2.
+    pub max_concurrent_writes: usize,
     /// How many segments of one size tier are merged together. Default: 4.
     pub merge_factor: usize,
     /// No merge takes segments larger than this together (bytes of segment files): a merge
@@ -60,6 +64,7 @@ impl Default for StoreOptions {
             read_only: false,
             delete_at_once: true,
             verify_checksums: true,
+            max_concurrent_writes: 2,
             merge_factor: 4,
             max_merge_bytes: 8 << 30,
             background_merges: true,
@@ -114,6 +119,7 @@ pub struct RefreshStats {
 pub struct Store {
     dir: Arc<dyn Directory>,
     options: StoreOptions,
+    write_slots: Arc<WriteSlots>,
     tables: RwLock<BTreeMap<String, Entry>>,
     merge_thread: Option<MergeThread>,
 }
@@ -164,6 +170,7 @@ impl Store {
         });
         let mut store = Store {
             dir,
+            write_slots: Arc::new(WriteSlots::new(options.max_concurrent_writes)),
             options,
             tables: RwLock::new(BTreeMap::new()),
             merge_thread,
@@ -237,6 +244,7 @@ impl Store {
 
     fn config(&self) -> TableConfig {
         TableConfig {
+            write_slots: Arc::clone(&self.write_slots),
             merge_factor: self.options.merge_factor,
             max_merge_bytes: self.options.max_merge_bytes,
             segment_bytes: self.options.write_segment_bytes.max(1),

@@ -467,3 +467,59 @@ fn a_create_or_drop_stuck_in_storage_blocks_no_other_table() {
         ErrorKind::NotFound
     );
 }
+
+/// Writes beyond `max_concurrent_writes` wait for a running one to finish: their input and
+/// segments are never all in memory at once.
+#[test]
+fn writes_beyond_the_limit_wait_their_turn() {
+    let (entered_tx, entered) = std::sync::mpsc::channel();
+    let dir = Arc::new(Gated {
+        inner: RamDirectory::new(),
+        entered: parking_lot::Mutex::new(entered_tx),
+        open: std::sync::Mutex::new(true),
+        opened: std::sync::Condvar::new(),
+    });
+    let store = Arc::new(
+        Store::open(
+            dir.clone(),
+            StoreOptions {
+                max_concurrent_writes: 1,
+                ..writer()
+            },
+        )
+        .expect("opens"),
+    );
+    store.create_table("slow", schema()).expect("creates");
+    store.create_table("other", schema()).expect("creates");
+    while entered.try_recv().is_ok() {}
+    *dir.open.lock().expect("lock") = false;
+    let first = {
+        let store = Arc::clone(&store);
+        std::thread::spawn(move || store.write("slow", &[valued(&keys(0..3), 1)]))
+    };
+    entered
+        .recv_timeout(Duration::from_secs(5))
+        .expect("the first write reaches storage");
+    let (done_tx, done) = std::sync::mpsc::channel();
+    let second = {
+        let store = Arc::clone(&store);
+        std::thread::spawn(move || {
+            let r = store.write("other", &[valued(&keys(0..3), 2)]);
+            let _ = done_tx.send(());
+            r
+        })
+    };
+    assert!(
+        done.recv_timeout(Duration::from_millis(500)).is_err(),
+        "the second write ran while the first held the only slot"
+    );
+    dir.release();
+    first.join().expect("joins").expect("writes");
+    done.recv_timeout(Duration::from_secs(5))
+        .expect("the second write runs after");
+    second.join().expect("joins").expect("writes");
+    assert_eq!(
+        ns(&store.fetch("other", &["k0"], &["n"]).expect("reads"), 0),
+        [Some(2)]
+    );
+}

@@ -126,7 +126,48 @@ pub(crate) trait MergeRequests: Send + Sync {
     fn request(&self, table: &Weak<Table>);
 }
 
+/// Permits for writes in progress, shared by a store's tables: each write holds its input (up
+/// to a segment's worth) and the encoded segment in memory, so their number is bounded.
+#[derive(Debug)]
+pub(crate) struct WriteSlots {
+    free: parking_lot::Mutex<usize>,
+    freed: parking_lot::Condvar,
+}
+
+impl WriteSlots {
+    pub(crate) fn new(slots: usize) -> WriteSlots {
+        WriteSlots {
+            free: parking_lot::Mutex::new(slots.max(1)),
+            freed: parking_lot::Condvar::new(),
+        }
+    }
+
+    /// Waits for a free slot; the slot is given back when the guard drops.
+    pub(crate) fn acquire(&self, table: &str) -> WriteSlot<'_> {
+        let mut free = self.free.lock();
+        if *free == 0 {
+            tracing::debug!(table, "a write waits for another to finish");
+        }
+        while *free == 0 {
+            self.freed.wait(&mut free);
+        }
+        *free -= 1;
+        WriteSlot(self)
+    }
+}
+
+/// A write's permit (see [`WriteSlots`]).
+pub(crate) struct WriteSlot<'a>(&'a WriteSlots);
+
+impl Drop for WriteSlot<'_> {
+    fn drop(&mut self) {
+        *self.0.free.lock() += 1;
+        self.0.freed.notify_one();
+    }
+}
+
 pub(crate) struct TableConfig {
+    pub(crate) write_slots: Arc<WriteSlots>,
     pub(crate) merge_factor: usize,
     pub(crate) max_merge_bytes: u64,
     pub(crate) segment_bytes: usize,

@@ -54,6 +54,7 @@ impl Table {
         batches: impl IntoIterator<Item = Result<RecordBatch>>,
     ) -> Result<WriteStats> {
         self.check_writable("a write")?;
+        let _slot = self.config.write_slots.acquire(&self.name);
         let started = Instant::now();
         let meta = self.meta();
         let mut written: Vec<Segment> = Vec::new();
