@@ -1,71 +1,144 @@
 //! JSON bodies: `{"columns": {"<col>": [v, ...]}}` in both directions.
+//!
+//! Write bodies are read in one pass straight into each column's values (serde visitors), never
+//! through a `serde_json::Value` tree, which takes 16 to 32 times the body's size.
 
+use std::borrow::Cow;
+use std::fmt;
 use std::sync::Arc;
 
+use arrow_array::builder::{BooleanBuilder, PrimitiveBuilder, StringBuilder};
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
     Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type, UInt8Type, UInt16Type,
     UInt32Type, UInt64Type,
 };
-use arrow_array::{
-    Array, ArrayRef, ArrowPrimitiveType, BooleanArray, PrimitiveArray, RecordBatch,
-    RecordBatchOptions, StringArray,
-};
+use arrow_array::{Array, ArrayRef, ArrowPrimitiveType, RecordBatch, RecordBatchOptions};
 use arrow_schema::{DataType, Field, Schema};
 use murr_api::{DType, TableSchema};
 use murr_segment::downcast_dtype;
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Serialize, Serializer};
-use serde_json::Value;
 
 use crate::error::{ApiError, ApiResult};
 
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
+/// One JSON value of a column: what a cell can be.
+#[derive(Debug)]
+enum Scalar<'a> {
+    Null,
+    Bool(bool),
+    I64(i64),
+    U64(u64),
+    F64(f64),
+    Str(Cow<'a, str>),
+    /// An array or an object: never a cell.
+    Nested(&'static str),
+}
+
+impl fmt::Display for Scalar<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Scalar::Null => f.write_str("null"),
+            Scalar::Bool(b) => write!(f, "{b}"),
+            Scalar::I64(i) => write!(f, "{i}"),
+            Scalar::U64(u) => write!(f, "{u}"),
+            Scalar::F64(x) => write!(f, "{x}"),
+            Scalar::Str(s) => write!(f, "{s:?}"),
+            Scalar::Nested(k) => write!(f, "<{k}>"),
+        }
     }
 }
 
-fn values_of<T>(
-    column: &str,
-    dtype: DType,
-    values: &[Value],
-    convert: impl Fn(&Value) -> Option<T>,
-) -> ApiResult<Vec<Option<T>>> {
-    values
-        .iter()
-        .enumerate()
-        .map(|(i, v)| {
-            if v.is_null() {
-                return Ok(None);
+impl Scalar<'_> {
+    fn kind(&self) -> &'static str {
+        match self {
+            Scalar::Null => "null",
+            Scalar::Bool(_) => "a boolean",
+            Scalar::I64(_) | Scalar::U64(_) | Scalar::F64(_) => "a number",
+            Scalar::Str(_) => "a string",
+            Scalar::Nested(k) => k,
+        }
+    }
+
+    fn as_f64(&self) -> Option<f64> {
+        #[expect(
+            clippy::cast_precision_loss,
+            reason = "JSON numbers are f64 to every JSON reader; an integer into a float column takes the nearest"
+        )]
+        match *self {
+            Scalar::I64(i) => Some(i as f64),
+            Scalar::U64(u) => Some(u as f64),
+            Scalar::F64(x) => Some(x),
+            _ => None,
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Scalar<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Scalar<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a value")
             }
-            convert(v).map(Some).ok_or_else(|| {
-                ApiError::bad_request(format!(
-                    "column {column:?}: value {v} at index {i} is {} that does not fit dtype {dtype}",
-                    kind(v)
-                ))
-            })
-        })
-        .collect()
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(Scalar::Null)
+            }
+            fn visit_none<E>(self) -> Result<Self::Value, E> {
+                Ok(Scalar::Null)
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+                Ok(Scalar::Bool(v))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(Scalar::I64(v))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(Scalar::U64(v))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+                Ok(Scalar::F64(v))
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Scalar::Str(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Scalar::Str(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Scalar::Str(Cow::Owned(v)))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<de::IgnoredAny>()?.is_some() {}
+                Ok(Scalar::Nested("an array"))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                while map
+                    .next_entry::<de::IgnoredAny, de::IgnoredAny>()?
+                    .is_some()
+                {}
+                Ok(Scalar::Nested("an object"))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// A number type that JSON values convert to, exactly or refused.
 trait FromJson: Sized {
-    fn from_json(v: &Value) -> Option<Self>;
+    fn from_json(v: &Scalar<'_>) -> Option<Self>;
 }
 
 macro_rules! from_json_int {
     ($($t:ty),*) => {$(
         impl FromJson for $t {
-            fn from_json(v: &Value) -> Option<Self> {
-                match v.as_i64() {
-                    Some(i) => <$t>::try_from(i).ok(),
-                    None => v.as_u64().and_then(|u| <$t>::try_from(u).ok()),
+            fn from_json(v: &Scalar<'_>) -> Option<Self> {
+                match *v {
+                    Scalar::I64(i) => <$t>::try_from(i).ok(),
+                    Scalar::U64(u) => <$t>::try_from(u).ok(),
+                    _ => None,
                 }
             }
         }
@@ -74,7 +147,7 @@ macro_rules! from_json_int {
 from_json_int!(i8, i16, i32, i64, u8, u16, u32, u64);
 
 impl FromJson for f32 {
-    fn from_json(v: &Value) -> Option<Self> {
+    fn from_json(v: &Scalar<'_>) -> Option<Self> {
         #[expect(
             clippy::cast_possible_truncation,
             reason = "JSON numbers are parsed as f64; float32 columns take the nearest float32"
@@ -85,91 +158,239 @@ impl FromJson for f32 {
 }
 
 impl FromJson for f64 {
-    fn from_json(v: &Value) -> Option<Self> {
+    fn from_json(v: &Scalar<'_>) -> Option<Self> {
         v.as_f64()
     }
 }
 
-fn primitive<T>(column: &str, dtype: DType, values: &[Value]) -> ApiResult<ArrayRef>
+/// Reads one column's array of values, converting each as it comes and handing it to `sink`
+/// (an Arrow builder's append): a value costs its final size, not a parsed tree's.
+struct ColumnSeed<'s, F, S> {
+    column: &'s str,
+    dtype: DType,
+    convert: F,
+    sink: S,
+}
+
+impl<'de, T, F, S> DeserializeSeed<'de> for ColumnSeed<'_, F, S>
+where
+    F: Fn(Scalar<'de>) -> Option<T>,
+    S: FnMut(Option<T>),
+{
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de, T, F, S> Visitor<'de> for ColumnSeed<'_, F, S>
+where
+    F: Fn(Scalar<'de>) -> Option<T>,
+    S: FnMut(Option<T>),
+{
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "column {:?} to be an array of values", self.column)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<(), A::Error> {
+        let mut index = 0usize;
+        while let Some(v) = seq.next_element::<Scalar<'de>>()? {
+            if matches!(v, Scalar::Null) {
+                (self.sink)(None);
+            } else {
+                let (shown, kind) = (v.to_string(), v.kind());
+                let Some(value) = (self.convert)(v) else {
+                    return Err(de::Error::custom(format!(
+                        "column {:?}: value {shown} at index {index} is {kind} that does not fit dtype {}",
+                        self.column, self.dtype
+                    )));
+                };
+                (self.sink)(Some(value));
+            }
+            index += 1;
+        }
+        Ok(())
+    }
+}
+
+fn column_values<'de, D, T>(
+    d: D,
+    column: &str,
+    dtype: DType,
+    convert: impl Fn(Scalar<'de>) -> Option<T>,
+    sink: impl FnMut(Option<T>),
+) -> Result<(), D::Error>
+where
+    D: Deserializer<'de>,
+{
+    ColumnSeed {
+        column,
+        dtype,
+        convert,
+        sink,
+    }
+    .deserialize(d)
+}
+
+fn primitive<'de, T, D>(d: D, column: &str, dtype: DType) -> Result<ArrayRef, D::Error>
 where
     T: ArrowPrimitiveType,
     T::Native: FromJson,
+    D: Deserializer<'de>,
 {
-    let values = values_of(column, dtype, values, T::Native::from_json)?;
-    Ok(Arc::new(values.into_iter().collect::<PrimitiveArray<T>>()))
+    let mut builder = PrimitiveBuilder::<T>::new();
+    column_values(
+        d,
+        column,
+        dtype,
+        |v| T::Native::from_json(&v),
+        |v| builder.append_option(v),
+    )?;
+    Ok(Arc::new(builder.finish()))
 }
 
-fn array(column: &str, dtype: DType, values: &[Value]) -> ApiResult<ArrayRef> {
-    downcast_dtype!(dtype,
-        |T| primitive::<T>(column, dtype, values),
-        utf8 => Ok(Arc::new(StringArray::from(values_of(column, dtype, values, |v| {
-            v.as_str().map(str::to_owned)
-        })?))),
-        bool => Ok(Arc::new(BooleanArray::from(values_of(
-            column,
-            dtype,
-            values,
-            Value::as_bool,
-        )?))),
-        other(d) => Err(ApiError::bad_request(format!(
-            "column {column:?}: dtype {d} cannot be written as JSON yet"
-        ))),
-    )
+/// One column of the body: its array, read as the column's dtype.
+struct ArraySeed<'s> {
+    column: &'s str,
+    dtype: DType,
+}
+
+impl<'de> DeserializeSeed<'de> for ArraySeed<'_> {
+    type Value = ArrayRef;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<ArrayRef, D::Error> {
+        let (column, dtype) = (self.column, self.dtype);
+        downcast_dtype!(dtype,
+            |T| primitive::<T, D>(d, column, dtype),
+            utf8 => {
+                let mut builder = StringBuilder::new();
+                column_values(
+                    d,
+                    column,
+                    dtype,
+                    |v| match v {
+                        Scalar::Str(s) => Some(s),
+                        _ => None,
+                    },
+                    |v| builder.append_option(v),
+                )?;
+                Ok(Arc::new(builder.finish()))
+            },
+            bool => {
+                let mut builder = BooleanBuilder::new();
+                column_values(
+                    d,
+                    column,
+                    dtype,
+                    |v| match v {
+                        Scalar::Bool(b) => Some(b),
+                        _ => None,
+                    },
+                    |v| builder.append_option(v),
+                )?;
+                Ok(Arc::new(builder.finish()))
+            },
+            other(dt) => Err(de::Error::custom(format!(
+                "column {column:?}: dtype {dt} cannot be written as JSON yet"
+            ))),
+        )
+    }
+}
+
+/// The `"columns"` object: each column of the table, once.
+struct ColumnsSeed<'s> {
+    table: &'s str,
+    schema: &'s TableSchema,
+}
+
+impl<'de> DeserializeSeed<'de> for ColumnsSeed<'_> {
+    type Value = Vec<(String, DType, ArrayRef)>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ColumnsSeed<'_> {
+    type Value = Vec<(String, DType, ArrayRef)>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"columns\" to be an object of column name to array of values")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut out: Vec<(String, DType, ArrayRef)> = Vec::new();
+        while let Some(name) = map.next_key::<Cow<'de, str>>()? {
+            let Some(def) = self.schema.column(&name) else {
+                return Err(de::Error::custom(format!(
+                    "column {name:?} is not in table {:?}",
+                    self.table
+                )));
+            };
+            if out.iter().any(|(n, _, _)| *n == *name) {
+                return Err(de::Error::custom(format!("column {name:?} appears twice")));
+            }
+            let array = map.next_value_seed(ArraySeed {
+                column: &name,
+                dtype: def.dtype,
+            })?;
+            out.push((name.into_owned(), def.dtype, array));
+        }
+        Ok(out)
+    }
+}
+
+/// The whole body: an object with exactly the field `"columns"`.
+struct BodySeed<'s>(ColumnsSeed<'s>);
+
+impl<'de> Visitor<'de> for BodySeed<'_> {
+    type Value = Vec<(String, DType, ArrayRef)>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object {\"columns\": {\"<column>\": [values...]}}")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut columns = None;
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            if key != "columns" || columns.is_some() {
+                return Err(de::Error::custom(format!(
+                    "unknown field {key:?} in the request body (expected only \"columns\" once)"
+                )));
+            }
+            columns = Some(map.next_value_seed(ColumnsSeed {
+                table: self.0.table,
+                schema: self.0.schema,
+            })?);
+        }
+        columns.ok_or_else(|| de::Error::custom("request body has no \"columns\" field"))
+    }
 }
 
 /// Parses a JSON write body into one record batch of the table's types.
 pub(crate) fn write_body(table: &str, schema: &TableSchema, body: &[u8]) -> ApiResult<RecordBatch> {
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request(format!("request body is not valid JSON: {e}")))?;
-    let Value::Object(mut top) = value else {
-        return Err(ApiError::bad_request(format!(
-            "request body is {}, expected an object {{\"columns\": {{\"<column>\": [values...]}}}}",
-            kind(&value)
-        )));
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let bad = |e: serde_json::Error| {
+        if e.is_data() {
+            ApiError::bad_request(e.to_string())
+        } else {
+            ApiError::bad_request(format!("request body is not valid JSON: {e}"))
+        }
     };
-    if let Some(extra) = top.keys().find(|k| *k != "columns") {
-        return Err(ApiError::bad_request(format!(
-            "unknown field {extra:?} in the request body (expected only \"columns\")"
-        )));
-    }
-    let Some(columns) = top.remove("columns") else {
-        return Err(ApiError::bad_request(
-            "request body has no \"columns\" field",
-        ));
-    };
-    let Value::Object(columns) = columns else {
-        return Err(ApiError::bad_request(format!(
-            "\"columns\" is {}, expected an object of column name to array of values",
-            kind(&columns)
-        )));
-    };
+    let columns = de
+        .deserialize_map(BodySeed(ColumnsSeed { table, schema }))
+        .map_err(bad)?;
+    de.end().map_err(bad)?;
     let mut fields = Vec::with_capacity(columns.len());
     let mut arrays = Vec::with_capacity(columns.len());
     let mut rows = None;
-    for (name, values) in &columns {
-        let Some(def) = schema.column(name) else {
-            return Err(ApiError::bad_request(format!(
-                "column {name:?} is not in table {table:?}"
-            )));
-        };
-        let Value::Array(values) = values else {
-            return Err(ApiError::bad_request(format!(
-                "column {name:?} is {}, expected an array of values",
-                kind(values)
-            )));
-        };
+    for (name, dtype, array) in columns {
         match rows {
-            None => rows = Some(values.len()),
-            Some(n) if n != values.len() => {
+            None => rows = Some(array.len()),
+            Some(n) if n != array.len() => {
                 return Err(ApiError::bad_request(format!(
                     "column {name:?} has {} values, other columns have {n}: all arrays must have the same length",
-                    values.len()
+                    array.len()
                 )));
             }
             Some(_) => {}
         }
-        arrays.push(array(name, def.dtype, values)?);
-        fields.push(Field::new(name, def.dtype.to_arrow(), true));
+        fields.push(Field::new(name, dtype.to_arrow(), true));
+        arrays.push(array);
     }
     RecordBatch::try_new_with_options(
         Arc::new(Schema::new(fields)),
@@ -261,4 +482,70 @@ pub(crate) fn fetch_answer(batch: &RecordBatch) -> ApiResult<Vec<u8>> {
         )
     })?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::cell::Cell;
+
+    use murr_api::ColumnDef;
+
+    use super::*;
+
+    /// Counts this thread's heap bytes: now and at the peak.
+    struct Counting;
+
+    thread_local! {
+        static NOW: Cell<usize> = const { Cell::new(0) };
+        static PEAK: Cell<usize> = const { Cell::new(0) };
+    }
+
+    #[expect(unsafe_code, reason = "a global allocator is unsafe to implement")]
+    // SAFETY: every call forwards to the system allocator with the same arguments; the counters
+    // are plain thread-locals with const initialisers, which allocate nothing.
+    unsafe impl GlobalAlloc for Counting {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            let _ = NOW.try_with(|n| {
+                n.set(n.get() + layout.size());
+                let _ = PEAK.try_with(|p| p.set(p.get().max(n.get())));
+            });
+            // SAFETY: the caller's contract is passed on unchanged.
+            unsafe { System.alloc(layout) }
+        }
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            let _ = NOW.try_with(|n| n.set(n.get().saturating_sub(layout.size())));
+            // SAFETY: the caller's contract is passed on unchanged.
+            unsafe { System.dealloc(ptr, layout) }
+        }
+    }
+
+    #[global_allocator]
+    static ALLOCATOR: Counting = Counting;
+
+    /// A JSON write body is read straight into the column's array: memory a small multiple of
+    /// the body (an int64 takes 8 bytes for its 2 bytes of JSON), not the 16-32x of a parsed
+    /// tree.
+    #[test]
+    fn a_write_body_costs_a_small_multiple_of_its_size() {
+        let schema = TableSchema::new(
+            "id",
+            vec![
+                ColumnDef::new("id", DType::Utf8, false),
+                ColumnDef::new("n", DType::Int64, true),
+            ],
+        );
+        let rows = 200_000;
+        let body = format!("{{\"columns\": {{\"n\": [{}1]}}}}", "1,".repeat(rows - 1));
+        let before = NOW.with(Cell::get);
+        PEAK.with(|p| p.set(before));
+        let batch = write_body("t", &schema, body.as_bytes()).expect("parses");
+        let peak = PEAK.with(Cell::get) - before;
+        assert_eq!(batch.num_rows(), rows);
+        assert!(
+            peak <= 10 * body.len(),
+            "parsing {} bytes of JSON took {peak} bytes at its peak",
+            body.len()
+        );
+    }
 }
