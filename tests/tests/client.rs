@@ -272,10 +272,9 @@ async fn a_cancelled_flight_upload_commits_nothing() {
         .connect()
         .await
         .expect("connects");
-    // The deadline travels as gRPC's `grpc-timeout` header, which the server enforces: it drops
-    // the call when the deadline passes. (The client itself does not time out here: a Rust
-    // client dropping a call may end its request stream as if it were complete, which is the
-    // client's end of stream as far as any server can see.)
+    // The deadline travels as gRPC's `grpc-timeout` header; both the client and the server
+    // enforce it. When the client's side fires first, the server sees the request stream end
+    // as if the client had finished it: the server must still know the upload is not complete.
     let mut request = tonic::Request::new(upload);
     request
         .metadata_mut()

@@ -70,6 +70,22 @@ pub fn status(e: &murr_table::Error) -> Status {
     }
 }
 
+/// The call's timeout from its `grpc-timeout` header (digits and a unit: H, M, S, m, u, n).
+fn grpc_timeout(metadata: &tonic::metadata::MetadataMap) -> Option<std::time::Duration> {
+    let text = metadata.get("grpc-timeout")?.to_str().ok()?;
+    let (digits, unit) = text.split_at(text.len().checked_sub(1)?);
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => std::time::Duration::from_secs(n.saturating_mul(3600)),
+        "M" => std::time::Duration::from_secs(n.saturating_mul(60)),
+        "S" => std::time::Duration::from_secs(n),
+        "m" => std::time::Duration::from_millis(n),
+        "u" => std::time::Duration::from_micros(n),
+        "n" => std::time::Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
 fn flight_status(e: FlightError) -> Status {
     match e {
         FlightError::Tonic(s) => *s,
@@ -252,6 +268,9 @@ impl FlightService for MurrFlight {
         &self,
         request: Request<Streaming<FlightData>>,
     ) -> Result<Response<Self::DoPutStream>, Status> {
+        // The call's deadline: when it passes, the client gives up, and the end of the request
+        // stream that the server then sees is not the client's end of its upload.
+        let deadline = grpc_timeout(request.metadata()).map(|t| tokio::time::Instant::now() + t);
         let mut stream = request.into_inner();
         let Some(first) = stream.message().await? else {
             return Err(Status::invalid_argument(
@@ -299,6 +318,14 @@ impl FlightService for MurrFlight {
             let item = batches.next().await.map(|item| {
                 item.map_err(|e| murr_table::Error::Invalid(format!("invalid Flight data: {e}")))
             });
+            let late = item.is_none() && deadline.is_some_and(|d| tokio::time::Instant::now() >= d);
+            let item = if late {
+                Some(Err(murr_table::Error::Invalid(
+                    "do_put: the call's deadline passed before the upload ended".to_owned(),
+                )))
+            } else {
+                item
+            };
             let last = !matches!(item, Some(Ok(_)));
             if tx.send(item).await.is_err() || last {
                 break;
@@ -385,5 +412,29 @@ impl FlightService for MurrFlight {
         Ok(Response::new(Box::pin(futures_util::stream::iter(
             actions.into_iter().map(Ok),
         ))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_timeouts_parse_in_every_unit() {
+        let t = |v: &str| {
+            let mut m = tonic::metadata::MetadataMap::new();
+            m.insert("grpc-timeout", v.parse().expect("ascii"));
+            grpc_timeout(&m)
+        };
+        use std::time::Duration as D;
+        assert_eq!(t("700m"), Some(D::from_millis(700)));
+        assert_eq!(t("2S"), Some(D::from_secs(2)));
+        assert_eq!(t("1H"), Some(D::from_secs(3600)));
+        assert_eq!(t("3M"), Some(D::from_secs(180)));
+        assert_eq!(t("5u"), Some(D::from_micros(5)));
+        assert_eq!(t("9n"), Some(D::from_nanos(9)));
+        assert_eq!(t("7x"), None);
+        assert_eq!(t("m"), None);
+        assert_eq!(grpc_timeout(&tonic::metadata::MetadataMap::new()), None);
     }
 }

@@ -104,7 +104,9 @@ impl Murr {
             .expect("kill");
         let status = self.child.wait().expect("waits");
         assert!(status.success(), "murr exits cleanly on SIGTERM: {status}");
-        self.lines.try_iter().collect()
+        // Every line up to the end of its stderr (the reader thread may still be forwarding the
+        // last ones when the process has exited).
+        self.lines.iter().collect()
     }
 
     fn call(&self, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
