@@ -8,12 +8,18 @@
 //!
 //! Probing is linear from the key's home slot. The home slot is `hash * capacity >> 64`, which
 //! uses the high bits of the hash; the tag uses the low bits.
-//! The hash is xxh3-64 with seed 0 (hash algorithm code 1): it is written into files, so it never changes.
+//! The hash is xxh3-64 with a seed: segments of format version 3 draw a random seed each (hash
+//! algorithm code 2, the seed in the footer), so that nobody can choose keys that collide in an
+//! index (keys whose hashes share their high bits land in one run of slots, and building or
+//! probing the index turns quadratic). Versions 1 and 2 used seed 0 (code 1). Both are written
+//! into files, so they never change.
 
 use crate::error::{Error, Result};
 
-/// Hash algorithm code of xxh3-64, seed 0.
+/// Hash algorithm code of xxh3-64, seed 0 (segment format versions 1 and 2).
 pub const HASH_XXH3_64: u8 = 1;
+/// Hash algorithm code of xxh3-64 with the segment's own seed, stored in its footer (version 3).
+pub const HASH_XXH3_64_SEEDED: u8 = 2;
 
 /// The highest fill ratio of the table.
 pub const MAX_LOAD: f64 = 0.75;
@@ -21,10 +27,10 @@ pub const MAX_LOAD: f64 = 0.75;
 /// Rows above this count use 8-byte slots.
 pub const MAX_ROWS_NARROW: u64 = (1 << 24) - 2;
 
-/// The hash of a key, as stored indexes use it.
+/// The hash of a key in an index of seed `seed` (seed 0 is algorithm code 1's hash).
 #[inline]
-pub fn hash_key(key: &[u8]) -> u64 {
-    xxhash_rust::xxh3::xxh3_64(key)
+pub fn hash_key(key: &[u8], seed: u64) -> u64 {
+    xxhash_rust::xxh3::xxh3_64_with_seed(key, seed)
 }
 
 /// The slot width, in bytes, for a segment of `rows` rows.
@@ -68,6 +74,7 @@ fn empty(width: u8) -> u64 {
 pub fn build<'a>(
     keys: impl ExactSizeIterator<Item = &'a [u8]> + Clone,
     key_at: impl Fn(u64) -> &'a [u8],
+    seed: u64,
     out: &mut Vec<u8>,
 ) -> Result<(u8, u64)> {
     let rows = keys.len() as u64;
@@ -90,7 +97,7 @@ pub fn build<'a>(
     };
     let row_mask = if width == 4 { 0x00FF_FFFF } else { 0xFFFF_FFFF };
     for (row, key) in keys.enumerate() {
-        let hash = hash_key(key);
+        let hash = hash_key(key, seed);
         let packed = pack(width, hash, row as u64);
         let mut pos = home(hash, capacity);
         loop {
@@ -265,14 +272,53 @@ mod tests {
     use super::*;
 
     fn index_of(keys: &[String]) -> (Vec<u8>, u8, u64) {
+        index_seeded(keys, 0)
+    }
+
+    fn index_seeded(keys: &[String], seed: u64) -> (Vec<u8>, u8, u64) {
         let mut out = Vec::new();
         let (w, c) = build(
             keys.iter().map(String::as_bytes),
             |r| keys[usize::try_from(r).expect("fits")].as_bytes(),
+            seed,
             &mut out,
         )
         .expect("distinct keys");
         (out, w, c)
+    }
+
+    /// The mean distance of the keys from their home slots: what every lookup probes.
+    fn mean_displacement(keys: &[String], seed: u64) -> f64 {
+        let (bytes, w, c) = index_seeded(keys, seed);
+        let view = IndexView::new(&bytes, w, c, keys.len() as u64).expect("valid");
+        let mut total = 0u64;
+        for pos in 0..c {
+            let s = view.slot(pos);
+            if s == empty(w) {
+                continue;
+            }
+            let row = s & if w == 4 { 0x00FF_FFFF } else { 0xFFFF_FFFF };
+            let home = view.home(hash_key(keys[row as usize].as_bytes(), seed));
+            total += (pos + c - home) % c;
+        }
+        total as f64 / keys.len() as f64
+    }
+
+    /// Keys chosen so that their seed-0 hashes share their high bits all land in one run of
+    /// slots of a seed-0 index (quadratic to build and to probe); under a random seed they
+    /// spread as any keys do.
+    #[test]
+    fn chosen_keys_cannot_collide_in_a_seeded_index() {
+        let chosen: Vec<String> = (0u64..)
+            .map(|i| format!("key-{i}"))
+            .filter(|k| hash_key(k.as_bytes(), 0) >> 53 == 0)
+            .take(1500)
+            .collect();
+        let flooded = mean_displacement(&chosen, 0);
+        assert!(flooded > 100.0, "seed 0: {flooded}");
+        let seed = 0x9E37_79B9_7F4A_7C15;
+        let spread = mean_displacement(&chosen, seed);
+        assert!(spread < 4.0, "seeded: {spread}");
     }
 
     #[test]
@@ -284,13 +330,13 @@ mod tests {
             let at = |r: u32| keys.get(r as usize).map(String::as_bytes);
             for (i, k) in keys.iter().enumerate() {
                 assert_eq!(
-                    view.find(k.as_bytes(), hash_key(k.as_bytes()), at),
+                    view.find(k.as_bytes(), hash_key(k.as_bytes(), 0), at),
                     Some(i as u32)
                 );
             }
             for i in n..n + 100 {
                 let k = format!("key-{i}");
-                assert_eq!(view.find(k.as_bytes(), hash_key(k.as_bytes()), at), None);
+                assert_eq!(view.find(k.as_bytes(), hash_key(k.as_bytes(), 0), at), None);
             }
         }
     }
@@ -302,6 +348,7 @@ mod tests {
         let err = build(
             keys.iter().map(String::as_bytes),
             |r| keys[r as usize].as_bytes(),
+            7,
             &mut out,
         )
         .expect_err("duplicate");
@@ -317,7 +364,7 @@ mod tests {
         assert!(IndexView::new(&bytes, w, c + 1, 10).is_err());
         let view = IndexView::new(&bytes, w, c, 10).expect("valid");
         // A key_at that rejects every row stands for rows out of range: nothing is found, nothing panics.
-        assert_eq!(view.find(b"3", hash_key(b"3"), |_| None), None);
+        assert_eq!(view.find(b"3", hash_key(b"3", 0), |_| None), None);
     }
 
     #[test]

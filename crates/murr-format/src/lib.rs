@@ -19,7 +19,6 @@ mod segment;
 
 pub use dtype::{DType, UnknownDType};
 pub use error::{Error, Result};
-pub use index::hash_key;
 pub use key::KeyCodec;
 pub use schema::{ColumnDef, MAX_NAME_LEN, TableSchema, validate_name};
 pub use segment::{

@@ -189,21 +189,45 @@ fn inline_values_must_fit_and_the_encoder_chooses_the_storage() {
 }
 
 #[test]
-fn version_1_segments_still_read() {
+fn versions_from_the_future_are_refused() {
     let mut bytes = encode(&keys(10), true).to_vec();
     let n = bytes.len();
-    bytes[8..12].copy_from_slice(&1u32.to_le_bytes());
-    bytes[n - 12..n - 8].copy_from_slice(&1u32.to_le_bytes());
-    let view =
-        SegmentView::open(Bytes::from(bytes.clone()), Verify::Full).expect("version 1 reads");
-    check(&view, &keys(10), true);
-    bytes[8..12].copy_from_slice(&3u32.to_le_bytes());
-    bytes[n - 12..n - 8].copy_from_slice(&3u32.to_le_bytes());
-    let err = SegmentView::open(Bytes::from(bytes), Verify::Full).expect_err("from the future");
-    assert!(
-        matches!(err, crate::Error::UnsupportedVersion { version: 3, .. }),
-        "{err}"
-    );
+    for v in [0u32, 4] {
+        bytes[8..12].copy_from_slice(&v.to_le_bytes());
+        bytes[n - 12..n - 8].copy_from_slice(&v.to_le_bytes());
+        let err = SegmentView::open(Bytes::from(bytes.clone()), Verify::Full).expect_err("unknown");
+        assert!(
+            matches!(err, crate::Error::UnsupportedVersion { version, .. } if version == v),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn each_segment_hashes_with_its_own_seed() {
+    let k = keys(100);
+    let seeded = |seed: u64| {
+        let cols = vec![spec("id", DType::Utf8, false)];
+        let mut enc = SegmentEncoder::new(cols, 0, k.len())
+            .expect("layout")
+            .with_hash_seed(seed);
+        for key in &k {
+            enc.push_var(0, Some(key.as_bytes()));
+        }
+        let mut out = Vec::new();
+        enc.finish(&mut out).expect("encodes");
+        SegmentView::open(Bytes::from(out), Verify::Full).expect("valid")
+    };
+    let (a, b) = (seeded(1), seeded(2));
+    assert_eq!((a.hash_seed(), b.hash_seed()), (1, 2));
+    assert_ne!(a.hash(b"k1"), b.hash(b"k1"));
+    for (r, key) in k.iter().enumerate() {
+        assert_eq!(a.find(key.as_bytes()), Some(r as u32));
+        assert_eq!(b.find(key.as_bytes()), Some(r as u32));
+    }
+    // A version-3 footer with the seed-0 algorithm code and a non-zero seed is corrupt.
+    let meta = a.meta();
+    assert_eq!(meta.hash_algo, crate::index::HASH_XXH3_64_SEEDED);
 }
 
 #[test]
@@ -253,10 +277,7 @@ fn find_many_agrees_with_find_in(inline: bool) {
     let k = keys(5000);
     let view = SegmentView::open(encode_with(&k, false, inline), Verify::Full).expect("valid");
     let asked: Vec<String> = (0..3000).map(|i| format!("k{}", i * 3)).collect();
-    let hashes: Vec<u64> = asked
-        .iter()
-        .map(|a| crate::hash_key(a.as_bytes()))
-        .collect();
+    let hashes: Vec<u64> = asked.iter().map(|a| view.hash(a.as_bytes())).collect();
     let mut todo: Vec<u32> = (0..asked.len() as u32).collect();
     let mut got = vec![None; asked.len()];
     view.find_many(&asked, &hashes, &mut todo, |i, row| {

@@ -114,7 +114,11 @@ pub fn encode(schema: &TableSchema, inputs: &[Input<'_>], out: &mut impl Write) 
         });
         arrays.push(per_input);
     }
-    let mut enc = SegmentEncoder::new(specs, key, total).map_err(invalid)?;
+    // A random seed per segment: nobody can choose keys that collide in its index.
+    let seed = std::hash::BuildHasher::hash_one(&std::hash::RandomState::new(), total);
+    let mut enc = SegmentEncoder::new(specs, key, total)
+        .map_err(invalid)?
+        .with_hash_seed(seed);
     for (c, column) in schema.columns.iter().enumerate() {
         let arrays = &arrays[c];
         downcast_dtype!(column.dtype,

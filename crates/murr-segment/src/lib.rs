@@ -147,7 +147,8 @@ impl Segment {
         self.view.find(key)
     }
 
-    /// The row holding the encoded key `key`, given `murr_format::hash_key(key)`.
+    /// The row holding the encoded key `key`, given its hash in this segment
+    /// (`self.view().hash(key)`).
     #[inline]
     pub fn find_hashed(&self, key: &[u8], hash: u64) -> Option<u32> {
         self.view.find_hashed(key, hash)

@@ -45,6 +45,7 @@ pub struct SegmentEncoder {
     inline: Vec<Option<InlineBuilder>>,
     /// The first value too long for its inline slot (reported by `finish`).
     overflow: Option<String>,
+    hash_seed: u64,
 }
 
 impl SegmentEncoder {
@@ -110,8 +111,17 @@ impl SegmentEncoder {
             var,
             inline,
             overflow: None,
+            hash_seed: 0,
             columns,
         })
+    }
+
+    /// Seeds the key index's hash. Give every segment a random seed: with a known one, keys can
+    /// be chosen that all collide in the index. Default 0.
+    #[must_use]
+    pub fn with_hash_seed(mut self, seed: u64) -> Self {
+        self.hash_seed = seed;
+        self
     }
 
     /// Number of rows.
@@ -225,6 +235,7 @@ impl SegmentEncoder {
         let (slot_width, capacity) = index::build(
             keys,
             |r| keys.at(usize::try_from(r).expect("row fits usize")),
+            self.hash_seed,
             &mut index_bytes,
         )?;
 
@@ -281,7 +292,8 @@ impl SegmentEncoder {
             index_section,
             index_slot_width: slot_width,
             index_capacity: capacity,
-            hash_algo: index::HASH_XXH3_64,
+            hash_algo: index::HASH_XXH3_64_SEEDED,
+            hash_seed: self.hash_seed,
             columns: metas,
         };
         let footer = encode_meta(&meta)?;

@@ -6,8 +6,8 @@ use crate::error::{Error, Result};
 
 /// The first 8 bytes of every segment file, and its last 8.
 pub const MAGIC: [u8; 8] = *b"MURRSEG\0";
-/// The segment format version this build writes.
-pub const FORMAT_VERSION: u32 = 2;
+/// The segment format version this build writes (3: the key index's hash seed in the footer).
+pub const FORMAT_VERSION: u32 = 3;
 /// The oldest segment format version this build reads (version 1 has no inline strings).
 pub const MIN_FORMAT_VERSION: u32 = 1;
 /// The header's length.
@@ -126,6 +126,8 @@ pub struct SegmentMeta {
     pub index_capacity: u64,
     /// Hash algorithm code of the index.
     pub hash_algo: u8,
+    /// The seed of the index's hash (version 3; 0 before).
+    pub hash_seed: u64,
     /// The columns, in schema order.
     pub columns: Vec<ColumnMeta>,
 }
@@ -199,6 +201,7 @@ pub(crate) fn encode_meta(m: &SegmentMeta) -> Result<Vec<u8>> {
     p.u8(m.index_slot_width);
     p.u64(m.index_capacity);
     p.u8(m.hash_algo);
+    p.u64(m.hash_seed);
     p.u32(u32::try_from(m.columns.len()).map_err(|_| Error::invalid("too many columns"))?);
     for c in &m.columns {
         p.str(&c.name)?;
@@ -225,7 +228,8 @@ pub(crate) fn encode_meta(m: &SegmentMeta) -> Result<Vec<u8>> {
     Ok(p.0)
 }
 
-pub(crate) fn decode_meta(bytes: &[u8]) -> Result<SegmentMeta> {
+/// Reads the footer of a segment of format `version`.
+pub(crate) fn decode_meta(bytes: &[u8], version: u32) -> Result<SegmentMeta> {
     let mut g = Get::new(bytes, "segment footer");
     let rows = g.u64()?;
     let row_width = g.u32()?;
@@ -236,6 +240,7 @@ pub(crate) fn decode_meta(bytes: &[u8]) -> Result<SegmentMeta> {
     let index_slot_width = g.u8()?;
     let index_capacity = g.u64()?;
     let hash_algo = g.u8()?;
+    let hash_seed = if version >= 3 { g.u64()? } else { 0 };
     let n = g.u32()?;
     let mut columns = Vec::with_capacity(n.min(4096) as usize);
     for _ in 0..n {
@@ -286,6 +291,7 @@ pub(crate) fn decode_meta(bytes: &[u8]) -> Result<SegmentMeta> {
         index_slot_width,
         index_capacity,
         hash_algo,
+        hash_seed,
         columns,
     })
 }

@@ -1,6 +1,5 @@
 //! Key lookups in a segment's index: one key, or many at once with their cache misses overlapped.
 
-use crate::index;
 use crate::segment::SegmentView;
 use crate::segment::view::{Layout, inline_value};
 
@@ -47,7 +46,8 @@ impl SegmentView {
         ((row as usize) < self.rows()).then(|| self.key(row as usize))
     }
 
-    /// The row holding the encoded key `key`, given its [`crate::hash_key`].
+    /// The row holding the encoded key `key`, given its hash in this segment
+    /// ([`SegmentView::hash`]).
     #[inline]
     pub fn find_hashed(&self, key: &[u8], hash: u64) -> Option<u32> {
         self.index().find(key, hash, |r| self.key_checked(r))
@@ -55,11 +55,11 @@ impl SegmentView {
 
     /// The row holding the encoded key `key`.
     pub fn find(&self, key: &[u8]) -> Option<u32> {
-        self.find_hashed(key, index::hash_key(key))
+        self.find_hashed(key, self.hash(key))
     }
 
     /// Looks up many encoded keys at once: for each position `i` in `todo`, `keys[i]` (with hash
-    /// `hashes[i]`). Calls `found(i, row)` for each key present and keeps in `todo` the positions
+    /// `hashes[i]`, from [`SegmentView::hash`] or of the same seed). Calls `found(i, row)` for each key present and keeps in `todo` the positions
     /// of the keys that are not.
     ///
     /// The work goes in two stages (probe every key's slot, then compare every candidate's key),

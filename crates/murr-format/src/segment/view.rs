@@ -230,7 +230,7 @@ impl SegmentView {
         if verify == Verify::Full && crc32c::crc32c(&bytes[HEADER_LEN..fo]) != t.body_crc {
             return Err(Error::corrupt("segment body checksum mismatch"));
         }
-        let meta = decode_meta(footer)?;
+        let meta = decode_meta(footer, t.version)?;
         Self::from_meta(bytes, meta, footer_offset)
     }
 
@@ -353,7 +353,13 @@ impl SegmentView {
                 ));
             }
         };
-        if meta.hash_algo != index::HASH_XXH3_64 {
+        // Version 3 seeds its index; versions 1 and 2 hashed with seed 0.
+        let algo_fits = match meta.hash_algo {
+            index::HASH_XXH3_64 => meta.hash_seed == 0,
+            index::HASH_XXH3_64_SEEDED => true,
+            _ => false,
+        };
+        if !algo_fits {
             return Err(Error::corrupt(format!(
                 "unknown hash algorithm code {}",
                 meta.hash_algo
@@ -476,6 +482,18 @@ impl SegmentView {
             let at = r as usize * self.row_width + offset;
             *o = T::read_le(&block[at..at + T::WIDTH]);
         }
+    }
+
+    /// The hash of an encoded key in this segment's index (each segment has its own seed:
+    /// hash a key once per segment, or once per seed).
+    #[inline]
+    pub fn hash(&self, key: &[u8]) -> u64 {
+        index::hash_key(key, self.meta.hash_seed)
+    }
+
+    /// The seed of this segment's index hash.
+    pub fn hash_seed(&self) -> u64 {
+        self.meta.hash_seed
     }
 
     /// The encoded key of `row`.

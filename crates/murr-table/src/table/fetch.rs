@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use arrow_array::{RecordBatch, RecordBatchOptions};
 use arrow_schema::Schema;
-use murr_format::{DType, hash_key};
+use murr_format::DType;
 use murr_segment::{Loc, ResolvedRows, Segment, gather_columns};
 
 use super::Table;
@@ -73,13 +73,23 @@ pub(crate) fn locate<K: AsRef<[u8]>>(segments: &[Segment], keys: &[K]) -> Vec<Lo
     if segments.is_empty() {
         return locs;
     }
-    let hashes: Vec<u64> = keys.iter().map(|k| hash_key(k.as_ref())).collect();
+    // Each segment hashes with its own seed: the keys still looked for are hashed again when
+    // the seed changes (a compacted table has one segment, so one hash per key).
+    let mut hashes = vec![0u64; keys.len()];
+    let mut hashed_with = None;
     let mut todo: Vec<u32> = (0..keys.len() as u32).collect();
     for (i, s) in segments.iter().enumerate().rev() {
         if todo.is_empty() {
             break;
         }
-        s.view().find_many(keys, &hashes, &mut todo, |k, row| {
+        let view = s.view();
+        if hashed_with != Some(view.hash_seed()) {
+            for &k in &todo {
+                hashes[k as usize] = view.hash(keys[k as usize].as_ref());
+            }
+            hashed_with = Some(view.hash_seed());
+        }
+        view.find_many(keys, &hashes, &mut todo, |k, row| {
             locs[k as usize] = Loc { seg: i as u32, row };
         });
     }

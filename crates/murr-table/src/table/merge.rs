@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use arrow_array::RecordBatch;
 use murr_directory::{DirectoryExt, FilePath};
-use murr_format::{DType, hash_key};
+use murr_format::DType;
 use murr_segment::{Input, Loc, ResolvedRows, Segment, gather_columns};
 
 use super::{Snapshot, Table};
@@ -106,12 +106,7 @@ impl Table {
             let mut survivors = Vec::new();
             for row in 0..seg.rows() {
                 let key = seg.key(row);
-                let h = hash_key(key);
-                if !later
-                    .iter()
-                    .chain(newer)
-                    .any(|s| s.find_hashed(key, h).is_some())
-                {
+                if !later.iter().chain(newer).any(|s| s.find(key).is_some()) {
                     survivors.push(Loc {
                         seg: j as u32,
                         row: row as u32,
