@@ -16,6 +16,10 @@ pub enum FaultMode {
     Before,
     /// The operation happens, then the caller is told it failed (a crash before the acknowledgement).
     After,
+    /// The process aborts before the operation: a real crash, no destructor runs.
+    AbortBefore,
+    /// The process aborts right after the operation.
+    AbortAfter,
 }
 
 /// Wraps a directory and fails its `n`-th mutating operation (a finish or a delete), and
@@ -81,8 +85,16 @@ fn step<T>(
         return op();
     }
     crashed.store(true, Ordering::SeqCst);
-    if mode == FaultMode::After {
-        op()?;
+    match mode {
+        FaultMode::Before => {}
+        FaultMode::After => {
+            op()?;
+        }
+        FaultMode::AbortBefore => std::process::abort(),
+        FaultMode::AbortAfter => {
+            let _ = op();
+            std::process::abort();
+        }
     }
     Err(injected(path))
 }
