@@ -991,6 +991,20 @@ async fn fetches_are_bounded_and_ask_for_each_column_once() {
     );
 }
 
+/// `batch` as a Parquet file (dictionary pages up to 8 MiB, so a long value stays in the
+/// dictionary).
+fn parquet_of(batch: &RecordBatch) -> Vec<u8> {
+    let mut file = Vec::new();
+    let props = parquet::file::properties::WriterProperties::builder()
+        .set_dictionary_page_size_limit(8 << 20)
+        .build();
+    let mut w = parquet::arrow::ArrowWriter::try_new(&mut file, batch.schema(), Some(props))
+        .expect("writer");
+    w.write(batch).expect("write");
+    w.close().expect("close");
+    file
+}
+
 /// A batch whose `tag` is a dictionary of one 1 MiB string that 1100 rows point at: 1 MB on
 /// the wire, 1.1 GiB once expanded.
 fn dictionary_bomb() -> RecordBatch {
@@ -1033,17 +1047,6 @@ async fn dictionary_bombs_and_foreign_parquet_columns_are_400() {
     )
     .await;
 
-    let parquet_of = |batch: &RecordBatch| {
-        let mut file = Vec::new();
-        let props = parquet::file::properties::WriterProperties::builder()
-            .set_dictionary_page_size_limit(8 << 20)
-            .build();
-        let mut w = parquet::arrow::ArrowWriter::try_new(&mut file, batch.schema(), Some(props))
-            .expect("writer");
-        w.write(batch).expect("write");
-        w.close().expect("close");
-        file
-    };
     let file = parquet_of(&bomb);
     assert!(file.len() < 2 << 20, "{}", file.len());
     s.expect_error(
@@ -1137,11 +1140,7 @@ async fn storage_errors_do_not_reveal_the_data_folder() {
     s.create("t").await;
     let folder = s.server.data_dir().to_path_buf();
     std::fs::remove_dir_all(&folder).expect("removes the data folder");
-    let b = batch(&["a"], &[1]);
-    let mut file = Vec::new();
-    let mut w = parquet::arrow::ArrowWriter::try_new(&mut file, b.schema(), None).expect("writer");
-    w.write(&b).expect("write");
-    w.close().expect("close");
+    let file = parquet_of(&batch(&["a"], &[1]));
     // The Parquet body cannot be spooled: 503, naming what failed but not where.
     let (status, _, answer) = s
         .send(M::PUT, "/api/v1/table/t/write", Some(PARQUET), file)
@@ -1162,11 +1161,7 @@ async fn a_parquet_footer_with_negative_offsets_is_a_400() {
     use parquet::file::metadata::{ParquetMetaDataReader, ParquetMetaDataWriter};
     let s = start().await;
     s.create("t").await;
-    let b = batch(&["a", "b"], &[1, 2]);
-    let mut file = Vec::new();
-    let mut w = parquet::arrow::ArrowWriter::try_new(&mut file, b.schema(), None).expect("writer");
-    w.write(&b).expect("write");
-    w.close().expect("close");
+    let file = parquet_of(&batch(&["a", "b"], &[1, 2]));
     let bytes = bytes::Bytes::from(file.clone());
     let meta = ParquetMetaDataReader::new()
         .parse_and_finish(&bytes)

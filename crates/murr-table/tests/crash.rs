@@ -22,10 +22,6 @@ fn options() -> StoreOptions {
     }
 }
 
-fn keys(range: std::ops::Range<usize>) -> Vec<String> {
-    range.map(|i| format!("k{i}")).collect()
-}
-
 /// The store reopened after a crash, as the server reopens it: open, then gc what no table needs.
 fn reopen(dir: &Arc<RamDirectory>) -> Store {
     let store = Store::open(dir.clone(), options()).expect("reopens after a crash");

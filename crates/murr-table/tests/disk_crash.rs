@@ -34,10 +34,6 @@ fn options() -> StoreOptions {
     }
 }
 
-fn keys(range: std::ops::Range<usize>) -> Vec<String> {
-    range.map(|i| format!("k{i}")).collect()
-}
-
 /// Before the operation: table "t" with three writes (so that a merge has work).
 fn setup(store: &Store) {
     let t = store.create_table("t", schema()).expect("creates");

@@ -28,10 +28,6 @@ fn replica() -> StoreOptions {
     }
 }
 
-fn keys(range: std::ops::Range<usize>) -> Vec<String> {
-    range.map(|i| format!("k{i}")).collect()
-}
-
 fn files(dir: &dyn Directory, prefix: &str) -> Vec<String> {
     dir.list(prefix)
         .expect("lists")
@@ -358,6 +354,18 @@ struct Gated {
 }
 
 impl Gated {
+    /// A gated directory, open or closed, and what tells when a write reaches the gate.
+    fn new(open: bool) -> (Arc<Gated>, std::sync::mpsc::Receiver<()>) {
+        let (entered_tx, entered) = std::sync::mpsc::channel();
+        let gated = Gated {
+            inner: RamDirectory::new(),
+            entered: parking_lot::Mutex::new(entered_tx),
+            open: std::sync::Mutex::new(open),
+            opened: std::sync::Condvar::new(),
+        };
+        (Arc::new(gated), entered)
+    }
+
     fn wait(&self, path: &murr_directory::FilePath) {
         if path.is_under("tables/slow") {
             let _ = self.entered.lock().send(());
@@ -409,13 +417,7 @@ impl Directory for Gated {
 /// table's own name answers "not found" or "busy" meanwhile.
 #[test]
 fn a_create_or_drop_stuck_in_storage_blocks_no_other_table() {
-    let (entered_tx, entered) = std::sync::mpsc::channel();
-    let dir = Arc::new(Gated {
-        inner: RamDirectory::new(),
-        entered: parking_lot::Mutex::new(entered_tx),
-        open: std::sync::Mutex::new(false),
-        opened: std::sync::Condvar::new(),
-    });
+    let (dir, entered) = Gated::new(false);
     let store = Arc::new(Store::open(dir.clone(), writer()).expect("opens"));
     store.create_table("fast", schema()).expect("creates");
     let in_background = |op: fn(&Store) -> murr_table::Result<()>| {
@@ -472,13 +474,7 @@ fn a_create_or_drop_stuck_in_storage_blocks_no_other_table() {
 /// segments are never all in memory at once.
 #[test]
 fn writes_beyond_the_limit_wait_their_turn() {
-    let (entered_tx, entered) = std::sync::mpsc::channel();
-    let dir = Arc::new(Gated {
-        inner: RamDirectory::new(),
-        entered: parking_lot::Mutex::new(entered_tx),
-        open: std::sync::Mutex::new(true),
-        opened: std::sync::Condvar::new(),
-    });
+    let (dir, entered) = Gated::new(true);
     let store = Arc::new(
         Store::open(
             dir.clone(),

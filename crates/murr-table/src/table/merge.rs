@@ -7,7 +7,7 @@ use std::time::Instant;
 use arrow_array::RecordBatch;
 use murr_directory::{DirectoryExt, FilePath};
 use murr_format::DType;
-use murr_segment::{Input, Loc, ResolvedRows, Segment, gather_columns};
+use murr_segment::{Loc, ResolvedRows, Segment, gather_columns};
 
 use super::{Snapshot, Table};
 use crate::error::{Error, Result};
@@ -143,15 +143,7 @@ impl Table {
                 .iter()
                 .map(|b| (0..b.num_rows() as u32).collect())
                 .collect();
-            let inputs: Vec<Input<'_>> = batches
-                .iter()
-                .zip(&selections)
-                .map(|(batch, rows)| Input {
-                    batch,
-                    row_ids: rows,
-                })
-                .collect();
-            Some(self.write_segment(meta, &inputs)?)
+            Some(self.write_segment(meta, &batches, &selections)?)
         };
         drop(batches);
         let old: Vec<FilePath> = run.iter().map(|s| s.path().clone()).collect();

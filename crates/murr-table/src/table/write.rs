@@ -154,25 +154,27 @@ impl Table {
             .map(|b| RowKeys::new(meta.key_codec(), b))
             .collect::<Result<Vec<_>, _>>()?;
         let selections = last_of_each_key(&keys);
-        let inputs: Vec<Input<'_>> = batches
-            .iter()
-            .zip(&selections)
-            .map(|(batch, rows)| Input {
-                batch,
-                row_ids: rows,
-            })
-            .collect();
         let stored: usize = selections.iter().map(Vec::len).sum();
         Ok((
             rows as u64,
             stored as u64,
-            self.write_segment(meta, &inputs)?,
+            self.write_segment(meta, batches, &selections)?,
         ))
     }
 
-    /// Encodes the inputs as a new segment file and opens it (from the bytes just written: no
-    /// read back). Nothing refers to it yet.
-    pub(super) fn write_segment(&self, meta: &TableMeta, inputs: &[Input<'_>]) -> Result<Segment> {
+    /// Encodes the rows `selections[i]` of each `batches[i]` as a new segment file and opens it
+    /// (from the bytes just written: no read back). Nothing refers to it yet.
+    pub(super) fn write_segment(
+        &self,
+        meta: &TableMeta,
+        batches: &[RecordBatch],
+        selections: &[Vec<u32>],
+    ) -> Result<Segment> {
+        let inputs: Vec<Input<'_>> = batches
+            .iter()
+            .zip(selections)
+            .map(|(batch, row_ids)| Input { batch, row_ids })
+            .collect();
         let id = self.next_segment.fetch_add(1, Ordering::SeqCst);
         let file = self.state.lock().manifest.segment_file(id);
         let path = segment_path(&self.name, &file)?;
@@ -184,7 +186,7 @@ impl Table {
             other => other.into(),
         };
         let mut writer = self.dir.create(&path).map_err(taken)?;
-        encode(meta.schema(), inputs, &mut writer)?;
+        encode(meta.schema(), &inputs, &mut writer)?;
         let bytes = writer.finish().map_err(taken)?;
         Segment::from_bytes(bytes, path.clone(), Verify::FooterOnly).map_err(|e| {
             let _ = self.dir.delete_if_exists(&path);

@@ -28,6 +28,11 @@ pub fn schema() -> TableSchema {
     )
 }
 
+/// The keys `k<i>` for `i` in `range`.
+pub fn keys(range: std::ops::Range<usize>) -> Vec<String> {
+    range.map(|i| format!("k{i}")).collect()
+}
+
 /// A batch of rows `(key, score, n, tag)`.
 pub fn batch(rows: &[(&str, Option<f32>, i64, Option<&str>)]) -> RecordBatch {
     RecordBatch::try_from_iter(vec![
