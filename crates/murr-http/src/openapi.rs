@@ -70,7 +70,7 @@ pub fn document() -> Value {
                     "responses": {
                         "201": {"description": "Created; the schema as stored", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/TableSchema"}}}},
                         "400": error_response("Invalid name or schema (key missing, not utf8 or nullable; bad column name; unknown dtype or field)"),
-                        "409": error_response("The table exists"),
+                        "409": error_response("The table exists, or a create or drop of it is in progress"),
                         "413": error_response("Body over the size limit")
                     }
                 },
@@ -79,7 +79,10 @@ pub fn document() -> Value {
                     "parameters": [name_param()],
                     "responses": {
                         "200": {"description": "Dropped", "content": {"application/json": {"schema": {"type": "object", "properties": {"dropped": {"type": "string"}}}}}},
-                        "404": error_response("No such table")
+                        "400": error_response("A table name that does not decode"),
+                        "404": error_response("No such table"),
+                        "409": error_response("A create or drop of the table is in progress"),
+                        "503": error_response("Storage failed")
                     }
                 }
             },
@@ -93,8 +96,9 @@ pub fn document() -> Value {
                 }},
                 "responses": {
                     "200": {"description": "Written", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/WriteResult"}}}},
-                    "400": error_response("Malformed body, unknown column, null key, null in a non-nullable column, type that does not widen losslessly"),
+                    "400": error_response("Malformed body, unknown column, null key, null in a non-nullable column, type that does not widen losslessly, a body cut short or with bytes after its Arrow stream, a dictionary expanding past 1 GiB per batch, a Parquet row group over 2 GiB"),
                     "404": error_response("No such table"),
+                    "409": error_response("Another writer committed first"),
                     "413": error_response("Body over the size limit"),
                     "415": error_response("Unsupported Content-Type"),
                     "503": error_response("The table failed to load, or storage failed")
