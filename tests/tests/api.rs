@@ -1154,62 +1154,89 @@ async fn storage_errors_do_not_reveal_the_data_folder() {
     );
 }
 
-/// A Parquet footer that points at negative offsets (the parquet reader asserts on them) is a
-/// 400, not a panic answered 500; the server goes on serving.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_parquet_footer_with_negative_offsets_is_a_400() {
+/// `file` (a Parquet file) with every column chunk's metadata changed by `edit`.
+fn with_footer(
+    file: &[u8],
+    edit: impl Fn(
+        parquet::file::metadata::ColumnChunkMetaDataBuilder,
+    ) -> parquet::file::metadata::ColumnChunkMetaDataBuilder,
+) -> Vec<u8> {
     use parquet::file::metadata::{ParquetMetaDataReader, ParquetMetaDataWriter};
+    let meta = ParquetMetaDataReader::new()
+        .parse_and_finish(&bytes::Bytes::from(file.to_vec()))
+        .expect("reads its footer");
+    let groups = meta
+        .row_groups()
+        .iter()
+        .map(|g| {
+            let columns = g
+                .columns()
+                .iter()
+                .map(|c| {
+                    edit(c.clone().into_builder())
+                        .build()
+                        .expect("column chunk")
+                })
+                .collect();
+            g.clone()
+                .into_builder()
+                .set_column_metadata(columns)
+                .build()
+                .expect("row group")
+        })
+        .collect();
+    let edited = meta.into_builder().set_row_groups(groups).build();
+    let len = file.len();
+    let footer = u32::from_le_bytes(file[len - 8..len - 4].try_into().expect("4 bytes")) as usize;
+    let mut out = file[..len - 8 - footer].to_vec();
+    ParquetMetaDataWriter::new(&mut out, &edited)
+        .finish()
+        .expect("writes a footer");
+    out
+}
+
+/// A Parquet footer whose column chunks lie at negative offsets or sizes (the parquet reader
+/// asserts on them: a panic answered 500), or that declares more uncompressed data in a row
+/// group than the limit, is a 400 read from the footer alone; the server goes on serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parquet_footers_that_lie_are_400() {
     let s = start().await;
     s.create("t").await;
     let file = parquet_of(&batch(&["a", "b"], &[1, 2]));
-    let bytes = bytes::Bytes::from(file.clone());
-    let meta = ParquetMetaDataReader::new()
-        .parse_and_finish(&bytes)
-        .expect("reads its footer");
-    let len = file.len();
-    let footer = u32::from_le_bytes(file[len - 8..len - 4].try_into().expect("4 bytes")) as usize;
-    for (offset, size) in [(-1000i64, None), (4, Some(-7i64))] {
-        let groups = meta
-            .row_groups()
-            .iter()
-            .map(|g| {
-                let columns = g
-                    .columns()
-                    .iter()
-                    .map(|c| {
-                        let mut c = c
-                            .clone()
-                            .into_builder()
-                            .set_data_page_offset(offset)
-                            .set_dictionary_page_offset(Some(offset));
-                        if let Some(size) = size {
-                            c = c.set_total_compressed_size(size);
-                        }
-                        c.build().expect("column chunk")
-                    })
-                    .collect();
-                g.clone()
-                    .into_builder()
-                    .set_column_metadata(columns)
-                    .build()
-                    .expect("row group")
-            })
-            .collect();
-        let bad_meta = meta.clone().into_builder().set_row_groups(groups).build();
-        let mut bad = file[..len - 8 - footer].to_vec();
-        ParquetMetaDataWriter::new(&mut bad, &bad_meta)
-            .finish()
-            .expect("writes a footer");
-        s.expect_error(
-            M::PUT,
-            "/api/v1/table/t/write",
-            Some(PARQUET),
-            bad,
-            StatusCode::BAD_REQUEST,
-            "Parquet",
-        )
-        .await;
-    }
+    let write = "/api/v1/table/t/write";
+    let negative = with_footer(&file, |c| {
+        c.set_data_page_offset(-1000)
+            .set_dictionary_page_offset(Some(-1000))
+    });
+    s.expect_error(
+        M::PUT,
+        write,
+        Some(PARQUET),
+        negative,
+        StatusCode::BAD_REQUEST,
+        "outside the file",
+    )
+    .await;
+    let negative_size = with_footer(&file, |c| c.set_total_compressed_size(-7));
+    s.expect_error(
+        M::PUT,
+        write,
+        Some(PARQUET),
+        negative_size,
+        StatusCode::BAD_REQUEST,
+        "Parquet",
+    )
+    .await;
+    let huge = with_footer(&file, |c| c.set_total_uncompressed_size(3 << 30));
+    s.expect_error(
+        M::PUT,
+        write,
+        Some(PARQUET),
+        huge,
+        StatusCode::BAD_REQUEST,
+        "per row group",
+    )
+    .await;
     let (status, answer) = s.fetch_json("t", json!(["a"]), json!(["n"])).await;
     assert_eq!(
         (status, answer),
