@@ -270,7 +270,14 @@ impl FlightService for MurrFlight {
     ) -> Result<Response<Self::DoPutStream>, Status> {
         // The call's deadline: when it passes, the client gives up, and the end of the request
         // stream that the server then sees is not the client's end of its upload.
-        let deadline = grpc_timeout(request.metadata()).map(|t| tokio::time::Instant::now() + t);
+        // The server's clock starts after the client's (the headers' transit, the handler's
+        // start): a margin of a tenth of the timeout (at most 1 s) keeps an end that comes from
+        // the client giving up from passing as the upload's end. An upload that ends within the
+        // margin is refused; the client, still within its deadline, hears so and can retry.
+        let deadline = grpc_timeout(request.metadata()).map(|t| {
+            let margin = (t / 10).min(std::time::Duration::from_secs(1));
+            tokio::time::Instant::now() + t - margin
+        });
         let mut stream = request.into_inner();
         let Some(first) = stream.message().await? else {
             return Err(Status::invalid_argument(
