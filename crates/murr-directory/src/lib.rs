@@ -7,7 +7,8 @@
 //! tasks panics. Once a file is opened its bytes are resident ([`bytes::Bytes`]), so the read
 //! path never waits on storage.
 //!
-//! Implementations: [`MmapDirectory`] (local disk, memory-mapped, the default) and
+//! Implementations: [`MmapDirectory`] (local disk, memory-mapped, the default),
+//! [`ObjectStoreDirectory`] (an object store through `object_store`: S3 and the others), and
 //! [`RamDirectory`] (in memory, for tests and embedded use). With the `testing` feature,
 //! [`conformance`] holds the checks every implementation passes and [`FaultyDirectory`] injects
 //! failures to test crash safety.
@@ -29,6 +30,7 @@ use bytes::Bytes;
 
 mod error;
 mod mmap;
+mod object;
 mod path;
 mod ram;
 
@@ -41,6 +43,7 @@ pub use error::{Error, Result};
 #[cfg(feature = "testing")]
 pub use faulty::{FaultMode, FaultyDirectory};
 pub use mmap::{MmapDirectory, UPLOAD_PREFIX};
+pub use object::ObjectStoreDirectory;
 pub use path::FilePath;
 pub use ram::RamDirectory;
 

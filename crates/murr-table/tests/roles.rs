@@ -519,3 +519,50 @@ fn writes_beyond_the_limit_wait_their_turn() {
         [Some(2)]
     );
 }
+
+/// The roles over an object store: a writer and a replica share one bucket prefix through
+/// `ObjectStoreDirectory` (object_store's in-memory store stands in for S3 here); create-once
+/// manifests fence a second writer there too.
+#[test]
+fn a_replica_follows_a_writer_through_an_object_store() {
+    use murr_directory::ObjectStoreDirectory;
+    let bucket: Arc<dyn object_store::ObjectStore> =
+        Arc::new(object_store::memory::InMemory::new());
+    let dir = || {
+        Arc::new(ObjectStoreDirectory::new(Arc::clone(&bucket), "features/prod").expect("opens"))
+    };
+    let w = Store::open(
+        dir(),
+        StoreOptions {
+            delete_at_once: false,
+            ..writer()
+        },
+    )
+    .expect("opens");
+    let t = w.create_table("t", schema()).expect("creates");
+    t.write(&[valued(&keys(0..10), 1)]).expect("writes");
+    let r = Store::open(dir(), replica()).expect("opens read-only");
+    assert_eq!(
+        ns(&r.fetch("t", &["k3"], &["n"]).expect("reads"), 0),
+        [Some(1)]
+    );
+    t.write(&[valued(&keys(0..5), 2)]).expect("writes");
+    t.compact().expect("compacts");
+    assert_eq!(r.refresh().expect("refreshes").updated, 1);
+    assert_eq!(
+        ns(&r.fetch("t", &["k3", "k7"], &["n"]).expect("reads"), 0),
+        [Some(2), Some(1)]
+    );
+    // The superseded files stay for replicas until gc, after its grace period.
+    assert_eq!(w.gc(Duration::from_secs(3600)).expect("gc").files, 0);
+    assert!(w.gc(Duration::ZERO).expect("gc").files > 0);
+    assert_eq!(
+        ns(&r.fetch("t", &["k3"], &["n"]).expect("reads"), 0),
+        [Some(2)]
+    );
+    // A second writer on the bucket loses the race for the next version.
+    let w2 = Store::open(dir(), writer()).expect("opens");
+    t.write(&[valued(&keys(0..1), 3)]).expect("commits");
+    let err = w2.write("t", &[valued(&keys(0..1), 4)]).expect_err("taken");
+    assert!(matches!(err, Error::Conflict { .. }), "{err}");
+}
