@@ -174,7 +174,7 @@ struct ColumnSeed<'s, F, S> {
 
 impl<'de, T, F, S> DeserializeSeed<'de> for ColumnSeed<'_, F, S>
 where
-    F: Fn(Scalar<'de>) -> Option<T>,
+    F: Fn(Scalar<'de>) -> Result<T, Scalar<'de>>,
     S: FnMut(Option<T>),
 {
     type Value = ();
@@ -185,7 +185,7 @@ where
 
 impl<'de, T, F, S> Visitor<'de> for ColumnSeed<'_, F, S>
 where
-    F: Fn(Scalar<'de>) -> Option<T>,
+    F: Fn(Scalar<'de>) -> Result<T, Scalar<'de>>,
     S: FnMut(Option<T>),
 {
     type Value = ();
@@ -198,14 +198,19 @@ where
             if matches!(v, Scalar::Null) {
                 (self.sink)(None);
             } else {
-                let (shown, kind) = (v.to_string(), v.kind());
-                let Some(value) = (self.convert)(v) else {
-                    return Err(de::Error::custom(format!(
-                        "column {:?}: value {shown} at index {index} is {kind} that does not fit dtype {}",
-                        self.column, self.dtype
-                    )));
-                };
-                (self.sink)(Some(value));
+                // A value that does not fit comes back, to be named in the error (and only then
+                // formatted).
+                match (self.convert)(v) {
+                    Ok(value) => (self.sink)(Some(value)),
+                    Err(v) => {
+                        return Err(de::Error::custom(format!(
+                            "column {:?}: value {v} at index {index} is {} that does not fit dtype {}",
+                            self.column,
+                            v.kind(),
+                            self.dtype
+                        )));
+                    }
+                }
             }
             index += 1;
         }
@@ -217,7 +222,7 @@ fn column_values<'de, D, T>(
     d: D,
     column: &str,
     dtype: DType,
-    convert: impl Fn(Scalar<'de>) -> Option<T>,
+    convert: impl Fn(Scalar<'de>) -> Result<T, Scalar<'de>>,
     sink: impl FnMut(Option<T>),
 ) -> Result<(), D::Error>
 where
@@ -243,7 +248,7 @@ where
         d,
         column,
         dtype,
-        |v| T::Native::from_json(&v),
+        |v| T::Native::from_json(&v).ok_or(v),
         |v| builder.append_option(v),
     )?;
     Ok(Arc::new(builder.finish()))
@@ -268,8 +273,8 @@ impl<'de> DeserializeSeed<'de> for ArraySeed<'_> {
                     column,
                     dtype,
                     |v| match v {
-                        Scalar::Str(s) => Some(s),
-                        _ => None,
+                        Scalar::Str(s) => Ok(s),
+                        other => Err(other),
                     },
                     |v| builder.append_option(v),
                 )?;
@@ -282,8 +287,8 @@ impl<'de> DeserializeSeed<'de> for ArraySeed<'_> {
                     column,
                     dtype,
                     |v| match v {
-                        Scalar::Bool(b) => Some(b),
-                        _ => None,
+                        Scalar::Bool(b) => Ok(b),
+                        other => Err(other),
                     },
                     |v| builder.append_option(v),
                 )?;
