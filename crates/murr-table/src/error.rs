@@ -111,6 +111,18 @@ impl Error {
         }
     }
 
+    /// The error of creating a file (create-once) for `table`: a name another writer took
+    /// first is a [`Error::Conflict`] naming `what`, anything else a storage error.
+    pub(crate) fn create_failed(table: &str, what: &str, e: murr_directory::Error) -> Self {
+        match e {
+            murr_directory::Error::AlreadyExists { .. } => Error::Conflict {
+                table: table.to_owned(),
+                what: what.to_owned(),
+            },
+            other => other.into(),
+        }
+    }
+
     pub(crate) fn invalid(message: impl Into<String>) -> Self {
         Error::Invalid(message.into())
     }

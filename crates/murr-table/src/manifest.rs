@@ -8,7 +8,7 @@
 //! once a numbered manifest supersedes it. The content is JSON inside a checksummed envelope
 //! (see `docs/format.md`). Files no live manifest lists are garbage that `Store::gc` removes.
 
-use murr_directory::{Directory, FileMeta, FilePath};
+use murr_directory::{Directory, DirectoryExt, FileMeta, FilePath};
 use murr_format::{TableSchema, envelope};
 use serde::{Deserialize, Serialize};
 
@@ -52,11 +52,6 @@ pub struct Manifest {
 
 pub(crate) fn table_folder(table: &str) -> String {
     format!("{TABLES}/{table}")
-}
-
-/// The path of the legacy single manifest of `table`.
-pub(crate) fn legacy_manifest_path(table: &str) -> Result<FilePath> {
-    Ok(FilePath::new(format!("{TABLES}/{table}/{MANIFEST}"))?)
 }
 
 /// The path of manifest `version` of `table`.
@@ -104,8 +99,8 @@ pub(crate) fn segment_path(table: &str, file: &str) -> Result<FilePath> {
     Ok(FilePath::new(format!("{TABLES}/{table}/{file}"))?)
 }
 
-/// The newest manifest of `table` among `files` (the files of its folder), read and checked;
-/// `None` when the folder holds none.
+/// The newest manifest of `table` among `files` (the files of its folder), read and checked,
+/// and the file it was read from; `None` when the folder holds none.
 ///
 /// # Errors
 /// Storage errors, and [`Error::CorruptManifest`] for a manifest that does not decode or
@@ -114,7 +109,7 @@ pub(crate) fn read_latest(
     dir: &dyn Directory,
     table: &str,
     files: &[FileMeta],
-) -> Result<Option<Manifest>> {
+) -> Result<Option<(Manifest, FilePath)>> {
     let Some(latest) = manifests(files).last().copied() else {
         return Ok(None);
     };
@@ -135,7 +130,7 @@ pub(crate) fn read_latest(
             m.version
         )));
     }
-    Ok(Some(m))
+    Ok(Some((m, latest.path.clone())))
 }
 
 impl Manifest {
@@ -177,6 +172,22 @@ impl Manifest {
             }
         }
         Ok(m)
+    }
+
+    /// Writes this version of the table's manifest, create-once, and returns its file.
+    ///
+    /// # Errors
+    /// [`Error::Conflict`] when another writer wrote this version first, storage errors.
+    pub(crate) fn create(&self, dir: &dyn Directory) -> Result<FilePath> {
+        let path = manifest_path(&self.table, self.version)?;
+        dir.write_new(&path, &self.encode()?).map_err(|e| {
+            Error::create_failed(
+                &self.table,
+                &format!("manifest version {}", self.version),
+                e,
+            )
+        })?;
+        Ok(path)
     }
 
     pub(crate) fn segment_file(&self, id: u64) -> String {

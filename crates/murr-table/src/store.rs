@@ -11,14 +11,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use arrow_array::RecordBatch;
-use murr_directory::{Directory, DirectoryExt, FileMeta};
+use murr_directory::{Directory, DirectoryExt, FileMeta, FilePath};
 use murr_format::{TableSchema, Verify, validate_name};
 use parking_lot::RwLock;
 
 use crate::error::{Error, Result};
-use crate::manifest::{
-    Manifest, TABLES, manifest_path, manifest_version, manifests, read_latest, table_of,
-};
+use crate::manifest::{Manifest, TABLES, manifest_version, manifests, read_latest, table_of};
 use crate::merger::MergeThread;
 use crate::table::{Table, TableConfig, WriteSlots, WriteStats, open_segments};
 
@@ -178,8 +176,8 @@ impl Store {
         let mut entries = BTreeMap::new();
         for (name, files) in files_by_table(store.dir.as_ref())? {
             let loaded = Instant::now();
-            let manifest = match read_latest(store.dir.as_ref(), &name, &files) {
-                Ok(Some(m)) => m,
+            let (manifest, file) = match read_latest(store.dir.as_ref(), &name, &files) {
+                Ok(Some(found)) => found,
                 Ok(None) => {
                     tracing::debug!(table = %name, files = files.len(), "a table folder without a manifest (a create or drop that did not finish); gc removes it");
                     continue;
@@ -190,7 +188,7 @@ impl Store {
                     continue;
                 }
             };
-            match store.load_table(manifest) {
+            match store.load_table(manifest, file) {
                 Ok(table) => {
                     let stats = table.stats();
                     tracing::info!(
@@ -257,9 +255,16 @@ impl Store {
         }
     }
 
-    fn load_table(&self, manifest: Manifest) -> Result<Arc<Table>> {
+    /// Opens the table `manifest` (read from `file`) describes.
+    fn load_table(&self, manifest: Manifest, file: FilePath) -> Result<Arc<Table>> {
         let segments = open_segments(self.dir.as_ref(), &manifest, &[], self.verify())?;
-        Table::new(Arc::clone(&self.dir), manifest, segments, self.config())
+        Table::new(
+            Arc::clone(&self.dir),
+            manifest,
+            file,
+            segments,
+            self.config(),
+        )
     }
 
     fn check_writable(&self, what: &str) -> Result<()> {
@@ -326,20 +331,14 @@ impl Store {
             next_segment: 1,
             segments: Vec::new(),
         };
-        match self
-            .dir
-            .write_new(&manifest_path(name, 1)?, &manifest.encode()?)
-        {
-            Ok(_) => {}
-            Err(murr_directory::Error::AlreadyExists { .. }) => {
-                return Err(Error::Conflict {
-                    table: name.to_owned(),
-                    what: "manifest version 1".to_owned(),
-                });
-            }
-            Err(e) => return Err(e.into()),
-        }
-        Table::new(Arc::clone(&self.dir), manifest, Vec::new(), self.config())
+        let file = manifest.create(self.dir.as_ref())?;
+        Table::new(
+            Arc::clone(&self.dir),
+            manifest,
+            file,
+            Vec::new(),
+            self.config(),
+        )
     }
 
     /// Drops a table: its name is free at once, its files are deleted. Reads already running
@@ -509,8 +508,8 @@ impl Store {
         let current: BTreeMap<String, Entry> = self.tables.read().clone();
         let mut next = BTreeMap::new();
         for (name, files) in &by_table {
-            let manifest = match read_latest(self.dir.as_ref(), name, files) {
-                Ok(Some(m)) => m,
+            let (manifest, file) = match read_latest(self.dir.as_ref(), name, files) {
+                Ok(Some(found)) => found,
                 Ok(None) => continue,
                 Err(e) => {
                     // Storage trouble or a bad file: a table that serves keeps serving what it has.
@@ -528,7 +527,7 @@ impl Store {
             if let Some(Entry::Ready(t)) = current.get(name)
                 && t.manifest().incarnation == manifest.incarnation
             {
-                match t.apply_manifest(manifest, self.verify()) {
+                match t.apply_manifest(manifest, file, self.verify()) {
                     Ok(true) => stats.updated += 1,
                     Ok(false) => {}
                     Err(e) => {
@@ -538,7 +537,7 @@ impl Store {
                 next.insert(name.clone(), Entry::Ready(Arc::clone(t)));
                 continue;
             }
-            match self.load_table(manifest) {
+            match self.load_table(manifest, file) {
                 Ok(t) => {
                     stats.added += 1;
                     next.insert(name.clone(), Entry::Ready(t));

@@ -12,7 +12,7 @@ use std::sync::{Arc, Weak};
 
 use arc_swap::ArcSwap;
 use arrow_schema::{Field, FieldRef, Schema, SchemaRef};
-use murr_directory::{Directory, DirectoryExt};
+use murr_directory::{Directory, DirectoryExt, FilePath};
 use murr_format::{KeyCodec, TableSchema, Verify};
 use murr_segment::Segment;
 use parking_lot::Mutex;
@@ -116,6 +116,8 @@ pub struct TableStats {
 
 struct State {
     manifest: Manifest,
+    /// The file `manifest` was read from or written to: what the next commit supersedes.
+    file: FilePath,
     dropped: bool,
 }
 
@@ -273,6 +275,7 @@ impl Table {
     pub(crate) fn new(
         dir: Arc<dyn Directory>,
         manifest: Manifest,
+        file: FilePath,
         segments: Vec<Segment>,
         config: TableConfig,
     ) -> Result<Arc<Table>> {
@@ -284,6 +287,7 @@ impl Table {
             next_segment: AtomicU64::new(manifest.next_segment),
             state: Mutex::new(State {
                 manifest,
+                file,
                 dropped: false,
             }),
             merging: Mutex::new(()),
@@ -377,49 +381,38 @@ impl Table {
             .collect();
         // A failed write may or may not have reached storage: the new segment files are left in
         // place (if unlisted, gc removes them) and the old state stays in memory.
-        let path = manifest_path(&self.name, manifest.version)?;
-        match self.dir.write_new(&path, &manifest.encode()?) {
-            Ok(_) => {}
-            Err(murr_directory::Error::AlreadyExists { .. }) => {
-                return Err(Error::Conflict {
-                    table: self.name.clone(),
-                    what: format!("manifest version {}", manifest.version),
-                });
-            }
-            Err(e) => return Err(e.into()),
-        }
-        let previous = std::mem::replace(&mut state.manifest, manifest);
+        let file = manifest.create(self.dir.as_ref())?;
+        state.manifest = manifest;
+        let superseded = std::mem::replace(&mut state.file, file);
         self.snapshot.store(Arc::new(Snapshot {
             meta: Arc::clone(&snap.meta),
             segments,
         }));
         drop(state);
-        if self.config.delete_at_once {
-            self.delete_superseded(&previous);
+        // The manifest just superseded (a legacy `MANIFEST` the first time), when nobody else
+        // can be reading it.
+        if self.config.delete_at_once
+            && let Err(e) = self.dir.delete_if_exists(&superseded)
+        {
+            tracing::warn!(table = %self.name, file = %superseded, error = %e, "could not delete a superseded manifest; gc removes it");
         }
         Ok(())
     }
 
-    /// Deletes the manifest `previous` (and a legacy `MANIFEST`), superseded by a commit.
-    fn delete_superseded(&self, previous: &Manifest) {
-        let legacy = crate::manifest::legacy_manifest_path(&self.name);
-        for path in [manifest_path(&self.name, previous.version), legacy] {
-            let Ok(path) = path else { continue };
-            if let Err(e) = self.dir.delete_if_exists(&path) {
-                tracing::warn!(table = %self.name, file = %path, error = %e, "could not delete a superseded manifest; gc removes it");
-            }
-        }
-    }
-
-    /// Makes `manifest` (a newer version of this table, written by another process: the
-    /// writer, seen from a replica) the table's state: opens the segments it adds, reuses the
+    /// Makes `manifest` (a newer version of this table, read from `file`, written by another
+    /// process: the writer, seen from a replica) the table's state: opens the segments it adds, reuses the
     /// open ones it keeps, and swaps the new snapshot in. Readers of the old snapshot finish on
     /// it. Does nothing when `manifest` is not newer than the current one.
     ///
     /// # Errors
     /// Storage and format errors of the new segments, [`Error::Invalid`] for a manifest of
     /// another incarnation (the table was dropped and created again: load it anew).
-    pub fn apply_manifest(&self, manifest: Manifest, verify: Verify) -> Result<bool> {
+    pub fn apply_manifest(
+        &self,
+        manifest: Manifest,
+        file: FilePath,
+        verify: Verify,
+    ) -> Result<bool> {
         let mut state = self.state.lock();
         if manifest.incarnation != state.manifest.incarnation {
             return Err(Error::invalid(format!(
@@ -440,6 +433,7 @@ impl Table {
         self.next_segment
             .fetch_max(manifest.next_segment, Ordering::SeqCst);
         state.manifest = manifest;
+        state.file = file;
         self.snapshot.store(Arc::new(Snapshot { meta, segments }));
         Ok(true)
     }

@@ -178,13 +178,7 @@ impl Table {
         let id = self.next_segment.fetch_add(1, Ordering::SeqCst);
         let file = self.state.lock().manifest.segment_file(id);
         let path = segment_path(&self.name, &file)?;
-        let taken = |e: murr_directory::Error| match e {
-            murr_directory::Error::AlreadyExists { .. } => Error::Conflict {
-                table: self.name.clone(),
-                what: format!("segment {file}"),
-            },
-            other => other.into(),
-        };
+        let taken = |e| Error::create_failed(&self.name, &format!("segment {file}"), e);
         let mut writer = self.dir.create(&path).map_err(taken)?;
         encode(meta.schema(), &inputs, &mut writer)?;
         let bytes = writer.finish().map_err(taken)?;
