@@ -2,6 +2,8 @@
 //! folder), built by `murr_server::Server` as the binary builds it, for tests that drive it from
 //! outside, like `murr-client`'s and the HTTP API's.
 
+pub mod seaweed;
+
 use std::net::SocketAddr;
 
 use murr_server::{Config, Server};

@@ -40,6 +40,14 @@ pub enum Error {
         /// One of the foreign entries.
         name: String,
     },
+    /// A storage setting is wrong (an unknown URL scheme, missing credentials).
+    #[error("{setting}: {message}")]
+    Config {
+        /// The setting, as the configuration names it (`storage.url`).
+        setting: &'static str,
+        /// What is wrong, and what to do.
+        message: String,
+    },
     /// The operating system or the store failed.
     #[error("{op} {path}: {source}")]
     Io {

@@ -33,6 +33,7 @@ mod mmap;
 mod object;
 mod path;
 mod ram;
+mod tiered;
 
 #[cfg(feature = "testing")]
 pub mod conformance;
@@ -43,9 +44,10 @@ pub use error::{Error, Result};
 #[cfg(feature = "testing")]
 pub use faulty::{FaultMode, FaultyDirectory};
 pub use mmap::{MmapDirectory, UPLOAD_PREFIX};
-pub use object::ObjectStoreDirectory;
+pub use object::{ObjectStoreDirectory, RemoteOptions};
 pub use path::FilePath;
 pub use ram::RamDirectory;
+pub use tiered::{TierStats, TieredDirectory};
 
 /// A file being written; nothing is visible until [`FileWriter::finish`] returns `Ok`.
 /// Dropping it unfinished discards what was written.
@@ -99,6 +101,17 @@ pub trait Directory: Send + Sync + Debug + 'static {
     /// # Errors
     /// [`Error::Io`].
     fn exists(&self, path: &FilePath) -> Result<bool>;
+
+    /// For a directory with a local tier (copies of files whose originals are elsewhere):
+    /// removes the local copies `keep` rejects, and returns how many. The originals stay. Other
+    /// directories have nothing to remove.
+    ///
+    /// # Errors
+    /// [`Error::Io`].
+    fn retain_local(&self, keep: &dyn Fn(&FilePath) -> bool) -> Result<usize> {
+        let _ = keep;
+        Ok(0)
+    }
 }
 
 /// A listed file: its name, size and when it was written.

@@ -181,6 +181,32 @@ impl MmapDirectory {
         Ok(removed)
     }
 
+    /// A temporary file to write `path`'s bytes to, and the final name, with its folders made:
+    /// for a cache tier that fills files itself and [`MmapDirectory::publish`]es them.
+    pub(crate) fn stage(&self, path: &FilePath) -> Result<(File, PathBuf, PathBuf)> {
+        let dest = self.full(path);
+        self.create_folders(parent_of(&dest), path)?;
+        let tmp = self.temp_path(&dest);
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .map_err(|e| Error::io("create", path.as_str(), e))?;
+        Ok((file, tmp, dest))
+    }
+
+    /// Maps a staged file (to upload it before it has its name).
+    pub(crate) fn map_staged(&self, tmp: &Path, path: &FilePath) -> Result<Bytes> {
+        map_file(tmp, path.as_str(), self.populate)
+    }
+
+    /// Gives a staged, synced file its name (replacing a file of that name: a cache holds the
+    /// same bytes under a name, so two threads that filled one name race harmlessly).
+    pub(crate) fn publish(&self, tmp: &Path, dest: &Path, path: &FilePath) -> Result<()> {
+        fs::rename(tmp, dest).map_err(|e| Error::io("rename", path.as_str(), e))?;
+        sync_dir(parent_of(dest))
+    }
+
     fn temp_path(&self, full: &Path) -> PathBuf {
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
         let mut name = full.as_os_str().to_owned();

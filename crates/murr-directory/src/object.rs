@@ -12,12 +12,15 @@ use std::fmt;
 use std::future::Future;
 use std::io::Write;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use futures_util::TryStreamExt;
 use object_store::path::Path as StorePath;
-use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use object_store::{
+    BackoffConfig, ClientOptions, ObjectStore, ObjectStoreExt, ObjectStoreScheme, PutMode,
+    PutOptions, PutPayload, RetryConfig,
+};
 
 use crate::error::{Error, Result};
 use crate::{Directory, FileMeta, FilePath, FileWriter};
@@ -70,6 +73,145 @@ fn store_error(op: &'static str, path: &str, e: object_store::Error) -> Error {
     }
 }
 
+/// How to reach an object store named by URL: the settings murr's configuration exposes
+/// (`storage.s3.*`); credentials come from the store's usual environment variables
+/// (`AWS_ACCESS_KEY_ID`, `GOOGLE_SERVICE_ACCOUNT`, `AZURE_STORAGE_ACCOUNT_KEY`, ...).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteOptions {
+    /// An S3-compatible endpoint other than AWS (`http://127.0.0.1:8333`).
+    pub endpoint: Option<String>,
+    /// The S3 region. Default: `AWS_REGION` from the environment, else `us-east-1`.
+    pub region: Option<String>,
+    /// Allow `http://` endpoints. Default false.
+    pub allow_http: bool,
+    /// Longest wait for a connection. Default 5 s.
+    pub connect_timeout: Duration,
+    /// Longest one request may take, its body included (a large segment's download is one
+    /// request). Default 10 min.
+    pub request_timeout: Duration,
+    /// Retries of a failed request, for at most this long in all. Default 15 s.
+    pub retry_timeout: Duration,
+    /// S3 keys (access key id, secret) to use instead of the environment's.
+    pub s3_keys: Option<(String, String)>,
+}
+
+impl Default for RemoteOptions {
+    fn default() -> Self {
+        RemoteOptions {
+            endpoint: None,
+            region: None,
+            allow_http: false,
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(600),
+            retry_timeout: Duration::from_secs(15),
+            s3_keys: None,
+        }
+    }
+}
+
+impl RemoteOptions {
+    fn client(&self) -> ClientOptions {
+        ClientOptions::new()
+            .with_connect_timeout(self.connect_timeout)
+            .with_timeout(self.request_timeout)
+            .with_allow_http(self.allow_http)
+    }
+
+    fn retry(&self) -> RetryConfig {
+        RetryConfig {
+            backoff: BackoffConfig {
+                init_backoff: Duration::from_millis(100),
+                max_backoff: Duration::from_secs(2),
+                base: 2.0,
+            },
+            max_retries: 4,
+            retry_timeout: self.retry_timeout,
+        }
+    }
+}
+
+/// The store and the folder inside it that `url` names.
+fn store_for_url(
+    url: &str,
+    options: &RemoteOptions,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(Arc<dyn ObjectStore>, String)> {
+    let bad = |message: String| Error::Config {
+        setting: "storage.url",
+        message,
+    };
+    let parsed = url::Url::parse(url).map_err(|e| bad(format!("{url:?} is not a URL: {e}")))?;
+    let (scheme, path) = ObjectStoreScheme::parse(&parsed).map_err(|_| {
+        bad(format!(
+            "{url:?}: unknown scheme {:?} (use s3://bucket/prefix, gs://, az:// or file:///path)",
+            parsed.scheme()
+        ))
+    })?;
+    let built = |e: object_store::Error| bad(format!("{url}: {e}"));
+    let prefix = path.as_ref().to_owned();
+    let store: Arc<dyn ObjectStore> = match scheme {
+        ObjectStoreScheme::Local => {
+            let root = std::path::PathBuf::from(parsed.path());
+            std::fs::create_dir_all(&root)
+                .map_err(|e| bad(format!("cannot create {}: {e}", root.display())))?;
+            let store =
+                object_store::local::LocalFileSystem::new_with_prefix(&root).map_err(built)?;
+            return Ok((Arc::new(store), String::new()));
+        }
+        ObjectStoreScheme::AmazonS3 => {
+            let has_keys = env("AWS_ACCESS_KEY_ID").is_some() || options.s3_keys.is_some();
+            if options.endpoint.is_some() && !has_keys {
+                return Err(Error::Config {
+                    setting: "storage.s3",
+                    message: format!(
+                        "no credentials for the endpoint {}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
+                        options.endpoint.as_deref().unwrap_or_default()
+                    ),
+                });
+            }
+            let mut b = object_store::aws::AmazonS3Builder::from_env()
+                .with_url(url)
+                .with_client_options(options.client())
+                .with_retry(options.retry());
+            if let Some(e) = &options.endpoint {
+                b = b.with_endpoint(e);
+            }
+            if let Some((id, secret)) = &options.s3_keys {
+                b = b.with_access_key_id(id).with_secret_access_key(secret);
+            }
+            let region = options
+                .region
+                .clone()
+                .or_else(|| env("AWS_REGION"))
+                .or_else(|| env("AWS_DEFAULT_REGION"))
+                .unwrap_or_else(|| "us-east-1".to_owned());
+            Arc::new(b.with_region(region).build().map_err(built)?)
+        }
+        ObjectStoreScheme::GoogleCloudStorage => Arc::new(
+            object_store::gcp::GoogleCloudStorageBuilder::from_env()
+                .with_url(url)
+                .with_client_options(options.client())
+                .with_retry(options.retry())
+                .build()
+                .map_err(built)?,
+        ),
+        ObjectStoreScheme::MicrosoftAzure => Arc::new(
+            object_store::azure::MicrosoftAzureBuilder::from_env()
+                .with_url(url)
+                .with_client_options(options.client())
+                .with_retry(options.retry())
+                .build()
+                .map_err(built)?,
+        ),
+        other => {
+            return Err(bad(format!(
+                "{url:?}: {other:?} is not a store murr writes to (use s3://bucket/prefix, gs://, az:// or file:///path)"
+            )));
+        }
+    };
+    Ok((store, prefix))
+}
+
 /// A folder (a prefix) of an object store.
 #[derive(Clone)]
 pub struct ObjectStoreDirectory {
@@ -108,6 +250,94 @@ impl ObjectStoreDirectory {
                 runtime,
             }),
         })
+    }
+
+    /// The folder `url` names: `s3://bucket/prefix`, `gs://bucket/prefix`,
+    /// `az://container/prefix` or `file:///path`, reached with `options`; credentials come
+    /// from the environment. Builds the client only: [`ObjectStoreDirectory::probe`] checks that
+    /// the store answers.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the setting: an unknown scheme, a malformed URL, S3 at a custom
+    /// endpoint without keys.
+    pub fn from_url(url: &str, options: &RemoteOptions) -> Result<Self> {
+        let (store, prefix) = store_for_url(url, options, &|k| std::env::var(k).ok())?;
+        ObjectStoreDirectory::new(store, &prefix)
+    }
+
+    /// Asks the store for one listing entry: proves that it answers, the bucket exists and the
+    /// credentials are accepted.
+    ///
+    /// # Errors
+    /// [`Error::Io`] with the store's answer.
+    pub fn probe(&self) -> Result<()> {
+        let store = Arc::clone(&self.inner.store);
+        let root = (!self.inner.prefix.is_empty()).then(|| self.inner.location(""));
+        self.inner
+            .run(async move {
+                let mut listing = store.list(root.as_ref());
+                listing.try_next().await.map(|_| ())
+            })
+            .map_err(|e| store_error("list", &self.inner.prefix, e))
+    }
+
+    /// Uploads `bytes` as a new file, create-once.
+    ///
+    /// # Errors
+    /// [`Error::AlreadyExists`] when the name is taken, [`Error::Io`].
+    pub(crate) fn put_new(&self, path: &FilePath, bytes: Bytes) -> Result<()> {
+        let store = Arc::clone(&self.inner.store);
+        let loc = self.inner.location(path.as_str());
+        let options = PutOptions {
+            mode: PutMode::Create,
+            ..PutOptions::default()
+        };
+        self.inner
+            .run(async move { store.put_opts(&loc, PutPayload::from(bytes), options).await })
+            .map(|_| ())
+            .map_err(|e| store_error("put", path.as_str(), e))
+    }
+
+    /// Downloads a file into `out` as it streams (a large segment is never whole in memory),
+    /// returning its size.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`], or [`Error::Io`] from the store or from writing `out`.
+    pub(crate) fn download(&self, path: &FilePath, out: &mut dyn Write) -> Result<u64> {
+        crate::assert_blocking_allowed();
+        let store = Arc::clone(&self.inner.store);
+        let loc = self.inner.location(path.as_str());
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<object_store::Result<Bytes>>(8);
+        self.inner.runtime.spawn(async move {
+            let mut stream = match store.get(&loc).await {
+                Ok(got) => got.into_stream(),
+                Err(e) => {
+                    let _ = tx.send(Err(e)).await;
+                    return;
+                }
+            };
+            loop {
+                let next = stream.try_next().await;
+                let done = !matches!(next, Ok(Some(_)));
+                let item = match next {
+                    Ok(Some(chunk)) => Ok(chunk),
+                    Ok(None) => break,
+                    Err(e) => Err(e),
+                };
+                // The reader gave up (its write failed): stop downloading.
+                if tx.send(item).await.is_err() || done {
+                    break;
+                }
+            }
+        });
+        let mut total = 0u64;
+        while let Some(chunk) = rx.blocking_recv() {
+            let chunk = chunk.map_err(|e| store_error("get", path.as_str(), e))?;
+            out.write_all(&chunk)
+                .map_err(|e| Error::io("write the downloaded copy of", path.as_str(), e))?;
+            total += chunk.len() as u64;
+        }
+        Ok(total)
     }
 
     fn head(&self, path: &FilePath) -> Result<Option<object_store::ObjectMeta>> {
