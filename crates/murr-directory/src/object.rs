@@ -278,7 +278,16 @@ impl ObjectStoreDirectory {
                 let mut listing = store.list(root.as_ref());
                 listing.try_next().await.map(|_| ())
             })
-            .map_err(|e| store_error("list", &self.inner.prefix, e))
+            .map_err(|e| match e {
+                // Listing a prefix that holds nothing answers an empty list: not found means
+                // there is no bucket.
+                object_store::Error::NotFound { .. } => Error::Io {
+                    op: "list",
+                    path: self.inner.prefix.clone(),
+                    source: std::io::Error::other("the bucket does not exist (NoSuchBucket)"),
+                },
+                other => store_error("list", &self.inner.prefix, other),
+            })
     }
 
     /// Uploads `bytes` as a new file, create-once.

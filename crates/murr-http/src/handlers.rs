@@ -59,7 +59,16 @@ async fn blocking<T: Send + 'static>(
     })?
 }
 
-pub(crate) async fn health() -> Response {
+/// `OK` as text, or with `Accept: application/json` the node's role and, for a replica, how
+/// fresh its copy of the store is.
+pub(crate) async fn health(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let wants_json = headers
+        .get(axum::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/json"));
+    if wants_json {
+        return json_response(StatusCode::OK, &state.node.report());
+    }
     with_type(
         (StatusCode::OK, "OK").into_response(),
         "text/plain; charset=utf-8",

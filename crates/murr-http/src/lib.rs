@@ -13,6 +13,7 @@ mod body;
 mod error;
 mod handlers;
 mod json;
+mod node;
 pub mod openapi;
 mod parquet_upload;
 
@@ -29,6 +30,7 @@ use tokio::net::TcpListener;
 pub use error::{ApiError, ApiResult};
 use murr_api::FetchLimits;
 pub use murr_api::{ARROW_STREAM, PARQUET};
+pub use node::{HealthReport, NodeStatus, Role};
 
 /// The HTTP front-end's settings.
 #[derive(Debug, Clone)]
@@ -61,6 +63,8 @@ pub struct AppState {
     pub store: Arc<Store>,
     /// The settings.
     pub config: Arc<HttpConfig>,
+    /// The node's role and sync state (`/health`).
+    pub node: Arc<NodeStatus>,
 }
 
 /// Every route: method and path, as `/openapi.json` documents them (a test keeps the two equal).

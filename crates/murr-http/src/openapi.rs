@@ -42,8 +42,17 @@ pub fn document() -> Value {
         },
         "paths": {
             "/health": {"get": {
-                "summary": "Liveness: 200 once the catalog is loaded",
-                "responses": {"200": {"description": "OK", "content": {"text/plain": {"schema": {"type": "string", "const": "OK"}}}}}
+                "summary": "Liveness: 200 once the catalog is loaded; with Accept: application/json, the node's role and (replicas) how fresh its copy of the store is",
+                "responses": {"200": {"description": "OK", "content": {
+                    "text/plain": {"schema": {"type": "string", "const": "OK"}},
+                    "application/json": {"schema": {"type": "object", "required": ["status", "role"], "properties": {
+                        "status": {"type": "string", "const": "ok"},
+                        "role": {"type": "string", "enum": ["local", "writer", "replica"]},
+                        "last_sync_age_seconds": {"type": "number"},
+                        "stale": {"type": "boolean"},
+                        "sync_error": {"type": "string"}
+                    }}}
+                }}}
             }},
             "/openapi.json": {"get": {
                 "summary": "This document",

@@ -36,6 +36,9 @@ pub struct ServerConfig {
     /// open then (a client that never reads, an idle gRPC channel) are closed. Default 10.
     #[serde(deserialize_with = "seconds")]
     pub shutdown_timeout: f64,
+    /// With `storage.url`: `writer` (accepts writes, the default) or `replica` (serves reads of
+    /// what the writer commits to the store).
+    pub role: NodeRole,
 }
 
 impl Default for ServerConfig {
@@ -45,8 +48,19 @@ impl Default for ServerConfig {
             grpc: GrpcConfig::default(),
             fetch: FetchConfig::default(),
             shutdown_timeout: 10.0,
+            role: NodeRole::Writer,
         }
     }
+}
+
+/// `server.role`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NodeRole {
+    /// Accepts writes.
+    Writer,
+    /// Serves reads and follows the writer through `storage.url`.
+    Replica,
 }
 
 fn seconds<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
@@ -158,16 +172,57 @@ impl GrpcConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StorageConfig {
-    /// The data folder. Default `./murr-data`.
+    /// The data folder; with `storage.url`, the local disk tier (copies of segment files).
+    /// Default `./murr-data`.
     pub cache_dir: PathBuf,
+    /// The durable store: `s3://bucket/prefix`, `gs://bucket/prefix`, `az://container/prefix`
+    /// or `file:///path`. Absent (the default): local disk only, in `cache_dir`.
+    pub url: Option<String>,
+    /// `storage.s3.*`: how to reach an S3-compatible store. Credentials come from
+    /// `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` (or the other usual AWS sources).
+    pub s3: S3Config,
+    /// A replica reads the store's state this often, in seconds. Default 1.
+    #[serde(deserialize_with = "seconds")]
+    pub poll_interval: f64,
+    /// Files no manifest lists any more are deleted from the store this many seconds after they
+    /// were superseded (a replica may still be loading them). Default 600.
+    #[serde(deserialize_with = "seconds")]
+    pub gc_grace: f64,
+    /// RAM budget for segment data; a number or a size like `"48GiB"`. Absent (the default):
+    /// every segment is read into memory when opened. With a budget, segments are mapped from
+    /// the local disk and their pages are read in as fetches touch them; the budget's worth of
+    /// the most recently touched pages stays resident (see ARCHITECTURE.md).
+    #[serde(default, deserialize_with = "optional_size")]
+    pub memory_limit: Option<u64>,
 }
 
 impl Default for StorageConfig {
     fn default() -> Self {
         StorageConfig {
             cache_dir: PathBuf::from("./murr-data"),
+            url: None,
+            s3: S3Config::default(),
+            poll_interval: 1.0,
+            gc_grace: 600.0,
+            memory_limit: None,
         }
     }
+}
+
+/// `storage.s3.*`
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct S3Config {
+    /// An S3-compatible endpoint other than AWS, e.g. `http://127.0.0.1:8333`.
+    pub endpoint: Option<String>,
+    /// The region. Default: `AWS_REGION`, else `us-east-1`.
+    pub region: Option<String>,
+    /// Allow a plain `http://` endpoint. Default false.
+    pub allow_http: bool,
+}
+
+fn optional_size<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    size(d).map(Some)
 }
 
 impl HttpConfig {

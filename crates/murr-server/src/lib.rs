@@ -8,13 +8,21 @@ pub mod config;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
-use murr_directory::MmapDirectory;
+use anyhow::{Context, Result, bail};
+use murr_directory::{
+    Directory, MmapDirectory, ObjectStoreDirectory, RemoteOptions, TieredDirectory,
+};
+use murr_http::{NodeStatus, Role};
 use murr_table::{Store, StoreOptions, TableStatus};
 
 pub use config::Config;
+use config::NodeRole;
+
+/// Larger segments would not fit one upload (S3 takes at most 5 GiB in one put, and murr
+/// uploads a segment with one conditional put).
+const MAX_REMOTE_SEGMENT: u64 = 4 << 30;
 
 /// A murr server with its store open and both listeners bound, not serving yet: the one place
 /// that wires the store and the front-ends together (the binary, and the tests that run a real
@@ -27,6 +35,176 @@ pub struct Server {
     http_addr: SocketAddr,
     grpc: Option<(tokio::net::TcpListener, SocketAddr)>,
     started: Instant,
+    node: Arc<NodeStatus>,
+}
+
+/// The node's role, from the configuration (checked: a replica needs a store to follow).
+fn role_of(config: &Config) -> Result<Role> {
+    Ok(match (&config.storage.url, config.server.role) {
+        (None, NodeRole::Writer) => Role::Local,
+        (None, NodeRole::Replica) => bail!(
+            "server.role: a replica follows a writer through object storage: set storage.url too"
+        ),
+        (Some(_), NodeRole::Writer) => Role::Writer,
+        (Some(_), NodeRole::Replica) => Role::Replica,
+    })
+}
+
+/// Explains a failed first request to the store in terms of the setting to fix.
+fn store_unreachable(config: &Config, e: &murr_directory::Error) -> anyhow::Error {
+    let url = config.storage.url.as_deref().unwrap_or_default();
+    let text = format!("{e:#}");
+    let source = std::error::Error::source(e).map(ToString::to_string);
+    let detail = source.as_deref().unwrap_or(&text);
+    let endpoint = config.storage.s3.endpoint.as_deref().unwrap_or(url);
+    if [
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+        "AccessDenied",
+        "Forbidden",
+        "403",
+        "credential",
+    ]
+    .iter()
+    .any(|w| detail.contains(w))
+    {
+        anyhow::anyhow!(
+            "storage.s3: the store refused the credentials (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY) for {url}: {detail}"
+        )
+    } else if detail.contains("NoSuchBucket") {
+        anyhow::anyhow!("storage.url: the bucket of {url} does not exist: {detail}")
+    } else {
+        anyhow::anyhow!(
+            "storage.s3.endpoint: cannot reach the store at {endpoint} (storage.url {url}): {detail}"
+        )
+    }
+}
+
+/// Opens the store the configuration names: the data folder alone, or object storage with the
+/// data folder as its local tier.
+fn open_store(config: &Config, role: Role) -> Result<Store> {
+    let folder = &config.storage.cache_dir;
+    let populate = config.storage.memory_limit.is_none();
+    let Some(url) = &config.storage.url else {
+        let directory = MmapDirectory::open(folder)
+            .with_context(|| format!("cannot open the data folder {}", folder.display()))?
+            .with_populate(populate);
+        let store = Store::open(Arc::new(directory), StoreOptions::default())?;
+        // The only process on this folder: whatever no table needs is garbage now.
+        store.gc(Duration::ZERO)?;
+        return Ok(store);
+    };
+    let s3 = &config.storage.s3;
+    let options = RemoteOptions {
+        endpoint: s3.endpoint.clone(),
+        region: s3.region.clone(),
+        allow_http: s3.allow_http,
+        ..RemoteOptions::default()
+    };
+    let remote = ObjectStoreDirectory::from_url(url, &options).map_err(anyhow::Error::from)?;
+    let started = Instant::now();
+    remote.probe().map_err(|e| store_unreachable(config, &e))?;
+    tracing::info!(url = %url, ms = started.elapsed().as_secs_f64() * 1e3, "object store answers");
+    let directory =
+        TieredDirectory::open(remote, folder, url, murr_table::is_segment_file, populate)
+            .with_context(|| format!("cannot open the cache folder {}", folder.display()))?;
+    let defaults = StoreOptions::default();
+    let store = Store::open(
+        Arc::new(directory) as Arc<dyn Directory>,
+        StoreOptions {
+            read_only: role == Role::Replica,
+            // Replicas may be loading what a commit supersedes: gc deletes it after a grace.
+            delete_at_once: false,
+            max_merge_bytes: defaults.max_merge_bytes.min(MAX_REMOTE_SEGMENT),
+            idle_compaction_max_bytes: defaults.idle_compaction_max_bytes.min(MAX_REMOTE_SEGMENT),
+            write_segment_bytes: defaults
+                .write_segment_bytes
+                .min(MAX_REMOTE_SEGMENT as usize / 2),
+            ..defaults
+        },
+    )?;
+    if role == Role::Writer {
+        store.gc(gc_grace(config))?;
+    }
+    Ok(store)
+}
+
+fn gc_grace(config: &Config) -> Duration {
+    Duration::from_secs_f64(config.storage.gc_grace)
+}
+
+/// A replica whose last successful sync is older than this reports itself stale.
+fn stale_after(config: &Config) -> Duration {
+    Duration::from_secs_f64((config.storage.poll_interval * 5.0).max(10.0))
+}
+
+/// A replica's loop: reads the store's state every `storage.poll_interval` and applies what
+/// changed; while the store does not answer it keeps serving what it has, and says so.
+async fn follow_store(
+    store: Arc<Store>,
+    node: Arc<NodeStatus>,
+    every: Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut failing_since: Option<Instant> = None;
+    let mut last_warning: Option<Instant> = None;
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(every) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        let s = Arc::clone(&store);
+        let result = tokio::task::spawn_blocking(move || s.refresh()).await;
+        match result {
+            Ok(Ok(_)) => {
+                node.synced();
+                if let Some(since) = failing_since.take() {
+                    tracing::info!(
+                        seconds = since.elapsed().as_secs_f64(),
+                        "the store answers again: caught up"
+                    );
+                }
+                last_warning = None;
+            }
+            Ok(Err(e)) => {
+                let age = node.sync_failed(e.to_string());
+                failing_since.get_or_insert_with(Instant::now);
+                if last_warning.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
+                    tracing::warn!(
+                        error = %e,
+                        stale_seconds = age.as_secs_f64(),
+                        "cannot read the store; serving what this replica has"
+                    );
+                    last_warning = Some(Instant::now());
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "the sync task panicked"),
+        }
+    }
+}
+
+/// A writer's loop: removes, from the store, files that no manifest has needed for
+/// `storage.gc_grace`.
+async fn collect_garbage(
+    store: Arc<Store>,
+    grace: Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let every = (grace / 2).clamp(Duration::from_secs(1), Duration::from_secs(60));
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(every) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        let s = Arc::clone(&store);
+        match tokio::task::spawn_blocking(move || s.gc(grace)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "garbage collection failed; it runs again later")
+            }
+            Err(e) => tracing::error!(error = %e, "garbage collection panicked"),
+        }
+    }
 }
 
 impl Server {
@@ -38,16 +216,12 @@ impl Server {
     /// When the data folder cannot be opened or an address cannot be bound.
     pub async fn bind(config: Config) -> Result<Server> {
         let started = Instant::now();
-        let dir = config.storage.cache_dir.clone();
-        let store = tokio::task::spawn_blocking(move || -> Result<Store> {
-            let directory = MmapDirectory::open(&dir)
-                .with_context(|| format!("cannot open the data folder {}", dir.display()))?;
-            let store = Store::open(Arc::new(directory), StoreOptions::default())?;
-            store.gc(std::time::Duration::ZERO)?;
-            Ok(store)
-        })
-        .await
-        .context("store loader panicked")??;
+        let role = role_of(&config)?;
+        let for_loader = config.clone();
+        let store = tokio::task::spawn_blocking(move || open_store(&for_loader, role))
+            .await
+            .context("store loader panicked")??;
+        let node = Arc::new(NodeStatus::new(role, stale_after(&config)));
         let http = murr_http::bind(config.server.http.addr())
             .await
             .with_context(|| format!("cannot listen on {}", config.server.http.addr()))?;
@@ -70,6 +244,7 @@ impl Server {
             http_addr,
             grpc,
             started,
+            node,
         })
     }
 
@@ -102,6 +277,7 @@ impl Server {
             http_addr,
             grpc,
             started,
+            node,
         } = self;
         let (ready, failed): (Vec<_>, Vec<_>) = store
             .tables()
@@ -111,6 +287,8 @@ impl Server {
             http = %http_addr,
             grpc = %grpc.as_ref().map_or_else(|| "off".to_owned(), |(_, a)| a.to_string()),
             data = %config.storage.cache_dir.display(),
+            role = ?node.role(),
+            store = config.storage.url.as_deref().unwrap_or("local"),
             tables = ready.len(),
             failed_tables = failed.len(),
             max_payload_size = config.server.http.max_payload_size,
@@ -126,7 +304,27 @@ impl Server {
             shutdown.await;
             let _ = stop_tx.send(true);
         });
+        match node.role() {
+            Role::Replica => {
+                let every = Duration::from_secs_f64(config.storage.poll_interval.max(0.01));
+                tokio::spawn(follow_store(
+                    Arc::clone(&store),
+                    Arc::clone(&node),
+                    every,
+                    stop_rx.clone(),
+                ));
+            }
+            Role::Writer => {
+                tokio::spawn(collect_garbage(
+                    Arc::clone(&store),
+                    gc_grace(&config),
+                    stop_rx.clone(),
+                ));
+            }
+            Role::Local => {}
+        }
         let router = murr_http::router(murr_http::AppState {
+            node: Arc::clone(&node),
             store: Arc::clone(&store),
             config: Arc::new(murr_http::HttpConfig {
                 max_payload_size: config.server.http.max_payload_size,

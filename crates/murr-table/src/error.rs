@@ -39,7 +39,9 @@ pub enum Error {
     /// Another writer wrote a file this change needed (the next manifest version, or a segment
     /// name) first: this change is not applied. Two processes write to one table (a second
     /// writer on shared storage); the loser refreshes and tries again, or stops.
-    #[error("table {table:?}: {what} was written by another writer; this change was not applied")]
+    #[error(
+        "table {table:?}: {what} was written by another writer; this change was not applied (one writer per table: a retry applies on top of the other writer's state)"
+    )]
     Conflict {
         /// The table.
         table: String,
@@ -53,7 +55,7 @@ pub enum Error {
         table: String,
     },
     /// The store was opened read-only (a replica): it serves reads, and refuses changes.
-    #[error("this store is read-only ({what} needs the writer)")]
+    #[error("this node is a read-only replica: {what} is done on the writer")]
     ReadOnly {
         /// What was refused.
         what: String,

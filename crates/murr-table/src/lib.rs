@@ -41,5 +41,5 @@ mod table;
 
 pub use error::{Error, ErrorKind, Result};
 pub use manifest::Manifest;
-pub use store::{GcStats, RefreshStats, Store, StoreOptions, TableStatus};
+pub use store::{GcStats, RefreshStats, Store, StoreOptions, TableStatus, is_segment_file};
 pub use table::{Snapshot, Table, TableMeta, TableStats, WriteStats};

@@ -202,3 +202,21 @@ pub(crate) fn owns_segment_of(incarnation: &str, file: &str) -> bool {
         .and_then(|rest| rest.strip_prefix(incarnation))
         .is_some_and(|rest| rest.starts_with('-'))
 }
+
+/// The highest segment number of `incarnation` among `files`: a writer numbers new segments
+/// past it, so that a segment uploaded by a writer that crashed before its commit (not listed
+/// by any manifest, so not counted by `next_segment`) never shares a name with a new one.
+pub(crate) fn highest_segment(files: &[FileMeta], incarnation: &str) -> Option<u64> {
+    let prefix = format!("seg-{incarnation}-");
+    files
+        .iter()
+        .filter_map(|f| {
+            f.path
+                .file_name()
+                .strip_prefix(prefix.as_str())?
+                .strip_suffix(".murr")?
+                .parse::<u64>()
+                .ok()
+        })
+        .max()
+}

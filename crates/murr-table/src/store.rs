@@ -16,7 +16,9 @@ use murr_format::{TableSchema, Verify, validate_name};
 use parking_lot::RwLock;
 
 use crate::error::{Error, Result};
-use crate::manifest::{Manifest, TABLES, manifest_version, manifests, read_latest, table_of};
+use crate::manifest::{
+    Manifest, TABLES, highest_segment, manifest_version, manifests, read_latest, table_of,
+};
 use crate::merger::MergeThread;
 use crate::table::{Table, TableConfig, WriteSlots, WriteStats, open_segments};
 
@@ -153,6 +155,14 @@ fn is_segment(name: &str) -> bool {
     name.starts_with("seg-") && name.ends_with(".murr")
 }
 
+/// Whether `path` is a table's segment file: immutable under its name for good (a segment's
+/// name carries its table's incarnation and a number no commit hands out twice), so a local
+/// tier may keep copies of it by name. Manifests are not: a table dropped and created again
+/// numbers its manifests from 1 again.
+pub fn is_segment_file(path: &FilePath) -> bool {
+    table_of(path).is_some() && is_segment(path.file_name())
+}
+
 impl Store {
     /// Opens every table in `dir`: reads its newest manifest and opens (and with
     /// [`StoreOptions::verify_checksums`], verifies) its segments. A table that fails to load is
@@ -188,7 +198,7 @@ impl Store {
                     continue;
                 }
             };
-            match store.load_table(manifest, file) {
+            match store.load_table(manifest, file, &files) {
                 Ok(table) => {
                     let stats = table.stats();
                     tracing::info!(
@@ -256,15 +266,25 @@ impl Store {
     }
 
     /// Opens the table `manifest` (read from `file`) describes.
-    fn load_table(&self, manifest: Manifest, file: FilePath) -> Result<Arc<Table>> {
+    fn load_table(
+        &self,
+        manifest: Manifest,
+        file: FilePath,
+        files: &[FileMeta],
+    ) -> Result<Arc<Table>> {
         let segments = open_segments(self.dir.as_ref(), &manifest, &[], self.verify())?;
-        Table::new(
+        let seen = highest_segment(files, &manifest.incarnation);
+        let table = Table::new(
             Arc::clone(&self.dir),
             manifest,
             file,
             segments,
             self.config(),
-        )
+        )?;
+        if let Some(id) = seen {
+            table.number_segments_after(id);
+        }
+        Ok(table)
     }
 
     fn check_writable(&self, what: &str) -> Result<()> {
@@ -537,7 +557,7 @@ impl Store {
                 next.insert(name.clone(), Entry::Ready(Arc::clone(t)));
                 continue;
             }
-            match self.load_table(manifest, file) {
+            match self.load_table(manifest, file, files) {
                 Ok(t) => {
                     stats.added += 1;
                     next.insert(name.clone(), Entry::Ready(t));
@@ -560,7 +580,21 @@ impl Store {
                 }
             }
         }
+        let live: HashSet<FilePath> = next
+            .values()
+            .filter_map(|e| match e {
+                Entry::Ready(t) => Some(t.segment_paths()),
+                Entry::Failed(_) | Entry::Pending => None,
+            })
+            .flatten()
+            .collect();
         *self.tables.write() = next;
+        // Local copies (a cache tier) of segments no table serves any more.
+        match self.dir.retain_local(&|p| live.contains(p)) {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(files = n, "removed local copies no table serves"),
+            Err(e) => tracing::warn!(error = %e, "could not remove local copies no table serves"),
+        }
         if stats != RefreshStats::default() {
             tracing::info!(
                 added = stats.added,

@@ -296,6 +296,21 @@ impl Table {
         }))
     }
 
+    /// Numbers the segments this table writes from here on past `id`.
+    pub(crate) fn number_segments_after(&self, id: u64) {
+        self.next_segment.fetch_max(id + 1, Ordering::SeqCst);
+    }
+
+    /// The files of the segments the table serves.
+    pub(crate) fn segment_paths(&self) -> Vec<FilePath> {
+        self.snapshot
+            .load()
+            .segments
+            .iter()
+            .map(|s| s.path().clone())
+            .collect()
+    }
+
     /// The table's name.
     pub fn name(&self) -> &str {
         &self.name
@@ -381,7 +396,15 @@ impl Table {
             .collect();
         // A failed write may or may not have reached storage: the new segment files are left in
         // place (if unlisted, gc removes them) and the old state stays in memory.
-        let file = manifest.create(self.dir.as_ref())?;
+        let file = match manifest.create(self.dir.as_ref()) {
+            Ok(file) => file,
+            Err(e @ Error::Conflict { .. }) => {
+                drop(state);
+                self.catch_up();
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        };
         state.manifest = manifest;
         let superseded = std::mem::replace(&mut state.file, file);
         self.snapshot.store(Arc::new(Snapshot {
@@ -397,6 +420,36 @@ impl Table {
             tracing::warn!(table = %self.name, file = %superseded, error = %e, "could not delete a superseded manifest; gc removes it");
         }
         Ok(())
+    }
+
+    /// After losing a commit to another writer: loads the table's newest manifest, so that the
+    /// next change applies on top of it instead of losing every race that follows.
+    fn catch_up(&self) {
+        let folder = crate::manifest::table_folder(&self.name);
+        let caught = self
+            .dir
+            .list(&folder)
+            .map_err(Error::from)
+            .and_then(|files| {
+                if let Some(id) =
+                    crate::manifest::highest_segment(&files, &self.manifest().incarnation)
+                {
+                    self.number_segments_after(id);
+                }
+                match crate::manifest::read_latest(self.dir.as_ref(), &self.name, &files)? {
+                    Some((m, file)) => self.apply_manifest(m, file, Verify::Full),
+                    None => Ok(false),
+                }
+            });
+        match caught {
+            Ok(true) => {
+                tracing::warn!(table = %self.name, version = self.manifest().version, "another writer committed to this table; loaded its state")
+            }
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(table = %self.name, error = %e, "another writer committed to this table, and its state does not load")
+            }
+        }
     }
 
     /// Makes `manifest` (a newer version of this table, read from `file`, written by another

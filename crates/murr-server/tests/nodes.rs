@@ -1,0 +1,594 @@
+//! murr on object storage, node by node: real `murr` processes (a writer and replicas) over a
+//! real S3 server (SeaweedFS). What a writer acknowledges is in the bucket and reaches every
+//! replica; creates and drops propagate; a writer killed with SIGKILL loses nothing it
+//! acknowledged and leaves nothing half-written for replicas; two writers racing on one table
+//! cannot both commit; a replica rebuilds a wiped cache, keeps serving while the bucket is
+//! unreachable and says so; bad storage settings stop the start with a message naming them.
+
+#![allow(clippy::disallowed_methods, clippy::print_stderr, reason = "tests")]
+
+#[path = "../../../tests/src/seaweed.rs"]
+#[allow(
+    unreachable_pub,
+    dead_code,
+    reason = "shared with murr-tests, where it is public"
+)]
+mod seaweed;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use seaweed::Seaweed;
+use serde_json::{Value, json};
+
+struct Node {
+    child: Child,
+    base: String,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// The YAML of a node on `s3` under `prefix`.
+fn config(s3: &Seaweed, prefix: &str, role: &str, cache: &Path) -> String {
+    format!(
+        "server:\n  role: {role}\n  shutdown_timeout: 2\nstorage:\n  url: {url}\n  cache_dir: {cache}\n  poll_interval: 0.2\n  gc_grace: 30\n  s3: {{endpoint: \"{endpoint}\", allow_http: true}}\n",
+        url = s3.url(prefix),
+        cache = cache.display(),
+        endpoint = s3.endpoint,
+    )
+}
+
+fn murr(config_text: &str, dir: &Path, env: &[(&str, String)]) -> (Command, PathBuf) {
+    let file = dir.join(format!(
+        "config-{}.yaml",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_nanos()
+    ));
+    std::fs::write(&file, config_text).expect("config file");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_murr"));
+    cmd.arg("--config")
+        .arg(&file)
+        .args([
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--grpc-host",
+            "127.0.0.1",
+            "--grpc-port",
+            "0",
+        ])
+        .env("RUST_LOG", "info")
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_ENDPOINT")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    (cmd, file)
+}
+
+impl Node {
+    fn start(s3: &Seaweed, prefix: &str, role: &str, cache: &Path) -> Node {
+        let dir = cache.parent().expect("cache folder has a parent");
+        let (mut cmd, _) = murr(&config(s3, prefix, role, cache), dir, &s3.env());
+        let mut child = cmd.spawn().expect("starts murr");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = mpsc::channel();
+        let tag = format!("{role}:{}", child.id());
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                eprintln!("{tag}| {line}");
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut node = Node {
+            child,
+            base: String::new(),
+            lines: rx,
+            seen: Vec::new(),
+        };
+        let line = node.wait_for_line("murr listening", Duration::from_secs(60));
+        let addr = line
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("http="))
+            .expect("the listening line names the address");
+        node.base = format!("http://{addr}");
+        node
+    }
+
+    /// Waits for a log line containing `text` (also among the lines already read).
+    fn wait_for_line(&mut self, text: &str, within: Duration) -> String {
+        if let Some(l) = self.seen.iter().find(|l| l.contains(text)) {
+            return l.clone();
+        }
+        let deadline = Instant::now() + within;
+        loop {
+            let line = self
+                .lines
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .unwrap_or_else(|_| panic!("murr logs {text:?} within {within:?}"));
+            self.seen.push(line.clone());
+            if line.contains(text) {
+                return line;
+            }
+        }
+    }
+
+    fn kill9(mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("waits");
+    }
+
+    fn stop(mut self) {
+        let pid = self.child.id().to_string();
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill");
+        let status = self.child.wait().expect("waits");
+        assert!(status.success(), "murr exits cleanly on SIGTERM: {status}");
+    }
+
+    fn call(&self, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
+        call(&self.base, method, path, body)
+    }
+
+    fn health(&self) -> Value {
+        let resp = reqwest::blocking::Client::new()
+            .get(format!("{}/health", self.base))
+            .header("accept", "application/json")
+            .send()
+            .expect("health");
+        assert_eq!(resp.status().as_u16(), 200);
+        serde_json::from_str(&resp.text().expect("body")).expect("JSON health")
+    }
+}
+
+fn call(base: &str, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
+    let client = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .expect("client");
+    let req = client
+        .request(method.parse().expect("method"), format!("{base}{path}"))
+        .header("content-type", "application/json");
+    let req = match body {
+        Some(b) => req.body(b.to_owned()),
+        None => req,
+    };
+    let resp = req.send().expect("request");
+    let status = resp.status().as_u16();
+    let text = resp.text().expect("body");
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+const SCHEMA: &str = r#"{"key": "id", "columns": {"id": {"dtype": "utf8", "nullable": false}, "v": {"dtype": "int64"}, "w": {"dtype": "int64"}}}"#;
+
+/// Writes version `v` of keys k0..k{n-1}: both columns hold `v`.
+fn write_version(base: &str, table: &str, v: i64, n: usize) -> (u16, Value) {
+    let ids: Vec<String> = (0..n).map(|i| format!("k{i}")).collect();
+    let body = json!({"columns": {"id": ids, "v": vec![v; n], "w": vec![v; n]}}).to_string();
+    call(
+        base,
+        "PUT",
+        &format!("/api/v1/table/{table}/write"),
+        Some(&body),
+    )
+}
+
+/// The (v, w) pairs of keys k0..k{n-1}.
+fn read_versions(base: &str, table: &str, n: usize) -> Option<Vec<(Value, Value)>> {
+    let ids: Vec<String> = (0..n).map(|i| format!("k{i}")).collect();
+    let body = json!({"keys": ids, "columns": ["v", "w"]}).to_string();
+    let (status, v) = call(
+        base,
+        "POST",
+        &format!("/api/v1/table/{table}/fetch"),
+        Some(&body),
+    );
+    if status != 200 {
+        return None;
+    }
+    let col = |c: &str| v["columns"][c].as_array().cloned().expect("column");
+    Some(col("v").into_iter().zip(col("w")).collect())
+}
+
+/// Waits until `check` holds (polling), or fails with `what`.
+fn eventually(what: &str, within: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !check() {
+        assert!(Instant::now() < deadline, "{what} within {within:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn all_at(base: &str, table: &str, n: usize, v: i64) -> bool {
+    read_versions(base, table, n).is_some_and(|rows| rows.iter().all(|(a, b)| *a == v && *b == v))
+}
+
+#[test]
+fn a_writer_and_two_replicas() {
+    let s3 = Seaweed::start("nodes");
+    let tmp = tempfile::tempdir().expect("temp folder");
+    let writer = Node::start(&s3, "prod", "writer", &tmp.path().join("w"));
+    let r1 = Node::start(&s3, "prod", "replica", &tmp.path().join("r1"));
+    let r2 = Node::start(&s3, "prod", "replica", &tmp.path().join("r2"));
+
+    assert_eq!(writer.call("PUT", "/api/v1/table/t", Some(SCHEMA)).0, 201);
+    assert_eq!(write_version(&writer.base, "t", 1, 10).0, 200);
+    for r in [&r1, &r2] {
+        eventually(
+            "the replica serves the first write",
+            Duration::from_secs(15),
+            || all_at(&r.base, "t", 10, 1),
+        );
+    }
+    assert_eq!(write_version(&writer.base, "t", 2, 10).0, 200);
+    for r in [&r1, &r2] {
+        eventually(
+            "the replica serves the second write",
+            Duration::from_secs(15),
+            || all_at(&r.base, "t", 10, 2),
+        );
+    }
+
+    // Replicas refuse changes, naming their role.
+    let (status, body) = write_version(&r1.base, "t", 3, 1);
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("replica")),
+        "{body}"
+    );
+    let (status, body) = r2.call("PUT", "/api/v1/table/u", Some(SCHEMA));
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(r1.call("DELETE", "/api/v1/table/t", None).0, 409);
+
+    let health = r1.health();
+    assert_eq!(health["role"], "replica", "{health}");
+    assert_eq!(health["stale"], false, "{health}");
+    assert_eq!(writer.health()["role"], "writer");
+
+    // A drop, then a create of another shape under the name, reach both replicas.
+    assert_eq!(writer.call("DELETE", "/api/v1/table/t", None).0, 200);
+    for r in [&r1, &r2] {
+        eventually(
+            "the drop reaches the replica",
+            Duration::from_secs(15),
+            || r.call("GET", "/api/v1/table/t/schema", None).0 == 404,
+        );
+    }
+    let other = r#"{"key": "id", "columns": {"id": {"dtype": "utf8", "nullable": false}, "v": {"dtype": "int64"}, "w": {"dtype": "int64"}, "x": {"dtype": "float64"}}}"#;
+    assert_eq!(writer.call("PUT", "/api/v1/table/t", Some(other)).0, 201);
+    assert_eq!(write_version(&writer.base, "t", 7, 3).0, 200);
+    for r in [&r1, &r2] {
+        eventually(
+            "the new table reaches the replica",
+            Duration::from_secs(15),
+            || {
+                all_at(&r.base, "t", 3, 7)
+                    && r.call("GET", "/api/v1/table/t/schema", None).1["columns"]["x"].is_object()
+            },
+        );
+        // Keys of the dropped incarnation are gone.
+        let rows = read_versions(&r.base, "t", 10).expect("fetch");
+        assert!(rows[3..].iter().all(|(a, _)| a.is_null()), "{rows:?}");
+    }
+    writer.stop();
+    r1.stop();
+    r2.stop();
+}
+
+/// A small deterministic generator (xorshift), seeded per run and printed, for the kill points.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+#[test]
+fn a_writer_killed_mid_stream_loses_nothing_it_acknowledged() {
+    let s3 = Seaweed::start("crash");
+    let tmp = tempfile::tempdir().expect("temp folder");
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_nanos() as u64
+        | 1;
+    eprintln!("kill points seeded with {seed}");
+    let mut rng = Rng(seed);
+    let cache = tmp.path().join("w");
+    let replica = Node::start(&s3, "p", "replica", &tmp.path().join("r"));
+    let mut writer = Node::start(&s3, "p", "writer", &cache);
+    assert_eq!(writer.call("PUT", "/api/v1/table/t", Some(SCHEMA)).0, 201);
+    const KEYS: usize = 20;
+    let mut acknowledged = 0i64;
+    let mut next = 1i64;
+    for cycle in 0..20 {
+        // A stream of writes from another thread; the writer is killed at a random moment.
+        let base = writer.base.clone();
+        let first = next;
+        let (tx, rx) = mpsc::channel::<i64>();
+        let streamer = std::thread::spawn(move || {
+            let mut v = first;
+            loop {
+                let client = reqwest::blocking::Client::new();
+                let ids: Vec<String> = (0..KEYS).map(|i| format!("k{i}")).collect();
+                let body = json!({"columns": {"id": ids, "v": vec![v; KEYS], "w": vec![v; KEYS]}})
+                    .to_string();
+                let Ok(resp) = client
+                    .put(format!("{base}/api/v1/table/t/write"))
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .send()
+                else {
+                    return;
+                };
+                if resp.status().as_u16() != 200 {
+                    return;
+                }
+                if tx.send(v).is_err() {
+                    return;
+                }
+                v += 1;
+            }
+        });
+        std::thread::sleep(Duration::from_millis(50 + rng.next() % 700));
+        writer.kill9();
+        streamer.join().expect("streamer");
+        let acked: Vec<i64> = rx.try_iter().collect();
+        if let Some(&last) = acked.last() {
+            acknowledged = last;
+        }
+        // The writer may have been killed after a commit it never answered: versions up to
+        // `in_flight` may be there, none above.
+        let in_flight = acked.last().map_or(first, |l| l + 1);
+        next = in_flight + 1;
+        // Every other cycle restarts with a wiped cache.
+        if cycle % 2 == 1 {
+            std::fs::remove_dir_all(&cache).expect("wipe the cache");
+        }
+        writer = Node::start(&s3, "p", "writer", &cache);
+        let rows = read_versions(&writer.base, "t", KEYS).expect("the table serves after restart");
+        let v = rows[0].0.as_i64().unwrap_or(0);
+        assert!(
+            rows.iter()
+                .all(|(a, b)| a.as_i64() == Some(v) && b.as_i64() == Some(v)),
+            "cycle {cycle}: one write is whole or absent: {rows:?}"
+        );
+        assert!(
+            v >= acknowledged && v <= in_flight,
+            "cycle {cycle}: version {v} after acknowledged {acknowledged} (in flight {in_flight})"
+        );
+        // The replica reaches the same state, and never shows a half-written one.
+        eventually(
+            "the replica follows the restarted writer",
+            Duration::from_secs(20),
+            || {
+                let rows = read_versions(&replica.base, "t", KEYS);
+                if let Some(rows) = &rows {
+                    let w = rows[0].0.clone();
+                    assert!(
+                        rows.iter().all(|(a, b)| *a == w && *b == w),
+                        "cycle {cycle}: the replica shows a half-written state: {rows:?}"
+                    );
+                }
+                rows.is_some_and(|r| r[0].0.as_i64() == Some(v))
+            },
+        );
+    }
+    assert!(acknowledged > 0, "some writes were acknowledged");
+    // The manifest chain: the table's manifests in the bucket read in order, and the newest
+    // lists segments that all exist (checked by a fresh replica with an empty cache).
+    let fresh = Node::start(&s3, "p", "replica", &tmp.path().join("fresh"));
+    let rows = read_versions(&fresh.base, "t", KEYS).expect("serves");
+    assert!(
+        rows.iter().all(|(a, _)| a.as_i64() >= Some(acknowledged)),
+        "{rows:?}"
+    );
+    writer.stop();
+    replica.stop();
+    fresh.stop();
+}
+
+#[test]
+fn two_writers_racing_on_one_table_cannot_both_commit() {
+    let s3 = Seaweed::start("race");
+    let tmp = tempfile::tempdir().expect("temp folder");
+    let a = Node::start(&s3, "p", "writer", &tmp.path().join("a"));
+    let b = Node::start(&s3, "p", "writer", &tmp.path().join("b"));
+    assert_eq!(a.call("PUT", "/api/v1/table/t", Some(SCHEMA)).0, 201);
+    // b learns of the table only when it restarts; until then it has no such table.
+    assert_eq!(write_version(&b.base, "t", 1, 1).0, 404);
+    b.stop();
+    let b = Node::start(&s3, "p", "writer", &tmp.path().join("b"));
+    // Both write in a loop: each write is acknowledged or refused with a clear 409.
+    let run = |base: String, tag: i64| {
+        std::thread::spawn(move || {
+            let mut won = Vec::new();
+            for i in 0..15 {
+                let v = tag * 1000 + i;
+                let ids: Vec<String> = vec![format!("{tag}-{i}"), "shared".to_owned()];
+                let body = json!({"columns": {"id": ids, "v": [v, v], "w": [v, v]}}).to_string();
+                let (status, answer) = call(&base, "PUT", "/api/v1/table/t/write", Some(&body));
+                match status {
+                    200 => won.push(i),
+                    409 => {
+                        let e = answer["error"].as_str().expect("error message").to_owned();
+                        assert!(e.contains("another writer"), "{e}");
+                    }
+                    other => panic!("write answered {other}: {answer}"),
+                }
+            }
+            won
+        })
+    };
+    let ta = run(a.base.clone(), 1);
+    let tb = run(b.base.clone(), 2);
+    let (won_a, won_b) = (ta.join().expect("a"), tb.join().expect("b"));
+    eprintln!("a committed {won_a:?}, b committed {won_b:?}");
+    assert!(!won_a.is_empty() || !won_b.is_empty());
+    // A replica loads the newest manifest: every acknowledged write of either writer is in it
+    // (none was lost by the other's commit), and nothing that was refused.
+    let r = Node::start(&s3, "p", "replica", &tmp.path().join("r"));
+    for (tag, won) in [(1, &won_a), (2, &won_b)] {
+        let ids: Vec<String> = (0..15).map(|i| format!("{tag}-{i}")).collect();
+        let body = json!({"keys": ids, "columns": ["v"]}).to_string();
+        let (status, got) = r.call("POST", "/api/v1/table/t/fetch", Some(&body));
+        assert_eq!(status, 200);
+        for i in 0..15 {
+            let cell = &got["columns"]["v"][i];
+            if won.contains(&(i as i64)) {
+                assert_eq!(cell.as_i64(), Some(tag * 1000 + i as i64), "{got}");
+            } else {
+                assert!(cell.is_null(), "a refused write is not there: {got}");
+            }
+        }
+    }
+    a.stop();
+    b.stop();
+    r.stop();
+}
+
+#[test]
+fn a_replica_rebuilds_a_wiped_cache_and_rides_out_an_unreachable_store() {
+    let mut s3 = Seaweed::start("outage");
+    let tmp = tempfile::tempdir().expect("temp folder");
+    let writer = Node::start(&s3, "p", "writer", &tmp.path().join("w"));
+    assert_eq!(writer.call("PUT", "/api/v1/table/t", Some(SCHEMA)).0, 201);
+    for v in 1..=3 {
+        assert_eq!(write_version(&writer.base, "t", v, 50).0, 200);
+    }
+    let cache = tmp.path().join("r");
+    let replica = Node::start(&s3, "p", "replica", &cache);
+    assert!(all_at(&replica.base, "t", 50, 3), "loaded at start");
+    replica.stop();
+    std::fs::remove_dir_all(&cache).expect("wipe");
+    let mut replica = Node::start(&s3, "p", "replica", &cache);
+    assert!(all_at(&replica.base, "t", 50, 3), "rebuilt from the bucket");
+
+    s3.pause();
+    // It keeps serving what it has, and reports that it is stale.
+    replica.wait_for_line("cannot read the store", Duration::from_secs(60));
+    eventually(
+        "/health reports the staleness",
+        Duration::from_secs(30),
+        || replica.health()["stale"] == true,
+    );
+    let health = replica.health();
+    assert!(health["sync_error"].is_string(), "{health}");
+    assert!(
+        health["last_sync_age_seconds"].as_f64() > Some(5.0),
+        "{health}"
+    );
+    assert!(
+        all_at(&replica.base, "t", 50, 3),
+        "serves during the outage"
+    );
+
+    s3.resume();
+    assert_eq!(write_version(&writer.base, "t", 4, 50).0, 200);
+    eventually("the replica catches up", Duration::from_secs(30), || {
+        all_at(&replica.base, "t", 50, 4)
+    });
+    replica.wait_for_line("caught up", Duration::from_secs(5));
+    assert_eq!(replica.health()["stale"], false);
+    writer.stop();
+    replica.stop();
+}
+
+/// Runs `murr` with `yaml` and returns its exit code and stderr.
+fn start_fails(yaml: &str, env: &[(&str, String)]) -> (Option<i32>, String) {
+    let tmp = tempfile::tempdir().expect("temp folder");
+    let (mut cmd, _) = murr(yaml, tmp.path(), env);
+    let out = cmd.stderr(Stdio::piped()).output().expect("runs murr");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn bad_storage_settings_stop_the_start_and_name_the_setting() {
+    let s3 = Seaweed::start("present");
+    let tmp = tempfile::tempdir().expect("temp folder");
+    let cache = tmp.path().join("c");
+    let good = config(&s3, "p", "writer", &cache);
+    type Case<'a> = (String, Vec<(&'a str, String)>, &'a str);
+    let cases: Vec<Case<'_>> = vec![
+        (
+            good.replace("s3://present/p", "ftp://present/p"),
+            s3.env(),
+            "storage.url",
+        ),
+        (
+            good.replace(&s3.endpoint, "http://127.0.0.1:9"),
+            s3.env(),
+            "storage.s3.endpoint",
+        ),
+        (
+            good.replace("s3://present/p", "s3://absent/p"),
+            s3.env(),
+            "does not exist",
+        ),
+        (good.clone(), Vec::new(), "no credentials"),
+        (
+            good.clone(),
+            vec![
+                ("AWS_ACCESS_KEY_ID", "wrong".to_owned()),
+                ("AWS_SECRET_ACCESS_KEY", "wrong".to_owned()),
+            ],
+            "refused the credentials",
+        ),
+        (
+            good.replace("  url: s3://present/p\n", ""),
+            s3.env(),
+            "server.role",
+        ),
+    ];
+    for (i, (yaml, env, expected)) in cases.iter().enumerate() {
+        let yaml = if *expected == "server.role" {
+            yaml.replace("role: writer", "role: replica")
+        } else {
+            yaml.clone()
+        };
+        let (code, err) = start_fails(&yaml, env);
+        assert!(
+            code.is_some_and(|c| c != 0),
+            "case {i}: exits non-zero ({code:?}): {err}"
+        );
+        assert!(
+            err.contains(expected),
+            "case {i}: names {expected:?}: {err}"
+        );
+    }
+}
