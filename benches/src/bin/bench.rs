@@ -30,7 +30,7 @@ use arrow_flight::flight_service_client::FlightServiceClient;
 use futures_util::TryStreamExt;
 use murr_benches::{
     Latency as Lat, RawHttp, batch, columns, decode_ipc, fetch_body, fetch_ticket, floor_us, key,
-    load_murr, rss_bytes, schema, time_requests as time,
+    load_murr, rss_bytes, time_requests as time,
 };
 use murr_directory::MmapDirectory;
 use murr_table::{Store, StoreOptions};

@@ -33,6 +33,7 @@ mod mmap;
 mod object;
 mod path;
 mod ram;
+pub mod residency;
 mod tiered;
 
 #[cfg(feature = "testing")]

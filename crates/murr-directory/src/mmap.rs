@@ -295,13 +295,31 @@ fn map_file(full: &Path, shown: &str, populate: bool) -> Result<Bytes> {
     if populate {
         options.populate();
     }
+    let tracked = !populate && crate::residency::active();
     #[expect(unsafe_code, reason = "memory-mapping a file is unsafe by nature")]
     // SAFETY: murr writes files once (to a temporary name, then linked into place) and never
     // modifies or truncates a file afterwards; deletion keeps the mapping valid. The folder is
     // locked against other murr processes. Another program editing murr's files in place is
     // outside the contract (see ARCHITECTURE.md).
     let map = unsafe { options.map(&file) }.map_err(|e| Error::io("mmap", shown, e))?;
+    if tracked {
+        // Pages come in as fetches touch them, one at a time: read-ahead would bring in the
+        // cold neighbours of every hot row.
+        let _ = map.advise(memmap2::Advice::Random);
+        let map = std::sync::Arc::new(map);
+        crate::residency::register(&map);
+        return Ok(Bytes::from_owner(SharedMap(map)));
+    }
     Ok(Bytes::from_owner(map))
+}
+
+/// A map shared with the RAM tier, which pages parts of it out.
+struct SharedMap(std::sync::Arc<memmap2::Mmap>);
+
+impl AsRef<[u8]> for SharedMap {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
 }
 
 impl Write for MmapWriter {

@@ -83,6 +83,14 @@ impl<'a> ResolvedRows<'a> {
         }
     }
 
+    /// Where each found row starts in its segment's bytes (for the RAM tier's access marks).
+    pub fn row_ptrs(&self) -> impl Iterator<Item = *const u8> + '_ {
+        self.rows
+            .iter()
+            .filter(|r| !r.is_empty())
+            .map(|r| r.as_ptr())
+    }
+
     /// Reads every row once, in order (one load per cache line), each a few rows after its
     /// prefetch: the misses of the rows overlap, and the gathers after it read from cache.
     pub fn warm(&self) {

@@ -116,6 +116,11 @@ impl Segment {
             path: path.to_string(),
             source,
         })?;
+        if murr_directory::residency::active() {
+            for part in view.lookup_parts() {
+                murr_directory::residency::pin(part);
+            }
+        }
         Ok(Segment {
             view: Arc::new(view),
             path,

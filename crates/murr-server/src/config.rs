@@ -190,8 +190,9 @@ pub struct StorageConfig {
     pub gc_grace: f64,
     /// RAM budget for segment data; a number or a size like `"48GiB"`. Absent (the default):
     /// every segment is read into memory when opened. With a budget, segments are mapped from
-    /// the local disk and their pages are read in as fetches touch them; the budget's worth of
-    /// the most recently touched pages stays resident (see ARCHITECTURE.md).
+    /// local disk and their pages come in as fetches touch them; key indexes and headers stay
+    /// resident, and of the rows, the pages touched most recently, up to the budget (a clock
+    /// sweep every 0.5 s evicts the rest; see ARCHITECTURE.md).
     #[serde(default, deserialize_with = "optional_size")]
     pub memory_limit: Option<u64>,
 }

@@ -85,6 +85,9 @@ fn store_unreachable(config: &Config, e: &murr_directory::Error) -> anyhow::Erro
 fn open_store(config: &Config, role: Role) -> Result<Store> {
     let folder = &config.storage.cache_dir;
     let populate = config.storage.memory_limit.is_none();
+    if let Some(budget) = config.storage.memory_limit {
+        murr_directory::residency::Residency::start(budget);
+    }
     let Some(url) = &config.storage.url else {
         let directory = MmapDirectory::open(folder)
             .with_context(|| format!("cannot open the data folder {}", folder.display()))?
@@ -108,9 +111,10 @@ fn open_store(config: &Config, role: Role) -> Result<Store> {
     let directory =
         TieredDirectory::open(remote, folder, url, murr_table::is_segment_file, populate)
             .with_context(|| format!("cannot open the cache folder {}", folder.display()))?;
+    let directory = Arc::new(directory);
     let defaults = StoreOptions::default();
     let store = Store::open(
-        Arc::new(directory) as Arc<dyn Directory>,
+        Arc::clone(&directory) as Arc<dyn Directory>,
         StoreOptions {
             read_only: role == Role::Replica,
             // Replicas may be loading what a commit supersedes: gc deletes it after a grace.
@@ -123,6 +127,13 @@ fn open_store(config: &Config, role: Role) -> Result<Store> {
             ..defaults
         },
     )?;
+    let tier = directory.stats();
+    tracing::info!(
+        reused = tier.hits,
+        downloads = tier.downloads,
+        downloaded_bytes = tier.downloaded_bytes,
+        "local cache ready"
+    );
     if role == Role::Writer {
         store.gc(gc_grace(config))?;
     }
@@ -148,9 +159,14 @@ async fn follow_store(
 ) {
     let mut failing_since: Option<Instant> = None;
     let mut last_warning: Option<Instant> = None;
+    // Ticks every `every` from start, not `every` after each refresh ends: a refresh that
+    // downloads takes its time, and the next starts at the next tick (or at once, if late).
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticks.tick().await;
     loop {
         tokio::select! {
-            () = tokio::time::sleep(every) => {}
+            _ = ticks.tick() => {}
             _ = stop.wait_for(|s| *s) => return,
         }
         let s = Arc::clone(&store);

@@ -483,18 +483,34 @@ fn two_writers_racing_on_one_table_cannot_both_commit() {
 fn a_replica_rebuilds_a_wiped_cache_and_rides_out_an_unreachable_store() {
     let mut s3 = Seaweed::start("outage");
     let tmp = tempfile::tempdir().expect("temp folder");
-    let writer = Node::start(&s3, "p", "writer", &tmp.path().join("w"));
+    let mut writer = Node::start(&s3, "p", "writer", &tmp.path().join("w"));
     assert_eq!(writer.call("PUT", "/api/v1/table/t", Some(SCHEMA)).0, 201);
     for v in 1..=3 {
         assert_eq!(write_version(&writer.base, "t", v, 50).0, 200);
     }
+    // The idle table is compacted once (2 s after the last write): from then on it stays put.
+    writer.wait_for_line("merged segments", Duration::from_secs(30));
     let cache = tmp.path().join("r");
-    let replica = Node::start(&s3, "p", "replica", &cache);
+    let downloads = |node: &mut Node| -> u64 {
+        let line = node.wait_for_line("local cache ready", Duration::from_secs(5));
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix("downloads="))
+            .and_then(|v| v.parse().ok())
+            .expect("the line counts downloads")
+    };
+    let mut replica = Node::start(&s3, "p", "replica", &cache);
     assert!(all_at(&replica.base, "t", 50, 3), "loaded at start");
+    assert!(downloads(&mut replica) > 0);
+    replica.stop();
+    // Restarted with its cache intact, it downloads nothing that did not change.
+    let mut replica = Node::start(&s3, "p", "replica", &cache);
+    assert!(all_at(&replica.base, "t", 50, 3), "served from the cache");
+    assert_eq!(downloads(&mut replica), 0);
     replica.stop();
     std::fs::remove_dir_all(&cache).expect("wipe");
     let mut replica = Node::start(&s3, "p", "replica", &cache);
     assert!(all_at(&replica.base, "t", 50, 3), "rebuilt from the bucket");
+    assert!(downloads(&mut replica) > 0);
 
     s3.pause();
     // It keeps serving what it has, and reports that it is stale.

@@ -337,3 +337,58 @@ print(json.dumps({"columns": table.to_pydict(), "types": [str(f.type) for f in t
     );
     m.stop();
 }
+
+/// With `storage.memory_limit` below the data's size, the server keeps its resident segment
+/// pages under the budget (it evicts) and every answer stays right.
+#[test]
+fn a_memory_limit_evicts_and_answers_stay_right() {
+    let data = tempfile::tempdir().expect("temp folder");
+    let m = Murr::start(
+        data.path(),
+        &[],
+        &[
+            ("MURR_STORAGE__MEMORY_LIMIT", "256KiB"),
+            ("RUST_LOG", "info,murr_directory=debug"),
+        ],
+    );
+    assert_eq!(m.call("PUT", "/api/v1/table/t", Some(SCHEMA)).0, 201);
+    const ROWS: usize = 40_000;
+    let ids: Vec<String> = (0..ROWS).map(|i| format!("key-{i:08}")).collect();
+    let n: Vec<i64> = (0..ROWS as i64).map(|i| i * 3).collect();
+    let score: Vec<f64> = (0..ROWS).map(|i| i as f64 / 4.0).collect();
+    let body = json!({"columns": {"id": ids, "score": score, "n": n}}).to_string();
+    assert_eq!(m.call("PUT", "/api/v1/table/t/write", Some(&body)).0, 200);
+    let deadline = std::time::Instant::now() + Duration::from_secs(4);
+    let mut round = 0usize;
+    while std::time::Instant::now() < deadline {
+        // Read every key, a different order each round: pages come and go.
+        let keys: Vec<String> = (0..ROWS)
+            .map(|i| format!("key-{:08}", (i * 7919 + round) % ROWS))
+            .collect();
+        let (status, got) = m.call(
+            "POST",
+            "/api/v1/table/t/fetch",
+            Some(&json!({"keys": keys, "columns": ["n"]}).to_string()),
+        );
+        assert_eq!(status, 200);
+        let col = got["columns"]["n"].as_array().expect("column");
+        for (i, v) in col.iter().enumerate() {
+            let row = ((i * 7919 + round) % ROWS) as i64;
+            assert_eq!(v.as_i64(), Some(row * 3), "round {round}, key {i}");
+        }
+        round += 1;
+    }
+    let lines = m.stop();
+    assert!(lines.iter().any(|l| l.contains("RAM tier on")), "{lines:?}");
+    let evicted = lines
+        .iter()
+        .filter(|l| l.contains("RAM tier sweep"))
+        .filter_map(|l| {
+            l.split_whitespace()
+                .find_map(|w| w.strip_prefix("evicted="))
+                .and_then(|v| v.parse::<u64>().ok())
+        })
+        .max()
+        .unwrap_or(0);
+    assert!(evicted > 0, "pages were evicted: {lines:?}");
+}

@@ -48,7 +48,8 @@ pub(crate) struct MergeThread {
 
 impl MergeThread {
     /// Starts the thread. With `idle`, a table that has had no write for that long is compacted
-    /// into one segment, unless it is larger than `idle_max_bytes`.
+    /// into one segment (or its small segments after a large one into one: `policy::pick_idle`),
+    /// unless it is larger than `idle_max_bytes`.
     pub(crate) fn spawn(idle: Option<Duration>, idle_max_bytes: u64) -> MergeThread {
         let (tx, rx) = mpsc::channel::<Request>();
         let handle = std::thread::Builder::new()
@@ -127,7 +128,7 @@ fn merge_loop(rx: &Receiver<Request>, idle: Option<Duration>, idle_max_bytes: u6
             let stats = table.stats();
             if stats.segments > 1
                 && stats.bytes <= idle_max_bytes
-                && let Err(e) = table.compact()
+                && let Err(e) = table.compact_idle()
             {
                 log_failure(&table, &e);
             }

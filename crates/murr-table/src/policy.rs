@@ -51,6 +51,27 @@ pub(crate) fn pick_merge(
         .find(fits)
 }
 
+/// The segments to merge when a table has gone idle (`bytes` oldest first): all of them, so
+/// reads probe one index, unless the largest segment would be rewritten for comparatively little
+/// (the others together below an eighth of it); then only the segments after it, when there are
+/// several. Rewriting a large table for every small write that follows it would cost, on object
+/// storage, an upload of the whole table each time.
+pub(crate) fn pick_idle(bytes: &[u64]) -> Option<Range<usize>> {
+    let n = bytes.len();
+    if n < 2 {
+        return None;
+    }
+    let (largest, &big) = bytes
+        .iter()
+        .enumerate()
+        .max_by_key(|&(i, b)| (*b, std::cmp::Reverse(i)))?;
+    let rest: u64 = bytes.iter().sum::<u64>() - big;
+    if rest >= big / 8 {
+        return Some(0..n);
+    }
+    (n - largest > 2).then(|| largest + 1..n)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -91,6 +112,17 @@ mod tests {
             assert!(levels.windows(2).all(|w| w[0] >= w[1]), "{levels:?}");
             assert!(rows.len() <= 3 * 12, "{}", rows.len());
         }
+    }
+
+    #[test]
+    fn idle_compaction_spares_a_large_segment_small_writes_follow() {
+        assert_eq!(pick_idle(&[]), None);
+        assert_eq!(pick_idle(&[10]), None);
+        assert_eq!(pick_idle(&[10, 10]), Some(0..2));
+        assert_eq!(pick_idle(&[800, 50, 60]), Some(0..3));
+        assert_eq!(pick_idle(&[800, 1, 2, 3]), Some(1..4));
+        assert_eq!(pick_idle(&[800, 1]), None);
+        assert_eq!(pick_idle(&[1, 800, 2, 3]), Some(2..4));
     }
 
     #[test]

@@ -50,8 +50,10 @@ pub struct StoreOptions {
     /// memory for one segment at a time. Default: 512 MiB.
     pub write_segment_bytes: usize,
     /// With background merges: once a table has had no write for this long, merge all its
-    /// segments into one, so that every read probes one index. `None` keeps only the size-tiered
-    /// merges. Default: 2 s.
+    /// segments into one, so that every read probes one index; when the others are small beside
+    /// its largest segment (below an eighth of it), only those after it are merged, so that a
+    /// few small writes do not rewrite (and on object storage, upload again) the whole table.
+    /// `None` keeps only the size-tiered merges. Default: 2 s.
     pub idle_compaction: Option<Duration>,
     /// Tables larger than this (bytes of segment files) are not compacted when idle: a full merge
     /// needs about twice the table's size in memory while it runs. Default: 8 GiB.

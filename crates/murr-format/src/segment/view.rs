@@ -484,6 +484,16 @@ impl SegmentView {
         }
     }
 
+    /// The file's bytes outside the row block: header, key index, sections and footer, which
+    /// any lookup may read (the RAM tier keeps them resident).
+    pub fn lookup_parts(&self) -> [&[u8]; 2] {
+        let all = &self.bytes[..];
+        let start = (self.row_block.as_ptr() as usize).saturating_sub(all.as_ptr() as usize);
+        let start = start.min(all.len());
+        let end = (start + self.row_block.len()).min(all.len());
+        [&all[..start], &all[end..]]
+    }
+
     /// The hash of an encoded key in this segment's index (each segment has its own seed:
     /// hash a key once per segment, or once per seed).
     #[inline]

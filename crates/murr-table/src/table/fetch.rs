@@ -43,6 +43,7 @@ impl Table {
         }
         let locs = locate(&snap.segments, keys);
         let rows = ResolvedRows::new(&snap.segments, &locs);
+        murr_directory::residency::touch_all(rows.row_ptrs());
         let wanted: Vec<(&str, DType)> = positions
             .iter()
             .map(|&p| {

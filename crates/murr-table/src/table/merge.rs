@@ -87,6 +87,22 @@ impl Table {
         self.merge(&snap, 0..n)
     }
 
+    /// What the merge thread runs once the table has had no write for a while: merges all
+    /// segments into one, or only the small ones after a large one (see `policy::pick_idle`).
+    ///
+    /// # Errors
+    /// Storage errors; the table stays as it was.
+    pub(crate) fn compact_idle(&self) -> Result<()> {
+        self.check_writable("a compaction")?;
+        let _merging = self.merging.lock();
+        let snap = self.snapshot.load_full();
+        let bytes: Vec<u64> = snap.segments.iter().map(|s| s.size() as u64).collect();
+        match crate::policy::pick_idle(&bytes) {
+            Some(range) => self.merge(&snap, range),
+            None => Ok(()),
+        }
+    }
+
     fn merge(&self, snap: &Snapshot, range: Range<usize>) -> Result<()> {
         let started = Instant::now();
         let meta = &snap.meta;
