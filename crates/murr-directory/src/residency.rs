@@ -13,8 +13,9 @@
 //!   (`mincore`). Over budget, it sweeps the chunks in clock order: a chunk touched since the
 //!   last sweep gets a second chance (its mark is cleared), an untouched resident one is evicted
 //!   (`MADV_PAGEOUT`, else `MADV_DONTNEED`: dropped from the process; the kernel may keep it in
-//!   its page cache while memory is free), until the resident total is 90% of the budget or
-//!   one turn of the clock is done.
+//!   its page cache while memory is free), until the resident total is 90% of the budget. When
+//!   the pages touched since the last sweep alone exceed the budget, a second turn of the clock
+//!   evicts them too: the budget is a bound.
 //! - "Resident" is the process's own: pages mapped into it (`/proc/self/pagemap`), what RSS
 //!   counts.
 //!
@@ -295,10 +296,11 @@ fn sweep(hand: (usize, usize)) -> (usize, usize) {
     if resident > budget && !live.is_empty() {
         let target = budget / 10 * 9;
         let total_chunks: usize = counts.iter().map(Vec::len).sum();
-        // One turn at most: a chunk whose mark this sweep clears has its second chance until
-        // the next sweep, when it is evicted only if nothing touched it meanwhile.
+        // A chunk whose mark the first turn clears has its second chance until the next sweep.
+        // When the chunks touched since the last sweep alone exceed the budget, a second turn
+        // evicts them too, in clock order: the budget is a bound, not a wish.
         let mut steps = 0;
-        while resident > target && steps < total_chunks + live.len() {
+        while resident > target && steps < 2 * (total_chunks + live.len()) {
             steps += 1;
             if ri >= live.len() {
                 ri = 0;

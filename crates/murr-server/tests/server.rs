@@ -379,7 +379,6 @@ fn a_memory_limit_evicts_and_answers_stay_right() {
         round += 1;
     }
     let lines = m.stop();
-    assert!(lines.iter().any(|l| l.contains("RAM tier on")), "{lines:?}");
     let evicted = lines
         .iter()
         .filter(|l| l.contains("RAM tier sweep"))
