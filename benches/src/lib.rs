@@ -383,3 +383,16 @@ pub fn load_murr(http: &reqwest::blocking::Client, base: &str, rows: usize) -> R
     eprintln!("bench: murr loaded at {murr_load:.0} rows/s; waiting for its background merges");
     Ok(murr_load)
 }
+
+/// The resident set size of process `pid`, from `/proc`.
+pub fn rss_of(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kb: u64 = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some(kb * 1024)
+}

@@ -30,7 +30,7 @@ use arrow_flight::flight_service_client::FlightServiceClient;
 use futures_util::TryStreamExt;
 use murr_benches::{
     Latency as Lat, RawHttp, batch, columns, decode_ipc, fetch_body, fetch_ticket, floor_us, key,
-    load_murr, rss_bytes, time_requests as time,
+    load_murr, rss_bytes, rss_of, time_requests as time,
 };
 use murr_directory::MmapDirectory;
 use murr_table::{Store, StoreOptions};
@@ -104,19 +104,6 @@ impl Backend {
         }
     }
 }
-
-fn rss_of(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let kb: u64 = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()?;
-    Some(kb * 1024)
-}
-
 /// The resident size of `pid` once it has not fallen for two seconds (at most 30 s).
 fn steady_rss(pid: u32) -> Option<u64> {
     let mut low = rss_of(pid)?;

@@ -40,7 +40,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use murr_benches::{Fetcher, Latency, RawHttp, Res, columns, fetch_body, load_murr, random_keys};
+use murr_benches::{
+    Fetcher, Latency, RawHttp, Res, columns, fetch_body, load_murr, random_keys, rss_of,
+};
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use seaweed::Seaweed;
@@ -187,19 +189,6 @@ fn page_faults(pid: u32) -> Res<u64> {
             .parse()?)
     };
     Ok(field(7)? + field(9)?)
-}
-
-fn rss_of(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let kb: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
-    Some(kb * 1024)
 }
 
 /// `n` keys drawn from a Zipf-like distribution over `rows` (exponent `s` < 1, by inverting

@@ -388,14 +388,7 @@ impl Directory for MmapDirectory {
                 path: path.to_string(),
             });
         }
-        let parent = parent_of(&dest);
-        self.create_folders(parent, path)?;
-        let tmp = self.temp_path(&dest);
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)
-            .map_err(|e| Error::io("create", path.as_str(), e))?;
+        let (file, tmp, dest) = self.stage(path)?;
         Ok(Box::new(MmapWriter {
             file: Some(BufWriter::with_capacity(1 << 20, file)),
             tmp,

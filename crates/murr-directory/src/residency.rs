@@ -73,22 +73,7 @@ pub fn active() -> bool {
 /// Marks the chunk holding `ptr` as used, if it lies in a tracked map.
 #[inline]
 pub fn touch(ptr: *const u8) {
-    if !active() {
-        return;
-    }
-    let addr = ptr as usize;
-    let regions = registry().regions.read();
-    let i = regions.partition_point(|r| r.base <= addr);
-    if i == 0 {
-        return;
-    }
-    let r = &regions[i - 1];
-    if let Some(c) = r.chunk_of(addr) {
-        let mark = &r.touched[c];
-        if mark.load(Ordering::Relaxed) == 0 {
-            mark.store(1, Ordering::Relaxed);
-        }
-    }
+    touch_all(std::iter::once(ptr));
 }
 
 /// [`touch`] for many pointers, under one look at the registry (a fetch's rows).
