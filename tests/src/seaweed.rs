@@ -235,5 +235,18 @@ fn http_status(port: u16, path: &str) -> Option<u16> {
 impl Drop for Seaweed {
     fn drop(&mut self) {
         self.pause();
+        // A failing test shows what the server said: its log goes with the folder.
+        if std::thread::panicking() {
+            let log = std::fs::read(self.data.join("weed.log")).unwrap_or_default();
+            let log = String::from_utf8_lossy(&log);
+            let lines: Vec<&str> = log.lines().collect();
+            let tail = &lines[lines.len().saturating_sub(120)..];
+            eprintln!(
+                "--- SeaweedFS log ({} lines, the last {}) ---\n{}\n--- end of SeaweedFS log ---",
+                lines.len(),
+                tail.len(),
+                tail.join("\n")
+            );
+        }
     }
 }
