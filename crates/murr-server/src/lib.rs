@@ -80,6 +80,16 @@ fn store_unreachable(config: &Config, e: &murr_directory::Error) -> anyhow::Erro
     }
 }
 
+/// Opens the store `config` names, without serving it: for a program that embeds the engine
+/// (the Python package). [`Server::bind`] does the same before it binds its listeners.
+///
+/// # Errors
+/// As [`Server::bind`]: a bad role, a data folder that cannot be opened (or that another
+/// process holds), a store that does not answer.
+pub fn open_configured_store(config: &Config) -> Result<Store> {
+    open_store(config, role_of(config)?)
+}
+
 /// Opens the store the configuration names: the data folder alone, or object storage with the
 /// data folder as its local tier.
 fn open_store(config: &Config, role: Role) -> Result<Store> {
