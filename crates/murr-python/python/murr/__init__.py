@@ -1,0 +1,32 @@
+"""murr: a columnar in-memory cache for ML inference.
+
+    from murr import TableSchema, ColumnSchema, DType
+    from murr.sync import Murr          # or: from murr.aio import Murr
+
+    db = Murr.start_local("/var/cache/murr")        # the engine in this process
+    db = Murr.connect("http://127.0.0.1:8080")      # a murr server (grpc://... for Flight)
+"""
+
+from murr._murr import __version__
+from murr.errors import (
+    ClosedError,
+    InvalidInputError,
+    MurrConnectionError,
+    MurrError,
+    TableExistsError,
+    TableNotFoundError,
+)
+from murr.schema import ColumnSchema, DType, TableSchema
+
+__all__ = [
+    "__version__",
+    "ColumnSchema",
+    "DType",
+    "TableSchema",
+    "MurrError",
+    "TableNotFoundError",
+    "TableExistsError",
+    "InvalidInputError",
+    "MurrConnectionError",
+    "ClosedError",
+]

@@ -1,0 +1,125 @@
+"""The blocking API: ``from murr.sync import Murr``.
+
+``Murr.start_local(cache_dir)`` runs the engine in this process; ``Murr.connect(url)`` talks to
+a murr server over HTTP (``http://host:port``) or Arrow Flight (``grpc://host:port``). Both have
+the same methods. Each call releases the GIL while it works, so threads run in parallel.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Sequence
+
+import pyarrow as pa
+
+from murr import _murr
+from murr._convert import arrow_stream, columns_of, conform, is_data_frame, keys_of
+from murr.errors import InvalidInputError
+from murr.schema import TableSchema
+
+__all__ = ["Murr"]
+
+
+def _schema_json(schema: TableSchema | dict[str, Any]) -> str:
+    if isinstance(schema, dict):
+        schema = TableSchema.model_validate(schema)
+    if not isinstance(schema, TableSchema):
+        raise InvalidInputError(f"schema: expected a TableSchema, got {type(schema).__name__}")
+    return schema.model_dump_json()
+
+
+class Murr:
+    """A murr engine in this process, or a client of a murr server."""
+
+    def __init__(self, native: Any) -> None:
+        self._native = native
+
+    @classmethod
+    def start_local(
+        cls,
+        cache_dir: str | os.PathLike[str],
+        http_port: int | None = None,
+        *,
+        grpc_port: int | None = None,
+        host: str = "127.0.0.1",
+    ) -> "Murr":
+        """Opens (or creates) the murr folder ``cache_dir`` in this process.
+
+        With ``http_port`` the engine also serves murr's HTTP API on ``host:http_port`` from the
+        same tables (0 picks a free port: see :attr:`http_url`); with ``grpc_port``, Arrow Flight
+        too. One process at a time may open a folder: a second gets an InvalidInputError.
+        """
+        return cls(_murr.Engine(os.fspath(cache_dir), http_port, grpc_port, host))
+
+    @classmethod
+    def connect(cls, endpoint: str, *, timeout: float = 30.0) -> "Murr":
+        """A client of the murr server at ``endpoint``: ``http://host:port`` or
+        ``grpc://host:port``. It connects on first use; each call waits at most ``timeout``
+        seconds."""
+        return cls(_murr.Remote(endpoint, timeout))
+
+    @property
+    def http_url(self) -> str | None:
+        """Where an embedded engine serves HTTP (``http://127.0.0.1:port``), else None."""
+        return getattr(self._native, "http_url", None)
+
+    @property
+    def grpc_url(self) -> str | None:
+        """Where an embedded engine serves Arrow Flight (``grpc://127.0.0.1:port``), else None."""
+        return getattr(self._native, "grpc_url", None)
+
+    def create_table(self, name: str, schema: TableSchema) -> None:
+        """Creates table ``name``. TableExistsError when it exists."""
+        self._native.create_table(name, _schema_json(schema))
+
+    def drop_table(self, name: str) -> None:
+        """Drops table ``name`` and its data. TableNotFoundError when there is none."""
+        self._native.drop_table(name)
+
+    def write(self, table: str, data: Any) -> int:
+        """Writes the rows of ``data`` into ``table``, all or none; returns the rows written.
+
+        ``data`` is a pyarrow Table, RecordBatch or RecordBatchReader, a pandas or Polars
+        DataFrame, or any object with ``__arrow_c_stream__``. Columns are matched by name; a
+        column left out is written as nulls; the last row of a key wins.
+
+        Arrow input must have the table's types (or wider string types); a DataFrame's columns
+        are cast to the table's types first (pandas' float64 to a float32 column, say), checked
+        for overflow."""
+        stream = arrow_stream(data)
+        if is_data_frame(data):
+            stream = conform(stream, self.get_schema(table))
+        return self._native.write(table, stream)
+
+    def read(self, table: str, keys: Any, columns: Sequence[str]) -> pa.RecordBatch:
+        """One row per key, in the order asked (a key asked twice comes twice), with
+        ``columns``; a key never written gives nulls. ``keys`` is a list of str, a NumPy array
+        of str, or a pyarrow string array."""
+        return self._native.read(table, keys_of(keys), columns_of(columns))
+
+    def list_tables(self) -> dict[str, TableSchema]:
+        """Every table and its schema."""
+        return {
+            name: TableSchema.model_validate(s)
+            for name, s in json.loads(self._native.list_tables()).items()
+        }
+
+    def get_schema(self, name: str) -> TableSchema:
+        """Table ``name``'s schema."""
+        return TableSchema.model_validate_json(self._native.get_schema(name))
+
+    def close(self) -> None:
+        """Closes the client, or stops the engine (and its HTTP server). Later calls raise
+        ClosedError; closing twice is harmless."""
+        self._native.close()
+
+    def __enter__(self) -> "Murr":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        where = getattr(self._native, "url", None) or self.http_url or "embedded"
+        return f"Murr({where})"
