@@ -418,8 +418,10 @@ impl Drop for Engine {
             .get_mut()
             .unwrap_or_else(|e| e.into_inner())
             .take();
+        // Closing waits for the HTTP server's requests in flight and a merge in progress:
+        // other Python threads run meanwhile.
         if let Some(state) = state
-            && let Err(e) = close_engine(state)
+            && let Err(e) = Python::attach(|py| py.detach(|| close_engine(state)))
         {
             tracing::warn!(error = %e, "closing the murr engine");
         }
