@@ -233,6 +233,17 @@ fn ensure_venv() -> Option<PathBuf> {
     Some(bin)
 }
 
+/// Whether `flag` is among `args`, removing it.
+fn take_flag(args: &mut Vec<String>, flag: &str) -> bool {
+    match args.iter().position(|a| a == flag) {
+        Some(i) => {
+            args.remove(i);
+            true
+        }
+        None => false,
+    }
+}
+
 fn bench(mut args: Vec<String>) -> ExitCode {
     let murr_only = args.iter().any(|a| a == "--murr-only");
     if !murr_only
@@ -246,20 +257,8 @@ fn bench(mut args: Vec<String>) -> ExitCode {
         );
         return ExitCode::FAILURE;
     }
-    let smoke = match args.iter().position(|a| a == "--smoke") {
-        Some(i) => {
-            args.remove(i);
-            true
-        }
-        None => false,
-    };
-    let python_only = match args.iter().position(|a| a == "--python") {
-        Some(i) => {
-            args.remove(i);
-            true
-        }
-        None => false,
-    };
+    let smoke = take_flag(&mut args, "--smoke");
+    let python_only = take_flag(&mut args, "--python");
     let profile: &[&str] = if smoke { &[] } else { &["--release"] };
     let mut build = cargo();
     build

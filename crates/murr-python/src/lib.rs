@@ -240,7 +240,13 @@ fn open_engine(
     config.server.grpc.port = grpc_port.unwrap_or(0);
     let other = |e: anyhow::Error| {
         let message = format!("{e:#}");
-        let kind = if message.contains("another process") || message.contains("locked") {
+        let locked = e.chain().any(|c| {
+            matches!(
+                c.downcast_ref::<murr_directory::Error>(),
+                Some(murr_directory::Error::Locked { .. })
+            )
+        });
+        let kind = if locked {
             Kind::Invalid
         } else if message.contains("cannot listen") {
             Kind::Connection
