@@ -17,13 +17,14 @@ mod key;
 mod schema;
 mod segment;
 
-pub use dtype::{DType, UnknownDType};
+pub use dtype::{DType, Item, MAX_FIXED_LIST_LEN, UnknownDType, Zone};
 pub use error::{Error, Result};
 pub use key::KeyCodec;
 pub use schema::{ColumnDef, MAX_NAME_LEN, TableSchema, validate_name};
 pub use segment::{
-    ColumnMeta, ColumnSpec, ColumnView, FORMAT_VERSION, MAGIC, MIN_FORMAT_VERSION, Native, Section,
-    SegmentEncoder, SegmentMeta, SegmentView, Storage, StorageKind, ValueStats, Verify,
+    ColumnMeta, ColumnSpec, ColumnView, FORMAT_VERSION, Items, ListView, MAGIC, MIN_FORMAT_VERSION,
+    Native, Section, SegmentEncoder, SegmentMeta, SegmentView, Storage, StorageKind, ValueStats,
+    Verify,
 };
 
 #[cfg(test)]

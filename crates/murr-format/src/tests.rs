@@ -192,7 +192,7 @@ fn inline_values_must_fit_and_the_encoder_chooses_the_storage() {
 fn versions_from_the_future_are_refused() {
     let mut bytes = encode(&keys(10), true).to_vec();
     let n = bytes.len();
-    for v in [0u32, 4] {
+    for v in [0u32, 5] {
         bytes[8..12].copy_from_slice(&v.to_le_bytes());
         bytes[n - 12..n - 8].copy_from_slice(&v.to_le_bytes());
         let err = SegmentView::open(Bytes::from(bytes.clone()), Verify::Full).expect_err("unknown");
@@ -356,4 +356,205 @@ fn segments_written_by_release_0_1_read() {
     assert_eq!(tag.kind(), StorageKind::Var);
     assert_eq!(tag.bytes(0, view.row(0)), b"a");
     assert!(!tag.is_valid(view.row(1)));
+}
+
+/// Lists: a row's list (`None` = null), each item's bytes (`None` = a null item).
+type ListRows = Vec<Option<Vec<Option<Vec<u8>>>>>;
+
+/// A segment of key `id` (`k0`, `k1`, ...) and one list column `l` of `dtype` holding `rows`.
+fn encode_lists(dtype: DType, rows: &ListRows) -> Bytes {
+    let cols = vec![
+        spec("id", DType::Utf8, false),
+        spec("l", dtype, rows.iter().any(Option::is_none)),
+    ];
+    let mut enc = SegmentEncoder::new(cols, 0, rows.len()).expect("layout");
+    assert_eq!(enc.storage_kind(1), StorageKind::List);
+    for (r, list) in rows.iter().enumerate() {
+        enc.push_var(0, Some(format!("k{r}").as_bytes()));
+        match list {
+            None => enc.end_list(1, false),
+            Some(items) => {
+                for item in items {
+                    enc.push_item(1, item.as_deref());
+                }
+                enc.end_list(1, true);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    enc.finish(&mut out).expect("finish");
+    Bytes::from(out)
+}
+
+/// Every row's list as the view reads it back (null items of fixed width read as zeros).
+fn read_lists(view: &SegmentView) -> ListRows {
+    let col = view.column(1);
+    let list = col.list().expect("a list column");
+    (0..view.rows())
+        .map(|r| {
+            let row = view.row(r);
+            col.is_valid(row).then(|| {
+                let (a, b) = list.range(r);
+                (a..b)
+                    .map(|i| {
+                        list.item_valid(i).then(|| match list.fixed_values() {
+                            Some((values, w)) => values[i * w..(i + 1) * w].to_vec(),
+                            None => list.item_bytes(i).to_vec(),
+                        })
+                    })
+                    .collect()
+            })
+        })
+        .collect()
+}
+
+fn list_rows(
+    item: impl Strategy<Value = Vec<u8>> + Clone,
+    len: std::ops::Range<usize>,
+) -> impl Strategy<Value = ListRows> {
+    proptest::collection::vec(
+        proptest::option::weighted(
+            0.8,
+            proptest::collection::vec(proptest::option::weighted(0.9, item), len),
+        ),
+        0..60,
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// Lists of fixed-width items, with null lists and null items, read back as written.
+    #[test]
+    fn lists_of_numbers_round_trip(rows in list_rows(proptest::collection::vec(any::<u8>(), 8), 0..20)) {
+        let view = SegmentView::open(encode_lists(DType::list(DType::Int64).expect("type"), &rows), Verify::Full).expect("valid");
+        prop_assert_eq!(read_lists(&view), rows);
+    }
+
+    /// Lists of strings (byte-string items).
+    #[test]
+    fn lists_of_strings_round_trip(rows in list_rows(proptest::collection::vec(any::<u8>(), 0..12), 0..8)) {
+        let view = SegmentView::open(encode_lists(DType::list(DType::Binary).expect("type"), &rows), Verify::Full).expect("valid");
+        prop_assert_eq!(read_lists(&view), rows);
+    }
+
+    /// Fixed-size lists: with null lists the segment stores offsets, without none.
+    #[test]
+    fn fixed_size_lists_round_trip(rows in list_rows(proptest::collection::vec(any::<u8>(), 4), 3..4)) {
+        let dtype = DType::fixed_size_list(DType::Float32, 3).expect("type");
+        let view = SegmentView::open(encode_lists(dtype, &rows), Verify::Full).expect("valid");
+        prop_assert_eq!(&read_lists(&view), &rows);
+        let null_lists = rows.iter().any(Option::is_none);
+        match view.meta().columns[1].storage {
+            crate::Storage::List { offsets, .. } => prop_assert_eq!(offsets.len > 0, null_lists),
+            other => prop_assert!(false, "{other:?}"),
+        }
+    }
+
+    /// Flipping bytes of a list segment gives an error or a view whose reads stay in bounds.
+    #[test]
+    fn list_corruption_never_panics(
+        rows in list_rows(proptest::collection::vec(any::<u8>(), 0..6), 0..6),
+        flips in proptest::collection::vec((any::<usize>(), 1u8..=255), 1..4),
+        fixed in any::<bool>(),
+    ) {
+        let (dtype, rows) = if fixed {
+            let rows: ListRows = rows
+                .into_iter()
+                .map(|l| l.map(|items| items.into_iter().map(|i| i.map(|mut b| { b.resize(2, 0); b })).collect()))
+                .collect();
+            (DType::list(DType::Int16).expect("type"), rows)
+        } else {
+            (DType::list(DType::Utf8).expect("type"), rows)
+        };
+        let mut bytes = encode_lists(dtype, &rows).to_vec();
+        for (at, x) in flips {
+            let i = at % bytes.len();
+            bytes[i] ^= x;
+        }
+        if let Ok(view) = SegmentView::open(Bytes::from(bytes), Verify::FooterOnly) {
+            let _ = read_lists(&view);
+        }
+    }
+}
+
+#[test]
+fn list_truncation_is_an_error() {
+    let rows: ListRows = (0..20)
+        .map(|r| (r % 3 != 0).then(|| vec![Some(vec![r as u8; 4]), None]))
+        .collect();
+    let bytes = encode_lists(DType::list(DType::Int32).expect("type"), &rows);
+    for len in 0..bytes.len() {
+        assert!(SegmentView::open(bytes.slice(..len), Verify::FooterOnly).is_err());
+    }
+}
+
+#[test]
+fn lists_of_the_wrong_length_and_items_of_null_lists_are_refused() {
+    let encode = |dtype: DType, items: usize, valid: bool| {
+        let cols = vec![spec("id", DType::Utf8, false), spec("l", dtype, !valid)];
+        let mut enc = SegmentEncoder::new(cols, 0, 1).expect("layout");
+        enc.push_var(0, Some(b"k"));
+        for _ in 0..items {
+            enc.push_item(1, Some(&[0; 4]));
+        }
+        enc.end_list(1, valid);
+        enc.finish(&mut Vec::new())
+    };
+    let embedding = DType::fixed_size_list(DType::Float32, 3).expect("type");
+    encode(embedding, 3, true).expect("three items");
+    let err = encode(embedding, 2, true).expect_err("two items");
+    assert!(
+        err.to_string()
+            .contains("a list of 2 items at row 0, the type has 3"),
+        "{err}"
+    );
+    let err = encode(DType::list(DType::Int32).expect("type"), 1, false).expect_err("null");
+    assert!(
+        err.to_string().contains("a null list with 1 items"),
+        "{err}"
+    );
+}
+
+#[test]
+fn new_scalar_types_sit_in_the_row() {
+    let ts = DType::timestamp(arrow_schema::TimeUnit::Nanosecond, Some("UTC")).expect("type");
+    let cols = vec![
+        spec("id", DType::Utf8, false),
+        spec("h", DType::Float16, false),
+        spec("d", DType::Date32, false),
+        spec("t", ts, false),
+        spec("b", DType::Binary, true),
+    ];
+    let mut enc = SegmentEncoder::new(cols, 0, 2).expect("layout");
+    for r in 0..2usize {
+        enc.push_var(0, Some(format!("k{r}").as_bytes()));
+        let width = enc.row_width();
+        let (h, d, t) = (
+            enc.fixed_offset(1).expect("fixed"),
+            enc.fixed_offset(2).expect("fixed"),
+            enc.fixed_offset(3).expect("fixed"),
+        );
+        let row = &mut enc.rows_mut()[r * width..(r + 1) * width];
+        half::f16::from_f32(1.5).write_le(&mut row[h..h + 2]);
+        (19_000 + r as i32).write_le(&mut row[d..d + 4]);
+        (-5i64 * r as i64).write_le(&mut row[t..t + 8]);
+        enc.push_var(4, (r == 1).then_some(&[0u8, 255][..]));
+        if r == 1 {
+            enc.set_valid(4, r);
+        }
+    }
+    let mut out = Vec::new();
+    enc.finish(&mut out).expect("finish");
+    let view = SegmentView::open(Bytes::from(out), Verify::Full).expect("valid");
+    assert_eq!(view.meta().columns[3].dtype, ts);
+    let row = view.row(1);
+    assert_eq!(
+        view.column(1).fixed::<half::f16>(row),
+        half::f16::from_f32(1.5)
+    );
+    assert_eq!(view.column(2).fixed::<i32>(row), 19_001);
+    assert_eq!(view.column(3).fixed::<i64>(row), -5);
+    assert_eq!(view.column(4).bytes(1, row), [0, 255]);
+    assert!(!view.column(4).is_valid(view.row(0)));
 }

@@ -7,16 +7,22 @@ use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
-use arrow_array::builder::{BooleanBuilder, PrimitiveBuilder, StringBuilder};
+use arrow_array::builder::{BinaryBuilder, BooleanBuilder, PrimitiveBuilder, StringBuilder};
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
-    Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type, UInt8Type, UInt16Type,
-    UInt32Type, UInt64Type,
+    Date32Type, Float16Type, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type,
+    TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
+    TimestampSecondType, UInt8Type, UInt16Type, UInt32Type, UInt64Type,
 };
-use arrow_array::{Array, ArrayRef, ArrowPrimitiveType, RecordBatch, RecordBatchOptions};
-use arrow_schema::{DataType, Field, Schema};
+use arrow_array::{
+    Array, ArrayRef, ArrowPrimitiveType, FixedSizeListArray, ListArray, RecordBatch,
+    RecordBatchOptions,
+};
+use arrow_buffer::{BooleanBufferBuilder, NullBuffer, OffsetBuffer, ScalarBuffer};
+use arrow_schema::{DataType, Field, Schema, TimeUnit};
 use murr_api::{DType, TableSchema};
-use murr_segment::downcast_dtype;
+
+use crate::json_text;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Serialize, Serializer};
@@ -163,95 +169,356 @@ impl FromJson for f64 {
     }
 }
 
-/// Reads one column's array of values, converting each as it comes and handing it to `sink`
-/// (an Arrow builder's append): a value costs its final size, not a parsed tree's.
-struct ColumnSeed<'s, F, S> {
-    column: &'s str,
-    dtype: DType,
-    convert: F,
-    sink: S,
+/// Takes a column's (or a list column's items') JSON values one at a time into an Arrow
+/// builder: a value costs its final size, not a parsed tree's.
+trait Sink<'de> {
+    /// Appends a value, or gives it back when it does not fit the type (to be named in the
+    /// error, and only then formatted).
+    fn push(&mut self, v: Scalar<'de>) -> Result<(), Scalar<'de>>;
+    fn push_null(&mut self);
+    fn finish(&mut self) -> ArrayRef;
 }
 
-impl<'de, T, F, S> DeserializeSeed<'de> for ColumnSeed<'_, F, S>
+struct Typed<B, F> {
+    builder: B,
+    convert: F,
+}
+
+macro_rules! sink {
+    ($builder:ty, |$b:ident| $finish:expr) => {
+        impl<'de, T, F> Sink<'de> for Typed<$builder, F>
+        where
+            F: Fn(Scalar<'de>) -> Result<T, Scalar<'de>>,
+            $builder: Extend<Option<T>>,
+        {
+            fn push(&mut self, v: Scalar<'de>) -> Result<(), Scalar<'de>> {
+                let value = (self.convert)(v)?;
+                self.builder.extend(std::iter::once(Some(value)));
+                Ok(())
+            }
+            fn push_null(&mut self) {
+                self.builder.extend(std::iter::once(None));
+            }
+            fn finish(&mut self) -> ArrayRef {
+                let $b = &mut self.builder;
+                Arc::new($finish)
+            }
+        }
+    };
+}
+
+impl<'de, P, F> Sink<'de> for Typed<PrimitiveBuilder<P>, F>
 where
-    F: Fn(Scalar<'de>) -> Result<T, Scalar<'de>>,
-    S: FnMut(Option<T>),
+    P: ArrowPrimitiveType,
+    F: Fn(Scalar<'de>) -> Result<P::Native, Scalar<'de>>,
 {
-    type Value = ();
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+    fn push(&mut self, v: Scalar<'de>) -> Result<(), Scalar<'de>> {
+        self.builder.append_value((self.convert)(v)?);
+        Ok(())
+    }
+    fn push_null(&mut self) {
+        self.builder.append_null();
+    }
+    fn finish(&mut self) -> ArrayRef {
+        Arc::new(self.builder.finish())
+    }
+}
+
+sink!(StringBuilder, |b| b.finish());
+sink!(BinaryBuilder, |b| b.finish());
+sink!(BooleanBuilder, |b| b.finish());
+
+fn typed<'de, B, T, F>(builder: B, convert: F) -> Box<dyn Sink<'de> + 'de>
+where
+    B: 'de,
+    F: Fn(Scalar<'de>) -> Result<T, Scalar<'de>> + 'de,
+    Typed<B, F>: Sink<'de>,
+{
+    Box::new(Typed { builder, convert })
+}
+
+fn text<'de>(v: Scalar<'de>, parse: impl Fn(&str) -> Option<i64>) -> Result<i64, Scalar<'de>> {
+    match &v {
+        Scalar::Str(s) => parse(s).ok_or(v),
+        Scalar::I64(i) => Ok(*i),
+        Scalar::U64(u) => i64::try_from(*u).map_err(|_| v),
+        _ => Err(v),
+    }
+}
+
+/// The sink of a scalar type's values (a column's, or a list's items).
+fn scalar_sink<'de>(dtype: DType) -> Box<dyn Sink<'de> + 'de> {
+    let arrow = dtype.to_arrow();
+    match dtype {
+        DType::Utf8 => typed(StringBuilder::new(), |v| match v {
+            Scalar::Str(s) => Ok(s),
+            other => Err(other),
+        }),
+        DType::Binary => typed(BinaryBuilder::new(), |v| match &v {
+            Scalar::Str(s) => json_text::parse_base64(s).ok_or(v),
+            _ => Err(v),
+        }),
+        DType::Bool => typed(BooleanBuilder::new(), |v| match v {
+            Scalar::Bool(b) => Ok(b),
+            other => Err(other),
+        }),
+        DType::Date32 => typed(PrimitiveBuilder::<Date32Type>::new(), |v| {
+            let days = text(v, |s| json_text::parse_date(s).map(i64::from))?;
+            i32::try_from(days).map_err(|_| Scalar::I64(days))
+        }),
+        DType::Timestamp(unit, _) => {
+            let parse = move |v| text(v, |s| json_text::parse_timestamp(s, unit));
+            match unit {
+                TimeUnit::Second => typed(
+                    PrimitiveBuilder::<TimestampSecondType>::new().with_data_type(arrow),
+                    parse,
+                ),
+                TimeUnit::Millisecond => typed(
+                    PrimitiveBuilder::<TimestampMillisecondType>::new().with_data_type(arrow),
+                    parse,
+                ),
+                TimeUnit::Microsecond => typed(
+                    PrimitiveBuilder::<TimestampMicrosecondType>::new().with_data_type(arrow),
+                    parse,
+                ),
+                TimeUnit::Nanosecond => typed(
+                    PrimitiveBuilder::<TimestampNanosecondType>::new().with_data_type(arrow),
+                    parse,
+                ),
+            }
+        }
+        DType::Float16 => typed(PrimitiveBuilder::<Float16Type>::new(), |v| {
+            // JSON numbers are parsed as f64; float16 columns take the nearest float16.
+            let f = v.as_f64().map(half::f16::from_f64);
+            f.filter(|f| f.is_finite()).ok_or(v)
+        }),
+        DType::Int8 => typed(PrimitiveBuilder::<Int8Type>::new(), |v| {
+            i8::from_json(&v).ok_or(v)
+        }),
+        DType::Int16 => typed(PrimitiveBuilder::<Int16Type>::new(), |v| {
+            i16::from_json(&v).ok_or(v)
+        }),
+        DType::Int32 => typed(PrimitiveBuilder::<Int32Type>::new(), |v| {
+            i32::from_json(&v).ok_or(v)
+        }),
+        DType::Int64 => typed(PrimitiveBuilder::<Int64Type>::new(), |v| {
+            i64::from_json(&v).ok_or(v)
+        }),
+        DType::UInt8 => typed(PrimitiveBuilder::<UInt8Type>::new(), |v| {
+            u8::from_json(&v).ok_or(v)
+        }),
+        DType::UInt16 => typed(PrimitiveBuilder::<UInt16Type>::new(), |v| {
+            u16::from_json(&v).ok_or(v)
+        }),
+        DType::UInt32 => typed(PrimitiveBuilder::<UInt32Type>::new(), |v| {
+            u32::from_json(&v).ok_or(v)
+        }),
+        DType::UInt64 => typed(PrimitiveBuilder::<UInt64Type>::new(), |v| {
+            u64::from_json(&v).ok_or(v)
+        }),
+        DType::Float32 => typed(PrimitiveBuilder::<Float32Type>::new(), |v| {
+            f32::from_json(&v).ok_or(v)
+        }),
+        DType::Float64 => typed(PrimitiveBuilder::<Float64Type>::new(), |v| {
+            f64::from_json(&v).ok_or(v)
+        }),
+        // Lists are read by `ListSeed`; no other type reaches here.
+        _ => typed(BooleanBuilder::new(), Err::<bool, _>),
+    }
+}
+
+fn misfit<E: de::Error>(column: &str, dtype: DType, index: usize, v: &Scalar<'_>) -> E {
+    E::custom(format!(
+        "column {column:?}: value {v} at index {index} is {} that does not fit dtype {dtype}",
+        v.kind()
+    ))
+}
+
+/// One scalar column's array of values.
+struct ColumnSeed<'s, 'de> {
+    column: &'s str,
+    dtype: DType,
+    sink: Box<dyn Sink<'de> + 'de>,
+}
+
+impl<'de> DeserializeSeed<'de> for ColumnSeed<'_, 'de> {
+    type Value = ArrayRef;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<ArrayRef, D::Error> {
         d.deserialize_seq(self)
     }
 }
 
-impl<'de, T, F, S> Visitor<'de> for ColumnSeed<'_, F, S>
-where
-    F: Fn(Scalar<'de>) -> Result<T, Scalar<'de>>,
-    S: FnMut(Option<T>),
-{
-    type Value = ();
+impl<'de> Visitor<'de> for ColumnSeed<'_, 'de> {
+    type Value = ArrayRef;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "column {:?} to be an array of values", self.column)
     }
-    fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<(), A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<ArrayRef, A::Error> {
         let mut index = 0usize;
         while let Some(v) = seq.next_element::<Scalar<'de>>()? {
             if matches!(v, Scalar::Null) {
-                (self.sink)(None);
-            } else {
-                // A value that does not fit comes back, to be named in the error (and only then
-                // formatted).
-                match (self.convert)(v) {
-                    Ok(value) => (self.sink)(Some(value)),
-                    Err(v) => {
-                        return Err(de::Error::custom(format!(
-                            "column {:?}: value {v} at index {index} is {} that does not fit dtype {}",
-                            self.column,
-                            v.kind(),
-                            self.dtype
-                        )));
-                    }
-                }
+                self.sink.push_null();
+            } else if let Err(v) = self.sink.push(v) {
+                return Err(misfit(self.column, self.dtype, index, &v));
             }
             index += 1;
         }
+        Ok(self.sink.finish())
+    }
+}
+
+/// A list column's array of lists: each a JSON array of items, or null.
+struct ListSeed<'s, 'de> {
+    column: &'s str,
+    dtype: DType,
+    fixed: Option<usize>,
+    items: Box<dyn Sink<'de> + 'de>,
+    offsets: Vec<i32>,
+    nulls: BooleanBufferBuilder,
+}
+
+/// One list of a list column: its items into the column's item sink.
+struct OneList<'a, 's, 'de> {
+    list: &'a mut ListSeed<'s, 'de>,
+    index: usize,
+}
+
+impl<'de> DeserializeSeed<'de> for OneList<'_, '_, 'de> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> OneList<'_, '_, 'de> {
+    fn not_a_list<E: de::Error>(&self, what: &str) -> E {
+        E::custom(format!(
+            "column {:?}: value at index {} is {what}, dtype {} takes a JSON array of items or null",
+            self.list.column, self.index, self.list.dtype
+        ))
+    }
+}
+
+impl<'de> Visitor<'de> for OneList<'_, '_, 'de> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON array of items or null")
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        if let Some(n) = self.list.fixed {
+            for _ in 0..n {
+                self.list.items.push_null();
+            }
+        }
+        self.list.nulls.append(false);
+        let end = *self.list.offsets.last().expect("a leading 0");
+        self.list.offsets.push(end);
+        Ok(())
+    }
+    fn visit_none<E: de::Error>(self) -> Result<(), E> {
+        self.visit_unit()
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
+        Err(self.not_a_list("a boolean"))
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
+        Err(self.not_a_list("a number"))
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
+        Err(self.not_a_list("a number"))
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
+        Err(self.not_a_list("a number"))
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
+        Err(self.not_a_list("a string"))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<(), A::Error> {
+        Err(self.not_a_list("an object"))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let list = self.list;
+        let mut len = 0usize;
+        while let Some(v) = seq.next_element::<Scalar<'de>>()? {
+            if matches!(v, Scalar::Null) {
+                list.items.push_null();
+            } else if let Err(v) = list.items.push(v) {
+                let (item, _) = list.dtype.list_item().expect("a list");
+                return Err(de::Error::custom(format!(
+                    "column {:?}: item {v} at index {} of the list at index {} is {} that does not fit the item dtype {item}",
+                    list.column,
+                    len,
+                    self.index,
+                    v.kind()
+                )));
+            }
+            len += 1;
+        }
+        if let Some(n) = list.fixed
+            && n != len
+        {
+            return Err(de::Error::custom(format!(
+                "column {:?}: the list at index {} has {len} items, dtype {} takes {n}",
+                list.column, self.index, list.dtype
+            )));
+        }
+        list.nulls.append(true);
+        let end = *list.offsets.last().expect("a leading 0");
+        let end = i32::try_from(len)
+            .ok()
+            .and_then(|len| end.checked_add(len))
+            .ok_or_else(|| {
+                de::Error::custom(format!("column {:?}: too many items", list.column))
+            })?;
+        list.offsets.push(end);
         Ok(())
     }
 }
 
-fn column_values<'de, D, T>(
-    d: D,
-    column: &str,
-    dtype: DType,
-    convert: impl Fn(Scalar<'de>) -> Result<T, Scalar<'de>>,
-    sink: impl FnMut(Option<T>),
-) -> Result<(), D::Error>
-where
-    D: Deserializer<'de>,
-{
-    ColumnSeed {
-        column,
-        dtype,
-        convert,
-        sink,
+impl<'de> DeserializeSeed<'de> for ListSeed<'_, 'de> {
+    type Value = ArrayRef;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<ArrayRef, D::Error> {
+        d.deserialize_seq(self)
     }
-    .deserialize(d)
 }
 
-fn primitive<'de, T, D>(d: D, column: &str, dtype: DType) -> Result<ArrayRef, D::Error>
-where
-    T: ArrowPrimitiveType,
-    T::Native: FromJson,
-    D: Deserializer<'de>,
-{
-    let mut builder = PrimitiveBuilder::<T>::new();
-    column_values(
-        d,
-        column,
-        dtype,
-        |v| T::Native::from_json(&v).ok_or(v),
-        |v| builder.append_option(v),
-    )?;
-    Ok(Arc::new(builder.finish()))
+impl<'de> Visitor<'de> for ListSeed<'_, 'de> {
+    type Value = ArrayRef;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "column {:?} to be an array of lists", self.column)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<ArrayRef, A::Error> {
+        let mut index = 0usize;
+        while seq
+            .next_element_seed(OneList {
+                list: &mut self,
+                index,
+            })?
+            .is_some()
+        {
+            index += 1;
+        }
+        let (item, _) = self.dtype.list_item().expect("a list");
+        let field = Arc::new(Field::new_list_field(item.to_arrow(), true));
+        let values = self.items.finish();
+        let nulls = Some(NullBuffer::new(self.nulls.finish())).filter(|n| n.null_count() > 0);
+        let array: ArrayRef = match self.fixed {
+            Some(n) => Arc::new(
+                FixedSizeListArray::try_new(field, i32::try_from(n).expect("small"), values, nulls)
+                    .map_err(|e| de::Error::custom(format!("column {:?}: {e}", self.column)))?,
+            ),
+            None => Arc::new(
+                ListArray::try_new(
+                    field,
+                    OffsetBuffer::new(ScalarBuffer::from(self.offsets)),
+                    values,
+                    nulls,
+                )
+                .map_err(|e| de::Error::custom(format!("column {:?}: {e}", self.column)))?,
+            ),
+        };
+        Ok(array)
+    }
 }
 
 /// One column of the body: its array, read as the column's dtype.
@@ -264,40 +531,23 @@ impl<'de> DeserializeSeed<'de> for ArraySeed<'_> {
     type Value = ArrayRef;
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<ArrayRef, D::Error> {
         let (column, dtype) = (self.column, self.dtype);
-        downcast_dtype!(dtype,
-            |T| primitive::<T, D>(d, column, dtype),
-            utf8 => {
-                let mut builder = StringBuilder::new();
-                column_values(
-                    d,
-                    column,
-                    dtype,
-                    |v| match v {
-                        Scalar::Str(s) => Ok(s),
-                        other => Err(other),
-                    },
-                    |v| builder.append_option(v),
-                )?;
-                Ok(Arc::new(builder.finish()))
-            },
-            bool => {
-                let mut builder = BooleanBuilder::new();
-                column_values(
-                    d,
-                    column,
-                    dtype,
-                    |v| match v {
-                        Scalar::Bool(b) => Ok(b),
-                        other => Err(other),
-                    },
-                    |v| builder.append_option(v),
-                )?;
-                Ok(Arc::new(builder.finish()))
-            },
-            other(dt) => Err(de::Error::custom(format!(
-                "column {column:?}: dtype {dt} cannot be written as JSON yet"
-            ))),
-        )
+        match dtype.list_item() {
+            Some((item, fixed)) => ListSeed {
+                column,
+                dtype,
+                fixed: fixed.map(|n| n as usize),
+                items: scalar_sink(item),
+                offsets: vec![0],
+                nulls: BooleanBufferBuilder::new(0),
+            }
+            .deserialize(d),
+            None => ColumnSeed {
+                column,
+                dtype,
+                sink: scalar_sink(dtype),
+            }
+            .deserialize(d),
+        }
     }
 }
 
@@ -445,11 +695,90 @@ impl Serialize for JsonColumn<'_> {
             // f32 values serialize as their shortest float32 form (0.95, not 0.949999988079071).
             DataType::Float32 => prim!(Float32Type),
             DataType::Float64 => prim!(Float64Type),
-            other => {
-                return Err(serde::ser::Error::custom(format!(
-                    "no JSON form for {other}"
-                )));
+            _ => {
+                for i in 0..a.len() {
+                    seq.serialize_element(&Cell(a, i))?;
+                }
             }
+        }
+        seq.end()
+    }
+}
+
+/// Value `i` of an array, of any type murr stores (see `json_text` for the text of dates,
+/// timestamps and bytes).
+struct Cell<'a>(&'a dyn Array, usize);
+
+impl Serialize for Cell<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let Cell(a, i) = *self;
+        if a.is_null(i) {
+            return s.serialize_unit();
+        }
+        let int_or = |text: Option<String>, v: i64, s: S| match text {
+            Some(t) => s.serialize_str(&t),
+            None => s.serialize_i64(v),
+        };
+        match a.data_type() {
+            DataType::Utf8 => s.serialize_str(a.as_string::<i32>().value(i)),
+            DataType::Binary => {
+                s.serialize_str(&json_text::format_base64(a.as_binary::<i32>().value(i)))
+            }
+            DataType::Boolean => s.serialize_bool(a.as_boolean().value(i)),
+            DataType::Int8 => s.serialize_i8(a.as_primitive::<Int8Type>().value(i)),
+            DataType::Int16 => s.serialize_i16(a.as_primitive::<Int16Type>().value(i)),
+            DataType::Int32 => s.serialize_i32(a.as_primitive::<Int32Type>().value(i)),
+            DataType::Int64 => s.serialize_i64(a.as_primitive::<Int64Type>().value(i)),
+            DataType::UInt8 => s.serialize_u8(a.as_primitive::<UInt8Type>().value(i)),
+            DataType::UInt16 => s.serialize_u16(a.as_primitive::<UInt16Type>().value(i)),
+            DataType::UInt32 => s.serialize_u32(a.as_primitive::<UInt32Type>().value(i)),
+            DataType::UInt64 => s.serialize_u64(a.as_primitive::<UInt64Type>().value(i)),
+            // A float16 as the shortest float32 text of its value: it reads back as the same
+            // float16.
+            DataType::Float16 => {
+                s.serialize_f32(f32::from(a.as_primitive::<Float16Type>().value(i)))
+            }
+            DataType::Float32 => s.serialize_f32(a.as_primitive::<Float32Type>().value(i)),
+            DataType::Float64 => s.serialize_f64(a.as_primitive::<Float64Type>().value(i)),
+            DataType::Date32 => {
+                let days = a.as_primitive::<Date32Type>().value(i);
+                int_or(json_text::format_date(days), i64::from(days), s)
+            }
+            DataType::Timestamp(unit, zone) => {
+                let v = match unit {
+                    TimeUnit::Second => a.as_primitive::<TimestampSecondType>().value(i),
+                    TimeUnit::Millisecond => a.as_primitive::<TimestampMillisecondType>().value(i),
+                    TimeUnit::Microsecond => a.as_primitive::<TimestampMicrosecondType>().value(i),
+                    TimeUnit::Nanosecond => a.as_primitive::<TimestampNanosecondType>().value(i),
+                };
+                int_or(json_text::format_timestamp(v, *unit, zone.is_some()), v, s)
+            }
+            DataType::List(_) => {
+                let list = a.as_list::<i32>();
+                let o = list.value_offsets();
+                Items(list.values().as_ref(), o[i] as usize, o[i + 1] as usize).serialize(s)
+            }
+            DataType::FixedSizeList(_, n) => {
+                let list = a.as_fixed_size_list();
+                let n = *n as usize;
+                Items(list.values().as_ref(), i * n, i * n + n).serialize(s)
+            }
+            other => Err(serde::ser::Error::custom(format!(
+                "no JSON form for {other}"
+            ))),
+        }
+    }
+}
+
+/// Items `start .. end` of a list's values, as a JSON array.
+struct Items<'a>(&'a dyn Array, usize, usize);
+
+impl Serialize for Items<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let Items(values, start, end) = *self;
+        let mut seq = s.serialize_seq(Some(end - start))?;
+        for i in start..end {
+            seq.serialize_element(&Cell(values, i))?;
         }
         seq.end()
     }

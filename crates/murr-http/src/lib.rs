@@ -13,6 +13,7 @@ mod body;
 mod error;
 mod handlers;
 mod json;
+mod json_text;
 mod node;
 pub mod openapi;
 mod parquet_upload;

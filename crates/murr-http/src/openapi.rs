@@ -33,6 +33,18 @@ fn name_param() -> Value {
 )]
 pub fn document() -> Value {
     let dtypes: Vec<&str> = DType::ALL.iter().map(|t| t.name()).collect();
+    let numeric: Vec<&str> = DType::ALL
+        .iter()
+        .filter(|t| t.is_numeric())
+        .map(|t| t.name())
+        .collect();
+    let timestamp = r"timestamp\[(s|ms|us|ns)(, ?[A-Za-z0-9_+/:-]{1,64})?\]";
+    let item = format!("({}|{timestamp})", dtypes.join("|"));
+    let dtype_patterns = [
+        format!("^{timestamp}$"),
+        format!("^list<{item}>$"),
+        format!("^fixed_size_list<({}), ?[0-9]{{1,5}}>$", numeric.join("|")),
+    ];
     json!({
         "openapi": "3.1.0",
         "info": {
@@ -131,7 +143,12 @@ pub fn document() -> Value {
         },
         "components": {"schemas": {
             "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
-            "DType": {"type": "string", "enum": dtypes},
+            "DType": {"oneOf": [
+                {"type": "string", "enum": dtypes},
+                {"type": "string", "pattern": dtype_patterns[0], "description": "A timestamp: a signed 64-bit count of the unit since the epoch, with an optional time zone name (UTC, +05:30, Europe/Paris)"},
+                {"type": "string", "pattern": dtype_patterns[1], "description": "A list of any length; lists and items may be null; lists do not nest"},
+                {"type": "string", "pattern": dtype_patterns[2], "description": "A list of exactly N numbers (1 to 65536): an embedding"}
+            ]},
             "Column": {"type": "object", "required": ["dtype"], "additionalProperties": false, "properties": {
                 "dtype": {"$ref": "#/components/schemas/DType"},
                 "nullable": {"type": "boolean", "default": true}
@@ -181,7 +198,7 @@ mod tests {
         routes.sort();
         assert_eq!(documented, routes);
         assert_eq!(
-            doc["components"]["schemas"]["DType"]["enum"]
+            doc["components"]["schemas"]["DType"]["oneOf"][0]["enum"]
                 .as_array()
                 .expect("enum")
                 .len(),

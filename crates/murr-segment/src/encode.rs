@@ -3,9 +3,9 @@
 use std::io::Write;
 
 use arrow_array::cast::AsArray;
-use arrow_array::types::ArrowPrimitiveType;
-use arrow_array::{Array, ArrayRef, RecordBatch, StringArray};
-use murr_format::{ColumnSpec, KeyCodec, Native, SegmentEncoder, TableSchema, ValueStats};
+use arrow_array::types::{ArrowPrimitiveType, BinaryType, ByteArrayType, Utf8Type};
+use arrow_array::{Array, ArrayRef, GenericByteArray, RecordBatch, StringArray};
+use murr_format::{ColumnSpec, DType, KeyCodec, Native, SegmentEncoder, TableSchema, ValueStats};
 
 use crate::{Error, Result, downcast_dtype};
 
@@ -100,10 +100,10 @@ pub fn encode(schema: &TableSchema, inputs: &[Input<'_>], out: &mut impl Write) 
                 column.name
             )));
         }
-        let stats = if column.dtype.fixed_width().is_none() {
-            utf8_lengths(inputs, &per_input)
-        } else {
-            ValueStats::UNKNOWN
+        let stats = match column.dtype {
+            DType::Utf8 => byte_lengths::<Utf8Type>(inputs, &per_input),
+            DType::Binary => byte_lengths::<BinaryType>(inputs, &per_input),
+            _ => ValueStats::UNKNOWN,
         };
         specs.push(ColumnSpec {
             name: column.name.clone(),
@@ -123,8 +123,10 @@ pub fn encode(schema: &TableSchema, inputs: &[Input<'_>], out: &mut impl Write) 
         let arrays = &arrays[c];
         downcast_dtype!(column.dtype,
             |T| fill_fixed::<T>(&mut enc, c, inputs, arrays),
-            utf8 => fill_utf8(&mut enc, c, inputs, arrays),
+            utf8 => fill_bytes::<Utf8Type>(&mut enc, c, inputs, arrays),
+            binary => fill_bytes::<BinaryType>(&mut enc, c, inputs, arrays),
             bool => fill_bool(&mut enc, c, inputs, arrays),
+            list => fill_list(&mut enc, c, column.dtype, inputs, arrays),
             other(d) => return Err(Error::Invalid(format!("dtype {d} cannot be stored yet"))),
         );
     }
@@ -141,12 +143,15 @@ fn column_of<'a>(batch: &'a RecordBatch, at: usize, name: &str) -> Option<&'a Ar
     }
 }
 
-/// The longest and the total byte length of the selected values of a utf8 column (types were
-/// checked by the caller; a column of another type counts as empty).
-fn utf8_lengths(inputs: &[Input<'_>], arrays: &[Option<&ArrayRef>]) -> ValueStats {
+/// The longest and the total byte length of the selected values of a utf8 or binary column
+/// (types were checked by the caller; a column of another type counts as empty).
+fn byte_lengths<T: ByteArrayType<Offset = i32>>(
+    inputs: &[Input<'_>],
+    arrays: &[Option<&ArrayRef>],
+) -> ValueStats {
     let (mut max_len, mut total_len) = (0usize, 0usize);
     for (input, array) in inputs.iter().zip(arrays) {
-        let Some(array) = array.and_then(|a| a.as_string_opt::<i32>()) else {
+        let Some(array) = array.and_then(|a| a.as_bytes_opt::<T>()) else {
             continue;
         };
         let offsets = array.value_offsets();
@@ -239,7 +244,7 @@ fn fill_bool(
     }
 }
 
-fn fill_utf8(
+fn fill_bytes<T: ByteArrayType<Offset = i32>>(
     enc: &mut SegmentEncoder,
     column: usize,
     inputs: &[Input<'_>],
@@ -254,19 +259,135 @@ fn fill_utf8(
             row += input.row_ids.len();
             continue;
         };
-        let array = array.as_string::<i32>();
+        let array: &GenericByteArray<T> = array.as_bytes::<T>();
         enc.reserve_var(
             column,
             array.value_data().len().min(input.row_ids.len() * 64),
         );
         for &r in input.row_ids {
             if array.is_valid(r as usize) {
-                enc.push_var(column, Some(array.value(r as usize).as_bytes()));
+                let value: &[u8] = array.value(r as usize).as_ref();
+                enc.push_var(column, Some(value));
                 enc.set_valid(column, row);
             } else {
                 enc.push_var(column, None);
             }
             row += 1;
         }
+    }
+}
+
+/// The items of list `r` of a list or fixed-size list array: the child array and the range.
+fn list_range(array: &dyn Array, r: usize) -> (usize, usize) {
+    if let Some(list) = array.as_list_opt::<i32>() {
+        let o = list.value_offsets();
+        (o[r] as usize, o[r + 1] as usize)
+    } else {
+        let list = array.as_fixed_size_list();
+        let n = list.value_length() as usize;
+        (r * n, r * n + n)
+    }
+}
+
+fn list_items(array: &dyn Array) -> &ArrayRef {
+    match array.as_list_opt::<i32>() {
+        Some(list) => list.values(),
+        None => array.as_fixed_size_list().values(),
+    }
+}
+
+fn fill_list(
+    enc: &mut SegmentEncoder,
+    column: usize,
+    dtype: DType,
+    inputs: &[Input<'_>],
+    arrays: &[Option<&ArrayRef>],
+) {
+    let (item, _) = dtype.list_item().expect("a list dtype");
+    for (input, array) in inputs.iter().zip(arrays) {
+        let Some(array) = array else {
+            for _ in input.row_ids {
+                enc.end_list(column, false);
+            }
+            continue;
+        };
+        let items = list_items(array.as_ref());
+        if let Some(width) = item.fixed_width() {
+            let selected: usize = input
+                .row_ids
+                .iter()
+                .map(|&r| {
+                    let (a, b) = list_range(array.as_ref(), r as usize);
+                    b - a
+                })
+                .sum();
+            enc.reserve_var(column, selected * width);
+        }
+        for &r in input.row_ids {
+            let r = r as usize;
+            if array.is_null(r) {
+                enc.end_list(column, false);
+                continue;
+            }
+            let (a, b) = list_range(array.as_ref(), r);
+            downcast_dtype!(item,
+                |T| push_fixed_items::<T>(enc, column, items, a, b),
+                utf8 => push_byte_items::<Utf8Type>(enc, column, items, a, b),
+                binary => push_byte_items::<BinaryType>(enc, column, items, a, b),
+                bool => {
+                    let items = items.as_boolean();
+                    for i in a..b {
+                        enc.push_item(column, items.is_valid(i).then_some(&[u8::from(items.value(i))][..]));
+                    }
+                },
+                list => unreachable!("lists do not nest"),
+                other(d) => unreachable!("item type {d}"),
+            );
+            enc.end_list(column, true);
+        }
+    }
+}
+
+fn push_fixed_items<T>(
+    enc: &mut SegmentEncoder,
+    column: usize,
+    items: &ArrayRef,
+    a: usize,
+    b: usize,
+) where
+    T: ArrowPrimitiveType,
+    T::Native: Native,
+{
+    let items = items.as_primitive::<T>();
+    let w = <T::Native as Native>::WIDTH;
+    let all_valid = items.null_count() == 0 || (a..b).all(|i| items.is_valid(i));
+    if all_valid && cfg!(target_endian = "little") {
+        // Arrow's values are native-endian, the format little-endian: one copy of the run.
+        let bytes = items.values().inner().as_slice();
+        enc.push_items(column, &bytes[a * w..b * w]);
+        return;
+    }
+    let mut buf = [0u8; 8];
+    for i in a..b {
+        if items.is_valid(i) {
+            items.value(i).write_le(&mut buf[..w]);
+            enc.push_item(column, Some(&buf[..w]));
+        } else {
+            enc.push_item(column, None);
+        }
+    }
+}
+
+fn push_byte_items<T: ByteArrayType<Offset = i32>>(
+    enc: &mut SegmentEncoder,
+    column: usize,
+    items: &ArrayRef,
+    a: usize,
+    b: usize,
+) {
+    let items = items.as_bytes::<T>();
+    for i in a..b {
+        let value: Option<&[u8]> = items.is_valid(i).then(|| items.value(i).as_ref());
+        enc.push_item(column, value);
     }
 }

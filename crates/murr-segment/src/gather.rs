@@ -2,10 +2,16 @@
 
 use std::sync::Arc;
 
-use arrow_array::types::ArrowPrimitiveType;
-use arrow_array::{ArrayRef, BooleanArray, PrimitiveArray, StringArray};
-use arrow_buffer::{BooleanBufferBuilder, Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
-use murr_format::{ColumnView, DType, Native};
+use arrow_array::types::{ArrowPrimitiveType, BinaryType, ByteArrayType, Utf8Type};
+use arrow_array::{
+    ArrayRef, BooleanArray, FixedSizeListArray, GenericByteArray, ListArray, PrimitiveArray,
+};
+use arrow_buffer::{
+    BooleanBuffer, BooleanBufferBuilder, Buffer, MutableBuffer, NullBuffer, OffsetBuffer,
+    ScalarBuffer,
+};
+use arrow_schema::Field;
+use murr_format::{ColumnView, DType, ListView, Native};
 
 use crate::{Error, Result, Segment, downcast_dtype};
 
@@ -229,11 +235,14 @@ pub fn gather_columns(
             Dense::W8(v) => Buffer::from_vec(v),
         };
         // Only numeric columns are dense (booleans and strings are never picked above).
-        out[i] = Some(downcast_dtype!(columns[i].1,
-            |T| primitive::<T>(buffer, n),
-            utf8 => gather_rows(segments, rows, columns[i].0, columns[i].1)?,
-            bool => gather_rows(segments, rows, columns[i].0, columns[i].1)?,
-            other(_d) => gather_rows(segments, rows, columns[i].0, columns[i].1)?,
+        let dtype = columns[i].1;
+        out[i] = Some(downcast_dtype!(dtype,
+            |T| primitive::<T>(buffer, n, dtype),
+            utf8 => gather_rows(segments, rows, columns[i].0, dtype)?,
+            binary => gather_rows(segments, rows, columns[i].0, dtype)?,
+            bool => gather_rows(segments, rows, columns[i].0, dtype)?,
+            list => gather_rows(segments, rows, columns[i].0, dtype)?,
+            other(_d) => gather_rows(segments, rows, columns[i].0, dtype)?,
         ));
     }
     out.into_iter()
@@ -320,11 +329,11 @@ enum Dense {
     W8(Vec<u64>),
 }
 
-fn primitive<T: ArrowPrimitiveType>(buffer: Buffer, n: usize) -> ArrayRef {
-    Arc::new(PrimitiveArray::<T>::new(
-        ScalarBuffer::new(buffer, 0, n),
-        None,
-    ))
+fn primitive<T: ArrowPrimitiveType>(buffer: Buffer, n: usize, dtype: DType) -> ArrayRef {
+    Arc::new(
+        PrimitiveArray::<T>::new(ScalarBuffer::new(buffer, 0, n), None)
+            .with_data_type(dtype.to_arrow()),
+    )
 }
 
 /// Builds the array of `column` (of type `dtype`) with one value per entry of `locs`, in order.
@@ -364,9 +373,11 @@ pub fn gather_rows<'a>(
         rows,
     };
     Ok(downcast_dtype!(dtype,
-        |T| Arc::new(g.fixed::<T>()) as ArrayRef,
-        utf8 => Arc::new(g.utf8()?),
+        |T| Arc::new(g.fixed::<T>().with_data_type(dtype.to_arrow())) as ArrayRef,
+        utf8 => Arc::new(g.bytes::<Utf8Type>()?),
+        binary => Arc::new(g.bytes::<BinaryType>()?),
         bool => Arc::new(g.bool()),
+        list => g.list(dtype)?,
         other(d) => return Err(Error::Invalid(format!("dtype {d} cannot be read yet"))),
     ))
 }
@@ -492,7 +503,7 @@ impl<'r> Gather<'_, 'r> {
         BooleanArray::new(values.finish(), nulls.finish())
     }
 
-    fn utf8(&self) -> Result<StringArray> {
+    fn bytes<T: ByteArrayType<Offset = i32>>(&self) -> Result<GenericByteArray<T>> {
         let n = self.rows.len();
         let mut offsets: Vec<i32> = Vec::with_capacity(n + 1);
         offsets.push(0);
@@ -509,10 +520,161 @@ impl<'r> Gather<'_, 'r> {
             })?;
             offsets.push(end);
         }
-        Ok(StringArray::try_new(
+        Ok(GenericByteArray::<T>::try_new(
             OffsetBuffer::new(ScalarBuffer::from(offsets)),
             Buffer::from_vec(data),
             nulls.finish(),
         )?)
+    }
+
+    /// A list or fixed-size list column: each row's items copied out in one run (an embedding
+    /// is one contiguous copy), item validity only when some item is null.
+    fn list(&self, dtype: DType) -> Result<ArrayRef> {
+        let (item, fixed) = dtype.list_item().expect("a list dtype");
+        let fixed = fixed.map(|n| n as usize);
+        let n = self.rows.len();
+        let mut items = ItemsOut::new(item, n * fixed.unwrap_or(4));
+        let mut offsets: Vec<i32> = Vec::with_capacity(if fixed.is_some() { 0 } else { n + 1 });
+        offsets.push(0);
+        let mut nulls = Nulls::new(n);
+        for i in 0..n {
+            let list = self
+                .at(i)
+                .and_then(|(r, _, col)| Some((r, col.list()?)))
+                .map(|(r, list)| {
+                    let (a, b) = list.range(r);
+                    (list, a, b)
+                })
+                // A fixed-size list of the wrong length (a corrupt file) reads as null.
+                .filter(|&(_, a, b)| fixed.is_none_or(|len| b - a == len));
+            match list {
+                Some((list, a, b)) => {
+                    items.extend(list, a, b);
+                    nulls.push(true);
+                }
+                None => {
+                    if let Some(len) = fixed {
+                        items.push_zeros(len);
+                    }
+                    nulls.push(false);
+                }
+            }
+            if fixed.is_none() {
+                offsets.push(i32::try_from(items.len).map_err(|_| Error::TooLarge {
+                    column: self.column.to_owned(),
+                })?);
+            }
+        }
+        let values = items.finish(self.column)?;
+        let field = Arc::new(Field::new_list_field(item.to_arrow(), true));
+        Ok(match fixed {
+            Some(len) => Arc::new(FixedSizeListArray::try_new(
+                field,
+                i32::try_from(len).expect("at most MAX_FIXED_LIST_LEN"),
+                values,
+                nulls.finish(),
+            )?),
+            None => Arc::new(ListArray::try_new(
+                field,
+                OffsetBuffer::new(ScalarBuffer::from(offsets)),
+                values,
+                nulls.finish(),
+            )?),
+        })
+    }
+}
+
+/// The items of a list column being gathered: fixed-width items' bytes (booleans one byte
+/// each), or byte strings' offsets and data; validity made at the first null item.
+struct ItemsOut {
+    item: DType,
+    width: Option<usize>,
+    values: MutableBuffer,
+    offsets: Vec<i32>,
+    too_large: bool,
+    nulls: Nulls,
+    len: usize,
+}
+
+impl ItemsOut {
+    fn new(item: DType, items: usize) -> ItemsOut {
+        let width = item.fixed_width();
+        ItemsOut {
+            item,
+            width,
+            values: MutableBuffer::with_capacity(items * width.unwrap_or(8)),
+            offsets: if width.is_some() { Vec::new() } else { vec![0] },
+            too_large: false,
+            nulls: Nulls::new(items),
+            len: 0,
+        }
+    }
+
+    #[inline]
+    fn extend(&mut self, list: ListView<'_>, a: usize, b: usize) {
+        match list.fixed_values() {
+            Some((values, w)) => self.values.extend_from_slice(&values[a * w..b * w]),
+            None => {
+                for i in a..b {
+                    self.values.extend_from_slice(list.item_bytes(i));
+                    match i32::try_from(self.values.len()) {
+                        Ok(end) => self.offsets.push(end),
+                        Err(_) => {
+                            self.too_large = true;
+                            self.offsets.push(0);
+                        }
+                    }
+                }
+            }
+        }
+        if list.has_item_nulls() || self.nulls.builder.is_some() {
+            for i in a..b {
+                self.nulls.push(list.item_valid(i));
+            }
+        } else {
+            self.nulls.len += b - a;
+        }
+        self.len += b - a;
+    }
+
+    fn push_zeros(&mut self, n: usize) {
+        match self.width {
+            Some(w) => self.values.extend_zeros(n * w),
+            None => {
+                let end = self.offsets.last().copied().unwrap_or(0);
+                self.offsets.extend(std::iter::repeat_n(end, n));
+            }
+        }
+        for _ in 0..n {
+            self.nulls.push(true);
+        }
+        self.len += n;
+    }
+
+    fn finish(self, column: &str) -> Result<ArrayRef> {
+        if self.too_large {
+            return Err(Error::TooLarge {
+                column: column.to_owned(),
+            });
+        }
+        let nulls = self.nulls.finish();
+        let len = self.len;
+        let values: Buffer = self.values.into();
+        let item = self.item;
+        let offsets = || OffsetBuffer::new(ScalarBuffer::from(self.offsets.clone()));
+        Ok(downcast_dtype!(item,
+            |T| Arc::new(
+                PrimitiveArray::<T>::new(ScalarBuffer::new(values, 0, len), nulls)
+                    .with_data_type(item.to_arrow()),
+            ) as ArrayRef,
+            utf8 => Arc::new(GenericByteArray::<Utf8Type>::try_new(offsets(), values, nulls)?),
+            binary => Arc::new(GenericByteArray::<BinaryType>::try_new(offsets(), values, nulls)?),
+            bool => Arc::new(BooleanArray::new(
+                BooleanBuffer::collect_bool(len, |i| values[i] != 0),
+                nulls,
+            )),
+            list => unreachable!("lists do not nest"),
+            other(d) => return Err(Error::Invalid(format!("item type {d} cannot be read yet"))),
+        ))
     }
 }

@@ -26,6 +26,7 @@ pub use gather::{Loc, ResolvedRows, gather, gather_columns, gather_rows};
 pub mod __private {
     //! What [`downcast_dtype!`](crate::downcast_dtype) names, so its callers need not.
     pub use arrow_array::types;
+    pub use arrow_schema::TimeUnit;
     pub use murr_format::DType;
 }
 

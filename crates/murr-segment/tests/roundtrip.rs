@@ -5,9 +5,11 @@
 use std::sync::Arc;
 
 use arrow_array::{
-    ArrayRef, BooleanArray, Float32Array, Float64Array, Int8Array, Int16Array, Int32Array,
-    Int64Array, RecordBatch, StringArray, UInt8Array, UInt16Array, UInt32Array, UInt64Array,
+    Array, ArrayRef, BinaryArray, BooleanArray, Date32Array, FixedSizeListArray, Float16Array,
+    Float32Array, Float64Array, Int8Array, Int16Array, Int32Array, Int64Array, ListArray,
+    RecordBatch, StringArray, UInt8Array, UInt16Array, UInt32Array, UInt64Array,
 };
+use arrow_buffer::{NullBuffer, OffsetBuffer};
 use arrow_schema::{Field, Schema};
 use murr_directory::{Directory, DirectoryExt, FilePath, RamDirectory};
 use murr_format::{ColumnDef, DType, TableSchema, Verify};
@@ -16,9 +18,31 @@ use murr_segment::{
 };
 use proptest::prelude::*;
 
+/// Every type: the unparametrised ones and a sample of the parametrised ones.
+fn every_type() -> Vec<DType> {
+    let mut all = DType::ALL.to_vec();
+    all.extend(
+        [
+            "timestamp[s]",
+            "timestamp[ns, UTC]",
+            "timestamp[ms, Europe/Paris]",
+            "list<int64>",
+            "list<utf8>",
+            "list<bool>",
+            "list<float16>",
+            "list<timestamp[us, UTC]>",
+            "fixed_size_list<float32, 4>",
+            "fixed_size_list<uint8, 3>",
+        ]
+        .iter()
+        .map(|t| t.parse::<DType>().expect("a type")),
+    );
+    all
+}
+
 fn schema() -> TableSchema {
     let mut cols = vec![ColumnDef::new("id", DType::Utf8, false)];
-    for &t in DType::ALL {
+    for t in every_type() {
         cols.push(ColumnDef::new(format!("{t}_n"), t, true));
         cols.push(ColumnDef::new(format!("{t}_r"), t, false));
     }
@@ -79,6 +103,61 @@ fn column(dtype: DType, rows: &[Row], nullable: bool, salt: usize) -> ArrayRef {
         DType::Float64 => Arc::new(Float64Array::from_iter(
             (0..n).map(|i| (!null(i)).then_some(rows[i].f)),
         )),
+        DType::Float16 => {
+            Arc::new(Float16Array::from_iter((0..n).map(|i| {
+                (!null(i)).then(|| half::f16::from_f64(rows[i].f / 1e26))
+            })))
+        }
+        DType::Date32 => ints!(Date32Array, i32),
+        DType::Binary => Arc::new(BinaryArray::from_iter((0..n).map(|i| {
+            (!null(i)).then(|| {
+                rows[i].ints[salt % 10].to_le_bytes()[..(rows[i].ints[0] as usize % 9)].to_vec()
+            })
+        }))),
+        DType::Timestamp(..) => {
+            let values = Int64Array::from_iter(
+                (0..n).map(|i| (!null(i)).then_some(rows[i].ints[salt % 10])),
+            );
+            arrow_cast::cast(&values, &dtype.to_arrow()).expect("int64 to timestamp")
+        }
+        DType::List(_) | DType::FixedSizeList(..) => {
+            let (item, fixed) = dtype.list_item().expect("list");
+            // Each row's list: a length from its numbers (or the fixed one), items from its
+            // numbers, every third item null when the row's mask says so.
+            let mut lens = Vec::with_capacity(n);
+            let mut item_rows = Vec::new();
+            for row in rows {
+                let len = fixed.map_or((row.ints[salt % 10] as u64 % 7) as usize, |f| f as usize);
+                lens.push(len);
+                for j in 0..len {
+                    let mut r = row.clone();
+                    r.ints.rotate_left(j % 10);
+                    r.null_mask = if row.null_mask & 2 == 2 && j % 3 == 1 {
+                        u64::MAX
+                    } else {
+                        0
+                    };
+                    item_rows.push(r);
+                }
+            }
+            let items = column(item, &item_rows, true, salt);
+            let field = Arc::new(Field::new_list_field(item.to_arrow(), true));
+            let list_nulls = NullBuffer::from_iter((0..n).map(|i| !null(i)));
+            match fixed {
+                Some(f) => Arc::new(FixedSizeListArray::new(
+                    field,
+                    f as i32,
+                    items,
+                    Some(list_nulls),
+                )),
+                None => Arc::new(ListArray::new(
+                    field,
+                    OffsetBuffer::from_lengths(lens),
+                    items,
+                    Some(list_nulls),
+                )),
+            }
+        }
         _ => unreachable!(),
     }
 }

@@ -5,8 +5,8 @@ use std::io::Write;
 use crate::error::{Error, Result};
 use crate::index;
 use crate::segment::footer::{
-    ALIGN, ColumnMeta, FORMAT_VERSION, HEADER_LEN, Section, SegmentMeta, Storage, StorageKind,
-    TRAILER_LEN, Trailer, encode_meta, header,
+    ALIGN, ColumnMeta, FORMAT_VERSION, HEADER_LEN, Items, Section, SegmentMeta, Storage,
+    StorageKind, TRAILER_LEN, Trailer, encode_meta, header,
 };
 use crate::segment::layout::{ColumnSpec, RowLayout};
 use crate::segment::view::inline_value;
@@ -15,6 +15,49 @@ use crate::segment::view::inline_value;
 struct VarBuilder {
     offsets: Vec<u64>,
     data: Vec<u8>,
+}
+
+/// A list column being filled: item offsets per row, the items, and their validity.
+#[derive(Debug)]
+struct ListBuilder {
+    /// Item offsets: a leading 0, then one per list.
+    offsets: Vec<u64>,
+    /// Every list's length (fixed-size lists).
+    fixed_len: Option<u64>,
+    /// Bytes per item (fixed-width items), `None` for byte-string items.
+    item_width: Option<usize>,
+    /// Fixed-width items' bytes, or byte-string items' data.
+    values: Vec<u8>,
+    /// Byte-string items' offsets (a leading 0, then one per item).
+    item_offsets: Vec<u64>,
+    items: u64,
+    /// One bit per item, 1 = valid; made at the first null item.
+    item_validity: Option<Vec<u8>>,
+    null_lists: bool,
+}
+
+impl ListBuilder {
+    fn mark_item(&mut self, valid: bool) {
+        let i = usize::try_from(self.items).expect("in memory");
+        self.items += 1;
+        match &mut self.item_validity {
+            Some(bits) => {
+                if i / 8 >= bits.len() {
+                    bits.push(0);
+                }
+                if valid {
+                    bits[i / 8] |= 1 << (i % 8);
+                }
+            }
+            None if valid => {}
+            None => {
+                let mut bits = vec![0xFF; (i + 1).div_ceil(8)];
+                // Items from `i` on are not valid yet: clear their bits.
+                bits[i / 8] &= (1u8 << (i % 8)) - 1;
+                self.item_validity = Some(bits);
+            }
+        }
+    }
 }
 
 /// An inline string column being filled: where its slot is and how many rows got a value.
@@ -43,6 +86,7 @@ pub struct SegmentEncoder {
     block: Vec<u8>,
     var: Vec<Option<VarBuilder>>,
     inline: Vec<Option<InlineBuilder>>,
+    lists: Vec<Option<ListBuilder>>,
     /// The first value too long for its inline slot (reported by `finish`).
     overflow: Option<String>,
     hash_seed: u64,
@@ -59,7 +103,7 @@ impl SegmentEncoder {
         let Some(k) = columns.get(key) else {
             return Err(Error::invalid("key column position out of range"));
         };
-        if k.dtype.fixed_width().is_some() {
+        if !k.dtype.is_bytes() {
             return Err(Error::invalid(format!(
                 "key column {:?} is {}: the key column holds encoded keys, byte strings",
                 k.name, k.dtype
@@ -79,9 +123,34 @@ impl SegmentEncoder {
         let mut fixed_offsets = vec![None; columns.len()];
         let mut inline = vec![None; columns.len()];
         let mut var = Vec::with_capacity(columns.len());
+        let mut lists = Vec::with_capacity(columns.len());
         for (i, kind) in layout.kinds.iter().enumerate() {
             var.push(None);
+            lists.push(None);
             match kind {
+                StorageKind::List => {
+                    let (item, fixed_len) = columns[i]
+                        .dtype
+                        .list_item()
+                        .expect("list storage is for lists");
+                    let mut offsets = Vec::with_capacity(rows + 1);
+                    offsets.push(0);
+                    let item_width = item.fixed_width();
+                    lists[i] = Some(ListBuilder {
+                        offsets,
+                        fixed_len: fixed_len.map(u64::from),
+                        item_width,
+                        values: Vec::new(),
+                        item_offsets: if item_width.is_none() {
+                            vec![0]
+                        } else {
+                            Vec::new()
+                        },
+                        items: 0,
+                        item_validity: None,
+                        null_lists: false,
+                    });
+                }
                 StorageKind::Fixed => fixed_offsets[i] = layout.offsets[i],
                 StorageKind::Inline => {
                     inline[i] = Some(InlineBuilder {
@@ -110,6 +179,7 @@ impl SegmentEncoder {
             block: vec![0; block_len],
             var,
             inline,
+            lists,
             overflow: None,
             hash_seed: 0,
             columns,
@@ -145,6 +215,8 @@ impl SegmentEncoder {
             StorageKind::Fixed
         } else if self.inline[column].is_some() {
             StorageKind::Inline
+        } else if self.lists[column].is_some() {
+            StorageKind::List
         } else {
             StorageKind::Var
         }
@@ -201,10 +273,100 @@ impl SegmentEncoder {
         b.offsets.push(b.data.len() as u64);
     }
 
-    /// Reserves room for `bytes` more bytes of a variable-width column's data.
+    /// Reserves room for `bytes` more bytes of a variable-width column's data (or a list
+    /// column's items).
     pub fn reserve_var(&mut self, column: usize, bytes: usize) {
         if let Some(b) = self.var[column].as_mut() {
             b.data.reserve(bytes);
+        }
+        if let Some(l) = self.lists[column].as_mut() {
+            l.values.reserve(bytes);
+        }
+    }
+
+    fn list(&mut self, column: usize) -> &mut ListBuilder {
+        self.lists[column]
+            .as_mut()
+            .expect("a list call on a list column")
+    }
+
+    /// Appends valid fixed-width items to the current row's list of a list column: `bytes`
+    /// holds whole little-endian items, back to back.
+    ///
+    /// # Panics
+    /// If `column` is not a list of fixed-width items, or `bytes` is not whole items.
+    #[inline]
+    pub fn push_items(&mut self, column: usize, bytes: &[u8]) {
+        let l = self.list(column);
+        let width = l.item_width.expect("push_items on fixed-width items");
+        assert!(bytes.len().is_multiple_of(width), "whole items");
+        l.values.extend_from_slice(bytes);
+        let n = (bytes.len() / width) as u64;
+        if l.item_validity.is_some() {
+            for _ in 0..n {
+                l.mark_item(true);
+            }
+        } else {
+            l.items += n;
+        }
+    }
+
+    /// Appends one item to the current row's list of a list column (`None` = a null item): a
+    /// fixed-width item's little-endian bytes, or a byte string.
+    ///
+    /// # Panics
+    /// If `column` is not a list column, or a fixed-width item has another width.
+    #[inline]
+    pub fn push_item(&mut self, column: usize, item: Option<&[u8]>) {
+        let l = self.list(column);
+        match l.item_width {
+            Some(width) => match item {
+                Some(v) => {
+                    assert_eq!(v.len(), width, "one item");
+                    l.values.extend_from_slice(v);
+                }
+                None => l.values.resize(l.values.len() + width, 0),
+            },
+            None => {
+                if let Some(v) = item {
+                    l.values.extend_from_slice(v);
+                }
+                l.item_offsets.push(l.values.len() as u64);
+            }
+        }
+        l.mark_item(item.is_some());
+    }
+
+    /// Ends the current row's list of a list column: a valid list of the items pushed since the
+    /// last one, or a null list (push no items for it).
+    ///
+    /// # Panics
+    /// If `column` is not a list column.
+    #[inline]
+    pub fn end_list(&mut self, column: usize, valid: bool) {
+        let l = self.list(column);
+        let row = l.offsets.len() - 1;
+        let start = *l.offsets.last().expect("a leading 0");
+        let len = l.items - start;
+        let bad = if !valid && len > 0 {
+            Some(format!("a null list with {len} items at row {row}"))
+        } else if valid && l.fixed_len.is_some_and(|n| n != len) {
+            Some(format!(
+                "a list of {len} items at row {row}, the type has {}",
+                l.fixed_len.unwrap_or(0)
+            ))
+        } else {
+            None
+        };
+        l.null_lists |= !valid;
+        l.offsets.push(l.items);
+        if valid {
+            self.set_valid(column, row);
+        }
+        if let Some(bad) = bad
+            && self.overflow.is_none()
+        {
+            self.overflow = Some(format!("column {:?}: {bad}", self.columns[column].name));
         }
     }
 
@@ -218,10 +380,11 @@ impl SegmentEncoder {
             return Err(Error::invalid(overflow));
         }
         for (i, (v, inl)) in self.var.iter().zip(&self.inline).enumerate() {
-            let got = match (v, inl) {
-                (Some(b), _) => b.offsets.len() - 1,
-                (None, Some(i)) => i.pushed,
-                (None, None) => continue,
+            let got = match (v, inl, &self.lists[i]) {
+                (Some(b), _, _) => b.offsets.len() - 1,
+                (None, Some(i), _) => i.pushed,
+                (None, None, Some(l)) => l.offsets.len() - 1,
+                (None, None, None) => continue,
             };
             if got != self.rows {
                 return Err(Error::invalid(format!(
@@ -245,6 +408,42 @@ impl SegmentEncoder {
         let mut metas = Vec::with_capacity(self.columns.len());
         for (i, c) in self.columns.iter().enumerate() {
             let storage = match (&self.var[i], self.inline[i]) {
+                (None, None) if self.lists[i].is_some() => {
+                    let l = self.lists[i].as_ref().expect("checked");
+                    // A fixed-size list with no null list needs no offsets: row r's items are
+                    // r * N .. (r + 1) * N.
+                    let (offsets, offset_width) = if l.fixed_len.is_some() && !l.null_lists {
+                        (Section::default(), 0)
+                    } else {
+                        let (bytes, width) = offset_bytes(&l.offsets, l.items);
+                        (w.section(&bytes)?, width)
+                    };
+                    let item_validity = match &l.item_validity {
+                        Some(bits) => w.section(bits)?,
+                        None => Section::default(),
+                    };
+                    let items = match l.item_width {
+                        Some(width) => Items::Fixed {
+                            values: w.section(&l.values)?,
+                            width: u8::try_from(width).expect("small"),
+                        },
+                        None => {
+                            let (bytes, offset_width) =
+                                offset_bytes(&l.item_offsets, l.values.len() as u64);
+                            Items::Var {
+                                offsets: w.section(&bytes)?,
+                                data: w.section(&l.values)?,
+                                offset_width,
+                            }
+                        }
+                    };
+                    Storage::List {
+                        offsets,
+                        offset_width,
+                        item_validity,
+                        items,
+                    }
+                }
                 (None, Some(inl)) => Storage::Inline {
                     offset: inl.offset,
                     width: inl.width,
@@ -254,23 +453,13 @@ impl SegmentEncoder {
                     width: u8::try_from(c.dtype.fixed_width().expect("fixed")).expect("small"),
                 },
                 (Some(b), _) => {
-                    let wide = b.data.len() > u32::MAX as usize;
-                    let mut bytes = Vec::with_capacity(b.offsets.len() * if wide { 8 } else { 4 });
-                    for &o in &b.offsets {
-                        if wide {
-                            bytes.extend_from_slice(&o.to_le_bytes());
-                        } else {
-                            bytes.extend_from_slice(
-                                &u32::try_from(o).expect("checked narrow").to_le_bytes(),
-                            );
-                        }
-                    }
+                    let (bytes, offset_width) = offset_bytes(&b.offsets, b.data.len() as u64);
                     let offsets = w.section(&bytes)?;
                     let data = w.section(&b.data)?;
                     Storage::Var {
                         offsets,
                         data,
-                        offset_width: if wide { 8 } else { 4 },
+                        offset_width,
                     }
                 }
             };
@@ -312,6 +501,21 @@ impl SegmentEncoder {
         w.write(&trailer)?;
         Ok(w.pos)
     }
+}
+
+/// Offsets as a section stores them: 4 bytes each when `end` (the last) fits, else 8; and that
+/// width.
+fn offset_bytes(offsets: &[u64], end: u64) -> (Vec<u8>, u8) {
+    let wide = end > u64::from(u32::MAX);
+    let mut bytes = Vec::with_capacity(offsets.len() * if wide { 8 } else { 4 });
+    for &o in offsets {
+        if wide {
+            bytes.extend_from_slice(&o.to_le_bytes());
+        } else {
+            bytes.extend_from_slice(&u32::try_from(o).expect("checked narrow").to_le_bytes());
+        }
+    }
+    (bytes, if wide { 8 } else { 4 })
 }
 
 /// The keys of a finished encoder, in row order.

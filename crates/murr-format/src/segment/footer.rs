@@ -6,8 +6,9 @@ use crate::error::{Error, Result};
 
 /// The first 8 bytes of every segment file, and its last 8.
 pub const MAGIC: [u8; 8] = *b"MURRSEG\0";
-/// The segment format version this build writes (3: the key index's hash seed in the footer).
-pub const FORMAT_VERSION: u32 = 3;
+/// The segment format version this build writes (4: list storage and the types of codes 13 to 15
+/// and 64 to 66).
+pub const FORMAT_VERSION: u32 = 4;
 /// The oldest segment format version this build reads (version 1 has no inline strings).
 pub const MIN_FORMAT_VERSION: u32 = 1;
 /// The header's length.
@@ -39,14 +40,21 @@ pub enum StorageKind {
     Var = 1,
     /// Short strings in the row block: a length byte and a zero-padded slot.
     Inline = 2,
+    /// Lists, column-major: item offsets per row, then the items in their own sections.
+    List = 3,
 }
 
 impl StorageKind {
     /// The kind with this code, if this build knows it.
     pub fn from_code(code: u8) -> Option<StorageKind> {
-        [StorageKind::Fixed, StorageKind::Var, StorageKind::Inline]
-            .into_iter()
-            .find(|k| *k as u8 == code)
+        [
+            StorageKind::Fixed,
+            StorageKind::Var,
+            StorageKind::Inline,
+            StorageKind::List,
+        ]
+        .into_iter()
+        .find(|k| *k as u8 == code)
     }
 }
 
@@ -77,6 +85,41 @@ pub enum Storage {
         /// 4 or 8.
         offset_width: u8,
     },
+    /// A list per row, column-major: row `r`'s items are `offsets[r] .. offsets[r + 1]` of the
+    /// items. A fixed-size list of `N` with no null list has no offsets (row `r`'s items are
+    /// `r * N .. (r + 1) * N`).
+    List {
+        /// `rows + 1` item offsets of `offset_width` bytes, or empty.
+        offsets: Section,
+        /// 4 or 8; 0 when there are no offsets.
+        offset_width: u8,
+        /// One bit per item (bit `i % 8` of byte `i / 8`, 1 = valid), or empty when no item is
+        /// null.
+        item_validity: Section,
+        /// The items.
+        items: Items,
+    },
+}
+
+/// Where a list column's items live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Items {
+    /// Fixed-width items, back to back.
+    Fixed {
+        /// The values.
+        values: Section,
+        /// Bytes per item.
+        width: u8,
+    },
+    /// Variable-width items: `items + 1` offsets, then the data.
+    Var {
+        /// The offsets section.
+        offsets: Section,
+        /// The data section.
+        data: Section,
+        /// 4 or 8.
+        offset_width: u8,
+    },
 }
 
 impl Storage {
@@ -86,6 +129,7 @@ impl Storage {
             Storage::Fixed { .. } => StorageKind::Fixed,
             Storage::Inline { .. } => StorageKind::Inline,
             Storage::Var { .. } => StorageKind::Var,
+            Storage::List { .. } => StorageKind::List,
         }
     }
 }
@@ -223,6 +267,33 @@ pub(crate) fn encode_meta(m: &SegmentMeta) -> Result<Vec<u8>> {
                 put_section(&mut p, data);
                 p.u8(offset_width);
             }
+            Storage::List {
+                offsets,
+                offset_width,
+                item_validity,
+                items,
+            } => {
+                put_section(&mut p, offsets);
+                p.u8(offset_width);
+                put_section(&mut p, item_validity);
+                match items {
+                    Items::Fixed { values, width } => {
+                        p.u8(0);
+                        put_section(&mut p, values);
+                        p.u8(width);
+                    }
+                    Items::Var {
+                        offsets,
+                        data,
+                        offset_width,
+                    } => {
+                        p.u8(1);
+                        put_section(&mut p, offsets);
+                        put_section(&mut p, data);
+                        p.u8(offset_width);
+                    }
+                }
+            }
         }
     }
     Ok(p.0)
@@ -264,7 +335,28 @@ pub(crate) fn decode_meta(bytes: &[u8], version: u32) -> Result<SegmentMeta> {
                 offset: g.u32()?,
                 width: g.u8()?,
             },
-            None => {
+            Some(StorageKind::List) if version >= 4 => Storage::List {
+                offsets: get_section(&mut g)?,
+                offset_width: g.u8()?,
+                item_validity: get_section(&mut g)?,
+                items: match g.u8()? {
+                    0 => Items::Fixed {
+                        values: get_section(&mut g)?,
+                        width: g.u8()?,
+                    },
+                    1 => Items::Var {
+                        offsets: get_section(&mut g)?,
+                        data: get_section(&mut g)?,
+                        offset_width: g.u8()?,
+                    },
+                    other => {
+                        return Err(Error::corrupt(format!(
+                            "column {name:?} has unknown item storage {other}"
+                        )));
+                    }
+                },
+            },
+            _ => {
                 return Err(Error::corrupt(format!(
                     "column {name:?} has unknown storage kind {code}"
                 )));

@@ -47,10 +47,15 @@ pub struct ColumnSpec {
 /// longest fits [`MAX_INLINE`] and padding every value to the longest wastes at most 12 bytes
 /// per row over what offsets and data would take (keys of an ID scheme mostly have one length,
 /// and are then always inline): an inline key costs no extra cache miss to compare, as it is in
-/// the row the fetch reads anyway. Otherwise [`StorageKind::Var`].
+/// the row the fetch reads anyway. Otherwise [`StorageKind::Var`]. Lists are
+/// [`StorageKind::List`]: an embedding of 3 KB in the row would spread every other column's
+/// values of a fetch over 48 times the cache lines.
 pub(crate) fn choose_storage(dtype: DType, rows: usize, stats: ValueStats) -> (StorageKind, u8) {
     if dtype.fixed_width().is_some() {
         return (StorageKind::Fixed, 0);
+    }
+    if dtype.list_item().is_some() {
+        return (StorageKind::List, 0);
     }
     let fits = stats.max_len <= MAX_INLINE
         && (stats.max_len + 1).saturating_mul(rows)

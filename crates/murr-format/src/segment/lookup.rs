@@ -180,7 +180,7 @@ impl SegmentView {
                     check(i, pos, row, &keys_col.data[a..b]);
                 }
             }
-            Layout::Fixed { .. } => {
+            Layout::Fixed { .. } | Layout::List(_) => {
                 unreachable!("the key column holds byte strings, checked at open")
             }
         }

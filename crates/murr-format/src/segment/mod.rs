@@ -20,11 +20,11 @@ mod view;
 
 pub use encoder::SegmentEncoder;
 pub use footer::{
-    ColumnMeta, FORMAT_VERSION, MAGIC, MIN_FORMAT_VERSION, Section, SegmentMeta, Storage,
+    ColumnMeta, FORMAT_VERSION, Items, MAGIC, MIN_FORMAT_VERSION, Section, SegmentMeta, Storage,
     StorageKind,
 };
 pub use layout::{ColumnSpec, ValueStats};
-pub use view::{ColumnView, SegmentView, Verify};
+pub use view::{ColumnView, ListView, SegmentView, Verify};
 
 /// A fixed-width value type that rows store little-endian.
 pub trait Native: Copy + Default + Send + Sync + 'static {
@@ -51,4 +51,4 @@ macro_rules! native {
         }
     )*};
 }
-native!(i8, i16, i32, i64, u8, u16, u32, u64, f32, f64);
+native!(i8, i16, i32, i64, u8, u16, u32, u64, f32, f64, half::f16);

@@ -9,8 +9,8 @@ use crate::error::{Error, Result};
 use crate::index::{self, IndexView};
 use crate::segment::Native;
 use crate::segment::footer::{
-    ALIGN, FORMAT_VERSION, HEADER_LEN, MAGIC, MIN_FORMAT_VERSION, Section, SegmentMeta, Storage,
-    StorageKind, TRAILER_LEN, Trailer, decode_meta,
+    ALIGN, ColumnMeta, FORMAT_VERSION, HEADER_LEN, Items, MAGIC, MIN_FORMAT_VERSION, Section,
+    SegmentMeta, Storage, StorageKind, TRAILER_LEN, Trailer, decode_meta,
 };
 use crate::segment::layout::MAX_INLINE;
 
@@ -38,6 +38,7 @@ pub(crate) enum Layout {
     Fixed { offset: usize, width: usize },
     Inline { offset: usize, width: usize },
     Var(usize),
+    List(usize),
 }
 
 #[derive(Debug, Clone)]
@@ -69,6 +70,263 @@ impl VarColumn {
         let (a, b) = self.bounds(row);
         &self.data[a..b]
     }
+
+    /// Checks `count + 1` offsets of `width` bytes: they start at 0, never decrease and end at
+    /// `end`; also returns the last.
+    fn check(what: &str, off: &[u8], width: u8, count: usize, end: Option<u64>) -> Result<u64> {
+        let wide = match width {
+            4 => false,
+            8 => true,
+            other => return Err(Error::corrupt(format!("{what} has offset width {other}"))),
+        };
+        let ow = usize::from(width);
+        if Some(off.len()) != (count + 1).checked_mul(ow) {
+            return Err(Error::corrupt(format!(
+                "{what} has {} offset bytes for {count} values",
+                off.len()
+            )));
+        }
+        let mut prev = 0u64;
+        for i in 0..=count {
+            let o = if wide {
+                u64::read_le(&off[i * 8..i * 8 + 8])
+            } else {
+                u64::from(u32::read_le(&off[i * 4..i * 4 + 4]))
+            };
+            if (i == 0 && o != 0) || o < prev {
+                return Err(Error::corrupt(format!(
+                    "{what} offsets are not increasing at {i}"
+                )));
+            }
+            prev = o;
+        }
+        if let Some(end) = end
+            && prev != end
+        {
+            return Err(Error::corrupt(format!(
+                "{what} offsets end at {prev}, expected {end}"
+            )));
+        }
+        Ok(prev)
+    }
+}
+
+/// A list column of an open segment (see [`Storage::List`]).
+#[derive(Debug, Clone)]
+pub(crate) struct ListColumn {
+    /// Item offsets per row, or `None` for a fixed-size list without null lists.
+    offsets: Option<VarOffsets>,
+    /// Every list's length (fixed-size lists).
+    fixed_len: Option<usize>,
+    item_validity: Option<Bytes>,
+    items: ItemValues,
+}
+
+#[derive(Debug, Clone)]
+struct VarOffsets {
+    offsets: Bytes,
+    wide: bool,
+}
+
+impl VarOffsets {
+    #[inline]
+    fn get(&self, i: usize) -> usize {
+        if self.wide {
+            usize::try_from(u64::read_le(&self.offsets[i * 8..i * 8 + 8])).expect("validated")
+        } else {
+            u32::read_le(&self.offsets[i * 4..i * 4 + 4]) as usize
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum ItemValues {
+    Fixed { values: Bytes, width: usize },
+    Var(VarColumn),
+}
+
+/// The items of one list column of a segment ([`ColumnView::list`]).
+#[derive(Debug, Clone, Copy)]
+pub struct ListView<'a> {
+    list: &'a ListColumn,
+}
+
+impl<'a> ListView<'a> {
+    /// The items of row `row`'s list: positions `start .. end` of the items. Empty for a null
+    /// list (check [`ColumnView::is_valid`]); a fixed-size list is always `N` long or empty.
+    #[inline]
+    pub fn range(&self, row: usize) -> (usize, usize) {
+        match (&self.list.offsets, self.list.fixed_len) {
+            (Some(o), Some(n)) => {
+                let (a, b) = (o.get(row), o.get(row + 1));
+                // Validated: b - a is 0 or n.
+                if b - a == n { (a, b) } else { (a, a) }
+            }
+            (Some(o), None) => (o.get(row), o.get(row + 1)),
+            (None, Some(n)) => (row * n, row * n + n),
+            (None, None) => unreachable!("lists without offsets have a fixed length, validated"),
+        }
+    }
+
+    /// Every list's length, for a fixed-size list.
+    pub fn fixed_len(&self) -> Option<usize> {
+        self.list.fixed_len
+    }
+
+    /// Fixed-width items' bytes, all items back to back, and the bytes per item; `None` for
+    /// byte-string items.
+    pub fn fixed_values(&self) -> Option<(&'a [u8], usize)> {
+        match &self.list.items {
+            ItemValues::Fixed { values, width } => Some((values, *width)),
+            ItemValues::Var(_) => None,
+        }
+    }
+
+    /// The bytes of byte-string item `i` (empty for fixed-width items).
+    #[inline]
+    pub fn item_bytes(&self, i: usize) -> &'a [u8] {
+        match &self.list.items {
+            ItemValues::Var(v) => v.value(i),
+            ItemValues::Fixed { .. } => &[],
+        }
+    }
+
+    /// Whether some item of the column is null in this segment.
+    pub fn has_item_nulls(&self) -> bool {
+        self.list.item_validity.is_some()
+    }
+
+    /// Whether item `i` is valid.
+    #[inline]
+    pub fn item_valid(&self, i: usize) -> bool {
+        match &self.list.item_validity {
+            None => true,
+            Some(bits) => bits[i / 8] & (1 << (i % 8)) != 0,
+        }
+    }
+}
+
+/// Resolves and checks a list column's sections.
+fn open_list(
+    bytes: &Bytes,
+    c: &ColumnMeta,
+    rows: usize,
+    footer_offset: u64,
+    storage: Storage,
+) -> Result<ListColumn> {
+    let what = format!("column {:?}", c.name);
+    let Storage::List {
+        offsets,
+        offset_width,
+        item_validity,
+        items,
+    } = storage
+    else {
+        unreachable!("called for list storage");
+    };
+    let Some((item, fixed_len)) = c.dtype.list_item() else {
+        return Err(Error::corrupt(format!(
+            "{what} has list storage for dtype {}",
+            c.dtype
+        )));
+    };
+    let fixed_len = fixed_len.map(|n| n as usize);
+    let items = match (items, item.fixed_width()) {
+        (Items::Fixed { values, width }, Some(w)) if usize::from(width) == w => ItemValues::Fixed {
+            values: sub(bytes, values, footer_offset, &what)?,
+            width: w,
+        },
+        (
+            Items::Var {
+                offsets,
+                data,
+                offset_width,
+            },
+            None,
+        ) => {
+            let off = sub(bytes, offsets, footer_offset, &what)?;
+            let data = sub(bytes, data, footer_offset, &what)?;
+            let count = (off.len() / usize::from(offset_width.max(1))).saturating_sub(1);
+            VarColumn::check(
+                &format!("{what} items"),
+                &off,
+                offset_width,
+                count,
+                Some(data.len() as u64),
+            )?;
+            ItemValues::Var(VarColumn {
+                offsets: off,
+                data,
+                wide: offset_width == 8,
+            })
+        }
+        _ => {
+            return Err(Error::corrupt(format!(
+                "{what}: item storage does not fit the items' dtype {item}"
+            )));
+        }
+    };
+    let item_count = match &items {
+        ItemValues::Fixed { values, width } => {
+            if !values.len().is_multiple_of(*width) {
+                return Err(Error::corrupt(format!("{what} items are not whole")));
+            }
+            values.len() / width
+        }
+        ItemValues::Var(v) => v.offsets.len() / if v.wide { 8 } else { 4 } - 1,
+    };
+    let offsets = if offset_width == 0 && offsets.len == 0 {
+        match fixed_len {
+            Some(n) if rows.checked_mul(n) == Some(item_count) => None,
+            _ => {
+                return Err(Error::corrupt(format!(
+                    "{what} has no list offsets and {item_count} items for {rows} rows"
+                )));
+            }
+        }
+    } else {
+        let off = sub(bytes, offsets, footer_offset, &what)?;
+        VarColumn::check(
+            &format!("{what} lists"),
+            &off,
+            offset_width,
+            rows,
+            Some(item_count as u64),
+        )?;
+        let o = VarOffsets {
+            offsets: off,
+            wide: offset_width == 8,
+        };
+        if let Some(n) = fixed_len
+            && let Some(r) = (0..rows).find(|&r| {
+                let len = o.get(r + 1) - o.get(r);
+                len != 0 && len != n
+            })
+        {
+            return Err(Error::corrupt(format!(
+                "{what}: the list of row {r} does not have {n} items"
+            )));
+        }
+        Some(o)
+    };
+    let item_validity = if item_validity.len == 0 {
+        None
+    } else {
+        let bits = sub(bytes, item_validity, footer_offset, &what)?;
+        if bits.len() != item_count.div_ceil(8) {
+            return Err(Error::corrupt(format!(
+                "{what} has {} item validity bytes for {item_count} items",
+                bits.len()
+            )));
+        }
+        Some(bits)
+    };
+    Ok(ListColumn {
+        offsets,
+        fixed_len,
+        item_validity,
+        items,
+    })
 }
 
 /// A validated, read-only view of a segment's bytes.
@@ -85,6 +343,7 @@ pub struct SegmentView {
     pub(crate) row_block: Bytes,
     layouts: Vec<Layout>,
     pub(crate) var: Vec<VarColumn>,
+    lists: Vec<ListColumn>,
     pub(crate) key_layout: Layout,
     /// Column positions by name (a fetch of 100 columns looks up 100 names).
     positions: HashMap<String, usize>,
@@ -112,6 +371,37 @@ impl<'a> ColumnView<'a> {
             Layout::Fixed { .. } => StorageKind::Fixed,
             Layout::Inline { .. } => StorageKind::Inline,
             Layout::Var(_) => StorageKind::Var,
+            Layout::List(_) => StorageKind::List,
+        }
+    }
+
+    /// Bytes the value of row `row` (whose bytes are `row_bytes`) takes outside the row's fixed
+    /// part: a string's or bytes' length, a list's items; 0 for fixed-width values.
+    #[inline]
+    pub fn outside_len(&self, row: usize, row_bytes: &[u8]) -> usize {
+        match self.layout {
+            Layout::List(l) => {
+                let list = ListView {
+                    list: &self.view.lists[l],
+                };
+                let (a, b) = list.range(row);
+                match &list.list.items {
+                    _ if a == b => 0,
+                    ItemValues::Fixed { width, .. } => (b - a) * width,
+                    ItemValues::Var(v) => v.bounds(b - 1).1 - v.bounds(a).0 + (b - a) * 4,
+                }
+            }
+            _ => self.bytes(row, row_bytes).len(),
+        }
+    }
+
+    /// The items of a list column; `None` for other columns.
+    pub fn list(&self) -> Option<ListView<'a>> {
+        match self.layout {
+            Layout::List(l) => Some(ListView {
+                list: &self.view.lists[l],
+            }),
+            _ => None,
         }
     }
 
@@ -159,7 +449,7 @@ impl<'a> ColumnView<'a> {
         match self.layout {
             Layout::Inline { offset, width } => inline_value(row_bytes, offset, width),
             Layout::Var(v) => self.view.var[v].value(row),
-            Layout::Fixed { .. } => &[],
+            Layout::Fixed { .. } | Layout::List(_) => &[],
         }
     }
 }
@@ -254,6 +544,7 @@ impl SegmentView {
         }
         let mut layouts = Vec::with_capacity(meta.columns.len());
         let mut var = Vec::new();
+        let mut lists = Vec::new();
         for c in &meta.columns {
             if let Some(bit) = c.null_bit
                 && (bit as usize >= validity_bits || !c.nullable)
@@ -264,6 +555,10 @@ impl SegmentView {
                 )));
             }
             match (c.storage, c.dtype.fixed_width()) {
+                (storage @ Storage::List { .. }, _) => {
+                    lists.push(open_list(&bytes, c, rows, footer_offset, storage)?);
+                    layouts.push(Layout::List(lists.len() - 1));
+                }
                 (Storage::Fixed { offset, width }, Some(w)) if usize::from(width) == w => {
                     let offset = offset as usize;
                     if offset + w > validity_offset || !offset.is_multiple_of(w) {
@@ -274,7 +569,7 @@ impl SegmentView {
                     }
                     layouts.push(Layout::Fixed { offset, width: w });
                 }
-                (Storage::Inline { offset, width }, None) => {
+                (Storage::Inline { offset, width }, None) if c.dtype.is_bytes() => {
                     let (offset, width) = (offset as usize, usize::from(width));
                     if width > MAX_INLINE || offset + 1 + width > validity_offset {
                         return Err(Error::corrupt(format!(
@@ -291,44 +586,12 @@ impl SegmentView {
                         offset_width,
                     },
                     None,
-                ) => {
+                ) if c.dtype.is_bytes() => {
                     let what = format!("column {:?}", c.name);
                     let off = sub(&bytes, offsets, footer_offset, &what)?;
                     let data = sub(&bytes, data, footer_offset, &what)?;
-                    let wide = match offset_width {
-                        4 => false,
-                        8 => true,
-                        other => {
-                            return Err(Error::corrupt(format!("{what} has offset width {other}")));
-                        }
-                    };
-                    let ow = usize::from(offset_width);
-                    if Some(off.len()) != (rows + 1).checked_mul(ow) {
-                        return Err(Error::corrupt(format!(
-                            "{what} has {} offset bytes for {rows} rows",
-                            off.len()
-                        )));
-                    }
-                    let mut prev = 0u64;
-                    for i in 0..=rows {
-                        let o = if wide {
-                            u64::read_le(&off[i * 8..i * 8 + 8])
-                        } else {
-                            u64::from(u32::read_le(&off[i * 4..i * 4 + 4]))
-                        };
-                        if (i == 0 && o != 0) || o < prev {
-                            return Err(Error::corrupt(format!(
-                                "{what} offsets are not increasing at row {i}"
-                            )));
-                        }
-                        prev = o;
-                    }
-                    if prev != data.len() as u64 {
-                        return Err(Error::corrupt(format!(
-                            "{what} offsets end at {prev}, data is {} bytes",
-                            data.len()
-                        )));
-                    }
+                    VarColumn::check(&what, &off, offset_width, rows, Some(data.len() as u64))?;
+                    let wide = offset_width == 8;
                     layouts.push(Layout::Var(var.len()));
                     var.push(VarColumn {
                         offsets: off,
@@ -346,7 +609,11 @@ impl SegmentView {
         }
         let key = meta.key_column as usize;
         let key_layout = match (meta.columns.get(key), layouts.get(key)) {
-            (Some(c), Some(l)) if !matches!(l, Layout::Fixed { .. }) && c.null_bit.is_none() => *l,
+            (Some(c), Some(l))
+                if matches!(l, Layout::Inline { .. } | Layout::Var(_)) && c.null_bit.is_none() =>
+            {
+                *l
+            }
             _ => {
                 return Err(Error::corrupt(
                     "key column is missing, not a byte string or has nulls",
@@ -380,6 +647,7 @@ impl SegmentView {
             row_block,
             layouts,
             var,
+            lists,
             key_layout,
             positions: meta
                 .columns
@@ -512,7 +780,7 @@ impl SegmentView {
         match self.key_layout {
             Layout::Var(v) => self.var[v].value(row),
             Layout::Inline { offset, width } => inline_value(self.row(row), offset, width),
-            Layout::Fixed { .. } => {
+            Layout::Fixed { .. } | Layout::List(_) => {
                 unreachable!("the key column holds byte strings, checked at open")
             }
         }

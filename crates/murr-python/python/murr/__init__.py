@@ -16,13 +16,16 @@ from murr.errors import (
     TableExistsError,
     TableNotFoundError,
 )
-from murr.schema import ColumnSchema, DType, TableSchema
+from murr.schema import ColumnSchema, DType, TableSchema, fixed_size_list, list_of, timestamp
 
 __all__ = [
     "__version__",
     "ColumnSchema",
     "DType",
     "TableSchema",
+    "timestamp",
+    "list_of",
+    "fixed_size_list",
     "MurrError",
     "TableNotFoundError",
     "TableExistsError",

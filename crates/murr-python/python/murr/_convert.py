@@ -8,8 +8,10 @@ from typing import Any, Sequence
 import pyarrow as pa
 import pyarrow.compute as pc
 
+import re
+
 from murr.errors import InvalidInputError
-from murr.schema import DType, TableSchema
+from murr.schema import DType, DTypeLike, TableSchema
 
 
 _ARROW_TYPES = {
@@ -25,7 +27,30 @@ _ARROW_TYPES = {
     DType.UINT64: pa.uint64(),
     DType.FLOAT32: pa.float32(),
     DType.FLOAT64: pa.float64(),
+    DType.FLOAT16: pa.float16(),
+    DType.BINARY: pa.binary(),
+    DType.DATE32: pa.date32(),
 }
+
+_TIMESTAMP = re.compile(r"^timestamp\[(s|ms|us|ns)(?:, ?(.+))?\]$")
+
+
+def arrow_type(dtype: DTypeLike) -> pa.DataType:
+    """The pyarrow type of a murr type (murr answers exactly these)."""
+    if isinstance(dtype, DType):
+        return _ARROW_TYPES[dtype]
+    text = str(dtype).strip()
+    if text in DType._value2member_map_:
+        return _ARROW_TYPES[DType(text)]
+    m = _TIMESTAMP.match(text)
+    if m:
+        return pa.timestamp(m.group(1), tz=m.group(2))
+    if text.startswith("fixed_size_list<") and text.endswith(">"):
+        item, n = text[len("fixed_size_list<") : -1].rsplit(",", 1)
+        return pa.list_(arrow_type(item.strip()), int(n))
+    if text.startswith("list<") and text.endswith(">"):
+        return pa.list_(arrow_type(text[len("list<") : -1].strip()))
+    raise InvalidInputError(f"unknown dtype {text!r}")
 
 
 def is_data_frame(data: Any) -> bool:
@@ -41,8 +66,8 @@ def conform(table: pa.Table, schema: TableSchema) -> pa.Table:
     columns = []
     for name, column in zip(table.column_names, table.columns):
         spec = schema.columns.get(name)
-        target = _ARROW_TYPES.get(spec.dtype) if spec is not None else None
-        if target is None or column.type == target or (
+        target = arrow_type(spec.dtype) if spec is not None else None
+        if target is None or column.type.equals(target) or (
             target == pa.string() and pa.types.is_large_string(column.type)
         ):
             columns.append(column)
@@ -51,7 +76,7 @@ def conform(table: pa.Table, schema: TableSchema) -> pa.Table:
             columns.append(pc.cast(column, target, safe=True))
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as e:
             raise InvalidInputError(
-                f"column {name!r}: cannot write {column.type} values as {spec.dtype.value}: {e}"
+                f"column {name!r}: cannot write {column.type} values as {spec.dtype}: {e}"
             ) from None
     return pa.Table.from_arrays(columns, names=table.column_names)
 

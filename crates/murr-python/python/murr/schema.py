@@ -2,6 +2,9 @@
 
 ``TableSchema(key="id", columns={"id": ColumnSchema(dtype=DType.UTF8, nullable=False), ...})``
 
+Parametrised types are strings in the API's spelling, made by :func:`timestamp`,
+:func:`list_of` and :func:`fixed_size_list` (``"fixed_size_list<float32, 768>"``).
+
 The models follow pydantic's method names (``model_dump``, ``model_dump_json``,
 ``model_validate``, ``model_validate_json``) without depending on pydantic.
 """
@@ -10,10 +13,18 @@ from __future__ import annotations
 
 import enum
 import json
+import re
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Mapping, Union
 
-__all__ = ["DType", "ColumnSchema", "TableSchema"]
+__all__ = [
+    "DType",
+    "ColumnSchema",
+    "TableSchema",
+    "timestamp",
+    "list_of",
+    "fixed_size_list",
+]
 
 
 class DType(str, enum.Enum):
@@ -31,29 +42,68 @@ class DType(str, enum.Enum):
     UINT64 = "uint64"
     FLOAT32 = "float32"
     FLOAT64 = "float64"
+    FLOAT16 = "float16"
+    BINARY = "binary"
+    DATE32 = "date32"
 
     def __str__(self) -> str:
         return self.value
+
+
+_NUMERIC = "int8|int16|int32|int64|uint8|uint16|uint32|uint64|float16|float32|float64"
+_TIMESTAMP = r"timestamp\[(s|ms|us|ns)(, ?[A-Za-z0-9_+/:-]{1,64})?\]"
+_SCALAR = "|".join(d.value for d in DType)
+_PARAMETRISED = re.compile(
+    rf"^({_TIMESTAMP}|list<({_SCALAR}|{_TIMESTAMP})>|fixed_size_list<({_NUMERIC}), ?[0-9]{{1,5}}>)$"
+)
+
+#: A column type: a :class:`DType` or a parametrised type's name.
+DTypeLike = Union[DType, str]
+
+
+def timestamp(unit: str = "us", tz: str | None = None) -> str:
+    """``timestamp[unit]`` or ``timestamp[unit, tz]``: unit is s, ms, us or ns."""
+    return f"timestamp[{unit}, {tz}]" if tz else f"timestamp[{unit}]"
+
+
+def list_of(item: DTypeLike) -> str:
+    """``list<item>``: lists of any length (and null lists and items)."""
+    return f"list<{item}>"
+
+
+def fixed_size_list(item: DTypeLike, n: int) -> str:
+    """``fixed_size_list<item, n>``: exactly ``n`` numbers per row, an embedding."""
+    return f"fixed_size_list<{item}, {n}>"
+
+
+def _dtype(value: Any) -> DTypeLike:
+    try:
+        return DType(value)
+    except ValueError:
+        pass
+    if isinstance(value, str) and _PARAMETRISED.match(value.strip()):
+        return value.strip()
+    known = ", ".join(d.value for d in DType)
+    raise ValueError(
+        f"dtype {value!r}: expected one of {known}, timestamp[unit(, tz)], list<T> or "
+        "fixed_size_list<T, N>"
+    )
 
 
 @dataclass(frozen=True)
 class ColumnSchema:
     """One column: its type and whether it may hold nulls (default: it may)."""
 
-    dtype: DType
+    dtype: DTypeLike
     nullable: bool = True
 
     def __post_init__(self) -> None:
-        try:
-            object.__setattr__(self, "dtype", DType(self.dtype))
-        except ValueError:
-            known = ", ".join(d.value for d in DType)
-            raise ValueError(f"dtype {self.dtype!r}: expected one of {known}") from None
+        object.__setattr__(self, "dtype", _dtype(self.dtype))
         if not isinstance(self.nullable, bool):
             raise ValueError(f"nullable {self.nullable!r}: expected True or False")
 
     def model_dump(self) -> dict[str, Any]:
-        return {"dtype": self.dtype.value, "nullable": self.nullable}
+        return {"dtype": str(self.dtype), "nullable": self.nullable}
 
     @classmethod
     def model_validate(cls, obj: Any) -> "ColumnSchema":

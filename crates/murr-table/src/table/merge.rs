@@ -130,7 +130,7 @@ impl Table {
                 }
             }
             kept += survivors.len();
-            // The bytes each survivor's variable-width values take, to bound a batch's strings.
+            // The bytes each survivor's variable-width values and lists take, to bound a batch.
             let view = seg.view();
             let var: Vec<_> = (0..view.meta().columns.len())
                 .map(|p| view.column(p))
@@ -139,7 +139,7 @@ impl Table {
             let sizes = survivors.iter().map(|loc| {
                 let r = loc.row as usize;
                 let row = view.row(r);
-                var.iter().map(|c| c.bytes(r, row).len()).sum::<usize>()
+                var.iter().map(|c| c.outside_len(r, row)).sum::<usize>()
             });
             for range in chunk_bounds(sizes, MERGE_CHUNK_ROWS, MERGE_CHUNK_BYTES) {
                 let chunk = &survivors[range];

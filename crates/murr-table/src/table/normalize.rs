@@ -3,8 +3,9 @@
 use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
-use arrow_array::{Array, ArrayRef, RecordBatch, new_null_array};
-use arrow_schema::DataType;
+use arrow_array::types::Int64Type;
+use arrow_array::{Array, ArrayRef, PrimitiveArray, RecordBatch, new_null_array};
+use arrow_schema::{DataType, TimeUnit};
 use murr_format::DType;
 
 use super::TableMeta;
@@ -49,13 +50,28 @@ fn expanded_bytes(array: &dyn Array) -> Option<usize> {
     )
 }
 
-/// Whether values of Arrow type `from` fit losslessly into a column of `to`.
+/// Whether values of Arrow type `from` fit losslessly into a column of `to`. A list into a
+/// fixed-size list fits when every list has the right length: the cast checks each.
 fn widens(from: &DataType, to: DType) -> bool {
     use DataType as A;
     if from == &to.to_arrow() {
         return true;
     }
     match to {
+        DType::Binary => matches!(from, A::LargeBinary | A::BinaryView | A::FixedSizeBinary(_)),
+        DType::List(item) => match from {
+            A::List(f) | A::LargeList(f) | A::FixedSizeList(f, _) => {
+                widens(f.data_type(), item.dtype())
+            }
+            _ => false,
+        },
+        DType::FixedSizeList(item, n) => match from {
+            A::List(f) | A::LargeList(f) => widens(f.data_type(), item.dtype()),
+            A::FixedSizeList(f, m) => {
+                *m as i64 == i64::from(n) && widens(f.data_type(), item.dtype())
+            }
+            _ => false,
+        },
         DType::Utf8 => match from {
             A::LargeUtf8 | A::Utf8View => true,
             A::Dictionary(_, value) => matches!(**value, A::Utf8 | A::LargeUtf8 | A::Utf8View),
@@ -71,6 +87,7 @@ fn widens(from: &DataType, to: DType) -> bool {
         DType::UInt32 => matches!(from, A::UInt8 | A::UInt16),
         DType::UInt64 => matches!(from, A::UInt8 | A::UInt16 | A::UInt32),
         DType::Float32 => matches!(from, A::Float16 | A::Int8 | A::Int16 | A::UInt8 | A::UInt16),
+        DType::Float16 => false,
         DType::Float64 => matches!(
             from,
             A::Float16
@@ -84,6 +101,48 @@ fn widens(from: &DataType, to: DType) -> bool {
         ),
         _ => false,
     }
+}
+
+/// Nanoseconds in a unit.
+fn nanos(unit: TimeUnit) -> i64 {
+    match unit {
+        TimeUnit::Second => 1_000_000_000,
+        TimeUnit::Millisecond => 1_000_000,
+        TimeUnit::Microsecond => 1_000,
+        TimeUnit::Nanosecond => 1,
+    }
+}
+
+/// Timestamps of unit `from` as `to` (type `want`), when every value converts exactly: no
+/// fraction of the coarser unit is dropped, no value overflows. (Parquet has no seconds:
+/// pyarrow writes `timestamp[s]` as milliseconds, which then come back as whole seconds.)
+fn convert_unit(
+    array: &dyn Array,
+    from: TimeUnit,
+    to: TimeUnit,
+    want: &DataType,
+) -> std::result::Result<ArrayRef, String> {
+    let raw = arrow_cast::cast(array, &DataType::Int64).map_err(|e| e.to_string())?;
+    let raw = raw.as_primitive::<Int64Type>();
+    let (f, t) = (nanos(from), nanos(to));
+    let bad = std::cell::Cell::new(None);
+    let converted: PrimitiveArray<Int64Type> = raw.unary_opt(|v| {
+        let out = if f >= t {
+            v.checked_mul(f / t)
+        } else {
+            (v % (t / f) == 0).then_some(v / (t / f))
+        };
+        if out.is_none() && bad.get().is_none() {
+            bad.set(Some(v));
+        }
+        out
+    });
+    if let Some(v) = bad.get() {
+        return Err(format!(
+            "the value {v} has no exact equal in the table's unit"
+        ));
+    }
+    arrow_cast::cast(&converted, want).map_err(|e| e.to_string())
 }
 
 /// Checks `batch` against the table and returns it with the table's columns, order and types.
@@ -134,6 +193,18 @@ pub(crate) fn normalize(table: &str, meta: &TableMeta, batch: &RecordBatch) -> R
             Arc::clone(array)
         } else if array.data_type() == &DataType::Null && column.nullable {
             new_null_array(&want, rows)
+        } else if let (DataType::Timestamp(from, from_zone), DType::Timestamp(to, to_zone)) =
+            (array.data_type(), column.dtype)
+            && from_zone.as_deref() == to_zone.map(|z| z.as_str())
+        {
+            convert_unit(array.as_ref(), *from, to, &want).map_err(|e| {
+                Error::invalid(format!(
+                    "column {:?}: cannot write {} as {}: {e}",
+                    column.name,
+                    array.data_type(),
+                    column.dtype
+                ))
+            })?
         } else if widens(array.data_type(), column.dtype) {
             if let Some(bytes) = expanded_bytes(array.as_ref())
                 && bytes > MAX_EXPANDED_COLUMN_BYTES
@@ -143,7 +214,13 @@ pub(crate) fn normalize(table: &str, meta: &TableMeta, batch: &RecordBatch) -> R
                     column.name
                 )));
             }
-            arrow_cast::cast(array, &want).map_err(|e| {
+            // Not `safe`: a value that does not convert is an error, never a null (a list of the
+            // wrong length for a fixed-size list, say).
+            let options = arrow_cast::CastOptions {
+                safe: false,
+                ..Default::default()
+            };
+            arrow_cast::cast_with_options(array, &want, &options).map_err(|e| {
                 Error::invalid(format!(
                     "column {:?}: cannot convert {} to {}: {e}",
                     column.name,
@@ -196,5 +273,79 @@ mod tests {
         assert!(!widens(&DataType::Int8, DType::UInt64));
         assert!(!widens(&DataType::Utf8, DType::Int64));
         assert!(!widens(&DataType::Int8, DType::Bool));
+        let list =
+            |t: DataType| DataType::List(Arc::new(arrow_schema::Field::new("element", t, true)));
+        let dtype = |s: &str| s.parse::<DType>().expect("a type");
+        assert!(widens(&DataType::LargeBinary, DType::Binary));
+        assert!(widens(&DataType::BinaryView, DType::Binary));
+        assert!(!widens(&DataType::Utf8, DType::Binary));
+        assert!(widens(&list(DataType::Int32), dtype("list<int64>")));
+        assert!(widens(
+            &list(DataType::Float32),
+            dtype("fixed_size_list<float32, 8>")
+        ));
+        assert!(widens(
+            &list(DataType::Float16),
+            dtype("fixed_size_list<float32, 8>")
+        ));
+        assert!(!widens(
+            &list(DataType::Float64),
+            dtype("fixed_size_list<float32, 8>")
+        ));
+        assert!(!widens(&DataType::Float32, dtype("list<float32>")));
+        let utc = dtype("timestamp[us, UTC]");
+        assert!(widens(&utc.to_arrow(), utc));
+        assert!(!widens(
+            &dtype("timestamp[us, Europe/Paris]").to_arrow(),
+            utc
+        ));
+        assert!(!widens(&dtype("timestamp[us]").to_arrow(), utc));
+        assert!(!widens(&dtype("timestamp[ms, UTC]").to_arrow(), utc));
+        assert!(!widens(&DataType::Date32, utc));
+        assert!(!widens(&DataType::Float32, DType::Float16));
+    }
+
+    #[test]
+    fn timestamp_units_convert_only_exactly() {
+        let ms =
+            arrow_array::TimestampMillisecondArray::from(vec![Some(3_000), None, Some(-5_000)]);
+        let want = DataType::Timestamp(TimeUnit::Second, None);
+        let s = convert_unit(&ms, TimeUnit::Millisecond, TimeUnit::Second, &want).expect("exact");
+        assert_eq!(
+            s.as_primitive::<arrow_array::types::TimestampSecondType>()
+                .iter()
+                .collect::<Vec<_>>(),
+            [Some(3), None, Some(-5)]
+        );
+        let err = convert_unit(
+            &arrow_array::TimestampMillisecondArray::from(vec![1_500]),
+            TimeUnit::Millisecond,
+            TimeUnit::Second,
+            &want,
+        )
+        .expect_err("a fraction");
+        assert!(err.contains("1500"), "{err}");
+        let ns = DataType::Timestamp(TimeUnit::Nanosecond, None);
+        assert!(
+            convert_unit(
+                &arrow_array::TimestampSecondArray::from(vec![i64::MAX / 10]),
+                TimeUnit::Second,
+                TimeUnit::Nanosecond,
+                &ns
+            )
+            .is_err()
+        );
+        let us = convert_unit(
+            &arrow_array::TimestampSecondArray::from(vec![2]),
+            TimeUnit::Second,
+            TimeUnit::Microsecond,
+            &DataType::Timestamp(TimeUnit::Microsecond, None),
+        )
+        .expect("exact");
+        assert_eq!(
+            us.as_primitive::<arrow_array::types::TimestampMicrosecondType>()
+                .value(0),
+            2_000_000
+        );
     }
 }
