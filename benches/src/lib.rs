@@ -4,8 +4,10 @@
 //! 1000 uniformly random existing keys at a time.
 
 use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use arrow_array::{ArrayRef, Float32Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema};
@@ -395,4 +397,206 @@ pub fn rss_of(pid: u32) -> Option<u64> {
         .parse()
         .ok()?;
     Some(kb * 1024)
+}
+
+/// The resident size of `pid` once it has not fallen for two seconds (at most 30 s).
+pub fn steady_rss(pid: u32) -> Option<u64> {
+    let mut low = rss_of(pid)?;
+    let mut since = Instant::now();
+    let start = Instant::now();
+    while since.elapsed() < Duration::from_secs(2) && start.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(250));
+        let now = rss_of(pid)?;
+        if now + (1 << 20) < low {
+            since = Instant::now();
+        }
+        low = low.min(now);
+    }
+    Some(low)
+}
+
+/// A free TCP port on 127.0.0.1.
+///
+/// # Errors
+/// When no socket can be bound.
+pub fn free_port() -> Res<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// A `murr` server binary started for a bench, and its merge log lines.
+#[derive(Debug)]
+pub struct MurrServer {
+    /// The server process.
+    pub child: Child,
+    /// Its HTTP base URL.
+    pub http: String,
+    /// Its Flight URL.
+    pub grpc: String,
+    merges: std::sync::mpsc::Receiver<String>,
+}
+
+impl MurrServer {
+    /// Starts `bin` over `data` on free ports.
+    ///
+    /// # Errors
+    /// When it cannot start or exits before listening.
+    #[allow(clippy::print_stderr, reason = "the server's merges show in a bench's progress")]
+    pub fn start(bin: &Path, data: &Path) -> Res<MurrServer> {
+        let mut child = Command::new(bin)
+            .args([
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--grpc-host",
+                "127.0.0.1",
+                "--grpc-port",
+                "0",
+                "--data-dir",
+            ])
+            .arg(data)
+            .env("RUST_LOG", "warn,murr_server=info,murr_table=info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| {
+                format!(
+                    "cannot start {}: {e} (cargo xtask bench builds it)",
+                    bin.display()
+                )
+            })?;
+        let stderr = child.stderr.take().ok_or("no stderr")?;
+        let mut lines = BufReader::new(stderr).lines();
+        for line in lines.by_ref() {
+            let line = line?;
+            if line.contains("murr listening") {
+                let field = |name: &str| {
+                    line.split_whitespace()
+                        .find_map(|w| w.strip_prefix(name))
+                        .map(str::to_owned)
+                };
+                let http = field("http=").ok_or("no http address")?;
+                let grpc = field("grpc=").ok_or("no grpc address")?;
+                // The server's merges, warnings and errors show in the bench's progress.
+                let (tx, merges) = std::sync::mpsc::channel();
+                std::thread::spawn(move || {
+                    for line in lines.map_while(Result::ok) {
+                        if line.contains("merged")
+                            || line.contains("WARN")
+                            || line.contains("ERROR")
+                        {
+                            eprintln!("murr| {line}");
+                        }
+                        if line.contains("merged segments") {
+                            let _ = tx.send(line);
+                        }
+                    }
+                });
+                return Ok(MurrServer {
+                    child,
+                    http: format!("http://{http}"),
+                    grpc: format!("http://{grpc}"),
+                    merges,
+                });
+            }
+        }
+        Err("murr exited before listening".into())
+    }
+
+    /// Waits for the merges that follow a load of `rows` rows: until one merges them all, or
+    /// none has started within `quiet`.
+    pub fn settle(&self, rows: usize, quiet: Duration) {
+        let full = format!("rows_in={rows} ");
+        let deadline = Instant::now() + Duration::from_secs(300);
+        loop {
+            match self.merges.recv_timeout(quiet) {
+                Ok(line) if line.contains(&full) => return,
+                Ok(_) if Instant::now() < deadline => {}
+                _ => return,
+            }
+        }
+    }
+
+    /// Stops the server with SIGTERM and waits for it.
+    ///
+    /// # Errors
+    /// When it cannot be signalled or waited for.
+    pub fn stop(mut self) -> Res<()> {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()?;
+        self.child.wait()?;
+        Ok(())
+    }
+}
+
+impl Drop for MurrServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A Redis server started for a bench.
+#[allow(
+    missing_debug_implementations,
+    reason = "redis::Connection has no Debug"
+)]
+pub struct Redis {
+    /// The server process.
+    pub child: Child,
+    /// A connection to it.
+    pub conn: redis::Connection,
+}
+
+impl Redis {
+    /// Starts Debian's `redis-server` on a free port, without persistence.
+    ///
+    /// # Errors
+    /// When it is not installed or does not answer.
+    pub fn start() -> Res<Redis> {
+        if Command::new("redis-server")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
+            return Err("redis-server is not installed: run `apt-get install redis-server` (Debian's package), then `cargo xtask bench` again".into());
+        }
+        let port = free_port()?;
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--protected-mode",
+                "yes",
+            ])
+            .stdout(Stdio::null())
+            .spawn()?;
+        let client = redis::Client::open(format!("redis://127.0.0.1:{port}/"))?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match client.get_connection() {
+                Ok(conn) => return Ok(Redis { child, conn }),
+                Err(_) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(50))
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

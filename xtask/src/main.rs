@@ -5,6 +5,9 @@
 //!   Feast-style HMGET) on upstream murr's workload; needs Debian's `redis-server`. Builds the
 //!   release `murr` binary and runs `murr-bench` (benches/src/bin/bench.rs). `--smoke` is a tiny
 //!   debug-build run for CI; `--murr-only --data DIR` times murr alone on a folder loaded once.
+//!   Then `murr-bench-types` (benches/src/bin/types.rs): 1M `fixed_size_list<float32, 768>`
+//!   embeddings in process against a copy floor and over HTTP against Redis MGET, the server's
+//!   memory against the raw bytes, and a `list<int64>` column's cost per value.
 //!   Then (unless `--murr-only`) `murr-bench-tiers` (benches/src/bin/tiers.rs): murr on
 //!   SeaweedFS (from the test venv) against murr on local disk: write throughput, a replica's
 //!   cold start, fetch latency and write-to-visible latency.
@@ -274,6 +277,8 @@ fn bench(mut args: Vec<String>) -> ExitCode {
             "murr-bench",
             "--bin",
             "murr-bench-tiers",
+            "--bin",
+            "murr-bench-types",
         ])
         .args(profile);
     if run(build) != ExitCode::SUCCESS {
@@ -302,6 +307,27 @@ fn bench(mut args: Vec<String>) -> ExitCode {
         ]);
     }
     c.args(&args);
+    if run(c) != ExitCode::SUCCESS {
+        return ExitCode::FAILURE;
+    }
+    // Embeddings and lists: murr against a copy floor and Redis MGET of the same blobs.
+    let mut c = Command::new(dir.join("murr-bench-types"));
+    c.current_dir(root())
+        .arg("--murr-bin")
+        .arg(dir.join("murr"));
+    if smoke {
+        c.args([
+            "--rows",
+            "5000",
+            "--requests",
+            "20",
+            "--out",
+            "target/bench/types-smoke.json",
+        ]);
+    }
+    if murr_only {
+        c.arg("--murr-only");
+    }
     if run(c) != ExitCode::SUCCESS {
         return ExitCode::FAILURE;
     }

@@ -18,9 +18,7 @@
 )]
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -29,8 +27,8 @@ use arrow_flight::Ticket;
 use arrow_flight::flight_service_client::FlightServiceClient;
 use futures_util::TryStreamExt;
 use murr_benches::{
-    Latency as Lat, RawHttp, batch, columns, decode_ipc, fetch_body, fetch_ticket, floor_us, key,
-    load_murr, rss_bytes, rss_of, time_requests as time,
+    Latency as Lat, MurrServer, RawHttp, Redis, batch, columns, decode_ipc, fetch_body,
+    fetch_ticket, floor_us, key, load_murr, rss_bytes, rss_of, steady_rss, time_requests as time,
 };
 use murr_directory::MmapDirectory;
 use murr_table::{Store, StoreOptions};
@@ -102,178 +100,6 @@ impl Backend {
             decoded: Some(decoded),
             ..Backend::default()
         }
-    }
-}
-/// The resident size of `pid` once it has not fallen for two seconds (at most 30 s).
-fn steady_rss(pid: u32) -> Option<u64> {
-    let mut low = rss_of(pid)?;
-    let mut since = Instant::now();
-    let start = Instant::now();
-    while since.elapsed() < Duration::from_secs(2) && start.elapsed() < Duration::from_secs(30) {
-        std::thread::sleep(Duration::from_millis(250));
-        let now = rss_of(pid)?;
-        if now + (1 << 20) < low {
-            since = Instant::now();
-        }
-        low = low.min(now);
-    }
-    Some(low)
-}
-
-fn free_port() -> Res<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
-struct MurrServer {
-    child: Child,
-    http: String,
-    grpc: String,
-    merges: std::sync::mpsc::Receiver<String>,
-}
-
-impl MurrServer {
-    fn start(bin: &Path, data: &Path) -> Res<MurrServer> {
-        let mut child = Command::new(bin)
-            .args([
-                "--host",
-                "127.0.0.1",
-                "--port",
-                "0",
-                "--grpc-host",
-                "127.0.0.1",
-                "--grpc-port",
-                "0",
-                "--data-dir",
-            ])
-            .arg(data)
-            .env("RUST_LOG", "warn,murr_server=info,murr_table=info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| {
-                format!(
-                    "cannot start {}: {e} (cargo xtask bench builds it)",
-                    bin.display()
-                )
-            })?;
-        let stderr = child.stderr.take().ok_or("no stderr")?;
-        let mut lines = BufReader::new(stderr).lines();
-        for line in lines.by_ref() {
-            let line = line?;
-            if line.contains("murr listening") {
-                let field = |name: &str| {
-                    line.split_whitespace()
-                        .find_map(|w| w.strip_prefix(name))
-                        .map(str::to_owned)
-                };
-                let http = field("http=").ok_or("no http address")?;
-                let grpc = field("grpc=").ok_or("no grpc address")?;
-                // The server's merges, warnings and errors show in the bench's progress.
-                let (tx, merges) = std::sync::mpsc::channel();
-                std::thread::spawn(move || {
-                    for line in lines.map_while(Result::ok) {
-                        if line.contains("merged")
-                            || line.contains("WARN")
-                            || line.contains("ERROR")
-                        {
-                            eprintln!("murr| {line}");
-                        }
-                        if line.contains("merged segments") {
-                            let _ = tx.send(line);
-                        }
-                    }
-                });
-                return Ok(MurrServer {
-                    child,
-                    http: format!("http://{http}"),
-                    grpc: format!("http://{grpc}"),
-                    merges,
-                });
-            }
-        }
-        Err("murr exited before listening".into())
-    }
-
-    /// Waits for the merges that follow a load of `rows` rows: until one merges them all, or
-    /// none has started within `quiet`.
-    fn settle(&self, rows: usize, quiet: Duration) {
-        let full = format!("rows_in={rows} ");
-        let deadline = Instant::now() + Duration::from_secs(300);
-        loop {
-            match self.merges.recv_timeout(quiet) {
-                Ok(line) if line.contains(&full) => return,
-                Ok(_) if Instant::now() < deadline => {}
-                _ => return,
-            }
-        }
-    }
-
-    fn stop(mut self) -> Res<()> {
-        Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()?;
-        self.child.wait()?;
-        Ok(())
-    }
-}
-
-impl Drop for MurrServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-struct Redis {
-    child: Child,
-    conn: redis::Connection,
-}
-
-impl Redis {
-    fn start() -> Res<Redis> {
-        if Command::new("redis-server")
-            .arg("--version")
-            .output()
-            .is_err()
-        {
-            return Err("redis-server is not installed: run `apt-get install redis-server` (Debian's package), then `cargo xtask bench` again".into());
-        }
-        let port = free_port()?;
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--protected-mode",
-                "yes",
-            ])
-            .stdout(Stdio::null())
-            .spawn()?;
-        let client = redis::Client::open(format!("redis://127.0.0.1:{port}/"))?;
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            match client.get_connection() {
-                Ok(conn) => return Ok(Redis { child, conn }),
-                Err(_) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(50))
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
