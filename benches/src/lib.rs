@@ -399,12 +399,13 @@ pub fn rss_of(pid: u32) -> Option<u64> {
     Some(kb * 1024)
 }
 
-/// The resident size of `pid` once it has not fallen for two seconds (at most 30 s).
-pub fn steady_rss(pid: u32) -> Option<u64> {
+/// The resident size of `pid` once it has not fallen for `quiet` (waiting at most `max`):
+/// jemalloc returns freed pages over its decay time (10 s), after a plateau.
+pub fn steady_rss(pid: u32, quiet: Duration, max: Duration) -> Option<u64> {
     let mut low = rss_of(pid)?;
     let mut since = Instant::now();
     let start = Instant::now();
-    while since.elapsed() < Duration::from_secs(2) && start.elapsed() < Duration::from_secs(30) {
+    while since.elapsed() < quiet && start.elapsed() < max {
         std::thread::sleep(Duration::from_millis(250));
         let now = rss_of(pid)?;
         if now + (1 << 20) < low {
@@ -442,7 +443,10 @@ impl MurrServer {
     ///
     /// # Errors
     /// When it cannot start or exits before listening.
-    #[allow(clippy::print_stderr, reason = "the server's merges show in a bench's progress")]
+    #[allow(
+        clippy::print_stderr,
+        reason = "the server's merges show in a bench's progress"
+    )]
     pub fn start(bin: &Path, data: &Path) -> Res<MurrServer> {
         let mut child = Command::new(bin)
             .args([

@@ -304,7 +304,11 @@ fn run() -> Res<()> {
     }
     // Memory in steady state: freed buffers of the upload and the merges go back to the system
     // within seconds (jemalloc's decay); wait until the resident size stops falling.
-    let murr_rss = steady_rss(server.child.id());
+    let murr_rss = steady_rss(
+        server.child.id(),
+        Duration::from_secs(2),
+        Duration::from_secs(30),
+    );
     server.stop()?;
     let t = Instant::now();
     let server = MurrServer::start(&args.murr_bin, &data)?;

@@ -46,6 +46,7 @@ struct Args {
     murr_bin: PathBuf,
     out: PathBuf,
     murr_only: bool,
+    in_process_only: bool,
 }
 
 fn parse_args() -> Res<Args> {
@@ -55,6 +56,7 @@ fn parse_args() -> Res<Args> {
         murr_bin: PathBuf::from("target/release/murr"),
         out: PathBuf::from("target/bench/types.json"),
         murr_only: false,
+        in_process_only: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -65,9 +67,10 @@ fn parse_args() -> Res<Args> {
             "--murr-bin" => a.murr_bin = value()?.into(),
             "--out" => a.out = value()?.into(),
             "--murr-only" => a.murr_only = true,
+            "--in-process-only" => a.in_process_only = true,
             other => {
                 return Err(format!(
-                    "unknown flag {other} (--rows, --requests, --murr-bin, --out, --murr-only)"
+                    "unknown flag {other} (--rows, --requests, --murr-bin, --out, --murr-only, --in-process-only)"
                 )
                 .into());
             }
@@ -228,6 +231,17 @@ fn run() -> Res<()> {
     let (list, list_values) = in_process(list_type, rows, &list_keys, lists)?;
     let emb_ns = emb.mean * 1e3 / emb_values;
     let list_ns = list.mean * 1e3 / list_values;
+    if args.in_process_only {
+        println!(
+            "embedding {:.0} µs, floor {:.0} µs ({:.2}x); list<int64> {:.0} µs, {list_ns:.2} ns a value / embedding {emb_ns:.2} ns = {:.2}x",
+            emb.mean,
+            floor.mean,
+            emb.mean / floor.mean,
+            list.mean,
+            list_ns / emb_ns
+        );
+        return Ok(());
+    }
 
     eprintln!("bench-types: the murr server over HTTP (Arrow IPC)");
     let data = tempfile::tempdir()?;
@@ -261,8 +275,16 @@ fn run() -> Res<()> {
         }
         start = end;
     }
-    server.settle(rows, Duration::from_secs(10));
-    let rss = steady_rss(server.child.id()).unwrap_or(0);
+    // A merge of the whole table takes some 20 s on these machines: wait for a quiet 45 s.
+    server.settle(rows, Duration::from_secs(45));
+    // After the merges, jemalloc holds their freed pages for a plateau, then returns them over
+    // its 10 s decay: the settled size is the one that has not fallen for 12 s.
+    let rss = steady_rss(
+        server.child.id(),
+        Duration::from_secs(12),
+        Duration::from_secs(120),
+    )
+    .unwrap_or(0);
     let raw = rows * (key(0).len() + DIM * 4);
     let mut conn = RawHttp::connect(&server.http)?;
     let columns = vec!["v".to_owned()];

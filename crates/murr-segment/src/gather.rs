@@ -537,7 +537,21 @@ impl<'r> Gather<'_, 'r> {
         let mut offsets: Vec<i32> = Vec::with_capacity(if fixed.is_some() { 0 } else { n + 1 });
         offsets.push(0);
         let mut nulls = Nulls::new(n);
+        // The misses of a row's offsets and of its items are overlapped with other rows':
+        // offsets are prefetched a few rows ahead, items (whose place needs the offsets) fewer.
+        let list_of = |i: usize| {
+            (i < n)
+                .then(|| self.at(i))
+                .flatten()
+                .and_then(|(r, _, col)| Some((r, col.list()?)))
+        };
         for i in 0..n {
+            if let Some((r, list)) = list_of(i + OFFSETS_AHEAD) {
+                list.prefetch_offsets(r);
+            }
+            if let Some((r, list)) = list_of(i + ITEMS_AHEAD) {
+                list.prefetch_items(r);
+            }
             let list = self
                 .at(i)
                 .and_then(|(r, _, col)| Some((r, col.list()?)))
@@ -583,6 +597,10 @@ impl<'r> Gather<'_, 'r> {
         })
     }
 }
+
+/// How many rows ahead [`Gather::list`] prefetches a row's list offsets, and its items.
+const OFFSETS_AHEAD: usize = 16;
+const ITEMS_AHEAD: usize = 8;
 
 /// The items of a list column being gathered: fixed-width items' bytes (booleans one byte
 /// each), or byte strings' offsets and data; validity made at the first null item.

@@ -168,6 +168,32 @@ impl<'a> ListView<'a> {
         }
     }
 
+    /// Hints the CPU to load row `row`'s list offsets: call it several rows ahead of
+    /// [`ListView::prefetch_items`] for the same row.
+    #[inline]
+    pub fn prefetch_offsets(&self, row: usize) {
+        if let Some(o) = &self.list.offsets {
+            crate::segment::lookup::prefetch(&o.offsets, row * if o.wide { 8 } else { 4 });
+        }
+    }
+
+    /// Hints the CPU to load the first line of row `row`'s items (reading its offsets, which
+    /// [`ListView::prefetch_offsets`] brought in): call it a few rows ahead of reading them.
+    #[inline]
+    pub fn prefetch_items(&self, row: usize) {
+        let (a, b) = self.range(row);
+        if a < b {
+            match &self.list.items {
+                ItemValues::Fixed { values, width } => {
+                    crate::segment::lookup::prefetch(values, a * width);
+                }
+                ItemValues::Var(v) => {
+                    crate::segment::lookup::prefetch(&v.offsets, a * if v.wide { 8 } else { 4 });
+                }
+            }
+        }
+    }
+
     /// Every list's length, for a fixed-size list.
     pub fn fixed_len(&self) -> Option<usize> {
         self.list.fixed_len
