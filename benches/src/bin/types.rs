@@ -99,6 +99,19 @@ fn embedding(i: usize) -> Vec<f32> {
     (0..DIM).map(|_| rng.random::<f32>()).collect()
 }
 
+/// Keys `start..end` beside the values `v`.
+fn keyed(start: usize, end: usize, v: ArrayRef) -> RecordBatch {
+    let ids = StringArray::from_iter_values((start..end).map(key));
+    RecordBatch::try_new(
+        Arc::new(Schema::new(vec![
+            Field::new("id", arrow_schema::DataType::Utf8, false),
+            Field::new("v", v.data_type().clone(), true),
+        ])),
+        vec![Arc::new(ids) as ArrayRef, v],
+    )
+    .expect("batch")
+}
+
 fn embeddings(start: usize, end: usize) -> RecordBatch {
     let values: Vec<f32> = (start..end).flat_map(embedding).collect();
     let field = Arc::new(Field::new_list_field(arrow_schema::DataType::Float32, true));
@@ -108,15 +121,7 @@ fn embeddings(start: usize, end: usize) -> RecordBatch {
         Arc::new(Float32Array::from(values)),
         None,
     );
-    let ids = StringArray::from_iter_values((start..end).map(key));
-    RecordBatch::try_new(
-        Arc::new(Schema::new(vec![
-            Field::new("id", arrow_schema::DataType::Utf8, false),
-            Field::new("v", v.data_type().clone(), true),
-        ])),
-        vec![Arc::new(ids) as ArrayRef, Arc::new(v)],
-    )
-    .expect("batch")
+    keyed(start, end, Arc::new(v))
 }
 
 /// Lists of row `start..end`: lengths 0..200 with mean 50 (200 x the product of two uniforms).
@@ -131,15 +136,7 @@ fn lists(start: usize, end: usize) -> RecordBatch {
         b.append(true);
     }
     let v = b.finish();
-    let ids = StringArray::from_iter_values((start..end).map(key));
-    RecordBatch::try_new(
-        Arc::new(Schema::new(vec![
-            Field::new("id", arrow_schema::DataType::Utf8, false),
-            Field::new("v", v.data_type().clone(), true),
-        ])),
-        vec![Arc::new(ids) as ArrayRef, Arc::new(v)],
-    )
-    .expect("batch")
+    keyed(start, end, Arc::new(v))
 }
 
 /// An in-process table of `rows` rows made by `make`, compacted to one segment; the fetch

@@ -51,10 +51,15 @@ def name(dtype: str) -> str:
     return "c_" + re.sub(r"[^A-Za-z0-9]+", "_", dtype).strip("_")
 
 
+def keyed(**columns: str) -> TableSchema:
+    """A table of key ``id`` and ``columns`` (name to dtype)."""
+    specs = {"id": ColumnSchema(dtype=DType.UTF8, nullable=False)}
+    specs.update({n: ColumnSchema(dtype=t) for n, t in columns.items()})
+    return TableSchema(key="id", columns=specs)
+
+
 def schema() -> TableSchema:
-    columns = {"id": ColumnSchema(dtype=DType.UTF8, nullable=False)}
-    columns.update({name(t): ColumnSchema(dtype=t) for t in NEW_TYPES})
-    return TableSchema(key="id", columns=columns)
+    return keyed(**{name(t): t for t in NEW_TYPES})
 
 
 def table(keys: list[str]) -> pa.Table:
@@ -77,16 +82,7 @@ def test_every_ml_type_round_trips_with_nulls(db):
 
 def test_an_embedding_reaches_numpy_without_a_copy(db):
     n, dim = 1000, 64
-    db.create_table(
-        "emb",
-        TableSchema(
-            key="id",
-            columns={
-                "id": ColumnSchema(dtype=DType.UTF8, nullable=False),
-                "v": ColumnSchema(dtype=fixed_size_list("float32", dim)),
-            },
-        ),
-    )
+    db.create_table("emb", keyed(v=fixed_size_list("float32", dim)))
     values = np.random.default_rng(7).standard_normal((n, dim), dtype=np.float32)
     keys = [f"k{i}" for i in range(n)]
     # A pandas column of NumPy rows, float64 lists from pyarrow: cast to the table's type.
@@ -100,17 +96,7 @@ def test_an_embedding_reaches_numpy_without_a_copy(db):
 
 
 def test_pandas_writes_are_cast_and_bad_lengths_refused(db):
-    db.create_table(
-        "emb",
-        TableSchema(
-            key="id",
-            columns={
-                "id": ColumnSchema(dtype=DType.UTF8, nullable=False),
-                "v": ColumnSchema(dtype=fixed_size_list("float32", 3)),
-                "at": ColumnSchema(dtype=timestamp("ns", "UTC")),
-            },
-        ),
-    )
+    db.create_table("emb", keyed(v=fixed_size_list("float32", 3), at=timestamp("ns", "UTC")))
     with pytest.raises(InvalidInputError, match="'v'"):
         db.write("emb", pd.DataFrame({"id": ["a"], "v": [np.ones(2)]}))
     frame = pd.DataFrame({"id": ["a"], "v": [np.ones(3)], "at": [pd.Timestamp("2026-11-27", tz="UTC")]})

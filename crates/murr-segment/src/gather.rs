@@ -530,10 +530,23 @@ impl<'r> Gather<'_, 'r> {
     /// A list or fixed-size list column: each row's items copied out in one run (an embedding
     /// is one contiguous copy), item validity only when some item is null.
     fn list(&self, dtype: DType) -> Result<ArrayRef> {
+        self.list_within(dtype, MAX_ARRAY_BYTES)
+    }
+
+    /// As [`Gather::list`], refusing answers whose items take more than `limit` bytes (a fetch
+    /// of many keys of long lists, or one long list asked for many times, must not take the
+    /// server's memory).
+    fn list_within(&self, dtype: DType, limit: usize) -> Result<ArrayRef> {
         let (item, fixed) = dtype.list_item().expect("a list dtype");
         let fixed = fixed.map(|n| n as usize);
         let n = self.rows.len();
-        let mut items = ItemsOut::new(item, n * fixed.unwrap_or(4));
+        let estimate = n
+            .saturating_mul(fixed.unwrap_or(4))
+            .saturating_mul(item.fixed_width().unwrap_or(8));
+        let mut items = ItemsOut::new(item, estimate.min(limit));
+        let too_large = || Error::TooLarge {
+            column: self.column.to_owned(),
+        };
         let mut offsets: Vec<i32> = Vec::with_capacity(if fixed.is_some() { 0 } else { n + 1 });
         offsets.push(0);
         let mut nulls = Nulls::new(n);
@@ -563,11 +576,17 @@ impl<'r> Gather<'_, 'r> {
                 .filter(|&(_, a, b)| fixed.is_none_or(|len| b - a == len));
             match list {
                 Some((list, a, b)) => {
+                    if items.values.len() + list.bytes(a, b) > limit {
+                        return Err(too_large());
+                    }
                     items.extend(list, a, b);
                     nulls.push(true);
                 }
                 None => {
                     if let Some(len) = fixed {
+                        if items.values.len() + len * item.fixed_width().unwrap_or(0) > limit {
+                            return Err(too_large());
+                        }
                         items.push_zeros(len);
                     }
                     nulls.push(false);
@@ -597,6 +616,10 @@ impl<'r> Gather<'_, 'r> {
         })
     }
 }
+
+/// The most bytes of values one answer column may hold (Arrow's 32-bit offsets bound strings and
+/// list items there anyway).
+const MAX_ARRAY_BYTES: usize = i32::MAX as usize;
 
 /// How many rows ahead [`Gather::list`] prefetches a row's list offsets, and its items.
 const OFFSETS_AHEAD: usize = 16;
@@ -694,5 +717,90 @@ impl ItemsOut {
             list => unreachable!("lists do not nest"),
             other(d) => return Err(Error::Invalid(format!("item type {d} cannot be read yet"))),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow_array::builder::{FixedSizeListBuilder, Int64Builder, ListBuilder};
+    use arrow_array::{Array, RecordBatch, StringArray};
+    use murr_directory::FilePath;
+    use murr_format::{ColumnDef, TableSchema, Verify};
+
+    use super::*;
+    use crate::{Input, encode};
+
+    /// A segment of two keys with one list column of `dtype` holding `column`.
+    fn segment(dtype: DType, column: ArrayRef) -> Segment {
+        let schema = TableSchema::new(
+            "id",
+            vec![
+                ColumnDef::new("id", DType::Utf8, false),
+                ColumnDef::new("l", dtype, true),
+            ],
+        );
+        let batch = RecordBatch::try_from_iter(vec![
+            (
+                "id",
+                Arc::new(StringArray::from(vec!["a", "b"])) as ArrayRef,
+            ),
+            ("l", column),
+        ])
+        .expect("batch");
+        let mut bytes = Vec::new();
+        encode(
+            &schema,
+            &[Input {
+                batch: &batch,
+                row_ids: &[0, 1],
+            }],
+            &mut bytes,
+        )
+        .expect("encodes");
+        Segment::from_bytes(
+            bytes.into(),
+            FilePath::new("s").expect("name"),
+            Verify::Full,
+        )
+        .expect("opens")
+    }
+
+    /// An answer whose items would pass the limit is refused before it is built, for lists and
+    /// for fixed-size lists (a key asked for many times counts each time).
+    #[test]
+    fn answers_past_the_limit_are_refused() {
+        let mut lists = ListBuilder::new(Int64Builder::new());
+        lists.values().append_slice(&[1, 2, 3]);
+        lists.append(true);
+        lists.append(false);
+        let mut fixed = FixedSizeListBuilder::new(Int64Builder::new(), 3);
+        fixed.values().append_slice(&[1, 2, 3]);
+        fixed.append(true);
+        fixed.values().append_nulls(3);
+        fixed.append(false);
+        let list_type = DType::list(DType::Int64).expect("type");
+        let fixed_type = DType::fixed_size_list(DType::Int64, 3).expect("type");
+        for (dtype, column) in [
+            (list_type, Arc::new(lists.finish()) as ArrayRef),
+            (fixed_type, Arc::new(fixed.finish()) as ArrayRef),
+        ] {
+            let segments = [segment(dtype, column)];
+            // Key a (24 bytes of items) four times, and b (a null list) once.
+            let locs = [0, 0, 1, 0, 0].map(|row| Loc { seg: 0, row });
+            let rows = ResolvedRows::new(&segments, &locs);
+            let cols = seg_columns(&segments, "l", dtype).expect("columns");
+            let g = Gather {
+                column: "l",
+                cols: &cols,
+                rows: &rows,
+            };
+            let within = if dtype == fixed_type { 5 * 24 } else { 4 * 24 };
+            let array = g.list_within(dtype, within).expect("fits");
+            assert_eq!(array.len(), 5);
+            assert!(array.is_null(2));
+            let err = g.list_within(dtype, within - 1).expect_err("too large");
+            assert!(matches!(err, Error::TooLarge { .. }), "{err}");
+            assert!(err.to_string().contains("2 GiB of values"), "{err}");
+        }
     }
 }

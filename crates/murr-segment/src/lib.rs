@@ -64,9 +64,9 @@ pub enum Error {
         /// The type the table reads.
         expected: murr_format::DType,
     },
-    /// The strings asked for would exceed one Arrow array's limit (2 GiB).
+    /// The strings or list items asked for would exceed one Arrow array's limit (2 GiB).
     #[error(
-        "column {column:?}: the answer would hold more than 2 GiB of strings (the limit of one Arrow array): ask for fewer keys"
+        "column {column:?}: the answer would hold more than 2 GiB of values (the limit of one Arrow array): ask for fewer keys"
     )]
     TooLarge {
         /// The column.

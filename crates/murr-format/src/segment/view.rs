@@ -194,6 +194,16 @@ impl<'a> ListView<'a> {
         }
     }
 
+    /// Bytes items `a .. b` take (fixed-width items, or byte strings' data).
+    #[inline]
+    pub fn bytes(&self, a: usize, b: usize) -> usize {
+        match &self.list.items {
+            _ if a >= b => 0,
+            ItemValues::Fixed { width, .. } => (b - a) * width,
+            ItemValues::Var(v) => v.bounds(b - 1).1 - v.bounds(a).0,
+        }
+    }
+
     /// Every list's length, for a fixed-size list.
     pub fn fixed_len(&self) -> Option<usize> {
         self.list.fixed_len
