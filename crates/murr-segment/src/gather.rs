@@ -547,6 +547,7 @@ impl<'r> Gather<'_, 'r> {
         let too_large = || Error::TooLarge {
             column: self.column.to_owned(),
         };
+        let tiered = murr_directory::residency::active();
         let mut offsets: Vec<i32> = Vec::with_capacity(if fixed.is_some() { 0 } else { n + 1 });
         offsets.push(0);
         let mut nulls = Nulls::new(n);
@@ -578,6 +579,17 @@ impl<'r> Gather<'_, 'r> {
                 Some((list, a, b)) => {
                     if items.values.len() + list.bytes(a, b) > limit {
                         return Err(too_large());
+                    }
+                    if tiered {
+                        // The RAM tier evicts items by page: mark the pages this list reads.
+                        let bytes = list.item_range_bytes(a, b);
+                        murr_directory::residency::touch_all(
+                            bytes
+                                .iter()
+                                .step_by(4096)
+                                .chain(bytes.last())
+                                .map(std::ptr::from_ref),
+                        );
                     }
                     items.extend(list, a, b);
                     nulls.push(true);

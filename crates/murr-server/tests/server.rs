@@ -391,3 +391,65 @@ fn a_memory_limit_evicts_and_answers_stay_right() {
         .unwrap_or(0);
     assert!(evicted > 0, "pages were evicted: {lines:?}");
 }
+
+/// Embeddings live outside the row block, in list sections: under a memory limit their pages
+/// are evicted like rows (only the parts every lookup reads stay pinned), and answers stay right.
+#[test]
+fn a_memory_limit_evicts_embeddings_too() {
+    let data = tempfile::tempdir().expect("temp folder");
+    let m = Murr::start(
+        data.path(),
+        &[],
+        &[
+            ("MURR_STORAGE__MEMORY_LIMIT", "256KiB"),
+            ("RUST_LOG", "info,murr_directory=debug"),
+        ],
+    );
+    let schema = r#"{"key": "id", "columns": {"id": {"dtype": "utf8", "nullable": false}, "v": {"dtype": "fixed_size_list<float32, 64>"}}}"#;
+    assert_eq!(m.call("PUT", "/api/v1/table/e", Some(schema)).0, 201);
+    // 16000 embeddings of 256 bytes: 4 MB of items, 16 times the budget.
+    const ROWS: usize = 16_000;
+    let ids: Vec<String> = (0..ROWS).map(|i| format!("key-{i:08}")).collect();
+    let v: Vec<Vec<f32>> = (0..ROWS).map(|i| vec![i as f32; 64]).collect();
+    let body = json!({"columns": {"id": ids, "v": v}}).to_string();
+    assert_eq!(m.call("PUT", "/api/v1/table/e/write", Some(&body)).0, 200);
+    for round in 0..3usize {
+        let keys: Vec<String> = (0..ROWS)
+            .step_by(7)
+            .map(|i| format!("key-{:08}", (i * 7919 + round) % ROWS))
+            .collect();
+        let (status, got) = m.call(
+            "POST",
+            "/api/v1/table/e/fetch",
+            Some(&json!({"keys": keys, "columns": ["v"]}).to_string()),
+        );
+        assert_eq!(status, 200);
+        for (k, v) in keys
+            .iter()
+            .zip(got["columns"]["v"].as_array().expect("column"))
+        {
+            let row: f64 = k["key-".len()..].parse().expect("number");
+            assert_eq!(v[0].as_f64(), Some(row), "{k}");
+            assert_eq!(v.as_array().expect("a list").len(), 64);
+        }
+    }
+    // With no reads, a few sweeps bring the resident pages down to the budget (plus the
+    // pinned key index and footer); pinned embeddings would keep 4 MB resident.
+    std::thread::sleep(Duration::from_secs(3));
+    let lines = m.stop();
+    let resident = lines
+        .iter()
+        .rev()
+        .filter(|l| l.contains("RAM tier sweep"))
+        .filter_map(|l| {
+            l.split_whitespace()
+                .find_map(|w| w.strip_prefix("resident="))
+                .and_then(|v| v.parse::<u64>().ok())
+        })
+        .next()
+        .expect("sweeps ran");
+    assert!(
+        resident < 1 << 20,
+        "{resident} bytes resident after the reads stopped: {lines:?}"
+    );
+}

@@ -194,6 +194,16 @@ impl<'a> ListView<'a> {
         }
     }
 
+    /// The bytes of items `a .. b`: fixed-width values, or byte strings' data.
+    #[inline]
+    pub fn item_range_bytes(&self, a: usize, b: usize) -> &'a [u8] {
+        match &self.list.items {
+            _ if a >= b => &[],
+            ItemValues::Fixed { values, width } => &values[a * width..b * width],
+            ItemValues::Var(v) => &v.data[v.bounds(a).0..v.bounds(b - 1).1],
+        }
+    }
+
     /// Bytes items `a .. b` take (fixed-width items, or byte strings' data).
     #[inline]
     pub fn bytes(&self, a: usize, b: usize) -> usize {
@@ -788,14 +798,39 @@ impl SegmentView {
         }
     }
 
-    /// The file's bytes outside the row block: header, key index, sections and footer, which
-    /// any lookup may read (the RAM tier keeps them resident).
-    pub fn lookup_parts(&self) -> [&[u8]; 2] {
+    /// The file's bytes that any lookup may read, which the RAM tier keeps resident: header,
+    /// key index, offsets sections and footer. Not the row block and not lists' items: a fetch
+    /// reads only its rows' parts of those (see [`SegmentView::value_parts`]).
+    pub fn lookup_parts(&self) -> Vec<&[u8]> {
         let all = &self.bytes[..];
-        let start = (self.row_block.as_ptr() as usize).saturating_sub(all.as_ptr() as usize);
-        let start = start.min(all.len());
-        let end = (start + self.row_block.len()).min(all.len());
-        [&all[..start], &all[end..]]
+        let base = all.as_ptr() as usize;
+        let mut cold: Vec<(usize, usize)> = self
+            .value_parts()
+            .map(|p| {
+                let start = (p.as_ptr() as usize).saturating_sub(base).min(all.len());
+                (start, (start + p.len()).min(all.len()))
+            })
+            .collect();
+        cold.sort_unstable();
+        let mut parts = Vec::with_capacity(cold.len() + 1);
+        let mut at = 0;
+        for (start, end) in cold {
+            if start > at {
+                parts.push(&all[at..start]);
+            }
+            at = at.max(end);
+        }
+        parts.push(&all[at..]);
+        parts
+    }
+
+    /// The sections a fetch reads only in part, its rows' bytes: the row block and each list
+    /// column's items (values, or byte-string data).
+    pub fn value_parts(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        std::iter::once(&self.row_block[..]).chain(self.lists.iter().map(|l| match &l.items {
+            ItemValues::Fixed { values, .. } => &values[..],
+            ItemValues::Var(v) => &v.data[..],
+        }))
     }
 
     /// The hash of an encoded key in this segment's index (each segment has its own seed:
