@@ -272,16 +272,14 @@ fn run() -> Res<()> {
         }
         start = end;
     }
-    // A merge of the whole table takes some 20 s on these machines: wait for a quiet 45 s.
-    server.settle(rows, Duration::from_secs(45));
+    // A merge of the whole 1M-row table takes some 20 s on these machines: wait for a quiet
+    // 45 s (a few seconds for a small table).
+    let large = rows >= 200_000;
+    server.settle(rows, Duration::from_secs(if large { 45 } else { 3 }));
     // After the merges, jemalloc holds their freed pages for a plateau, then returns them over
     // its 10 s decay: the settled size is the one that has not fallen for 12 s.
-    let rss = steady_rss(
-        server.child.id(),
-        Duration::from_secs(12),
-        Duration::from_secs(120),
-    )
-    .unwrap_or(0);
+    let quiet = Duration::from_secs(if large { 12 } else { 2 });
+    let rss = steady_rss(server.child.id(), quiet, Duration::from_secs(120)).unwrap_or(0);
     let raw = rows * (key(0).len() + DIM * 4);
     let mut conn = RawHttp::connect(&server.http)?;
     let columns = vec!["v".to_owned()];
@@ -291,6 +289,8 @@ fn run() -> Res<()> {
             .expect("fetch");
         decode_ipc(&bytes)
     });
+    // The keep-alive connection closed first: the server then stops at once.
+    drop(conn);
     server.stop()?;
 
     let redis_mget = if args.murr_only {
