@@ -413,6 +413,15 @@ impl Nulls {
         self.len += 1;
     }
 
+    /// `n` valid entries.
+    #[inline]
+    fn push_valid(&mut self, n: usize) {
+        if let Some(b) = &mut self.builder {
+            b.append_n(n, true);
+        }
+        self.len += n;
+    }
+
     fn finish(self) -> Option<NullBuffer> {
         self.builder.map(|mut b| NullBuffer::new(b.finish()))
     }
@@ -577,7 +586,7 @@ impl<'r> Gather<'_, 'r> {
                 .filter(|&(_, a, b)| fixed.is_none_or(|len| b - a == len));
             match list {
                 Some((list, a, b)) => {
-                    if items.values.len() + list.bytes(a, b) > limit {
+                    if items.values.len() + list.item_range_bytes(a, b).len() > limit {
                         return Err(too_large());
                     }
                     if tiered {
@@ -685,7 +694,7 @@ impl ItemsOut {
                 self.nulls.push(list.item_valid(i));
             }
         } else {
-            self.nulls.len += b - a;
+            self.nulls.push_valid(b - a);
         }
         self.len += b - a;
     }
@@ -698,9 +707,7 @@ impl ItemsOut {
                 self.offsets.extend(std::iter::repeat_n(end, n));
             }
         }
-        for _ in 0..n {
-            self.nulls.push(true);
-        }
+        self.nulls.push_valid(n);
         self.len += n;
     }
 

@@ -338,6 +338,18 @@ print(json.dumps({"columns": table.to_pydict(), "types": [str(f.type) for f in t
     m.stop();
 }
 
+/// The values of `field` in the RAM tier's sweep log lines, oldest first.
+fn sweep_values<'a>(lines: &'a [String], field: &'a str) -> impl Iterator<Item = u64> + 'a {
+    lines
+        .iter()
+        .filter(|l| l.contains("RAM tier sweep"))
+        .filter_map(move |l| {
+            l.split_whitespace()
+                .find_map(|w| w.strip_prefix(field)?.strip_prefix('='))
+                .and_then(|v| v.parse::<u64>().ok())
+        })
+}
+
 /// With `storage.memory_limit` below the data's size, the server keeps its resident segment
 /// pages under the budget (it evicts) and every answer stays right.
 #[test]
@@ -379,16 +391,7 @@ fn a_memory_limit_evicts_and_answers_stay_right() {
         round += 1;
     }
     let lines = m.stop();
-    let evicted = lines
-        .iter()
-        .filter(|l| l.contains("RAM tier sweep"))
-        .filter_map(|l| {
-            l.split_whitespace()
-                .find_map(|w| w.strip_prefix("evicted="))
-                .and_then(|v| v.parse::<u64>().ok())
-        })
-        .max()
-        .unwrap_or(0);
+    let evicted = sweep_values(&lines, "evicted").max().unwrap_or(0);
     assert!(evicted > 0, "pages were evicted: {lines:?}");
 }
 
@@ -437,17 +440,7 @@ fn a_memory_limit_evicts_embeddings_too() {
     // pinned key index and footer); pinned embeddings would keep 4 MB resident.
     std::thread::sleep(Duration::from_secs(3));
     let lines = m.stop();
-    let resident = lines
-        .iter()
-        .rev()
-        .filter(|l| l.contains("RAM tier sweep"))
-        .filter_map(|l| {
-            l.split_whitespace()
-                .find_map(|w| w.strip_prefix("resident="))
-                .and_then(|v| v.parse::<u64>().ok())
-        })
-        .next()
-        .expect("sweeps ran");
+    let resident = sweep_values(&lines, "resident").last().expect("sweeps ran");
     assert!(
         resident < 1 << 20,
         "{resident} bytes resident after the reads stopped: {lines:?}"

@@ -204,16 +204,6 @@ impl<'a> ListView<'a> {
         }
     }
 
-    /// Bytes items `a .. b` take (fixed-width items, or byte strings' data).
-    #[inline]
-    pub fn bytes(&self, a: usize, b: usize) -> usize {
-        match &self.list.items {
-            _ if a >= b => 0,
-            ItemValues::Fixed { width, .. } => (b - a) * width,
-            ItemValues::Var(v) => v.bounds(b - 1).1 - v.bounds(a).0,
-        }
-    }
-
     /// Every list's length, for a fixed-size list.
     pub fn fixed_len(&self) -> Option<usize> {
         self.list.fixed_len
@@ -431,11 +421,13 @@ impl<'a> ColumnView<'a> {
                     list: &self.view.lists[l],
                 };
                 let (a, b) = list.range(row);
-                match &list.list.items {
-                    _ if a == b => 0,
-                    ItemValues::Fixed { width, .. } => (b - a) * width,
-                    ItemValues::Var(v) => v.bounds(b - 1).1 - v.bounds(a).0 + (b - a) * 4,
-                }
+                // Byte-string items also take an offset each.
+                let offsets = if list.fixed_values().is_some() {
+                    0
+                } else {
+                    (b - a) * 4
+                };
+                list.item_range_bytes(a, b).len() + offsets
             }
             _ => self.bytes(row, row_bytes).len(),
         }
