@@ -20,11 +20,14 @@ mod segment;
 pub use dtype::{DType, Item, MAX_FIXED_LIST_LEN, UnknownDType, Zone};
 pub use error::{Error, Result};
 pub use key::KeyCodec;
-pub use schema::{ColumnDef, MAX_NAME_LEN, TableSchema, validate_name};
+pub use schema::{
+    ColumnDef, ColumnsJson, MAX_NAME_LEN, MAX_TTL_SECS, TableSchema, TtlJson, parse_ttl,
+    validate_name,
+};
 pub use segment::{
     ColumnMeta, ColumnSpec, ColumnView, FORMAT_VERSION, Items, ListView, MAGIC, MIN_FORMAT_VERSION,
-    Native, Section, SegmentEncoder, SegmentMeta, SegmentView, Storage, StorageKind, ValueStats,
-    Verify,
+    Native, Section, SegmentEncoder, SegmentMeta, SegmentView, SparseMeta, Storage, StorageKind,
+    ValueStats, Verify, WriteTimes,
 };
 
 #[cfg(test)]

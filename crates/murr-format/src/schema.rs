@@ -67,13 +67,78 @@ impl ColumnDef {
     }
 }
 
-/// A table's schema: its columns in order and which one is the key.
+/// The longest time to live: 100 years, in seconds.
+pub const MAX_TTL_SECS: u64 = 100 * 365 * 86_400;
+
+/// Parses a time to live: whole seconds as a number, or a string of a number and a unit,
+/// `s`, `m`, `h` or `d` (`"90s"`, `"15m"`, `"12h"`, `"7d"`), or several (`"1d12h"`).
+///
+/// # Errors
+/// [`Error::Invalid`] naming what is wrong: not a duration, zero, or above [`MAX_TTL_SECS`].
+pub fn parse_ttl(text: &str) -> Result<u64> {
+    let bad = || {
+        Error::invalid(format!(
+            "ttl {text:?} is not a duration: use seconds, or a number with a unit s, m, h or d \
+             (\"7d\", \"12h\", \"1d12h\")"
+        ))
+    };
+    let t = text.trim();
+    if t.is_empty() {
+        return Err(bad());
+    }
+    if let Ok(n) = t.parse::<u64>() {
+        return check_ttl(n);
+    }
+    let mut total: u64 = 0;
+    let mut digits = String::new();
+    for ch in t.chars() {
+        if ch.is_ascii_digit() {
+            digits.push(ch);
+            continue;
+        }
+        let unit = match ch {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            _ => return Err(bad()),
+        };
+        let n: u64 = digits.parse().map_err(|_| bad())?;
+        digits.clear();
+        total = n
+            .checked_mul(unit)
+            .and_then(|v| total.checked_add(v))
+            .ok_or_else(bad)?;
+    }
+    if !digits.is_empty() {
+        return Err(bad());
+    }
+    check_ttl(total)
+}
+
+fn check_ttl(secs: u64) -> Result<u64> {
+    if secs == 0 {
+        return Err(Error::invalid(
+            "ttl is 0: a row would expire as it is written (leave ttl out, or null, to keep rows)",
+        ));
+    }
+    if secs > MAX_TTL_SECS {
+        return Err(Error::invalid(format!(
+            "ttl of {secs} s is above the limit of {MAX_TTL_SECS} s (100 years)"
+        )));
+    }
+    Ok(secs)
+}
+
+/// A table's schema: its columns in order, which one is the key, and how long rows live.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TableSchema {
     /// The name of the key column.
     pub key: String,
     /// The columns, in order.
     pub columns: Vec<ColumnDef>,
+    /// Rows read as missing this many seconds after they were written; `None`: never.
+    pub ttl: Option<u64>,
 }
 
 impl TableSchema {
@@ -82,7 +147,15 @@ impl TableSchema {
         TableSchema {
             key: key.into(),
             columns,
+            ttl: None,
         }
+    }
+
+    /// The schema with rows living `ttl` seconds (`None`: forever).
+    #[must_use]
+    pub fn with_ttl(mut self, ttl: Option<u64>) -> Self {
+        self.ttl = ttl;
+        self
     }
 
     /// Checks the rules every table schema keeps: valid unique column names, at least one column,
@@ -105,6 +178,9 @@ impl TableSchema {
             }
         }
         crate::KeyCodec::new(self)?;
+        if let Some(ttl) = self.ttl {
+            check_ttl(ttl)?;
+        }
         Ok(())
     }
 
@@ -196,6 +272,56 @@ impl<'de> Deserialize<'de> for OrderedColumns {
 struct SchemaJson {
     key: String,
     columns: OrderedColumns,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "ttl_json"
+    )]
+    ttl: Option<u64>,
+}
+
+/// A time to live in JSON: seconds, or a string [`parse_ttl`] reads, or null for none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TtlJson(pub Option<u64>);
+
+impl<'de> Deserialize<'de> for TtlJson {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct TtlVisitor;
+        impl Visitor<'_> for TtlVisitor {
+            type Value = TtlJson;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a ttl: seconds, a duration such as \"7d\", or null")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<TtlJson, E> {
+                check_ttl(v).map(|s| TtlJson(Some(s))).map_err(E::custom)
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<TtlJson, E> {
+                match u64::try_from(v) {
+                    Ok(v) => self.visit_u64(v),
+                    Err(_) => Err(E::custom(format!("ttl {v} is negative"))),
+                }
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<TtlJson, E> {
+                Err(E::custom(format!(
+                    "ttl {v} is not a whole number of seconds"
+                )))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<TtlJson, E> {
+                parse_ttl(v).map(|s| TtlJson(Some(s))).map_err(E::custom)
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<TtlJson, E> {
+                Ok(TtlJson(None))
+            }
+            fn visit_none<E: de::Error>(self) -> Result<TtlJson, E> {
+                Ok(TtlJson(None))
+            }
+        }
+        deserializer.deserialize_any(TtlVisitor)
+    }
+}
+
+fn ttl_json<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    TtlJson::deserialize(d).map(|t| t.0)
 }
 
 impl Serialize for TableSchema {
@@ -203,6 +329,7 @@ impl Serialize for TableSchema {
         SchemaJson {
             key: self.key.clone(),
             columns: OrderedColumns(self.columns.clone()),
+            ttl: self.ttl,
         }
         .serialize(serializer)
     }
@@ -214,7 +341,25 @@ impl<'de> Deserialize<'de> for TableSchema {
         Ok(TableSchema {
             key: json.key,
             columns: json.columns.0,
+            ttl: json.ttl,
         })
+    }
+}
+
+/// The columns of a JSON object of column name to `{"dtype": ..., "nullable": ...}`, in order
+/// (a PATCH's new columns).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ColumnsJson(pub Vec<ColumnDef>);
+
+impl<'de> Deserialize<'de> for ColumnsJson {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        OrderedColumns::deserialize(deserializer).map(|c| ColumnsJson(c.0))
+    }
+}
+
+impl Serialize for ColumnsJson {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        OrderedColumns(self.0.clone()).serialize(serializer)
     }
 }
 
@@ -247,6 +392,32 @@ mod tests {
             r#"{"columns":{"id":{"dtype":"utf8"}}}"#,
         ] {
             assert!(serde_json::from_str::<TableSchema>(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn ttl_spellings() {
+        assert_eq!(parse_ttl("7d").ok(), Some(7 * 86_400));
+        assert_eq!(parse_ttl("1d12h").ok(), Some(36 * 3600));
+        assert_eq!(parse_ttl("90").ok(), Some(90));
+        assert_eq!(parse_ttl("15m").ok(), Some(900));
+        for bad in ["", "0", "0s", "7w", "d", "7d1", "-5", "1.5h", "36500000d"] {
+            assert!(parse_ttl(bad).is_err(), "{bad}");
+        }
+        let text = r#"{"key":"id","columns":{"id":{"dtype":"utf8","nullable":false}},"ttl":"1h"}"#;
+        let schema: TableSchema = serde_json::from_str(text).expect("ttl as a string");
+        assert_eq!(schema.ttl, Some(3600));
+        let back = serde_json::to_string(&schema).expect("serializes");
+        assert!(back.ends_with(r#""ttl":3600}"#), "{back}");
+        for bad in [
+            r#""ttl":0"#,
+            r#""ttl":-1"#,
+            r#""ttl":1.5"#,
+            r#""ttl":"soon""#,
+            r#""ttl":[]"#,
+        ] {
+            let text = format!(r#"{{"key":"id","columns":{{"id":{{"dtype":"utf8"}}}},{bad}}}"#);
+            assert!(serde_json::from_str::<TableSchema>(&text).is_err(), "{bad}");
         }
     }
 

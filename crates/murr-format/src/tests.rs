@@ -5,6 +5,7 @@ use proptest::prelude::*;
 
 use crate::{
     ColumnSpec, DType, Native, SegmentEncoder, SegmentView, StorageKind, ValueStats, Verify,
+    WriteTimes,
 };
 
 fn spec(name: &str, dtype: DType, has_nulls: bool) -> ColumnSpec {
@@ -22,6 +23,7 @@ fn measured(values: impl Iterator<Item = usize>) -> ValueStats {
     let mut stats = ValueStats {
         max_len: 0,
         total_len: 0,
+        values: usize::MAX,
     };
     for len in values {
         stats.max_len = stats.max_len.max(len);
@@ -65,7 +67,8 @@ fn encode_with(keys: &[String], nulls: bool, inline: bool) -> Bytes {
         },
         spec("b", DType::Bool, false),
     ];
-    let mut enc = SegmentEncoder::new(cols, 0, keys.len()).expect("valid layout");
+    let mut enc =
+        SegmentEncoder::new(cols, 0, keys.len(), WriteTimes::at(0)).expect("valid layout");
     let width = enc.row_width();
     let (n_off, f_off, b_off) = (
         enc.fixed_offset(1).expect("fixed"),
@@ -154,17 +157,18 @@ fn inline_values_must_fit_and_the_encoder_chooses_the_storage() {
         stats: ValueStats {
             max_len: 2,
             total_len: 4,
+            values: usize::MAX,
         },
         ..spec("id", DType::Utf8, false)
     };
-    let enc = SegmentEncoder::new(vec![id.clone()], 0, 2).expect("layout");
+    let enc = SegmentEncoder::new(vec![id.clone()], 0, 2, WriteTimes::at(0)).expect("layout");
     assert_eq!(enc.storage_kind(0), StorageKind::Inline);
-    let mut enc = SegmentEncoder::new(vec![id.clone()], 0, 2).expect("layout");
+    let mut enc = SegmentEncoder::new(vec![id.clone()], 0, 2, WriteTimes::at(0)).expect("layout");
     enc.push_var(0, Some(b"ab"));
     enc.push_var(0, Some(b"abc"));
     let err = enc.finish(&mut Vec::new()).expect_err("too long");
     assert!(err.to_string().contains("inline width 2"), "{err}");
-    let mut enc = SegmentEncoder::new(vec![id.clone()], 0, 2).expect("layout");
+    let mut enc = SegmentEncoder::new(vec![id.clone()], 0, 2, WriteTimes::at(0)).expect("layout");
     enc.push_var(0, Some(b"ab"));
     let err = enc.finish(&mut Vec::new()).expect_err("one value short");
     assert!(err.to_string().contains("got 1 values for 2 rows"), "{err}");
@@ -173,6 +177,7 @@ fn inline_values_must_fit_and_the_encoder_chooses_the_storage() {
         stats: ValueStats {
             max_len: 65,
             total_len: 130,
+            values: usize::MAX,
         },
         ..id
     };
@@ -180,10 +185,11 @@ fn inline_values_must_fit_and_the_encoder_chooses_the_storage() {
         stats: ValueStats {
             max_len: 2,
             total_len: 2,
+            values: usize::MAX,
         },
         ..spec("n", DType::Int64, false)
     };
-    let enc = SegmentEncoder::new(vec![wide, int], 0, 2).expect("layout");
+    let enc = SegmentEncoder::new(vec![wide, int], 0, 2, WriteTimes::at(0)).expect("layout");
     assert_eq!(enc.storage_kind(0), StorageKind::Var);
     assert_eq!(enc.storage_kind(1), StorageKind::Fixed);
 }
@@ -192,7 +198,7 @@ fn inline_values_must_fit_and_the_encoder_chooses_the_storage() {
 fn versions_from_the_future_are_refused() {
     let mut bytes = encode(&keys(10), true).to_vec();
     let n = bytes.len();
-    for v in [0u32, 5] {
+    for v in [0u32, 6] {
         bytes[8..12].copy_from_slice(&v.to_le_bytes());
         bytes[n - 12..n - 8].copy_from_slice(&v.to_le_bytes());
         let err = SegmentView::open(Bytes::from(bytes.clone()), Verify::Full).expect_err("unknown");
@@ -208,7 +214,7 @@ fn each_segment_hashes_with_its_own_seed() {
     let k = keys(100);
     let seeded = |seed: u64| {
         let cols = vec![spec("id", DType::Utf8, false)];
-        let mut enc = SegmentEncoder::new(cols, 0, k.len())
+        let mut enc = SegmentEncoder::new(cols, 0, k.len(), WriteTimes::at(0))
             .expect("layout")
             .with_hash_seed(seed);
         for key in &k {
@@ -243,14 +249,36 @@ fn layout_is_aligned_and_widest_first() {
 
 #[test]
 fn duplicate_keys_and_nulls_in_non_nullable_columns_are_refused() {
-    let mut enc = SegmentEncoder::new(vec![spec("id", DType::Utf8, false)], 0, 2).expect("layout");
+    let mut enc = SegmentEncoder::new(
+        vec![spec("id", DType::Utf8, false)],
+        0,
+        2,
+        WriteTimes::at(0),
+    )
+    .expect("layout");
     enc.push_var(0, Some(b"a"));
     enc.push_var(0, Some(b"a"));
     assert!(enc.finish(&mut Vec::new()).is_err());
     let mut bad = spec("x", DType::Int8, true);
     bad.nullable = false;
-    assert!(SegmentEncoder::new(vec![spec("id", DType::Utf8, false), bad], 0, 1).is_err());
-    assert!(SegmentEncoder::new(vec![spec("id", DType::Int8, false)], 0, 1).is_err());
+    assert!(
+        SegmentEncoder::new(
+            vec![spec("id", DType::Utf8, false), bad],
+            0,
+            1,
+            WriteTimes::at(0)
+        )
+        .is_err()
+    );
+    assert!(
+        SegmentEncoder::new(
+            vec![spec("id", DType::Int8, false)],
+            0,
+            1,
+            WriteTimes::at(0)
+        )
+        .is_err()
+    );
 }
 
 #[test]
@@ -367,7 +395,7 @@ fn encode_lists(dtype: DType, rows: &ListRows) -> Bytes {
         spec("id", DType::Utf8, false),
         spec("l", dtype, rows.iter().any(Option::is_none)),
     ];
-    let mut enc = SegmentEncoder::new(cols, 0, rows.len()).expect("layout");
+    let mut enc = SegmentEncoder::new(cols, 0, rows.len(), WriteTimes::at(0)).expect("layout");
     assert_eq!(enc.storage_kind(1), StorageKind::List);
     for (r, list) in rows.iter().enumerate() {
         enc.push_var(0, Some(format!("k{r}").as_bytes()));
@@ -493,7 +521,7 @@ fn list_truncation_is_an_error() {
 fn lists_of_the_wrong_length_and_items_of_null_lists_are_refused() {
     let encode = |dtype: DType, items: usize, valid: bool| {
         let cols = vec![spec("id", DType::Utf8, false), spec("l", dtype, !valid)];
-        let mut enc = SegmentEncoder::new(cols, 0, 1).expect("layout");
+        let mut enc = SegmentEncoder::new(cols, 0, 1, WriteTimes::at(0)).expect("layout");
         enc.push_var(0, Some(b"k"));
         for _ in 0..items {
             enc.push_item(1, Some(&[0; 4]));
@@ -526,7 +554,7 @@ fn new_scalar_types_sit_in_the_row() {
         spec("t", ts, false),
         spec("b", DType::Binary, true),
     ];
-    let mut enc = SegmentEncoder::new(cols, 0, 2).expect("layout");
+    let mut enc = SegmentEncoder::new(cols, 0, 2, WriteTimes::at(0)).expect("layout");
     for r in 0..2usize {
         enc.push_var(0, Some(format!("k{r}").as_bytes()));
         let width = enc.row_width();
@@ -557,4 +585,178 @@ fn new_scalar_types_sit_in_the_row() {
     assert_eq!(view.column(3).fixed::<i64>(row), -5);
     assert_eq!(view.column(4).bytes(1, row), [0, 255]);
     assert!(!view.column(4).is_valid(view.row(0)));
+}
+
+/// Sparse columns of every width (8, 4, 2 and 1 bytes) beside a dense one; `rows[r][c]` is
+/// column `c`'s value in row `r`. The encoder picks sparse storage from the counts.
+fn encode_sparse(rows: &[[Option<u8>; 4]], written: &[i64]) -> Bytes {
+    let types = [DType::Int64, DType::Float32, DType::Int16, DType::Bool];
+    let n = rows.len();
+    let mut cols = vec![
+        ColumnSpec {
+            stats: measured((0..n).map(|r| format!("k{r}").len())),
+            ..spec("id", DType::Utf8, false)
+        },
+        spec("dense", DType::Int32, false),
+    ];
+    for (c, dtype) in types.iter().enumerate() {
+        let values = rows.iter().filter(|r| r[c].is_some()).count();
+        cols.push(ColumnSpec {
+            stats: ValueStats {
+                values,
+                ..ValueStats::UNKNOWN
+            },
+            ..spec(&format!("s{c}"), *dtype, values < n)
+        });
+    }
+    let times = WriteTimes {
+        min: written.iter().copied().min().unwrap_or(0),
+        max: written.iter().copied().max().unwrap_or(0),
+        slot: None,
+    };
+    let mut enc = SegmentEncoder::new(cols, 0, n, times).expect("layout");
+    for (r, &t) in written.iter().enumerate() {
+        enc.push_var(0, Some(format!("k{r}").as_bytes()));
+        let at = r * enc.row_width() + enc.fixed_offset(1).expect("dense");
+        enc.rows_mut()[at..at + 4].copy_from_slice(&(r as i32).to_le_bytes());
+        enc.set_written(r, t);
+    }
+    for (c, dtype) in types.iter().enumerate() {
+        let w = dtype.fixed_width().expect("fixed");
+        for (r, row) in rows.iter().enumerate() {
+            let Some(v) = row[c] else { continue };
+            let bytes = u64::from(v).to_le_bytes();
+            if enc.storage_kind(c + 2) == StorageKind::Sparse {
+                enc.push_sparse(c + 2, r, &bytes[..w]);
+            } else {
+                let at = r * enc.row_width() + enc.fixed_offset(c + 2).expect("fixed");
+                enc.rows_mut()[at..at + w].copy_from_slice(&bytes[..w]);
+                enc.set_valid(c + 2, r);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    enc.finish(&mut out).expect("finishes");
+    Bytes::from(out)
+}
+
+/// Reads back what [`encode_sparse`] wrote.
+fn read_sparse(view: &SegmentView) -> Vec<[Option<u8>; 4]> {
+    (0..view.rows())
+        .map(|r| {
+            let row = view.row(r);
+            let mut out = [None; 4];
+            for (c, o) in out.iter_mut().enumerate() {
+                let col = view.column(c + 2);
+                if col.is_valid(row) {
+                    *o = Some(match c {
+                        0 => col.fixed::<i64>(row) as u8,
+                        1 => col.fixed::<f32>(row).to_bits() as u8,
+                        2 => col.fixed::<i16>(row) as u8,
+                        _ => col.fixed::<u8>(row),
+                    });
+                }
+            }
+            assert_eq!(
+                view.column(1).fixed::<i32>(row),
+                r as i32,
+                "the dense column"
+            );
+            out
+        })
+        .collect()
+}
+
+fn sparse_rows(n: std::ops::Range<usize>) -> impl Strategy<Value = Vec<[Option<u8>; 4]>> {
+    // Mostly null: a value one time in ten.
+    let cell = prop_oneof![9 => Just(None), 1 => (0u8..=1).prop_map(Some)];
+    proptest::collection::vec([cell.clone(), cell.clone(), cell.clone(), cell], n)
+}
+
+#[test]
+fn mostly_null_columns_are_stored_sparse_and_cost_their_values() {
+    let rows: Vec<[Option<u8>; 4]> = (0..1000)
+        .map(|r| {
+            let mut row = [None; 4];
+            row[r % 4] = (r % 3 == 0).then_some(1);
+            row
+        })
+        .collect();
+    let view = SegmentView::open(encode_sparse(&rows, &[7; 1000]), Verify::Full).expect("valid");
+    for c in 2..6 {
+        assert_eq!(view.column(c).kind(), StorageKind::Sparse, "column {c}");
+    }
+    assert_eq!(read_sparse(&view), rows);
+    let sparse = view.meta().sparse.expect("a sparse section");
+    // The values present: 250 rows a column, a third of them valid, of widths 8 + 4 + 2 + 1.
+    let present: u64 = (0..4)
+        .map(|c| (0..1000).filter(|r| r % 4 == c && r % 3 == 0).count() as u64)
+        .sum();
+    assert!(
+        sparse.records.len <= present * 8,
+        "{} bytes",
+        sparse.records.len
+    );
+    assert_eq!(view.write_times(), WriteTimes::at(7));
+    assert_eq!(view.written(999), 7);
+}
+
+#[test]
+fn rows_keep_their_own_write_times() {
+    let rows = vec![[None; 4]; 5];
+    let written = [100, 5_000_000, 100, 42, 4_000_000_000];
+    let view = SegmentView::open(encode_sparse(&rows, &written), Verify::Full).expect("valid");
+    let times: Vec<i64> = (0..5).map(|r| view.written(r)).collect();
+    assert_eq!(times, written);
+    assert_eq!(
+        (view.write_times().min, view.write_times().max),
+        (42, 4_000_000_000)
+    );
+    let too_far = WriteTimes {
+        min: 0,
+        max: i64::from(u32::MAX) + 1,
+        slot: None,
+    };
+    assert!(SegmentEncoder::new(vec![spec("id", DType::Utf8, false)], 0, 1, too_far).is_err());
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// Sparse values of every width read back as written, whatever rows hold them.
+    #[test]
+    fn sparse_columns_round_trip(rows in sparse_rows(0..300)) {
+        let written = vec![1; rows.len()];
+        let view = SegmentView::open(encode_sparse(&rows, &written), Verify::Full).expect("valid");
+        prop_assert_eq!(read_sparse(&view), rows);
+    }
+
+    /// Flipping bytes of a segment with sparse columns and per-row times: an error or reads in
+    /// bounds; never a panic.
+    #[test]
+    fn sparse_corruption_never_panics(rows in sparse_rows(100..101), flips in proptest::collection::vec((any::<usize>(), 1u8..=255), 1..4)) {
+        let written: Vec<i64> = (0..rows.len() as i64).collect();
+        let mut bytes = encode_sparse(&rows, &written).to_vec();
+        for (at, x) in flips {
+            let i = at % bytes.len();
+            bytes[i] ^= x;
+        }
+        if let Ok(view) = SegmentView::open(Bytes::from(bytes), Verify::FooterOnly) {
+            for r in 0..view.rows() {
+                let row = view.row(r);
+                let _ = view.written(r);
+                for c in 0..view.meta().columns.len() {
+                    let col = view.column(c);
+                    let _ = col.is_valid(row);
+                    match col.dtype().fixed_width() {
+                        Some(8) => { let _ = col.fixed::<u64>(row); }
+                        Some(4) => { let _ = col.fixed::<u32>(row); }
+                        Some(2) => { let _ = col.fixed::<u16>(row); }
+                        Some(1) => { let _ = col.fixed::<u8>(row); }
+                        _ => { let _ = col.bytes(r, row); }
+                    }
+                }
+            }
+        }
+    }
 }

@@ -5,7 +5,10 @@ use std::io::Write;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{ArrowPrimitiveType, BinaryType, ByteArrayType, Utf8Type};
 use arrow_array::{Array, ArrayRef, GenericByteArray, RecordBatch, StringArray};
-use murr_format::{ColumnSpec, DType, KeyCodec, Native, SegmentEncoder, TableSchema, ValueStats};
+use murr_format::{
+    ColumnSpec, DType, KeyCodec, Native, SegmentEncoder, StorageKind, TableSchema, ValueStats,
+    WriteTimes,
+};
 
 use crate::{Error, Result, downcast_dtype};
 
@@ -58,9 +61,33 @@ pub struct Input<'a> {
     pub batch: &'a RecordBatch,
     /// Positions of the rows to take. Their keys must be distinct across all inputs.
     pub row_ids: &'a [u32],
+    /// When the batch's rows were written.
+    pub written: Written<'a>,
+}
+
+/// When rows were written, in whole seconds since the Unix epoch.
+#[derive(Debug, Clone, Copy)]
+pub enum Written<'a> {
+    /// Every row at this time (a write).
+    At(i64),
+    /// Each row of the batch at its own time, by position in the batch (a merge).
+    Each(&'a [i64]),
+}
+
+impl Written<'_> {
+    fn of(&self, row: u32) -> i64 {
+        match self {
+            Written::At(t) => *t,
+            Written::Each(times) => times[row as usize],
+        }
+    }
 }
 
 /// Encodes the selected rows as one segment into `out`; returns the bytes written.
+///
+/// A column with no value in the selected rows is left out of the segment (it reads as nulls,
+/// and costs nothing); mostly-null fixed-width columns are stored sparse (the format decides,
+/// from the counts given here).
 ///
 /// # Errors
 /// [`Error::Invalid`] when a column has the wrong type, a key repeats, or a non-nullable column
@@ -70,41 +97,52 @@ pub fn encode(schema: &TableSchema, inputs: &[Input<'_>], out: &mut impl Write) 
     let key = schema.key_position();
     let mut specs = Vec::with_capacity(schema.columns.len());
     let mut arrays: Vec<Vec<Option<&ArrayRef>>> = Vec::with_capacity(schema.columns.len());
+    // Schema positions of the columns the segment stores.
+    let mut stored: Vec<usize> = Vec::with_capacity(schema.columns.len());
     for (c, column) in schema.columns.iter().enumerate() {
         let per_input: Vec<Option<&ArrayRef>> = inputs
             .iter()
             .map(|i| column_of(i.batch, c, &column.name))
             .collect();
-        let mut has_nulls = false;
+        // Valid values among the selected rows.
+        let mut values = 0usize;
         for (input, array) in inputs.iter().zip(&per_input) {
-            match array {
-                None => has_nulls |= !input.row_ids.is_empty(),
-                Some(a) => {
-                    if a.data_type() != &column.dtype.to_arrow() {
-                        return Err(Error::Invalid(format!(
-                            "column {:?} is {}, expected {}",
-                            column.name,
-                            a.data_type(),
-                            column.dtype.to_arrow()
-                        )));
-                    }
-                    if a.null_count() > 0 {
-                        has_nulls |= input.row_ids.iter().any(|&r| a.is_null(r as usize));
-                    }
+            if let Some(a) = array {
+                if a.data_type() != &column.dtype.to_arrow() {
+                    return Err(Error::Invalid(format!(
+                        "column {:?} is {}, expected {}",
+                        column.name,
+                        a.data_type(),
+                        column.dtype.to_arrow()
+                    )));
                 }
+                values += if a.null_count() == 0 {
+                    input.row_ids.len()
+                } else {
+                    input
+                        .row_ids
+                        .iter()
+                        .filter(|&&r| a.is_valid(r as usize))
+                        .count()
+                };
             }
         }
+        let has_nulls = values < total;
         if has_nulls && !column.nullable {
             return Err(Error::Invalid(format!(
                 "column {:?} is not nullable but holds a null",
                 column.name
             )));
         }
-        let stats = match column.dtype {
+        if values == 0 && total > 0 && c != key {
+            continue; // all null: not stored
+        }
+        let mut stats = match column.dtype {
             DType::Utf8 => byte_lengths::<Utf8Type>(inputs, &per_input),
             DType::Binary => byte_lengths::<BinaryType>(inputs, &per_input),
             _ => ValueStats::UNKNOWN,
         };
+        stats.values = values;
         specs.push(ColumnSpec {
             name: column.name.clone(),
             dtype: column.dtype,
@@ -113,13 +151,39 @@ pub fn encode(schema: &TableSchema, inputs: &[Input<'_>], out: &mut impl Write) 
             stats,
         });
         arrays.push(per_input);
+        stored.push(c);
+    }
+    let key = stored
+        .iter()
+        .position(|&c| c == key)
+        .expect("the key column is always stored");
+    let mut times = WriteTimes::at(0);
+    let mut selected = inputs
+        .iter()
+        .flat_map(|i| i.row_ids.iter().map(|&r| i.written.of(r)));
+    if let Some(first) = selected.next() {
+        times = WriteTimes::at(first);
+        for t in selected {
+            times.min = times.min.min(t);
+            times.max = times.max.max(t);
+        }
     }
     // A random seed per segment: nobody can choose keys that collide in its index.
     let seed = std::hash::BuildHasher::hash_one(&std::hash::RandomState::new(), total);
-    let mut enc = SegmentEncoder::new(specs, key, total)
+    let mut enc = SegmentEncoder::new(specs, key, total, times)
         .map_err(invalid)?
         .with_hash_seed(seed);
-    for (c, column) in schema.columns.iter().enumerate() {
+    if times.min != times.max {
+        let mut row = 0usize;
+        for input in inputs {
+            for &r in input.row_ids {
+                enc.set_written(row, input.written.of(r));
+                row += 1;
+            }
+        }
+    }
+    for (c, &at) in stored.iter().enumerate() {
+        let column = &schema.columns[at];
         let arrays = &arrays[c];
         downcast_dtype!(column.dtype,
             |T| fill_fixed::<T>(&mut enc, c, inputs, arrays),
@@ -161,7 +225,11 @@ fn byte_lengths<T: ByteArrayType<Offset = i32>>(
             total_len += len;
         }
     }
-    ValueStats { max_len, total_len }
+    ValueStats {
+        max_len,
+        total_len,
+        values: usize::MAX,
+    }
 }
 
 fn invalid(e: murr_format::Error) -> Error {
@@ -183,9 +251,18 @@ fn fill_fixed<T>(
     T: ArrowPrimitiveType,
     T::Native: Native,
 {
+    let w = <T::Native as Native>::WIDTH;
+    if enc.storage_kind(column) == StorageKind::Sparse {
+        let mut buf = [0u8; 8];
+        for_valid(inputs, arrays, |row, array, r| {
+            let array = array.as_primitive::<T>();
+            array.value(r).write_le(&mut buf[..w]);
+            enc.push_sparse(column, row, &buf[..w]);
+        });
+        return;
+    }
     let width = enc.row_width();
     let offset = enc.fixed_offset(column).expect("fixed-width column");
-    let w = <T::Native as Native>::WIDTH;
     let mut row = 0usize;
     for (input, array) in inputs.iter().zip(arrays) {
         let Some(array) = array else {
@@ -219,12 +296,41 @@ fn fill_fixed<T>(
     }
 }
 
+/// Calls `f(row, array, r)` for every selected row `r` of an input (`row` is its row in the
+/// segment) whose value is valid.
+fn for_valid(
+    inputs: &[Input<'_>],
+    arrays: &[Option<&ArrayRef>],
+    mut f: impl FnMut(usize, &ArrayRef, usize),
+) {
+    let mut row = 0usize;
+    for (input, array) in inputs.iter().zip(arrays) {
+        let Some(array) = array else {
+            row += input.row_ids.len();
+            continue;
+        };
+        for &r in input.row_ids {
+            if array.is_valid(r as usize) {
+                f(row, array, r as usize);
+            }
+            row += 1;
+        }
+    }
+}
+
 fn fill_bool(
     enc: &mut SegmentEncoder,
     column: usize,
     inputs: &[Input<'_>],
     arrays: &[Option<&ArrayRef>],
 ) {
+    if enc.storage_kind(column) == StorageKind::Sparse {
+        for_valid(inputs, arrays, |row, array, r| {
+            let v = u8::from(array.as_boolean().value(r));
+            enc.push_sparse(column, row, &[v]);
+        });
+        return;
+    }
     let width = enc.row_width();
     let offset = enc.fixed_offset(column).expect("fixed-width column");
     let mut row = 0usize;

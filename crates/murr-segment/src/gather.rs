@@ -478,9 +478,13 @@ impl<'r> Gather<'_, 'r> {
         }
         let mut values: Vec<T::Native> = Vec::with_capacity(n);
         let mut nulls = Nulls::new(n);
+        let tiered = murr_directory::residency::active();
         for i in 0..n {
             match self.at(i) {
                 Some((_, row, col)) => {
+                    if tiered && let Some(p) = col.sparse_ptr(row) {
+                        murr_directory::residency::touch(p);
+                    }
                     values.push(col.fixed::<T::Native>(row));
                     nulls.push(true);
                 }
@@ -497,9 +501,13 @@ impl<'r> Gather<'_, 'r> {
         let n = self.rows.len();
         let mut values = BooleanBufferBuilder::new(n);
         let mut nulls = Nulls::new(n);
+        let tiered = murr_directory::residency::active();
         for i in 0..n {
             match self.at(i) {
                 Some((_, row, col)) => {
+                    if tiered && let Some(p) = col.sparse_ptr(row) {
+                        murr_directory::residency::touch(p);
+                    }
                     values.append(col.fixed::<u8>(row) != 0);
                     nulls.push(true);
                 }
@@ -772,6 +780,7 @@ mod tests {
             &[Input {
                 batch: &batch,
                 row_ids: &[0, 1],
+                written: crate::Written::At(0),
             }],
             &mut bytes,
         )

@@ -19,7 +19,7 @@ use bytes::Bytes;
 use murr_directory::{Directory, FilePath};
 use murr_format::{SegmentView, Verify};
 
-pub use encode::{Input, RowKeys, encode};
+pub use encode::{Input, RowKeys, Written, encode};
 pub use gather::{Loc, ResolvedRows, gather, gather_columns, gather_rows};
 
 #[doc(hidden)]

@@ -191,6 +191,7 @@ fn write(dir: &dyn Directory, schema: &TableSchema, batch: &RecordBatch, name: &
         &[Input {
             batch,
             row_ids: &rows,
+            written: murr_segment::Written::At(0),
         }],
         &mut bytes,
     )
@@ -420,7 +421,8 @@ fn wrong_arrow_type_and_null_in_required_column_are_refused() {
             &schema,
             &[Input {
                 batch: &wrong,
-                row_ids: &[0]
+                row_ids: &[0],
+                written: murr_segment::Written::At(0),
             }],
             &mut Vec::new()
         )
@@ -436,6 +438,7 @@ fn wrong_arrow_type_and_null_in_required_column_are_refused() {
         &[Input {
             batch: &null,
             row_ids: &[0],
+            written: murr_segment::Written::At(0),
         }],
         &mut Vec::new(),
     )
@@ -496,10 +499,12 @@ fn inputs_with_and_without_nulls_share_a_segment() {
             Input {
                 batch: &full,
                 row_ids: &[1, 0],
+                written: murr_segment::Written::At(0),
             },
             Input {
                 batch: &holes,
                 row_ids: &[0, 1],
+                written: murr_segment::Written::At(0),
             },
         ],
         &mut bytes,

@@ -36,6 +36,16 @@ pub enum Error {
         /// The name asked for.
         table: String,
     },
+    /// The table has a column of that name (a schema change that adds it).
+    #[error("table {table:?} already has column {column:?}{detail}")]
+    ColumnExists {
+        /// The table.
+        table: String,
+        /// The column.
+        column: String,
+        /// More on the clash (the types, when they differ).
+        detail: String,
+    },
     /// Another writer wrote a file this change needed (the next manifest version, or a segment
     /// name) first: this change is not applied. Two processes write to one table (a second
     /// writer on shared storage); the loser refreshes and tries again, or stops.
@@ -95,7 +105,7 @@ impl Error {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Error::TableNotFound { .. } => ErrorKind::NotFound,
-            Error::TableExists { .. } => ErrorKind::AlreadyExists,
+            Error::TableExists { .. } | Error::ColumnExists { .. } => ErrorKind::AlreadyExists,
             Error::Conflict { .. } | Error::ReadOnly { .. } | Error::Busy { .. } => {
                 ErrorKind::Conflict
             }

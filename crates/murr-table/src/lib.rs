@@ -32,6 +32,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod clock;
 mod error;
 mod manifest;
 mod merger;
@@ -39,7 +40,8 @@ mod policy;
 mod store;
 mod table;
 
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, ErrorKind, Result};
 pub use manifest::Manifest;
 pub use store::{GcStats, RefreshStats, Store, StoreOptions, TableStatus, is_segment_file};
-pub use table::{Snapshot, Table, TableMeta, TableStats, WriteStats};
+pub use table::{Alter, Snapshot, Table, TableMeta, TableStats, WriteStats};

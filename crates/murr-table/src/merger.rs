@@ -50,11 +50,17 @@ impl MergeThread {
     /// Starts the thread. With `idle`, a table that has had no write for that long is compacted
     /// into one segment (or its small segments after a large one into one: `policy::pick_idle`),
     /// unless it is larger than `idle_max_bytes`.
-    pub(crate) fn spawn(idle: Option<Duration>, idle_max_bytes: u64) -> MergeThread {
+    /// Tables with a time to live have their expired rows dropped when the earliest expires, at
+    /// most every `expiry_interval`.
+    pub(crate) fn spawn(
+        idle: Option<Duration>,
+        idle_max_bytes: u64,
+        expiry_interval: Duration,
+    ) -> MergeThread {
         let (tx, rx) = mpsc::channel::<Request>();
         let handle = std::thread::Builder::new()
             .name("murr-merge".to_owned())
-            .spawn(move || merge_loop(&rx, idle, idle_max_bytes))
+            .spawn(move || merge_loop(&rx, idle, idle_max_bytes, expiry_interval))
             .expect("spawning a thread");
         MergeThread {
             merger: Merger { tx },
@@ -84,15 +90,49 @@ fn log_failure(table: &Table, e: &Error) {
     }
 }
 
-/// Runs the size-tiered merges a write asks for, and compacts tables that have gone idle.
-fn merge_loop(rx: &Receiver<Request>, idle: Option<Duration>, idle_max_bytes: u64) {
+/// A table with a time to live, and when to drop its expired rows next.
+struct Expiring {
+    table: Weak<Table>,
+    due: Instant,
+    /// When its expired rows were last dropped.
+    last: Option<Instant>,
+}
+
+impl Expiring {
+    /// When `table`'s next rows expire, but not sooner than `interval` after the last drop.
+    fn schedule(table: &Table, last: Option<Instant>, interval: Duration) -> Option<Instant> {
+        let at = table.next_expiry()?;
+        let wait = u64::try_from(at.saturating_sub(table.now())).unwrap_or(0);
+        let due = Instant::now() + Duration::from_secs(wait);
+        Some(match last {
+            Some(last) => due.max(last + interval),
+            None => due,
+        })
+    }
+}
+
+/// Runs the size-tiered merges a write asks for, compacts tables that have gone idle, and drops
+/// expired rows.
+fn merge_loop(
+    rx: &Receiver<Request>,
+    idle: Option<Duration>,
+    idle_max_bytes: u64,
+    expiry_interval: Duration,
+) {
     // Tables written since their last full compaction, by when they were last written.
     let mut pending: Vec<(Weak<Table>, Instant)> = Vec::new();
+    let mut expiring: Vec<Expiring> = Vec::new();
     loop {
-        let wait = match (idle, pending.iter().map(|(_, at)| *at).min()) {
+        let idle_wait = match (idle, pending.iter().map(|(_, at)| *at).min()) {
             (Some(idle), Some(oldest)) => idle.saturating_sub(oldest.elapsed()),
             _ => Duration::from_secs(3600),
         };
+        let expiry_wait = expiring
+            .iter()
+            .map(|e| e.due.saturating_duration_since(Instant::now()))
+            .min()
+            .unwrap_or(Duration::from_secs(3600));
+        let wait = idle_wait.min(expiry_wait);
         match rx.recv_timeout(wait) {
             Ok(Request::Stop) | Err(mpsc::RecvTimeoutError::Disconnected) => return,
             Ok(Request::Merge(weak)) => {
@@ -109,10 +149,45 @@ fn merge_loop(rx: &Receiver<Request>, idle: Option<Duration>, idle_max_bytes: u6
                         }
                     }
                 }
+                let last = expiring
+                    .iter()
+                    .find(|e| Weak::ptr_eq(&e.table, &weak))
+                    .and_then(|e| e.last);
+                expiring.retain(|e| !Weak::ptr_eq(&e.table, &weak));
+                if let Some(due) = Expiring::schedule(&table, last, expiry_interval) {
+                    expiring.push(Expiring {
+                        table: Weak::clone(&weak),
+                        due,
+                        last,
+                    });
+                }
                 pending.retain(|(w, _)| !Weak::ptr_eq(w, &weak));
                 pending.push((weak, Instant::now()));
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {}
+        }
+        let now = Instant::now();
+        let (due, waiting): (Vec<_>, Vec<_>) = expiring.drain(..).partition(|e| e.due <= now);
+        expiring = waiting;
+        for e in due {
+            let Some(table) = e.table.upgrade() else {
+                continue;
+            };
+            match table.expire() {
+                Ok(n) if n > 0 => {
+                    tracing::info!(table = %table.name(), segments = n, "dropped expired rows");
+                }
+                Ok(_) => {}
+                Err(e) => log_failure(&table, &e),
+            }
+            let last = Some(Instant::now());
+            if let Some(due) = Expiring::schedule(&table, last, expiry_interval) {
+                expiring.push(Expiring {
+                    table: e.table,
+                    due,
+                    last,
+                });
+            }
         }
         let Some(idle) = idle else {
             pending.clear();

@@ -15,6 +15,7 @@ use murr_directory::{Directory, DirectoryExt, FileMeta, FilePath};
 use murr_format::{TableSchema, Verify, validate_name};
 use parking_lot::RwLock;
 
+use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
 use crate::manifest::{
     Manifest, TABLES, highest_segment, manifest_version, manifests, read_latest, table_of,
@@ -58,6 +59,13 @@ pub struct StoreOptions {
     /// Tables larger than this (bytes of segment files) are not compacted when idle: a full merge
     /// needs about twice the table's size in memory while it runs. Default: 8 GiB.
     pub idle_compaction_max_bytes: u64,
+    /// With background merges: how often, at most, a table with a time to live has its expired
+    /// rows dropped (each time, the segments holding any are rewritten without them). Rows read
+    /// as missing from the second they expire; this bounds only how long they keep costing
+    /// memory. Default: 60 s.
+    pub expiry_interval: Duration,
+    /// Where the table layer reads the time (rows' write times, expiry). Default: the system's.
+    pub clock: Arc<dyn Clock>,
 }
 
 impl Default for StoreOptions {
@@ -73,6 +81,8 @@ impl Default for StoreOptions {
             write_segment_bytes: 512 << 20,
             idle_compaction: Some(Duration::from_secs(2)),
             idle_compaction_max_bytes: 8 << 30,
+            expiry_interval: Duration::from_secs(60),
+            clock: Arc::new(SystemClock),
         }
     }
 }
@@ -176,7 +186,11 @@ impl Store {
     pub fn open(dir: Arc<dyn Directory>, options: StoreOptions) -> Result<Store> {
         let started = Instant::now();
         let merge_thread = (options.background_merges && !options.read_only).then(|| {
-            MergeThread::spawn(options.idle_compaction, options.idle_compaction_max_bytes)
+            MergeThread::spawn(
+                options.idle_compaction,
+                options.idle_compaction_max_bytes,
+                options.expiry_interval,
+            )
         });
         let mut store = Store {
             dir,
@@ -264,6 +278,7 @@ impl Store {
                 .map(|m| Arc::new(m.merger().clone()) as Arc<dyn crate::table::MergeRequests>),
             delete_at_once: self.options.delete_at_once,
             read_only: self.options.read_only,
+            clock: Arc::clone(&self.options.clock),
         }
     }
 

@@ -5,8 +5,8 @@ use std::io::Write;
 use crate::error::{Error, Result};
 use crate::index;
 use crate::segment::footer::{
-    ALIGN, ColumnMeta, FORMAT_VERSION, HEADER_LEN, Items, Section, SegmentMeta, Storage,
-    StorageKind, TRAILER_LEN, Trailer, encode_meta, header,
+    ALIGN, ColumnMeta, FORMAT_VERSION, HEADER_LEN, Items, Section, SegmentMeta, SparseMeta,
+    Storage, StorageKind, TRAILER_LEN, Trailer, WriteTimes, encode_meta, header,
 };
 use crate::segment::layout::{ColumnSpec, RowLayout};
 use crate::segment::view::inline_value;
@@ -87,6 +87,12 @@ pub struct SegmentEncoder {
     var: Vec<Option<VarBuilder>>,
     inline: Vec<Option<InlineBuilder>>,
     lists: Vec<Option<ListBuilder>>,
+    /// Per sparse column: its valid values, in row order.
+    sparse: Vec<Option<Vec<u8>>>,
+    /// The sparse columns' validity bits, and where each row's record position goes.
+    sparse_bits: (u32, u32),
+    pointer: Option<(u32, u8)>,
+    written: WriteTimes,
     /// The first value too long for its inline slot (reported by `finish`).
     overflow: Option<String>,
     hash_seed: u64,
@@ -94,12 +100,27 @@ pub struct SegmentEncoder {
 
 impl SegmentEncoder {
     /// An encoder for `rows` rows of these columns; `key` is the position of the key column,
-    /// which holds each row's encoded key (see [`crate::KeyCodec`]).
+    /// which holds each row's encoded key (see [`crate::KeyCodec`]). The rows were written
+    /// between `written.min` and `written.max` (seconds since the Unix epoch): when those
+    /// differ, give each row its time with [`SegmentEncoder::set_written`].
     ///
     /// # Errors
     /// [`Error::Invalid`] when the key column does not hold byte strings, a non-nullable column is
-    /// said to hold nulls, or the row count is too large.
-    pub fn new(columns: Vec<ColumnSpec>, key: usize, rows: usize) -> Result<Self> {
+    /// said to hold nulls, the row count is too large, or the write times are out of order or
+    /// more than 136 years apart.
+    pub fn new(
+        columns: Vec<ColumnSpec>,
+        key: usize,
+        rows: usize,
+        written: WriteTimes,
+    ) -> Result<Self> {
+        let span = written.max.checked_sub(written.min);
+        if !span.is_some_and(|s| (0..i64::from(u32::MAX)).contains(&s)) {
+            return Err(Error::invalid(format!(
+                "write times {} to {} are out of order or too far apart",
+                written.min, written.max
+            )));
+        }
         let Some(k) = columns.get(key) else {
             return Err(Error::invalid("key column position out of range"));
         };
@@ -115,7 +136,7 @@ impl SegmentEncoder {
                 u32::MAX - 1
             )));
         }
-        let layout = RowLayout::compute(&columns, key, rows)?;
+        let layout = RowLayout::compute(&columns, key, rows, written.min != written.max)?;
         let row_width = layout.row_width as usize;
         let block_len = rows
             .checked_mul(row_width)
@@ -124,10 +145,18 @@ impl SegmentEncoder {
         let mut inline = vec![None; columns.len()];
         let mut var = Vec::with_capacity(columns.len());
         let mut lists = Vec::with_capacity(columns.len());
+        let mut sparse = vec![None; columns.len()];
         for (i, kind) in layout.kinds.iter().enumerate() {
             var.push(None);
             lists.push(None);
             match kind {
+                StorageKind::Sparse => {
+                    let w = columns[i]
+                        .dtype
+                        .fixed_width()
+                        .expect("sparse is fixed-width");
+                    sparse[i] = Some(Vec::with_capacity(columns[i].stats.values.min(rows) * w));
+                }
                 StorageKind::List => {
                     let (item, fixed_len) = columns[i]
                         .dtype
@@ -180,6 +209,13 @@ impl SegmentEncoder {
             var,
             inline,
             lists,
+            sparse,
+            sparse_bits: layout.sparse_bits,
+            pointer: layout.pointer,
+            written: WriteTimes {
+                slot: layout.written,
+                ..written
+            },
             overflow: None,
             hash_seed: 0,
             columns,
@@ -217,6 +253,8 @@ impl SegmentEncoder {
             StorageKind::Inline
         } else if self.lists[column].is_some() {
             StorageKind::List
+        } else if self.sparse[column].is_some() {
+            StorageKind::Sparse
         } else {
             StorageKind::Var
         }
@@ -234,6 +272,102 @@ impl SegmentEncoder {
             let at = row * self.row_width + self.validity_offset + (bit / 8) as usize;
             self.block[at] |= 1 << (bit % 8);
         }
+    }
+
+    /// Sets the valid value of `row` of a column the encoder stores sparse
+    /// ([`SegmentEncoder::storage_kind`]): its little-endian bytes. Call in row order.
+    ///
+    /// # Panics
+    /// If the column is not sparse, or `value` is not one value.
+    #[inline]
+    pub fn push_sparse(&mut self, column: usize, row: usize, value: &[u8]) {
+        let values = self.sparse[column]
+            .as_mut()
+            .expect("push_sparse on a sparse column");
+        assert_eq!(
+            Some(value.len()),
+            self.columns[column].dtype.fixed_width(),
+            "one value"
+        );
+        values.extend_from_slice(value);
+        self.set_valid(column, row);
+    }
+
+    /// Sets when `row` was written (seconds since the Unix epoch), between the times given to
+    /// [`SegmentEncoder::new`]; without a call, a row reads as written at the earliest.
+    #[inline]
+    pub fn set_written(&mut self, row: usize, t: i64) {
+        let Some(slot) = self.written.slot else {
+            return;
+        };
+        if !(self.written.min..=self.written.max).contains(&t) {
+            if self.overflow.is_none() {
+                self.overflow = Some(format!(
+                    "row {row} written at {t}, outside {}..={}",
+                    self.written.min, self.written.max
+                ));
+            }
+            return;
+        }
+        let delta = u32::try_from(t - self.written.min).expect("checked in new");
+        let at = row * self.row_width + slot as usize;
+        self.block[at..at + 4].copy_from_slice(&delta.to_le_bytes());
+    }
+
+    /// Builds each row's record of its sparse values (in the order of the sparse columns'
+    /// validity bits) and writes its position into the row.
+    fn build_records(&mut self) -> Result<Vec<u8>> {
+        let Some((pointer, pointer_width)) = self.pointer else {
+            return Ok(Vec::new());
+        };
+        let (start, end) = self.sparse_bits;
+        let by_bit: Vec<usize> = (start..end)
+            .map(|b| {
+                self.null_bits
+                    .iter()
+                    .position(|&n| n == Some(b))
+                    .expect("every sparse bit has its column")
+            })
+            .collect();
+        let widths: Vec<usize> = by_bit
+            .iter()
+            .map(|&c| self.columns[c].dtype.fixed_width().expect("fixed"))
+            .collect();
+        let total: usize = by_bit
+            .iter()
+            .map(|&c| self.sparse[c].as_ref().map_or(0, Vec::len))
+            .sum();
+        let mut records = Vec::with_capacity(total);
+        let mut cursors = vec![0usize; by_bit.len()];
+        for row in 0..self.rows {
+            let at = row * self.row_width;
+            let pos = records.len() as u64;
+            let ptr = &mut self.block[at + pointer as usize..][..usize::from(pointer_width)];
+            if pointer_width == 4 {
+                let pos =
+                    u32::try_from(pos).map_err(|_| Error::invalid("sparse section too large"))?;
+                ptr.copy_from_slice(&pos.to_le_bytes());
+            } else {
+                ptr.copy_from_slice(&pos.to_le_bytes());
+            }
+            let validity = at + self.validity_offset;
+            for (k, &c) in by_bit.iter().enumerate() {
+                let bit = start as usize + k;
+                if self.block[validity + bit / 8] & (1 << (bit % 8)) != 0 {
+                    let values = self.sparse[c].as_ref().expect("sparse column");
+                    let w = widths[k];
+                    let Some(v) = values.get(cursors[k]..cursors[k] + w) else {
+                        return Err(Error::invalid(format!(
+                            "column {:?} is valid in more rows than it got values",
+                            self.columns[c].name
+                        )));
+                    };
+                    records.extend_from_slice(v);
+                    cursors[k] += w;
+                }
+            }
+        }
+        Ok(records)
     }
 
     /// Appends the next row's value of a variable-width column (`None` = null).
@@ -375,10 +509,11 @@ impl SegmentEncoder {
     /// # Errors
     /// [`Error::Invalid`] when a variable-width column did not get one value per row, or two rows
     /// share a key; [`Error::Io`] when the writer fails.
-    pub fn finish(self, out: &mut impl Write) -> Result<u64> {
-        if let Some(overflow) = self.overflow {
+    pub fn finish(mut self, out: &mut impl Write) -> Result<u64> {
+        if let Some(overflow) = self.overflow.take() {
             return Err(Error::invalid(overflow));
         }
+        let records = self.build_records()?;
         for (i, (v, inl)) in self.var.iter().zip(&self.inline).enumerate() {
             let got = match (v, inl, &self.lists[i]) {
                 (Some(b), _, _) => b.offsets.len() - 1,
@@ -405,9 +540,21 @@ impl SegmentEncoder {
         let mut w = SectionWriter::new(out);
         w.write(&header())?;
         let rows_section = w.section(&self.block)?;
+        let sparse = match self.pointer {
+            Some((pointer, pointer_width)) => Some(SparseMeta {
+                pointer,
+                pointer_width,
+                records: w.section(&records)?,
+            }),
+            None => None,
+        };
+        drop(records);
         let mut metas = Vec::with_capacity(self.columns.len());
         for (i, c) in self.columns.iter().enumerate() {
             let storage = match (&self.var[i], self.inline[i]) {
+                (None, None) if self.sparse[i].is_some() => Storage::Sparse {
+                    width: u8::try_from(c.dtype.fixed_width().expect("fixed")).expect("small"),
+                },
                 (None, None) if self.lists[i].is_some() => {
                     let l = self.lists[i].as_ref().expect("checked");
                     // A fixed-size list with no null list needs no offsets: row r's items are
@@ -483,6 +630,8 @@ impl SegmentEncoder {
             index_capacity: capacity,
             hash_algo: index::HASH_XXH3_64_SEEDED,
             hash_seed: self.hash_seed,
+            written: Some(self.written),
+            sparse,
             columns: metas,
         };
         let footer = encode_meta(&meta)?;

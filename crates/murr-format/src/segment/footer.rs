@@ -6,9 +6,9 @@ use crate::error::{Error, Result};
 
 /// The first 8 bytes of every segment file, and its last 8.
 pub const MAGIC: [u8; 8] = *b"MURRSEG\0";
-/// The segment format version this build writes (4: list storage and the types of codes 13 to 15
-/// and 64 to 66).
-pub const FORMAT_VERSION: u32 = 4;
+/// The segment format version this build writes (5: sparse storage, columns a segment lacks, and
+/// rows' write times).
+pub const FORMAT_VERSION: u32 = 5;
 /// The oldest segment format version this build reads (version 1 has no inline strings).
 pub const MIN_FORMAT_VERSION: u32 = 1;
 /// The header's length.
@@ -42,6 +42,9 @@ pub enum StorageKind {
     Inline = 2,
     /// Lists, column-major: item offsets per row, then the items in their own sections.
     List = 3,
+    /// Fixed-width values of a mostly-null column, in each row's record of the sparse section:
+    /// only the valid values take bytes.
+    Sparse = 4,
 }
 
 impl StorageKind {
@@ -52,6 +55,7 @@ impl StorageKind {
             StorageKind::Var,
             StorageKind::Inline,
             StorageKind::List,
+            StorageKind::Sparse,
         ]
         .into_iter()
         .find(|k| *k as u8 == code)
@@ -99,6 +103,12 @@ pub enum Storage {
         /// The items.
         items: Items,
     },
+    /// In the row's record of the segment's sparse section ([`SparseMeta`]): the record holds
+    /// the valid values of the sparse columns, in the order of their validity bits.
+    Sparse {
+        /// Bytes per value.
+        width: u8,
+    },
 }
 
 /// Where a list column's items live.
@@ -130,6 +140,7 @@ impl Storage {
             Storage::Inline { .. } => StorageKind::Inline,
             Storage::Var { .. } => StorageKind::Var,
             Storage::List { .. } => StorageKind::List,
+            Storage::Sparse { .. } => StorageKind::Sparse,
         }
     }
 }
@@ -147,6 +158,41 @@ pub struct ColumnMeta {
     pub null_bit: Option<u32>,
     /// Where the values live.
     pub storage: Storage,
+}
+
+/// When a segment's rows were written, in whole seconds since the Unix epoch (what a table's
+/// expiry compares with).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct WriteTimes {
+    /// The earliest row's.
+    pub min: i64,
+    /// The latest row's.
+    pub max: i64,
+    /// Where each row holds its own time, as a 4-byte count of seconds after `min`; `None` when
+    /// every row was written at `min` (then `max == min`).
+    pub slot: Option<u32>,
+}
+
+impl WriteTimes {
+    /// Every row written at `t`.
+    pub fn at(t: i64) -> WriteTimes {
+        WriteTimes {
+            min: t,
+            max: t,
+            slot: None,
+        }
+    }
+}
+
+/// The sparse section of a segment: each row's record of its sparse columns' valid values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SparseMeta {
+    /// Offset inside the row of the record's position in the section.
+    pub pointer: u32,
+    /// Bytes of that position: 4 or 8.
+    pub pointer_width: u8,
+    /// The records.
+    pub records: Section,
 }
 
 /// The footer: everything needed to read the sections.
@@ -172,6 +218,11 @@ pub struct SegmentMeta {
     pub hash_algo: u8,
     /// The seed of the index's hash (version 3; 0 before).
     pub hash_seed: u64,
+    /// When the rows were written (version 5; before it, every row reads as written at 0 and
+    /// the table layer gives such segments its own time: see `murr-table`).
+    pub written: Option<WriteTimes>,
+    /// The sparse section, when a column is stored sparse (version 5).
+    pub sparse: Option<SparseMeta>,
     /// The columns, in schema order.
     pub columns: Vec<ColumnMeta>,
 }
@@ -246,6 +297,18 @@ pub(crate) fn encode_meta(m: &SegmentMeta) -> Result<Vec<u8>> {
     p.u64(m.index_capacity);
     p.u8(m.hash_algo);
     p.u64(m.hash_seed);
+    let w = m.written.unwrap_or_default();
+    p.u64(w.min as u64);
+    p.u64(w.max as u64);
+    p.u32(w.slot.unwrap_or(u32::MAX));
+    match m.sparse {
+        Some(s) => {
+            p.u8(s.pointer_width);
+            p.u32(s.pointer);
+            put_section(&mut p, s.records);
+        }
+        None => p.u8(0),
+    }
     p.u32(u32::try_from(m.columns.len()).map_err(|_| Error::invalid("too many columns"))?);
     for c in &m.columns {
         p.str(&c.name)?;
@@ -258,6 +321,7 @@ pub(crate) fn encode_meta(m: &SegmentMeta) -> Result<Vec<u8>> {
                 p.u32(offset);
                 p.u8(width);
             }
+            Storage::Sparse { width } => p.u8(width),
             Storage::Var {
                 offsets,
                 data,
@@ -312,6 +376,27 @@ pub(crate) fn decode_meta(bytes: &[u8], version: u32) -> Result<SegmentMeta> {
     let index_capacity = g.u64()?;
     let hash_algo = g.u8()?;
     let hash_seed = if version >= 3 { g.u64()? } else { 0 };
+    let (written, sparse) = if version >= 5 {
+        let min = g.u64()? as i64;
+        let max = g.u64()? as i64;
+        let slot = g.u32()?;
+        let written = WriteTimes {
+            min,
+            max,
+            slot: (slot != u32::MAX).then_some(slot),
+        };
+        let sparse = match g.u8()? {
+            0 => None,
+            pointer_width => Some(SparseMeta {
+                pointer_width,
+                pointer: g.u32()?,
+                records: get_section(&mut g)?,
+            }),
+        };
+        (Some(written), sparse)
+    } else {
+        (None, None)
+    };
     let n = g.u32()?;
     let mut columns = Vec::with_capacity(n.min(4096) as usize);
     for _ in 0..n {
@@ -335,6 +420,7 @@ pub(crate) fn decode_meta(bytes: &[u8], version: u32) -> Result<SegmentMeta> {
                 offset: g.u32()?,
                 width: g.u8()?,
             },
+            Some(StorageKind::Sparse) if version >= 5 => Storage::Sparse { width: g.u8()? },
             Some(StorageKind::List) if version >= 4 => Storage::List {
                 offsets: get_section(&mut g)?,
                 offset_width: g.u8()?,
@@ -384,6 +470,8 @@ pub(crate) fn decode_meta(bytes: &[u8], version: u32) -> Result<SegmentMeta> {
         index_capacity,
         hash_algo,
         hash_seed,
+        written,
+        sparse,
         columns,
     })
 }

@@ -16,6 +16,8 @@ pub struct ValueStats {
     pub max_len: usize,
     /// All values' bytes together (variable-width types).
     pub total_len: usize,
+    /// How many values are valid (not null); `usize::MAX` when not counted.
+    pub values: usize,
 }
 
 impl ValueStats {
@@ -23,8 +25,18 @@ impl ValueStats {
     pub const UNKNOWN: ValueStats = ValueStats {
         max_len: usize::MAX,
         total_len: usize::MAX,
+        values: usize::MAX,
     };
 }
+
+/// A fixed-width column is a candidate for sparse storage when at most one row in this many
+/// holds a value: a fetch then reads its value from the row's record (one more cache miss per
+/// row that has any), so only mostly-null columns are worth it.
+pub(crate) const SPARSE_AT_MOST_ONE_IN: usize = 4;
+
+/// The candidates go sparse together when they save at least this many bytes per row: the
+/// record's position takes 4 of them in every row.
+pub(crate) const SPARSE_MIN_SAVING_PER_ROW: usize = 8;
 
 /// A column as the encoder is asked to lay it out.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,6 +82,44 @@ pub(crate) fn choose_storage(dtype: DType, rows: usize, stats: ValueStats) -> (S
     }
 }
 
+/// Whether each column is stored sparse: the nullable fixed-width columns (not the key) with at
+/// most one value in [`SPARSE_AT_MOST_ONE_IN`] rows, when together they save at least
+/// [`SPARSE_MIN_SAVING_PER_ROW`] bytes per row over dense storage (measured: docs/format.md).
+pub(crate) fn choose_sparse(columns: &[ColumnSpec], key: usize, rows: usize) -> Vec<bool> {
+    let sparse: Vec<bool> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            i != key
+                && c.nullable
+                && c.has_nulls
+                && c.dtype.fixed_width().is_some()
+                && c.stats.values != usize::MAX
+                && c.stats.values.saturating_mul(SPARSE_AT_MOST_ONE_IN) <= rows
+        })
+        .collect();
+    let saved: usize = columns
+        .iter()
+        .zip(&sparse)
+        .filter(|(_, s)| **s)
+        .map(|(c, _)| c.dtype.fixed_width().unwrap_or(0) * (rows - c.stats.values))
+        .sum();
+    if rows == 0 || saved < rows.saturating_mul(SPARSE_MIN_SAVING_PER_ROW) {
+        return vec![false; columns.len()];
+    }
+    sparse
+}
+
+/// What a row holds besides the columns' values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    Column(usize),
+    /// The position of the row's sparse record.
+    Pointer,
+    /// The row's write time, seconds after the segment's earliest.
+    Written,
+}
+
 /// Where each column sits in a row.
 pub(crate) struct RowLayout {
     /// Per column: its storage kind, and its offset in the row (fixed and inline columns).
@@ -80,6 +130,12 @@ pub(crate) struct RowLayout {
     pub(crate) null_bits: Vec<Option<u32>>,
     pub(crate) validity_offset: u32,
     pub(crate) row_width: u32,
+    /// The sparse columns' validity bits are `sparse_bits.0 .. sparse_bits.1`, widest first.
+    pub(crate) sparse_bits: (u32, u32),
+    /// Where the row's sparse record's position sits, and its width (when a column is sparse).
+    pub(crate) pointer: Option<(u32, u8)>,
+    /// Where the row's write time sits (when rows were written at different times).
+    pub(crate) written: Option<u32>,
 }
 
 fn row_offset(at: usize) -> Result<u32> {
@@ -87,22 +143,66 @@ fn row_offset(at: usize) -> Result<u32> {
 }
 
 impl RowLayout {
-    pub(crate) fn compute(columns: &[ColumnSpec], key: usize, rows: usize) -> Result<RowLayout> {
+    /// The layout of `rows` rows of `columns`; `timed` when the rows were written at different
+    /// times (each row then holds its own).
+    pub(crate) fn compute(
+        columns: &[ColumnSpec],
+        key: usize,
+        rows: usize,
+        timed: bool,
+    ) -> Result<RowLayout> {
+        let sparse = choose_sparse(columns, key, rows);
         let chosen: Vec<(StorageKind, u8)> = columns
             .iter()
-            .map(|c| choose_storage(c.dtype, rows, c.stats))
+            .zip(&sparse)
+            .map(|(c, &s)| {
+                if s {
+                    (StorageKind::Sparse, 0)
+                } else {
+                    choose_storage(c.dtype, rows, c.stats)
+                }
+            })
             .collect();
+        let pointer_width: usize = if !sparse.contains(&true) {
+            0
+        } else {
+            // The records' bytes, at most: 8-byte positions past 4 GiB.
+            let bytes: usize = columns
+                .iter()
+                .zip(&sparse)
+                .filter(|(_, s)| **s)
+                .map(|(c, _)| c.dtype.fixed_width().unwrap_or(0) * c.stats.values)
+                .sum();
+            if bytes >= u32::MAX as usize { 8 } else { 4 }
+        };
         // Widest values first, so each value is naturally aligned inside the row.
-        let mut order: Vec<usize> = (0..columns.len())
+        let mut order: Vec<(usize, Slot)> = (0..columns.len())
             .filter(|&i| chosen[i].0 == StorageKind::Fixed)
+            .map(|i| {
+                (
+                    columns[i].dtype.fixed_width().expect("fixed"),
+                    Slot::Column(i),
+                )
+            })
             .collect();
-        order.sort_by_key(|&i| std::cmp::Reverse(columns[i].dtype.fixed_width()));
+        if pointer_width > 0 {
+            order.push((pointer_width, Slot::Pointer));
+        }
+        if timed {
+            order.push((4, Slot::Written));
+        }
+        order.sort_by_key(|&(w, _)| std::cmp::Reverse(w));
         let mut offsets = vec![None; columns.len()];
+        let (mut pointer, mut written) = (None, None);
         let mut at = 0usize;
         let mut max_align = 1usize;
-        for i in order {
-            let w = columns[i].dtype.fixed_width().expect("fixed storage");
-            offsets[i] = Some(row_offset(at)?);
+        for (w, slot) in order {
+            let offset = row_offset(at)?;
+            match slot {
+                Slot::Column(i) => offsets[i] = Some(offset),
+                Slot::Pointer => pointer = Some((offset, w as u8)),
+                Slot::Written => written = Some(offset),
+            }
             at += w;
             max_align = max_align.max(w);
         }
@@ -126,9 +226,20 @@ impl RowLayout {
                         c.name
                     )));
                 }
-                null_bits[i] = Some(bits);
-                bits += 1;
+                if !sparse[i] {
+                    null_bits[i] = Some(bits);
+                    bits += 1;
+                }
             }
+        }
+        // The sparse columns' bits come last, widest first: a value's place in its row's record
+        // is then the widths of the valid bits before its own, counted per width.
+        let sparse_start = bits;
+        let mut by_width: Vec<usize> = (0..columns.len()).filter(|&i| sparse[i]).collect();
+        by_width.sort_by_key(|&i| std::cmp::Reverse(columns[i].dtype.fixed_width()));
+        for i in by_width {
+            null_bits[i] = Some(bits);
+            bits += 1;
         }
         at += (bits as usize).div_ceil(8);
         let row_width = at.next_multiple_of(max_align);
@@ -139,6 +250,9 @@ impl RowLayout {
             null_bits,
             validity_offset: row_offset(validity_offset)?,
             row_width: row_offset(row_width)?,
+            sparse_bits: (sparse_start, bits),
+            pointer,
+            written,
         })
     }
 }
@@ -148,7 +262,11 @@ mod tests {
     use super::*;
 
     fn stats(max_len: usize, total_len: usize) -> ValueStats {
-        ValueStats { max_len, total_len }
+        ValueStats {
+            max_len,
+            total_len,
+            values: usize::MAX,
+        }
     }
 
     #[test]

@@ -180,7 +180,7 @@ impl SegmentView {
                     check(i, pos, row, &keys_col.data[a..b]);
                 }
             }
-            Layout::Fixed { .. } | Layout::List(_) => {
+            Layout::Fixed { .. } | Layout::List(_) | Layout::Sparse { .. } => {
                 unreachable!("the key column holds byte strings, checked at open")
             }
         }

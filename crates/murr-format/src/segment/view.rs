@@ -10,7 +10,7 @@ use crate::index::{self, IndexView};
 use crate::segment::Native;
 use crate::segment::footer::{
     ALIGN, ColumnMeta, FORMAT_VERSION, HEADER_LEN, Items, MAGIC, MIN_FORMAT_VERSION, Section,
-    SegmentMeta, Storage, StorageKind, TRAILER_LEN, Trailer, decode_meta,
+    SegmentMeta, Storage, StorageKind, TRAILER_LEN, Trailer, WriteTimes, decode_meta,
 };
 use crate::segment::layout::MAX_INLINE;
 
@@ -35,10 +35,80 @@ pub enum Verify {
 /// Where an open segment keeps a column's values; resolved once at open.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Layout {
-    Fixed { offset: usize, width: usize },
-    Inline { offset: usize, width: usize },
+    Fixed {
+        offset: usize,
+        width: usize,
+    },
+    Inline {
+        offset: usize,
+        width: usize,
+    },
     Var(usize),
     List(usize),
+    /// A value in the row's sparse record; `bit` is the column's validity bit.
+    Sparse {
+        bit: usize,
+        width: usize,
+    },
+}
+
+/// The number of set bits `from .. to` of `bits` (bit `i` is bit `i % 8` of byte `i / 8`).
+#[inline]
+pub(crate) fn count_ones(bits: &[u8], from: usize, to: usize) -> usize {
+    let mut n = 0usize;
+    let mut i = from;
+    while i < to {
+        let byte = i / 8;
+        let shift = i % 8;
+        let mut buf = [0u8; 8];
+        let avail = bits.len().saturating_sub(byte).min(8);
+        buf[..avail].copy_from_slice(&bits[byte..byte + avail]);
+        let take = (to - i).min(64 - shift);
+        let mut word = u64::from_le_bytes(buf) >> shift;
+        if take < 64 {
+            word &= (1u64 << take) - 1;
+        }
+        n += word.count_ones() as usize;
+        i += take;
+    }
+    n
+}
+
+/// The sparse section of an open segment: where each row's record is, and how its values are
+/// ordered (the sparse columns' validity bits, widest first: runs of one width).
+#[derive(Debug, Clone)]
+pub(crate) struct SparseRecords {
+    records: Bytes,
+    pointer: usize,
+    wide: bool,
+    /// Runs of validity bits of one width: `(first bit, end bit, width)`, widest first.
+    runs: Vec<(usize, usize, usize)>,
+}
+
+impl SparseRecords {
+    /// Where the record of the row `row_bytes` starts in the section.
+    #[inline]
+    fn start(&self, row_bytes: &[u8]) -> usize {
+        let p = &row_bytes[self.pointer..];
+        if self.wide {
+            usize::try_from(u64::read_le(&p[..8])).unwrap_or(usize::MAX)
+        } else {
+            u32::read_le(&p[..4]) as usize
+        }
+    }
+
+    /// The bytes of the row's record before the value of validity bit `bit`.
+    #[inline]
+    fn before(&self, validity: &[u8], bit: usize) -> usize {
+        let mut at = 0;
+        for &(from, to, width) in &self.runs {
+            if from >= bit {
+                break;
+            }
+            at += width * count_ones(validity, from, to.min(bit));
+        }
+        at
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -380,6 +450,8 @@ pub struct SegmentView {
     layouts: Vec<Layout>,
     pub(crate) var: Vec<VarColumn>,
     lists: Vec<ListColumn>,
+    sparse: Option<SparseRecords>,
+    written: WriteTimes,
     pub(crate) key_layout: Layout,
     /// Column positions by name (a fetch of 100 columns looks up 100 names).
     positions: HashMap<String, usize>,
@@ -408,6 +480,7 @@ impl<'a> ColumnView<'a> {
             Layout::Inline { .. } => StorageKind::Inline,
             Layout::Var(_) => StorageKind::Var,
             Layout::List(_) => StorageKind::List,
+            Layout::Sparse { .. } => StorageKind::Sparse,
         }
     }
 
@@ -476,8 +549,28 @@ impl<'a> ColumnView<'a> {
             Layout::Fixed { offset, width } if width == T::WIDTH => {
                 T::read_le(&row_bytes[offset..offset + T::WIDTH])
             }
+            Layout::Sparse { bit, width } if width == T::WIDTH => {
+                if !self.is_valid(row_bytes) {
+                    return T::default();
+                }
+                let sparse = self.view.sparse.as_ref().expect("checked at open");
+                let at = sparse.start(row_bytes)
+                    + sparse.before(&row_bytes[self.view.validity_offset..], bit);
+                T::read_le(&sparse.records[at..at + T::WIDTH])
+            }
             _ => panic!("column is not fixed-width of {} bytes", T::WIDTH),
         }
+    }
+
+    /// Where the value of a sparse column in the row `row_bytes` starts (to prefetch it, or
+    /// mark its page read); `None` for other columns.
+    #[inline]
+    pub fn sparse_ptr(&self, row_bytes: &[u8]) -> Option<*const u8> {
+        let sparse = self.view.sparse.as_ref()?;
+        matches!(self.layout, Layout::Sparse { .. }).then(|| {
+            let at = sparse.start(row_bytes).min(sparse.records.len());
+            sparse.records[at..].as_ptr()
+        })
     }
 
     /// The bytes of a variable-width value: of row `row`, whose bytes are `row_bytes`.
@@ -487,7 +580,7 @@ impl<'a> ColumnView<'a> {
         match self.layout {
             Layout::Inline { offset, width } => inline_value(row_bytes, offset, width),
             Layout::Var(v) => self.view.var[v].value(row),
-            Layout::Fixed { .. } | Layout::List(_) => &[],
+            Layout::Fixed { .. } | Layout::List(_) | Layout::Sparse { .. } => &[],
         }
     }
 }
@@ -580,9 +673,11 @@ impl SegmentView {
                 row_block.len()
             )));
         }
+        let written = Self::check_written(&meta, validity_offset)?;
         let mut layouts = Vec::with_capacity(meta.columns.len());
         let mut var = Vec::new();
         let mut lists = Vec::new();
+        let mut sparse_bits: Vec<(usize, usize)> = Vec::new();
         for c in &meta.columns {
             if let Some(bit) = c.null_bit
                 && (bit as usize >= validity_bits || !c.nullable)
@@ -596,6 +691,13 @@ impl SegmentView {
                 (storage @ Storage::List { .. }, _) => {
                     lists.push(open_list(&bytes, c, rows, footer_offset, storage)?);
                     layouts.push(Layout::List(lists.len() - 1));
+                }
+                (Storage::Sparse { width }, Some(w))
+                    if usize::from(width) == w && c.null_bit.is_some() =>
+                {
+                    let bit = c.null_bit.expect("matched") as usize;
+                    sparse_bits.push((bit, w));
+                    layouts.push(Layout::Sparse { bit, width: w });
                 }
                 (Storage::Fixed { offset, width }, Some(w)) if usize::from(width) == w => {
                     let offset = offset as usize;
@@ -645,6 +747,14 @@ impl SegmentView {
                 }
             }
         }
+        let sparse = Self::open_sparse(
+            &bytes,
+            &meta,
+            footer_offset,
+            &row_block,
+            (row_width, validity_offset),
+            sparse_bits,
+        )?;
         let key = meta.key_column as usize;
         let key_layout = match (meta.columns.get(key), layouts.get(key)) {
             (Some(c), Some(l))
@@ -686,6 +796,8 @@ impl SegmentView {
             layouts,
             var,
             lists,
+            sparse,
+            written,
             key_layout,
             positions: meta
                 .columns
@@ -695,6 +807,110 @@ impl SegmentView {
                 .collect(),
             meta,
         })
+    }
+
+    /// Checks where the rows hold their write times.
+    fn check_written(meta: &SegmentMeta, validity_offset: usize) -> Result<WriteTimes> {
+        let Some(w) = meta.written else {
+            return Ok(WriteTimes::default());
+        };
+        let fits = match w.slot {
+            None => w.min == w.max,
+            Some(slot) => {
+                w.min <= w.max
+                    && slot as usize + 4 <= validity_offset
+                    && (slot as usize).is_multiple_of(4)
+            }
+        };
+        if !fits {
+            return Err(Error::corrupt(format!(
+                "write times {}..{} at row offset {:?} do not fit",
+                w.min, w.max, w.slot
+            )));
+        }
+        Ok(w)
+    }
+
+    /// Checks the sparse section: the sparse columns' validity bits are one run, widths never
+    /// grow along it, and every row's record lies inside the section.
+    fn open_sparse(
+        bytes: &Bytes,
+        meta: &SegmentMeta,
+        footer_offset: u64,
+        row_block: &Bytes,
+        (row_width, validity_offset): (usize, usize),
+        mut bits: Vec<(usize, usize)>,
+    ) -> Result<Option<SparseRecords>> {
+        let Some(s) = meta.sparse else {
+            if bits.is_empty() {
+                return Ok(None);
+            }
+            return Err(Error::corrupt("sparse columns without a sparse section"));
+        };
+        bits.sort_unstable();
+        let contiguous = bits
+            .windows(2)
+            .all(|p| p[1].0 == p[0].0 + 1 && p[1].1 <= p[0].1);
+        let pointer = s.pointer as usize;
+        let pw = usize::from(s.pointer_width);
+        if bits.is_empty()
+            || !contiguous
+            || !matches!(pw, 4 | 8)
+            || pointer + pw > validity_offset
+            || !pointer.is_multiple_of(pw)
+        {
+            return Err(Error::corrupt(
+                "sparse section: columns or record positions do not fit",
+            ));
+        }
+        let records = sub(bytes, s.records, footer_offset, "sparse section")?;
+        let mut runs: Vec<(usize, usize, usize)> = Vec::new();
+        for &(bit, width) in &bits {
+            match runs.last_mut() {
+                Some(run) if run.2 == width => run.1 = bit + 1,
+                _ => runs.push((bit, bit + 1, width)),
+            }
+        }
+        let sparse = SparseRecords {
+            records,
+            pointer,
+            wide: pw == 8,
+            runs,
+        };
+        let end_bit = bits.last().map_or(0, |b| b.0 + 1);
+        for r in 0..meta.rows as usize {
+            let row = &row_block[r * row_width..(r + 1) * row_width];
+            let validity = &row[validity_offset..];
+            let len = sparse.before(validity, end_bit);
+            if sparse
+                .start(row)
+                .checked_add(len)
+                .is_none_or(|e| e > sparse.records.len())
+            {
+                return Err(Error::corrupt(format!(
+                    "sparse section: the record of row {r} runs past the section"
+                )));
+            }
+        }
+        Ok(Some(sparse))
+    }
+
+    /// When row `row` was written, in seconds since the Unix epoch (0 for segments of versions
+    /// before 5, which did not record it).
+    #[inline]
+    pub fn written(&self, row: usize) -> i64 {
+        match self.written.slot {
+            None => self.written.min,
+            Some(slot) => {
+                let at = row * self.row_width + slot as usize;
+                self.written.min + i64::from(u32::read_le(&self.row_block[at..at + 4]))
+            }
+        }
+    }
+
+    /// When the segment's rows were written: the earliest and the latest.
+    pub fn write_times(&self) -> WriteTimes {
+        self.written
     }
 
     /// The footer.
@@ -819,10 +1035,12 @@ impl SegmentView {
     /// The sections a fetch reads only in part, its rows' bytes: the row block and each list
     /// column's items (values, or byte-string data).
     pub fn value_parts(&self) -> impl Iterator<Item = &[u8]> + '_ {
-        std::iter::once(&self.row_block[..]).chain(self.lists.iter().map(|l| match &l.items {
-            ItemValues::Fixed { values, .. } => &values[..],
-            ItemValues::Var(v) => &v.data[..],
-        }))
+        std::iter::once(&self.row_block[..])
+            .chain(self.sparse.iter().map(|s| &s.records[..]))
+            .chain(self.lists.iter().map(|l| match &l.items {
+                ItemValues::Fixed { values, .. } => &values[..],
+                ItemValues::Var(v) => &v.data[..],
+            }))
     }
 
     /// The hash of an encoded key in this segment's index (each segment has its own seed:
@@ -843,7 +1061,7 @@ impl SegmentView {
         match self.key_layout {
             Layout::Var(v) => self.var[v].value(row),
             Layout::Inline { offset, width } => inline_value(self.row(row), offset, width),
-            Layout::Fixed { .. } | Layout::List(_) => {
+            Layout::Fixed { .. } | Layout::List(_) | Layout::Sparse { .. } => {
                 unreachable!("the key column holds byte strings, checked at open")
             }
         }

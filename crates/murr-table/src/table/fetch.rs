@@ -41,7 +41,22 @@ impl Table {
             }
             positions.push(p);
         }
-        let locs = locate(&snap.segments, keys);
+        let mut locs = locate(&snap.segments, keys);
+        if let Some(ttl) = meta.schema.ttl {
+            // A key's newest row decides: an expired row reads as missing (the older rows of
+            // the key were written before it, so they expired too).
+            let now = self.config.clock.now();
+            for loc in &mut locs {
+                if loc.is_found()
+                    && self
+                        .written(&snap.segments[loc.seg as usize], loc.row as usize)
+                        .saturating_add_unsigned(ttl)
+                        <= now
+                {
+                    *loc = Loc::MISSING;
+                }
+            }
+        }
         let rows = ResolvedRows::new(&snap.segments, &locs);
         murr_directory::residency::touch_all(rows.row_ptrs());
         let wanted: Vec<(&str, DType)> = positions

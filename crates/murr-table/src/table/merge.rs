@@ -7,7 +7,7 @@ use std::time::Instant;
 use arrow_array::RecordBatch;
 use murr_directory::{DirectoryExt, FilePath};
 use murr_format::DType;
-use murr_segment::{Loc, ResolvedRows, Segment, gather_columns};
+use murr_segment::{Loc, ResolvedRows, Segment, Written, gather_columns};
 
 use super::{Snapshot, Table};
 use crate::error::{Error, Result};
@@ -103,9 +103,54 @@ impl Table {
         }
     }
 
+    /// When the next row of the table expires (seconds since the Unix epoch): the earliest write
+    /// time of any segment plus the time to live; `None` without a time to live.
+    pub fn next_expiry(&self) -> Option<i64> {
+        let snap = self.snapshot.load();
+        let ttl = snap.meta.schema.ttl?;
+        snap.segments
+            .iter()
+            .map(|s| self.write_span(s).0.saturating_add_unsigned(ttl))
+            .min()
+    }
+
+    /// Drops the expired rows: every segment holding one is rewritten without them (or
+    /// dropped, when all its rows expired). Returns how many segments it rewrote or dropped.
+    /// The merge thread runs this (at most every `StoreOptions::expiry_interval`); reads never
+    /// see expired rows either way.
+    ///
+    /// # Errors
+    /// Storage errors; the table stays as it was.
+    pub fn expire(&self) -> Result<usize> {
+        self.check_writable("dropping expired rows")?;
+        let _merging = self.merging.lock();
+        let mut done = 0usize;
+        loop {
+            let snap = self.snapshot.load_full();
+            let Some(ttl) = snap.meta.schema.ttl else {
+                return Ok(done);
+            };
+            let now = self.config.clock.now();
+            let Some(i) = snap
+                .segments
+                .iter()
+                .position(|s| self.write_span(s).0.saturating_add_unsigned(ttl) <= now)
+            else {
+                return Ok(done);
+            };
+            self.merge(&snap, i..i + 1)?;
+            done += 1;
+        }
+    }
+
     fn merge(&self, snap: &Snapshot, range: Range<usize>) -> Result<()> {
         let started = Instant::now();
         let meta = &snap.meta;
+        // Rows written at or before this have expired, and are dropped.
+        let expired_at = meta
+            .schema
+            .ttl
+            .map(|ttl| self.config.clock.now().saturating_sub_unsigned(ttl));
         let run = &snap.segments[range.clone()];
         let newer = &snap.segments[range.end..];
         let before: usize = run.iter().map(Segment::rows).sum();
@@ -116,11 +161,18 @@ impl Table {
             .map(|c| (c.name.as_str(), c.dtype))
             .collect();
         let mut batches = Vec::new();
+        let mut times: Vec<Vec<i64>> = Vec::new();
         let mut kept = 0usize;
         for (j, seg) in run.iter().enumerate() {
             let later = &run[j + 1..];
             let mut survivors = Vec::new();
+            if expired_at.is_some_and(|at| self.write_span(seg).1 <= at) {
+                continue; // every row expired
+            }
             for row in 0..seg.rows() {
+                if expired_at.is_some_and(|at| self.written(seg, row) <= at) {
+                    continue;
+                }
                 let key = seg.key(row);
                 if !later.iter().chain(newer).any(|s| s.find(key).is_some()) {
                     survivors.push(Loc {
@@ -146,6 +198,12 @@ impl Table {
                 // The chunk's rows are resolved once for all its columns.
                 let rows = ResolvedRows::new(run, chunk);
                 let arrays = gather_columns(run, &rows, &columns)?;
+                times.push(
+                    chunk
+                        .iter()
+                        .map(|loc| self.written(seg, loc.row as usize))
+                        .collect(),
+                );
                 batches.push(
                     RecordBatch::try_new(Arc::clone(&meta.storage_schema), arrays)
                         .map_err(|e| Error::Internal(format!("merge batch: {e}")))?,
@@ -159,7 +217,8 @@ impl Table {
                 .iter()
                 .map(|b| (0..b.num_rows() as u32).collect())
                 .collect();
-            Some(self.write_segment(meta, &batches, &selections)?)
+            let written: Vec<Written<'_>> = times.iter().map(|t| Written::Each(t)).collect();
+            Some(self.write_segment(meta, &batches, &selections, &written)?)
         };
         drop(batches);
         let old: Vec<FilePath> = run.iter().map(|s| s.path().clone()).collect();

@@ -13,10 +13,11 @@ use std::sync::{Arc, Weak};
 use arc_swap::ArcSwap;
 use arrow_schema::{Field, FieldRef, Schema, SchemaRef};
 use murr_directory::{Directory, DirectoryExt, FilePath};
-use murr_format::{KeyCodec, TableSchema, Verify};
+use murr_format::{ColumnDef, KeyCodec, TableSchema, Verify};
 use murr_segment::Segment;
 use parking_lot::Mutex;
 
+use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::manifest::{Manifest, SegmentEntry, manifest_path, segment_path};
 
@@ -178,6 +179,16 @@ pub(crate) struct TableConfig {
     /// nobody else can be reading them. Otherwise `Store::gc` removes them after its grace.
     pub(crate) delete_at_once: bool,
     pub(crate) read_only: bool,
+    pub(crate) clock: Arc<dyn Clock>,
+}
+
+/// A change of a table's schema ([`Table::alter`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Alter {
+    /// Nullable columns to add after the existing ones.
+    pub add_columns: Vec<ColumnDef>,
+    /// A new time to live: `Some(None)` removes it, `None` leaves it as it is.
+    pub ttl: Option<Option<u64>>,
 }
 
 /// A table: schema, segments and the key index they carry.
@@ -192,6 +203,9 @@ pub struct Table {
     next_segment: AtomicU64,
     merging: Mutex<()>,
     config: TableConfig,
+    /// When the table was loaded: the write time of rows in segments of format versions before
+    /// 5, which did not record one.
+    loaded_at: i64,
     me: Weak<Table>,
 }
 
@@ -280,6 +294,7 @@ impl Table {
         config: TableConfig,
     ) -> Result<Arc<Table>> {
         let meta = Arc::new(TableMeta::new(manifest.schema.clone())?);
+        let loaded_at = config.clock.now();
         Ok(Arc::new_cyclic(|me| Table {
             name: manifest.table.clone(),
             dir,
@@ -292,6 +307,7 @@ impl Table {
             }),
             merging: Mutex::new(()),
             config,
+            loaded_at,
             me: Weak::clone(me),
         }))
     }
@@ -371,17 +387,56 @@ impl Table {
         Ok(())
     }
 
+    /// The table layer's clock: now, in seconds since the Unix epoch.
+    pub fn now(&self) -> i64 {
+        self.config.clock.now()
+    }
+
+    /// When `row` of `seg` was written (seconds since the Unix epoch).
+    #[inline]
+    pub(crate) fn written(&self, seg: &Segment, row: usize) -> i64 {
+        let view = seg.view();
+        if view.meta().written.is_some() {
+            view.written(row)
+        } else {
+            self.loaded_at
+        }
+    }
+
+    /// When the rows of `seg` were written: the earliest and the latest.
+    pub(crate) fn write_span(&self, seg: &Segment) -> (i64, i64) {
+        match seg.view().meta().written {
+            Some(w) => (w.min, w.max),
+            None => (self.loaded_at, self.loaded_at),
+        }
+    }
+
     /// Applies `change` to the segment list, writes the next manifest (create-once), then
     /// publishes the new snapshot. On error the in-memory state is unchanged.
     fn commit(&self, change: impl FnOnce(&mut Vec<Segment>) -> Result<()>) -> Result<()> {
+        self.commit_schema(|_| Ok(None), change)
+    }
+
+    /// As [`Table::commit`]; `schema` may also give the table a new schema (from the current
+    /// one, under the commit lock: two changes never race).
+    fn commit_schema(
+        &self,
+        schema: impl FnOnce(&TableSchema) -> Result<Option<TableSchema>>,
+        change: impl FnOnce(&mut Vec<Segment>) -> Result<()>,
+    ) -> Result<()> {
         let mut state = self.state.lock();
         if state.dropped {
             return Err(self.not_found());
         }
         let snap = self.snapshot.load();
+        let new_meta = match schema(&snap.meta.schema)? {
+            Some(schema) => Arc::new(TableMeta::new(schema)?),
+            None => Arc::clone(&snap.meta),
+        };
         let mut segments = snap.segments.clone();
         change(&mut segments)?;
         let mut manifest = state.manifest.clone();
+        manifest.schema = new_meta.schema.clone();
         manifest.version += 1;
         manifest.next_segment = manifest
             .next_segment
@@ -408,7 +463,7 @@ impl Table {
         state.manifest = manifest;
         let superseded = std::mem::replace(&mut state.file, file);
         self.snapshot.store(Arc::new(Snapshot {
-            meta: Arc::clone(&snap.meta),
+            meta: new_meta,
             segments,
         }));
         drop(state);
@@ -420,6 +475,73 @@ impl Table {
             tracing::warn!(table = %self.name, file = %superseded, error = %e, "could not delete a superseded manifest; gc removes it");
         }
         Ok(())
+    }
+
+    /// Changes the table's schema: adds nullable columns after the existing ones (rows written
+    /// before read null in them; no data is rewritten) and sets or removes the time to live
+    /// (which applies to the rows already written). Writes running meanwhile commit under the
+    /// old schema or the new one, never a mix. Returns the new schema.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for an empty change, a bad column name, a non-nullable new column or
+    /// a bad ttl; [`Error::ColumnExists`] for a column the table has; [`Error::ReadOnly`];
+    /// storage errors. Nothing changes on error.
+    pub fn alter(&self, alter: &Alter) -> Result<TableSchema> {
+        self.check_writable("a schema change")?;
+        if alter.add_columns.is_empty() && alter.ttl.is_none() {
+            return Err(Error::invalid(
+                "the change is empty: give columns to add, or a ttl",
+            ));
+        }
+        let mut changed = None;
+        self.commit_schema(
+            |current| {
+                let mut schema = current.clone();
+                for c in &alter.add_columns {
+                    murr_format::validate_name("column", &c.name)?;
+                    if let Some(old) = current.column(&c.name) {
+                        return Err(Error::ColumnExists {
+                            table: self.name.clone(),
+                            column: c.name.clone(),
+                            detail: if old.dtype == c.dtype {
+                                String::new()
+                            } else {
+                                format!(
+                                    " as {}; a column's type never changes (this asks for {})",
+                                    old.dtype, c.dtype
+                                )
+                            },
+                        });
+                    }
+                    if !c.nullable {
+                        return Err(Error::invalid(format!(
+                            "column {:?} must be nullable: the rows already written have no \
+                             value for it",
+                            c.name
+                        )));
+                    }
+                    schema.columns.push(c.clone());
+                }
+                if let Some(ttl) = alter.ttl {
+                    schema.ttl = ttl;
+                }
+                schema.validate()?;
+                changed = Some(schema.clone());
+                Ok(Some(schema))
+            },
+            |_| Ok(()),
+        )?;
+        let schema = changed.expect("committed");
+        tracing::info!(
+            table = %self.name,
+            added = alter.add_columns.len(),
+            ttl = ?schema.ttl,
+            columns = schema.columns.len(),
+            "schema changed"
+        );
+        // The merge thread looks again at when rows expire.
+        self.request_merge();
+        Ok(schema)
     }
 
     /// After losing a commit to another writer: loads the table's newest manifest, so that the

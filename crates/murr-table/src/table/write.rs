@@ -7,7 +7,7 @@ use arrow_array::RecordBatch;
 use hashbrown::HashMap;
 use murr_directory::DirectoryExt;
 use murr_format::{Verify, index};
-use murr_segment::{Input, RowKeys, Segment, encode};
+use murr_segment::{Input, RowKeys, Segment, Written, encode};
 
 use super::normalize::normalize;
 use super::{Table, TableMeta};
@@ -155,25 +155,33 @@ impl Table {
             .collect::<Result<Vec<_>, _>>()?;
         let selections = last_of_each_key(&keys);
         let stored: usize = selections.iter().map(Vec::len).sum();
+        let now = vec![Written::At(self.config.clock.now()); batches.len()];
         Ok((
             rows as u64,
             stored as u64,
-            self.write_segment(meta, batches, &selections)?,
+            self.write_segment(meta, batches, &selections, &now)?,
         ))
     }
 
-    /// Encodes the rows `selections[i]` of each `batches[i]` as a new segment file and opens it
-    /// (from the bytes just written: no read back). Nothing refers to it yet.
+    /// Encodes the rows `selections[i]` of each `batches[i]`, written at `written[i]`, as a new
+    /// segment file and opens it (from the bytes just written: no read back). Nothing refers to
+    /// it yet.
     pub(super) fn write_segment(
         &self,
         meta: &TableMeta,
         batches: &[RecordBatch],
         selections: &[Vec<u32>],
+        written: &[Written<'_>],
     ) -> Result<Segment> {
         let inputs: Vec<Input<'_>> = batches
             .iter()
             .zip(selections)
-            .map(|(batch, row_ids)| Input { batch, row_ids })
+            .zip(written)
+            .map(|((batch, row_ids), &written)| Input {
+                batch,
+                row_ids,
+                written,
+            })
             .collect();
         let id = self.next_segment.fetch_add(1, Ordering::SeqCst);
         let file = self.state.lock().manifest.segment_file(id);
