@@ -231,7 +231,14 @@ async fn bad_tickets_are_invalid_argument() {
             .into_inner(),
     )
     .await;
-    assert_eq!(actions.len(), 2);
+    let names: Vec<String> = actions
+        .into_iter()
+        .map(|a| a.expect("an action").r#type)
+        .collect();
+    assert_eq!(
+        names,
+        ["create_table", "add_columns", "alter_table", "drop_table"]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -362,4 +369,68 @@ async fn a_flight_upload_past_its_limit_is_refused_whole() {
         .write("t", [batch(&["k0"], 0)])
         .await
         .expect("a small upload passes");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn columns_and_ttl_change_over_both_transports() {
+    let server = TestServer::start().await;
+    for transport in [Transport::Http, Transport::Flight] {
+        let client = server.client(transport);
+        let table = format!("life-{transport:?}");
+        client
+            .create_table(&table, &schema().with_ttl(Some(7 * 86_400)))
+            .await
+            .expect("creates");
+        client
+            .write(&table, [batch(&["a", "b"], 1)])
+            .await
+            .expect("writes");
+        let extra = ColumnDef::new("extra", DType::Float64, true);
+        let schema = client
+            .add_columns(&table, std::slice::from_ref(&extra))
+            .await
+            .expect("adds a column");
+        assert_eq!(schema.columns.last(), Some(&extra));
+        assert_eq!(schema.ttl, Some(7 * 86_400));
+        // Every way to read the schema shows the change, over this transport.
+        assert_eq!(client.schema(&table).await.expect("schema"), schema);
+        assert_eq!(
+            client.list_tables().await.expect("lists").get(&table),
+            Some(&schema)
+        );
+        let got = client
+            .fetch(&table, &["a"], &["extra", "n"])
+            .await
+            .expect("fetches");
+        assert_eq!(got.column(0).null_count(), 1, "{transport:?}");
+        let err = client
+            .add_columns(&table, &[ColumnDef::new("n", DType::Utf8, true)])
+            .await
+            .expect_err("a column it has");
+        assert!(
+            matches!(&err, Error::AlreadyExists(m) if m.contains("\"n\"")),
+            "{transport:?}: {err}"
+        );
+        let err = client
+            .add_columns(&table, &[ColumnDef::new("z", DType::Int8, false)])
+            .await
+            .expect_err("not nullable");
+        assert!(
+            matches!(&err, Error::InvalidArgument(m) if m.contains("nullable")),
+            "{err}"
+        );
+        let err = client
+            .add_columns("nope", &[ColumnDef::new("z", DType::Int8, true)])
+            .await
+            .expect_err("no table");
+        assert!(matches!(err, Error::NotFound(_)), "{err}");
+        let schema = client.set_ttl(&table, None).await.expect("removes the ttl");
+        assert_eq!(schema.ttl, None);
+        assert_eq!(client.schema(&table).await.expect("schema").ttl, None);
+        let err = client.set_ttl(&table, Some(0)).await.expect_err("ttl 0");
+        assert!(
+            matches!(&err, Error::InvalidArgument(m) if m.contains("ttl")),
+            "{err}"
+        );
+    }
 }

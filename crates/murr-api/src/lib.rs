@@ -11,7 +11,8 @@ mod request;
 
 use std::borrow::Cow;
 
-pub use murr_format::{ColumnDef, DType, KeyCodec, TableSchema};
+pub use murr_format::{ColumnDef, DType, KeyCodec, MAX_TTL_SECS, TableSchema};
+use murr_format::{ColumnsJson, TtlJson};
 pub use request::FetchRequest;
 use serde::{Deserialize, Serialize};
 
@@ -77,6 +78,92 @@ impl FetchRequest<'_> {
     }
 }
 
+/// A change of a table's schema, the body of `PATCH /api/v1/table/{name}` and of the Flight
+/// action `alter_table`: `{"columns": {"<new>": {"dtype": .., "nullable": true}}, "ttl": "7d"}`,
+/// either part optional; `"ttl": null` removes the time to live.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AlterRequest {
+    /// Columns to add after the existing ones, in order.
+    pub columns: Vec<ColumnDef>,
+    /// `None`: the time to live stays; `Some(None)`: removed; `Some(Some(s))`: `s` seconds.
+    pub ttl: Option<Option<u64>>,
+}
+
+#[derive(Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct AlterJson {
+    /// The table, in a Flight action's body (HTTP names it in the path).
+    #[serde(default, alias = "name", skip_serializing_if = "Option::is_none")]
+    table: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    columns: Option<ColumnsJson>,
+    #[serde(
+        default,
+        deserialize_with = "present_ttl",
+        skip_serializing_if = "Option::is_none"
+    )]
+    ttl: Option<Option<u64>>,
+}
+
+/// A ttl that is present (perhaps null).
+fn present_ttl<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<u64>>, D::Error> {
+    TtlJson::deserialize(d).map(|t| Some(t.0))
+}
+
+impl AlterRequest {
+    /// Parses the JSON body.
+    ///
+    /// # Errors
+    /// A message naming what is wrong: unknown fields, a bad column or dtype, a bad ttl, or a
+    /// change of nothing.
+    pub fn parse(body: &[u8]) -> Result<AlterRequest, String> {
+        match Self::parse_with_table(body)? {
+            (None, request) => Ok(request),
+            (Some(_), _) => Err(
+                "invalid schema change: the table is named in the path, not in the body".to_owned(),
+            ),
+        }
+    }
+
+    /// Parses the body of the Flight actions `add_columns` and `alter_table`: the JSON body
+    /// with the table's name in `"table"`.
+    ///
+    /// # Errors
+    /// As [`AlterRequest::parse`], and a body without a table.
+    pub fn parse_action(body: &[u8]) -> Result<(String, AlterRequest), String> {
+        match Self::parse_with_table(body)? {
+            (Some(table), request) => Ok((table, request)),
+            (None, _) => Err("invalid schema change: name the table in \"table\"".to_owned()),
+        }
+    }
+
+    fn parse_with_table(body: &[u8]) -> Result<(Option<String>, AlterRequest), String> {
+        let json: AlterJson =
+            serde_json::from_slice(body).map_err(|e| format!("invalid schema change: {e}"))?;
+        let request = AlterRequest {
+            columns: json.columns.map(|c| c.0).unwrap_or_default(),
+            ttl: json.ttl,
+        };
+        if request.columns.is_empty() && request.ttl.is_none() {
+            return Err(
+                "invalid schema change: give \"columns\" to add, or a \"ttl\" (null removes it)"
+                    .to_owned(),
+            );
+        }
+        Ok((json.table, request))
+    }
+
+    /// The JSON body; with `table`, a Flight action's.
+    pub fn to_json(&self, table: Option<&str>) -> Vec<u8> {
+        let json = AlterJson {
+            table: table.map(str::to_owned),
+            columns: (!self.columns.is_empty()).then(|| ColumnsJson(self.columns.clone())),
+            ttl: self.ttl,
+        };
+        serde_json::to_vec(&json).expect("plain JSON values")
+    }
+}
+
 /// The answer to a write: `{"rows": .., "stored": .., "bytes": ..}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct WriteAnswer {
@@ -131,6 +218,51 @@ pub fn encode_keys<'a>(codec: &KeyCodec, keys: &'a [Cow<'a, str>]) -> Vec<Cow<'a
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn alter_bodies() {
+        let r = AlterRequest::parse(br#"{"columns":{"b":{"dtype":"int64"},"a":{"dtype":"utf8","nullable":true}},"ttl":"7d"}"#)
+            .expect("valid");
+        let names: Vec<&str> = r.columns.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["b", "a"]);
+        assert_eq!(r.ttl, Some(Some(7 * 86_400)));
+        assert_eq!(AlterRequest::parse(&r.to_json(None)), Ok(r.clone()));
+        assert_eq!(
+            AlterRequest::parse_action(&r.to_json(Some("t"))),
+            Ok(("t".to_owned(), r.clone()))
+        );
+        assert!(AlterRequest::parse(&r.to_json(Some("t"))).is_err());
+        assert!(AlterRequest::parse_action(&r.to_json(None)).is_err());
+        let removes = AlterRequest::parse(br#"{"ttl":null}"#).expect("valid");
+        assert_eq!(removes.ttl, Some(None));
+        assert_eq!(AlterRequest::parse(&removes.to_json(None)), Ok(removes));
+        assert_eq!(
+            AlterRequest::parse(br#"{"ttl":60}"#).map(|r| r.ttl),
+            Ok(Some(Some(60)))
+        );
+        for (bad, says) in [
+            (&br#"{}"#[..], "give"),
+            (br#"{"columns":{}}"#, "give"),
+            (br#"{"colums":{}}"#, "unknown field"),
+            (br#"{"columns":{"a":{"dtype":"utf9"}}}"#, "utf9"),
+            (
+                br#"{"columns":{"a":{"dtype":"utf8"},"a":{"dtype":"utf8"}}}"#,
+                "twice",
+            ),
+            (br#"{"columns":[]}"#, "column name"),
+            (br#"{"ttl":"soon"}"#, "soon"),
+            (br#"{"ttl":-3}"#, "negative"),
+            (br#"[]"#, "invalid"),
+            (br#"{"#, "invalid"),
+        ] {
+            let err = AlterRequest::parse(bad).expect_err("refused");
+            assert!(
+                err.contains(says),
+                "{}: {err}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
 
     #[test]
     fn answers_and_actions_have_their_wire_form() {

@@ -75,7 +75,14 @@ fn table_schema(schema: &Schema) -> Result<TableSchema> {
             Ok(ColumnDef::new(f.name(), dtype, f.is_nullable()))
         })
         .collect::<Result<Vec<_>>>()?;
-    Ok(TableSchema::new(key, columns))
+    let ttl = match schema.metadata().get("ttl") {
+        None => None,
+        Some(t) => Some(
+            t.parse::<u64>()
+                .map_err(|_| Error::Protocol(format!("table schema with ttl {t:?}")))?,
+        ),
+    };
+    Ok(TableSchema::new(key, columns).with_ttl(ttl))
 }
 
 impl FlightClient {
@@ -98,7 +105,8 @@ impl FlightClient {
         Ok(FlightClient { client })
     }
 
-    async fn action(&self, kind: &str, body: Vec<u8>) -> Result<()> {
+    /// Runs an action; returns the body of its first result (empty when there is none).
+    async fn action(&self, kind: &str, body: Vec<u8>) -> Result<Vec<u8>> {
         let action = Action {
             r#type: kind.to_owned(),
             body: body.into(),
@@ -110,8 +118,22 @@ impl FlightClient {
             .await
             .map_err(|s| error(&s))?
             .into_inner();
-        while results.message().await.map_err(|s| error(&s))?.is_some() {}
-        Ok(())
+        let mut first = None;
+        while let Some(r) = results.message().await.map_err(|s| error(&s))? {
+            first.get_or_insert(r.body.to_vec());
+        }
+        Ok(first.unwrap_or_default())
+    }
+
+    pub(crate) async fn alter_table(
+        &self,
+        name: &str,
+        change: &murr_api::AlterRequest,
+    ) -> Result<TableSchema> {
+        let body = self
+            .action("add_columns", change.to_json(Some(name)))
+            .await?;
+        serde_json::from_slice(&body).map_err(|e| Error::Protocol(format!("schema: {e}")))
     }
 
     pub(crate) async fn create_table(&self, name: &str, schema: &TableSchema) -> Result<()> {
@@ -121,7 +143,7 @@ impl FlightClient {
             schema: schema.clone(),
         })
         .map_err(|e| Error::InvalidArgument(e.to_string()))?;
-        self.action("create_table", body).await
+        self.action("create_table", body).await.map(drop)
     }
 
     pub(crate) async fn drop_table(&self, name: &str) -> Result<()> {
@@ -129,7 +151,7 @@ impl FlightClient {
             table: name.to_owned(),
         })
         .map_err(|e| Error::InvalidArgument(e.to_string()))?;
-        self.action("drop_table", body).await
+        self.action("drop_table", body).await.map(drop)
     }
 
     pub(crate) async fn list_tables(&self) -> Result<BTreeMap<String, TableSchema>> {

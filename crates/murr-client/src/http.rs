@@ -74,6 +74,23 @@ impl HttpClient {
         Self::check(resp).await.map(drop)
     }
 
+    pub(crate) async fn alter_table(
+        &self,
+        name: &str,
+        change: &murr_api::AlterRequest,
+    ) -> Result<TableSchema> {
+        let resp = self
+            .http
+            .patch(self.url(&format!("/api/v1/table/{name}")))
+            .header("content-type", "application/json")
+            .body(change.to_json(None))
+            .send()
+            .await
+            .map_err(|e| transport(&e))?;
+        let body = Self::check(resp).await?;
+        serde_json::from_slice(&body).map_err(|e| Error::Protocol(format!("schema: {e}")))
+    }
+
     pub(crate) async fn drop_table(&self, name: &str) -> Result<()> {
         let resp = self
             .http

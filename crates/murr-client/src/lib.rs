@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use arrow_array::RecordBatch;
-pub use murr_api::{ColumnDef, DType, TableSchema};
+pub use murr_api::{AlterRequest, ColumnDef, DType, TableSchema};
 
 /// What went wrong, classified; each carries the server's message.
 #[derive(Debug, thiserror::Error)]
@@ -139,6 +139,55 @@ impl Client {
         match &self.inner {
             Inner::Http(c) => c.create_table(name, schema).await,
             Inner::Flight(c) => c.create_table(name, schema).await,
+        }
+    }
+
+    /// Adds nullable columns to a table, after its existing ones (rows written before read null
+    /// in them); returns the new schema.
+    ///
+    /// # Errors
+    /// [`Error::AlreadyExists`] for a column the table has, [`Error::InvalidArgument`] for a
+    /// column that is not nullable or a bad name, [`Error::NotFound`], transport errors.
+    pub async fn add_columns(&self, name: &str, columns: &[ColumnDef]) -> Result<TableSchema> {
+        self.alter_table(
+            name,
+            &murr_api::AlterRequest {
+                columns: columns.to_vec(),
+                ttl: None,
+            },
+        )
+        .await
+    }
+
+    /// Sets a table's time to live in seconds (`None` removes it): rows read as missing that
+    /// long after they were written, rows already written included. Returns the new schema.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for a ttl of 0 or above 100 years, [`Error::NotFound`],
+    /// transport errors.
+    pub async fn set_ttl(&self, name: &str, ttl: Option<u64>) -> Result<TableSchema> {
+        self.alter_table(
+            name,
+            &murr_api::AlterRequest {
+                columns: Vec::new(),
+                ttl: Some(ttl),
+            },
+        )
+        .await
+    }
+
+    /// Changes a table's schema: new columns and/or a new time to live in one change.
+    ///
+    /// # Errors
+    /// As [`Client::add_columns`] and [`Client::set_ttl`].
+    pub async fn alter_table(
+        &self,
+        name: &str,
+        change: &murr_api::AlterRequest,
+    ) -> Result<TableSchema> {
+        match &self.inner {
+            Inner::Http(c) => c.alter_table(name, change).await,
+            Inner::Flight(c) => c.alter_table(name, change).await,
         }
     }
 

@@ -93,12 +93,16 @@ fn flight_status(e: FlightError) -> Status {
     }
 }
 
-/// A table's Arrow schema in column order, with schema metadata `key` = the key column.
+/// A table's Arrow schema in column order, with schema metadata `key` = the key column (and
+/// `ttl` = the time to live in seconds, when the table has one).
 pub fn table_schema(table: &Table) -> Schema {
     let meta = table.meta();
     let schema = meta.arrow_schema();
     let mut metadata = schema.metadata().clone();
     metadata.insert("key".to_owned(), meta.schema().key.clone());
+    if let Some(ttl) = meta.schema().ttl {
+        metadata.insert("ttl".to_owned(), ttl.to_string());
+    }
     Schema::new_with_metadata(schema.fields().clone(), metadata)
 }
 
@@ -384,6 +388,23 @@ impl FlightService for MurrFlight {
                 })
                 .await?
             }
+            "add_columns" | "alter_table" => {
+                let (table, req) =
+                    murr_api::AlterRequest::parse_action(&action.body).map_err(|e| {
+                        Status::invalid_argument(format!("action {} body: {e}", action.r#type))
+                    })?;
+                let table = store.table(&table).map_err(|e| status(&e))?;
+                blocking(move || {
+                    let schema = table
+                        .alter(&murr_table::Alter {
+                            add_columns: req.columns,
+                            ttl: req.ttl,
+                        })
+                        .map_err(|e| status(&e))?;
+                    serde_json::to_vec(&schema).map_err(|e| Status::internal(e.to_string()))
+                })
+                .await?
+            }
             "drop_table" => {
                 let req: DropTableAction = serde_json::from_slice(&action.body).map_err(invalid)?;
                 let name = req.table.clone();
@@ -393,7 +414,7 @@ impl FlightService for MurrFlight {
             }
             other => {
                 return Err(Status::invalid_argument(format!(
-                    "unknown action {other:?} (list_actions names them: create_table, drop_table)"
+                    "unknown action {other:?} (list_actions names them: create_table, add_columns, alter_table, drop_table)"
                 )));
             }
         };
@@ -410,6 +431,14 @@ impl FlightService for MurrFlight {
             ActionType {
                 r#type: "create_table".to_owned(),
                 description: "Create a table. Body: JSON {\"table\": \"name\", \"schema\": TableSchema}; result: the schema".to_owned(),
+            },
+            ActionType {
+                r#type: "add_columns".to_owned(),
+                description: "Change a table's schema: add nullable columns, set or remove the time to live. Body: JSON {\"table\": \"name\", \"columns\": {name: {\"dtype\": .., \"nullable\": true}}, \"ttl\": \"7d\" or seconds or null}, either part optional; result: the new schema".to_owned(),
+            },
+            ActionType {
+                r#type: "alter_table".to_owned(),
+                description: "The same as add_columns".to_owned(),
             },
             ActionType {
                 r#type: "drop_table".to_owned(),

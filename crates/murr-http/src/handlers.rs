@@ -11,8 +11,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use murr_api::{
-    ARROW_STREAM, DropAnswer, FetchLimits, FetchRequest, JSON, PARQUET, SMALL_FETCH_CELLS,
-    TableSchema, WriteAnswer, encode_keys,
+    ARROW_STREAM, AlterRequest, DropAnswer, FetchLimits, FetchRequest, JSON, PARQUET,
+    SMALL_FETCH_CELLS, TableSchema, WriteAnswer, encode_keys,
 };
 
 use crate::body::{self, FETCH_PAYLOAD_SETTING, PAYLOAD_SETTING, check_declared_length};
@@ -111,6 +111,26 @@ pub(crate) async fn create_table(
     let store = Arc::clone(&state.store);
     let table = blocking(move || Ok(store.create_table(&name, schema)?)).await?;
     Ok(json_response(StatusCode::CREATED, &table.schema()))
+}
+
+pub(crate) async fn alter_table(
+    State(state): State<AppState>,
+    TableName(name): TableName,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    check_declared_length(&headers, state.config.max_payload_size, PAYLOAD_SETTING)?;
+    let bytes = body::read_all(body, state.config.max_payload_size, PAYLOAD_SETTING).await?;
+    let request = AlterRequest::parse(&bytes).map_err(ApiError::bad_request)?;
+    let table = state.store.table(&name)?;
+    let schema = blocking(move || {
+        Ok(table.alter(&murr_table::Alter {
+            add_columns: request.columns,
+            ttl: request.ttl,
+        })?)
+    })
+    .await?;
+    Ok(json_response(StatusCode::OK, &schema))
 }
 
 pub(crate) async fn drop_table(

@@ -75,6 +75,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/table"),
     ("get", "/api/v1/table/{name}/schema"),
     ("put", "/api/v1/table/{name}"),
+    ("patch", "/api/v1/table/{name}"),
     ("delete", "/api/v1/table/{name}"),
     ("put", "/api/v1/table/{name}/write"),
     ("post", "/api/v1/table/{name}/fetch"),
@@ -89,7 +90,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/table/{name}/schema", get(handlers::get_schema))
         .route(
             "/api/v1/table/{name}",
-            put(handlers::create_table).delete(handlers::drop_table),
+            put(handlers::create_table)
+                .patch(handlers::alter_table)
+                .delete(handlers::drop_table),
         )
         .route("/api/v1/table/{name}/write", put(handlers::write))
         .route("/api/v1/table/{name}/fetch", post(handlers::fetch))

@@ -95,6 +95,19 @@ pub fn document() -> Value {
                         "413": error_response("Body over the size limit")
                     }
                 },
+                "patch": {
+                    "summary": "Change a table's schema: add nullable columns after the existing ones (rows written before read null in them; no data is rewritten), set or remove the time to live (it applies to rows already written)",
+                    "parameters": [name_param()],
+                    "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/AlterTable"}}}},
+                    "responses": {
+                        "200": {"description": "Changed; the new schema", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/TableSchema"}}}},
+                        "400": error_response("Malformed body, unknown field, bad column name or dtype, a column that is not nullable, a bad ttl, or nothing to change"),
+                        "404": error_response("No such table"),
+                        "409": error_response("The table already has a column of that name (a column's type never changes), or another writer committed first"),
+                        "413": error_response("Body over the size limit"),
+                        "503": error_response("The table failed to load, or storage failed")
+                    }
+                },
                 "delete": {
                     "summary": "Drop a table: the name is free again, its files are reclaimed",
                     "parameters": [name_param()],
@@ -155,7 +168,16 @@ pub fn document() -> Value {
             }},
             "TableSchema": {"type": "object", "required": ["key", "columns"], "additionalProperties": false, "properties": {
                 "key": {"type": "string", "description": "The key column: must be among the columns, utf8 and not nullable"},
-                "columns": {"type": "object", "description": "Column name to definition, in column order", "additionalProperties": {"$ref": "#/components/schemas/Column"}}
+                "columns": {"type": "object", "description": "Column name to definition, in column order", "additionalProperties": {"$ref": "#/components/schemas/Column"}},
+                "ttl": {"$ref": "#/components/schemas/Ttl"}
+            }},
+            "Ttl": {"description": "Time to live: rows read as missing this long after they were written. Whole seconds (1 to 100 years), or a string of numbers with units s, m, h, d (\"7d\", \"1d12h\"); answers give seconds. Absent: rows never expire.", "oneOf": [
+                {"type": "integer", "minimum": 1, "maximum": murr_api::MAX_TTL_SECS},
+                {"type": "string", "pattern": "^([0-9]+[smhd])+$|^[0-9]+$"}
+            ]},
+            "AlterTable": {"type": "object", "additionalProperties": false, "minProperties": 1, "properties": {
+                "columns": {"type": "object", "description": "New columns, in order; each must be nullable", "additionalProperties": {"$ref": "#/components/schemas/Column"}},
+                "ttl": {"oneOf": [{"$ref": "#/components/schemas/Ttl"}, {"type": "null", "description": "Remove the time to live"}]}
             }},
             "Columns": {"type": "object", "required": ["columns"], "additionalProperties": false, "properties": {
                 "columns": {"type": "object", "description": "Column name to values (all of equal length); null is null", "additionalProperties": {"type": "array", "items": {"type": ["string", "number", "boolean", "null"]}}}

@@ -131,6 +131,10 @@ fn parse_schema(json: &str) -> Res<TableSchema> {
     serde_json::from_str(json).map_err(|e| Failure::new(Kind::Invalid, format!("schema: {e}")))
 }
 
+fn parse_alter(json: &str) -> Res<murr_api::AlterRequest> {
+    murr_api::AlterRequest::parse(json.as_bytes()).map_err(|e| Failure::new(Kind::Invalid, e))
+}
+
 fn schema_json(schema: &TableSchema) -> Res<String> {
     serde_json::to_string(schema).map_err(|e| Failure::new(Kind::Other, e.to_string()))
 }
@@ -336,6 +340,22 @@ impl Engine {
         Ok(())
     }
 
+    /// Changes a table's schema (JSON as `PATCH /api/v1/table/{name}` takes it); returns the
+    /// new schema as JSON.
+    fn alter_table(&self, py: Python<'_>, name: &str, change_json: &str) -> PyResult<String> {
+        let change = parse_alter(change_json)?;
+        let store = self.store()?;
+        let schema = py
+            .detach(|| {
+                store.table(name)?.alter(&murr_table::Alter {
+                    add_columns: change.columns,
+                    ttl: change.ttl,
+                })
+            })
+            .map_err(Failure::from)?;
+        Ok(schema_json(&schema)?)
+    }
+
     fn drop_table(&self, py: Python<'_>, name: &str) -> PyResult<()> {
         let store = self.store()?;
         py.detach(|| store.drop_table(name))
@@ -515,6 +535,13 @@ impl Remote {
         let schema = parse_schema(schema_json)?;
         let c = self.client()?;
         Ok(self.call(py, async move { c.create_table(name, &schema).await })?)
+    }
+
+    fn alter_table(&self, py: Python<'_>, name: &str, change_json: &str) -> PyResult<String> {
+        let change = parse_alter(change_json)?;
+        let c = self.client()?;
+        let schema = self.call(py, async move { c.alter_table(name, &change).await })?;
+        Ok(schema_json(&schema)?)
     }
 
     fn drop_table(&self, py: Python<'_>, name: &str) -> PyResult<()> {

@@ -195,6 +195,11 @@ pub struct StorageConfig {
     /// sweep every 0.5 s evicts the rest; see ARCHITECTURE.md).
     #[serde(default, deserialize_with = "optional_size")]
     pub memory_limit: Option<u64>,
+    /// How often, at most, the expired rows of a table with a time to live are dropped from
+    /// storage and memory, in seconds (rows read as missing from the second they expire; this
+    /// bounds only how long they keep costing memory). Default 60.
+    #[serde(deserialize_with = "seconds")]
+    pub expiry_interval: f64,
 }
 
 impl Default for StorageConfig {
@@ -206,6 +211,7 @@ impl Default for StorageConfig {
             poll_interval: 1.0,
             gc_grace: 600.0,
             memory_limit: None,
+            expiry_interval: 60.0,
         }
     }
 }

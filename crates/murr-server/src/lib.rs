@@ -17,6 +17,11 @@ use murr_directory::{
 use murr_http::{NodeStatus, Role};
 use murr_table::{Store, StoreOptions, TableStatus};
 
+/// `storage.expiry_interval` as a duration.
+fn expiry_interval(config: &Config) -> Duration {
+    Duration::try_from_secs_f64(config.storage.expiry_interval).unwrap_or(Duration::MAX)
+}
+
 pub use config::Config;
 use config::NodeRole;
 
@@ -102,7 +107,13 @@ fn open_store(config: &Config, role: Role) -> Result<Store> {
         let directory = MmapDirectory::open(folder)
             .with_context(|| format!("cannot open the data folder {}", folder.display()))?
             .with_populate(populate);
-        let store = Store::open(Arc::new(directory), StoreOptions::default())?;
+        let store = Store::open(
+            Arc::new(directory),
+            StoreOptions {
+                expiry_interval: expiry_interval(config),
+                ..StoreOptions::default()
+            },
+        )?;
         // The only process on this folder: whatever no table needs is garbage now.
         store.gc(Duration::ZERO)?;
         return Ok(store);
@@ -134,6 +145,7 @@ fn open_store(config: &Config, role: Role) -> Result<Store> {
             write_segment_bytes: defaults
                 .write_segment_bytes
                 .min(MAX_REMOTE_SEGMENT as usize / 2),
+            expiry_interval: expiry_interval(config),
             ..defaults
         },
     )?;

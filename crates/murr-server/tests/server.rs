@@ -446,3 +446,133 @@ fn a_memory_limit_evicts_embeddings_too() {
         "{resident} bytes resident after the reads stopped: {lines:?}"
     );
 }
+
+/// Polls `fetch` of `keys` x `columns` until `want`, for at most `secs` seconds.
+fn wait_for(m: &Murr, table: &str, body: &str, want: &Value, secs: u64) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        let got = m.call("POST", &format!("/api/v1/table/{table}/fetch"), Some(body));
+        if got == (200, want.clone()) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{got:?}, waiting for {want}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn columns_added_and_a_ttl_survive_restarts_and_rows_expire() {
+    let data = tempfile::tempdir().expect("temp folder");
+    let env = [("MURR_STORAGE__EXPIRY_INTERVAL", "0.2")];
+    let m = Murr::start(data.path(), &[], &env);
+    seed(&m, "t");
+    // Bad changes: 400 or 409 naming the problem, and nothing changes.
+    for (body, status, says) in [
+        (
+            r#"{"columns": {"score": {"dtype": "float32"}}}"#,
+            409,
+            "\"score\"",
+        ),
+        (r#"{"columns": {"n": {"dtype": "utf8"}}}"#, 409, "type"),
+        (
+            r#"{"columns": {"x": {"dtype": "int64", "nullable": false}}}"#,
+            400,
+            "nullable",
+        ),
+        (r#"{"columns": {"x": {"dtype": "int65"}}}"#, 400, "int65"),
+        (
+            r#"{"columns": {"a b": {"dtype": "int64"}}}"#,
+            400,
+            "\"a b\"",
+        ),
+        (
+            r#"{"columns": {"x": {"dtype": "int64"}}, "nope": 1}"#,
+            400,
+            "nope",
+        ),
+        (r#"{"ttl": "soon"}"#, 400, "soon"),
+        (r#"{"ttl": 0}"#, 400, "ttl"),
+        (r#"{}"#, 400, "ttl"),
+        (r#"[1]"#, 400, "invalid"),
+        ("not json", 400, "invalid"),
+    ] {
+        let (got, answer) = m.call("PATCH", "/api/v1/table/t", Some(body));
+        assert_eq!(got, status, "{body}: {answer}");
+        assert!(
+            answer["error"].as_str().is_some_and(|e| e.contains(says)),
+            "{body}: {answer}"
+        );
+    }
+    assert_eq!(
+        m.call("PATCH", "/api/v1/table/nope", Some(r#"{"ttl": 5}"#))
+            .0,
+        404
+    );
+    assert_eq!(
+        m.call("GET", "/api/v1/table/t/schema", None).1["columns"]
+            .as_object()
+            .map(|c| c.len()),
+        Some(3)
+    );
+    let (status, schema) = m.call(
+        "PATCH",
+        "/api/v1/table/t",
+        Some(r#"{"columns": {"extra": {"dtype": "float64"}}, "ttl": "1h"}"#),
+    );
+    assert_eq!(status, 200, "{schema}");
+    assert_eq!(schema["ttl"], 3600);
+    assert_eq!(
+        schema["columns"]["extra"],
+        json!({"dtype": "float64", "nullable": true})
+    );
+    let body = json!({"columns": {"id": ["c"], "n": [3], "extra": [2.5]}}).to_string();
+    assert_eq!(m.call("PUT", "/api/v1/table/t/write", Some(&body)).0, 200);
+    let ask = r#"{"keys": ["a", "c"], "columns": ["n", "extra"]}"#;
+    let want = json!({"columns": {"n": [1, 3], "extra": [null, 2.5]}});
+    wait_for(&m, "t", ask, &want, 1);
+    m.stop();
+    let m = Murr::start(data.path(), &[], &env);
+    assert_eq!(m.call("GET", "/api/v1/table/t/schema", None).1, schema);
+    wait_for(&m, "t", ask, &want, 1);
+    // A ttl of 3 s now applies to rows written before it: they go, within 3 s.
+    let (status, _) = m.call("PATCH", "/api/v1/table/t", Some(r#"{"ttl": 3}"#));
+    assert_eq!(status, 200);
+    let gone = json!({"columns": {"n": [null, null], "extra": [null, null]}});
+    wait_for(&m, "t", ask, &gone, 5);
+    // A row written again lives again, for its own ttl.
+    let body = json!({"columns": {"id": ["a"], "n": [7]}}).to_string();
+    assert_eq!(m.call("PUT", "/api/v1/table/t/write", Some(&body)).0, 200);
+    let (_, live) = m.call("POST", "/api/v1/table/t/fetch", Some(ask));
+    assert_eq!(
+        live,
+        json!({"columns": {"n": [7, null], "extra": [null, null]}})
+    );
+    wait_for(&m, "t", ask, &gone, 5);
+    // The merge thread dropped the expired rows from storage.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let segments = || {
+        std::fs::read_dir(data.path().join("tables/t"))
+            .expect("table folder")
+            .filter(|e| {
+                e.as_ref()
+                    .is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".murr"))
+            })
+            .count()
+    };
+    while segments() > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} segments left",
+            segments()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let lines = m.stop();
+    assert!(
+        lines.iter().any(|l| l.contains("dropped expired rows")),
+        "{lines:?}"
+    );
+}

@@ -53,6 +53,12 @@ class Murr:
     async def create_table(self, name: str, schema: TableSchema) -> None:
         await asyncio.to_thread(self._inner.create_table, name, schema)
 
+    async def add_columns(self, table: str, columns: dict[str, Any]) -> TableSchema:
+        return await asyncio.to_thread(self._inner.add_columns, table, columns)
+
+    async def set_ttl(self, table: str, ttl: int | str | None) -> TableSchema:
+        return await asyncio.to_thread(self._inner.set_ttl, table, ttl)
+
     async def drop_table(self, name: str) -> None:
         await asyncio.to_thread(self._inner.drop_table, name)
 

@@ -117,16 +117,36 @@ class ColumnSchema:
         return cls(dtype=obj["dtype"], nullable=obj.get("nullable", True))
 
 
+_TTL = re.compile(r"^([0-9]+[smhd])+$")
+
+
+def check_ttl(ttl: Any) -> None:
+    """Raises ValueError unless ``ttl`` is None, a positive whole number of seconds, or a
+    duration string such as ``"7d"``, ``"12h"`` or ``"1d12h"`` (the server checks the limit)."""
+    if ttl is None:
+        return
+    if isinstance(ttl, bool) or not isinstance(ttl, (int, str)):
+        raise ValueError(f"ttl {ttl!r}: expected seconds or a duration such as '7d'")
+    if isinstance(ttl, int) and ttl <= 0:
+        raise ValueError(f"ttl {ttl}: expected a positive number of seconds")
+    if isinstance(ttl, str) and not (ttl.isdigit() or _TTL.match(ttl)):
+        raise ValueError(f"ttl {ttl!r}: expected seconds or a duration such as '7d', '12h'")
+
+
 @dataclass(frozen=True)
 class TableSchema:
-    """A table: its key column's name and every column (the key among them)."""
+    """A table: its key column's name, every column (the key among them), and how long rows
+    live: ``ttl`` in seconds, or a string such as ``"7d"`` or ``"12h"`` (the server answers
+    seconds); None keeps rows until they are written again."""
 
     key: str
     columns: dict[str, ColumnSchema] = field(default_factory=dict)
+    ttl: int | str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.key, str) or not self.key:
             raise ValueError(f"key {self.key!r}: expected a column name")
+        check_ttl(self.ttl)
         if not isinstance(self.columns, Mapping):
             raise ValueError("columns: expected a mapping of column name to ColumnSchema")
         object.__setattr__(
@@ -136,7 +156,13 @@ class TableSchema:
         )
 
     def model_dump(self) -> dict[str, Any]:
-        return {"key": self.key, "columns": {n: c.model_dump() for n, c in self.columns.items()}}
+        out: dict[str, Any] = {
+            "key": self.key,
+            "columns": {n: c.model_dump() for n, c in self.columns.items()},
+        }
+        if self.ttl is not None:
+            out["ttl"] = self.ttl
+        return out
 
     def model_dump_json(self) -> str:
         return json.dumps(self.model_dump())
@@ -147,10 +173,10 @@ class TableSchema:
             return obj
         if not isinstance(obj, Mapping) or "key" not in obj:
             raise ValueError(f"a table schema is {{'key': ..., 'columns': {{...}}}}, got {obj!r}")
-        unknown = set(obj) - {"key", "columns"}
+        unknown = set(obj) - {"key", "columns", "ttl"}
         if unknown:
             raise ValueError(f"table schema: unknown fields {sorted(unknown)}")
-        return cls(key=obj["key"], columns=dict(obj.get("columns", {})))
+        return cls(key=obj["key"], columns=dict(obj.get("columns", {})), ttl=obj.get("ttl"))
 
     @classmethod
     def model_validate_json(cls, text: str | bytes) -> "TableSchema":

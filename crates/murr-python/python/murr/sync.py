@@ -16,7 +16,7 @@ import pyarrow as pa
 from murr import _murr
 from murr._convert import arrow_stream, columns_of, conform, is_data_frame, keys_of
 from murr.errors import InvalidInputError
-from murr.schema import TableSchema
+from murr.schema import ColumnSchema, TableSchema, check_ttl
 
 __all__ = ["Murr"]
 
@@ -72,6 +72,29 @@ class Murr:
     def create_table(self, name: str, schema: TableSchema) -> None:
         """Creates table ``name``. TableExistsError when it exists."""
         self._native.create_table(name, _schema_json(schema))
+
+    def add_columns(
+        self, table: str, columns: dict[str, ColumnSchema | dict[str, Any]]
+    ) -> TableSchema:
+        """Adds nullable columns after ``table``'s existing ones; rows written before read null
+        in them, and nothing is rewritten. Returns the new schema. InvalidInputError for a
+        column that is not nullable or a bad name or dtype; TableExistsError for a column the
+        table already has (a column's type never changes)."""
+        if not isinstance(columns, dict) or not columns:
+            raise InvalidInputError("columns: expected a non-empty dict of name to ColumnSchema")
+        body = {"columns": {n: ColumnSchema.model_validate(c).model_dump() for n, c in columns.items()}}
+        return TableSchema.model_validate_json(self._native.alter_table(table, json.dumps(body)))
+
+    def set_ttl(self, table: str, ttl: int | str | None) -> TableSchema:
+        """Rows of ``table`` read as missing ``ttl`` after they were written (seconds, or a
+        duration such as ``"7d"``); the rows already written included. None: rows never
+        expire. Returns the new schema."""
+        try:
+            check_ttl(ttl)
+        except ValueError as e:
+            raise InvalidInputError(str(e)) from None
+        body = json.dumps({"ttl": ttl})
+        return TableSchema.model_validate_json(self._native.alter_table(table, body))
 
     def drop_table(self, name: str) -> None:
         """Drops table ``name`` and its data. TableNotFoundError when there is none."""
