@@ -8,6 +8,9 @@
 //!   Then `murr-bench-types` (benches/src/bin/types.rs): 1M `fixed_size_list<float32, 768>`
 //!   embeddings in process against a copy floor and over HTTP against Redis MGET, the server's
 //!   memory against the raw bytes, and a `list<int64>` column's cost per value.
+//!   Then `murr-bench-sparse` (benches/src/bin/sparse.rs): 1M rows x 200 float32 columns with
+//!   10 values a row: segment bytes and server memory against keys + values, and a fetch of 20
+//!   columns against the same fetch from a dense 20-column table.
 //!   Then (unless `--murr-only`) `murr-bench-tiers` (benches/src/bin/tiers.rs): murr on
 //!   SeaweedFS (from the test venv) against murr on local disk: write throughput, a replica's
 //!   cold start, fetch latency and write-to-visible latency.
@@ -279,6 +282,8 @@ fn bench(mut args: Vec<String>) -> ExitCode {
             "murr-bench-tiers",
             "--bin",
             "murr-bench-types",
+            "--bin",
+            "murr-bench-sparse",
         ])
         .args(profile);
     if run(build) != ExitCode::SUCCESS {
@@ -327,6 +332,24 @@ fn bench(mut args: Vec<String>) -> ExitCode {
     }
     if murr_only {
         c.arg("--murr-only");
+    }
+    if run(c) != ExitCode::SUCCESS {
+        return ExitCode::FAILURE;
+    }
+    // A wide, mostly-null table: its bytes and memory, and its fetch against a dense table's.
+    let mut c = Command::new(dir.join("murr-bench-sparse"));
+    c.current_dir(root())
+        .arg("--murr-bin")
+        .arg(dir.join("murr"));
+    if smoke {
+        c.args([
+            "--rows",
+            "5000",
+            "--requests",
+            "20",
+            "--out",
+            "target/bench/sparse-smoke.json",
+        ]);
     }
     if run(c) != ExitCode::SUCCESS {
         return ExitCode::FAILURE;
