@@ -26,8 +26,8 @@ pub use schema::{
 };
 pub use segment::{
     ColumnMeta, ColumnSpec, ColumnView, FORMAT_VERSION, Items, ListView, MAGIC, MIN_FORMAT_VERSION,
-    Native, Section, SegmentEncoder, SegmentMeta, SegmentView, SparseMeta, Storage, StorageKind,
-    ValueStats, Verify, WriteTimes,
+    Native, RowTimes, Section, SegmentEncoder, SegmentMeta, SegmentView, SparseMeta, Storage,
+    StorageKind, ValueStats, Verify, WriteTimes,
 };
 
 #[cfg(test)]

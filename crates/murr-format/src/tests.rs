@@ -609,11 +609,10 @@ fn encode_sparse(rows: &[[Option<u8>; 4]], written: &[i64]) -> Bytes {
             ..spec(&format!("s{c}"), *dtype, values < n)
         });
     }
-    let times = WriteTimes {
-        min: written.iter().copied().min().unwrap_or(0),
-        max: written.iter().copied().max().unwrap_or(0),
-        slot: None,
-    };
+    let times = WriteTimes::between(
+        written.iter().copied().min().unwrap_or(0),
+        written.iter().copied().max().unwrap_or(0),
+    );
     let mut enc = SegmentEncoder::new(cols, 0, n, times).expect("layout");
     for (r, &t) in written.iter().enumerate() {
         enc.push_var(0, Some(format!("k{r}").as_bytes()));
@@ -712,11 +711,7 @@ fn rows_keep_their_own_write_times() {
         (view.write_times().min, view.write_times().max),
         (42, 4_000_000_000)
     );
-    let too_far = WriteTimes {
-        min: 0,
-        max: i64::from(u32::MAX) + 1,
-        slot: None,
-    };
+    let too_far = WriteTimes::between(0, i64::from(u32::MAX) + 1);
     assert!(SegmentEncoder::new(vec![spec("id", DType::Utf8, false)], 0, 1, too_far).is_err());
 }
 

@@ -11,7 +11,7 @@ use arrow_buffer::{
     ScalarBuffer,
 };
 use arrow_schema::Field;
-use murr_format::{ColumnView, DType, ListView, Native};
+use murr_format::{ColumnView, DType, ListView, Native, StorageKind};
 
 use crate::{Error, Result, Segment, downcast_dtype};
 
@@ -222,6 +222,20 @@ pub fn gather_columns(
             } else {
                 dense4.sort_by_key(|d| d.1);
                 copy_dense(view, rows, &mut dense4, &mut others);
+            }
+            // Sparse columns: prefetch the records of the rows that have a value among them, in
+            // one pass, before the columns are copied out one at a time.
+            let sparse: Vec<ColumnView<'_>> = columns
+                .iter()
+                .filter_map(|&(name, dtype)| column_of(segment, name, dtype).ok().flatten())
+                .filter(|c| c.kind() == StorageKind::Sparse)
+                .collect();
+            if let Some(first) = sparse.first() {
+                for row in &rows.rows {
+                    if sparse.iter().any(|c| c.is_valid(row)) {
+                        first.prefetch_sparse_record(row);
+                    }
+                }
             }
         }
         _ => rows.warm(),
@@ -476,9 +490,32 @@ impl<'r> Gather<'_, 'r> {
                 .collect();
             return PrimitiveArray::new(ScalarBuffer::from(values), None);
         }
+        let tiered = murr_directory::residency::active();
+        if let (Some(seg), false) = (self.rows.single, self.rows.missing)
+            && let Some(col) = self.cols[seg as usize]
+        {
+            // Every row from one segment (a compacted table): one column view, the validity
+            // bits set straight into a bitmap (a mostly-null or sparse column is mostly this
+            // test).
+            let mut values = vec![T::Native::default(); n];
+            let mut bits = vec![0u8; n.div_ceil(8)];
+            let mut valid = 0usize;
+            for (i, row) in self.rows.rows.iter().enumerate() {
+                if col.is_valid(row) {
+                    if tiered && let Some(p) = col.sparse_ptr(row) {
+                        murr_directory::residency::touch(p);
+                    }
+                    values[i] = col.fixed::<T::Native>(row);
+                    bits[i / 8] |= 1 << (i % 8);
+                    valid += 1;
+                }
+            }
+            let nulls = (valid < n)
+                .then(|| NullBuffer::new(BooleanBuffer::new(Buffer::from_vec(bits), 0, n)));
+            return PrimitiveArray::new(ScalarBuffer::from(values), nulls);
+        }
         let mut values: Vec<T::Native> = Vec::with_capacity(n);
         let mut nulls = Nulls::new(n);
-        let tiered = murr_directory::residency::active();
         for i in 0..n {
             match self.at(i) {
                 Some((_, row, col)) => {

@@ -5,8 +5,8 @@ use std::io::Write;
 use crate::error::{Error, Result};
 use crate::index;
 use crate::segment::footer::{
-    ALIGN, ColumnMeta, FORMAT_VERSION, HEADER_LEN, Items, Section, SegmentMeta, SparseMeta,
-    Storage, StorageKind, TRAILER_LEN, Trailer, WriteTimes, encode_meta, header,
+    ALIGN, ColumnMeta, FORMAT_VERSION, HEADER_LEN, Items, RowTimes, Section, SegmentMeta,
+    SparseMeta, Storage, StorageKind, TRAILER_LEN, Trailer, WriteTimes, encode_meta, header,
 };
 use crate::segment::layout::{ColumnSpec, RowLayout};
 use crate::segment::view::inline_value;
@@ -93,6 +93,8 @@ pub struct SegmentEncoder {
     sparse_bits: (u32, u32),
     pointer: Option<(u32, u8)>,
     written: WriteTimes,
+    /// Each row's write time, seconds after the earliest (when they differ).
+    times: Vec<u32>,
     /// The first value too long for its inline slot (reported by `finish`).
     overflow: Option<String>,
     hash_seed: u64,
@@ -136,7 +138,7 @@ impl SegmentEncoder {
                 u32::MAX - 1
             )));
         }
-        let layout = RowLayout::compute(&columns, key, rows, written.min != written.max)?;
+        let layout = RowLayout::compute(&columns, key, rows)?;
         let row_width = layout.row_width as usize;
         let block_len = rows
             .checked_mul(row_width)
@@ -212,9 +214,11 @@ impl SegmentEncoder {
             sparse,
             sparse_bits: layout.sparse_bits,
             pointer: layout.pointer,
-            written: WriteTimes {
-                slot: layout.written,
-                ..written
+            written: WriteTimes::between(written.min, written.max),
+            times: if written.min == written.max {
+                Vec::new()
+            } else {
+                vec![0; rows]
             },
             overflow: None,
             hash_seed: 0,
@@ -297,9 +301,9 @@ impl SegmentEncoder {
     /// [`SegmentEncoder::new`]; without a call, a row reads as written at the earliest.
     #[inline]
     pub fn set_written(&mut self, row: usize, t: i64) {
-        let Some(slot) = self.written.slot else {
+        if self.times.is_empty() {
             return;
-        };
+        }
         if !(self.written.min..=self.written.max).contains(&t) {
             if self.overflow.is_none() {
                 self.overflow = Some(format!(
@@ -309,9 +313,40 @@ impl SegmentEncoder {
             }
             return;
         }
-        let delta = u32::try_from(t - self.written.min).expect("checked in new");
-        let at = row * self.row_width + slot as usize;
-        self.block[at..at + 4].copy_from_slice(&delta.to_le_bytes());
+        self.times[row] = u32::try_from(t - self.written.min).expect("checked in new");
+    }
+
+    /// The rows' times as sections store them: `(width, values, dict)`. A merge combines a few
+    /// writes, so their distinct times index a short list in 1 or 2 bytes a row.
+    fn time_bytes(&self) -> (u8, Vec<u8>, Vec<u8>) {
+        let mut distinct = self.times.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        let width: u8 = match distinct.len() {
+            0..=256 => 1,
+            257..=65_536 => 2,
+            _ => 4,
+        };
+        let mut values = Vec::with_capacity(self.times.len() * usize::from(width));
+        let mut dict = Vec::new();
+        if width == 4 {
+            for t in &self.times {
+                values.extend_from_slice(&t.to_le_bytes());
+            }
+        } else {
+            for t in &distinct {
+                dict.extend_from_slice(&t.to_le_bytes());
+            }
+            for t in &self.times {
+                let i = distinct.binary_search(t).expect("a distinct time");
+                if width == 1 {
+                    values.push(u8::try_from(i).expect("<= 256 times"));
+                } else {
+                    values.extend_from_slice(&u16::try_from(i).expect("<= 65536").to_le_bytes());
+                }
+            }
+        }
+        (width, values, dict)
     }
 
     /// Builds each row's record of its sparse values (in the order of the sparse columns'
@@ -351,9 +386,18 @@ impl SegmentEncoder {
                 ptr.copy_from_slice(&pos.to_le_bytes());
             }
             let validity = at + self.validity_offset;
-            for (k, &c) in by_bit.iter().enumerate() {
-                let bit = start as usize + k;
-                if self.block[validity + bit / 8] & (1 << (bit % 8)) != 0 {
+            // The set bits of the sparse run, byte by byte (most are zero).
+            let (first, last) = (start as usize, end as usize);
+            for byte in first / 8..last.div_ceil(8) {
+                let mut bits = self.block[validity + byte];
+                while bits != 0 {
+                    let bit = byte * 8 + bits.trailing_zeros() as usize;
+                    bits &= bits - 1;
+                    if bit < first || bit >= last {
+                        continue;
+                    }
+                    let k = bit - first;
+                    let c = by_bit[k];
                     let values = self.sparse[c].as_ref().expect("sparse column");
                     let w = widths[k];
                     let Some(v) = values.get(cursors[k]..cursors[k] + w) else {
@@ -549,6 +593,15 @@ impl SegmentEncoder {
             None => None,
         };
         drop(records);
+        let mut written = self.written;
+        if !self.times.is_empty() {
+            let (width, values, dict) = self.time_bytes();
+            written.rows = Some(RowTimes {
+                width,
+                values: w.section(&values)?,
+                dict: w.section(&dict)?,
+            });
+        }
         let mut metas = Vec::with_capacity(self.columns.len());
         for (i, c) in self.columns.iter().enumerate() {
             let storage = match (&self.var[i], self.inline[i]) {
@@ -630,7 +683,7 @@ impl SegmentEncoder {
             index_capacity: capacity,
             hash_algo: index::HASH_XXH3_64_SEEDED,
             hash_seed: self.hash_seed,
-            written: Some(self.written),
+            written: Some(written),
             sparse,
             columns: metas,
         };

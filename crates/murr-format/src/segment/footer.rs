@@ -168,9 +168,22 @@ pub struct WriteTimes {
     pub min: i64,
     /// The latest row's.
     pub max: i64,
-    /// Where each row holds its own time, as a 4-byte count of seconds after `min`; `None` when
-    /// every row was written at `min` (then `max == min`).
-    pub slot: Option<u32>,
+    /// Each row's own time, when they differ (a merge of writes made at different times);
+    /// `None` when every row was written at `min` (then `max == min`).
+    pub rows: Option<RowTimes>,
+}
+
+/// Each row's write time, column-major (a fetch reads it only for a table with a time to live):
+/// with `width` 1 or 2, an index into `dict`, a list of u32 seconds after the earliest (a merge
+/// combines a few writes, so a few distinct times); with `width` 4, the u32 itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RowTimes {
+    /// Bytes per row: 1, 2 or 4.
+    pub width: u8,
+    /// `rows x width` bytes.
+    pub values: Section,
+    /// The distinct times (u32 seconds after the earliest), for widths 1 and 2; else empty.
+    pub dict: Section,
 }
 
 impl WriteTimes {
@@ -179,7 +192,16 @@ impl WriteTimes {
         WriteTimes {
             min: t,
             max: t,
-            slot: None,
+            rows: None,
+        }
+    }
+
+    /// Rows written between `min` and `max`.
+    pub fn between(min: i64, max: i64) -> WriteTimes {
+        WriteTimes {
+            min,
+            max,
+            rows: None,
         }
     }
 }
@@ -300,7 +322,14 @@ pub(crate) fn encode_meta(m: &SegmentMeta) -> Result<Vec<u8>> {
     let w = m.written.unwrap_or_default();
     p.u64(w.min as u64);
     p.u64(w.max as u64);
-    p.u32(w.slot.unwrap_or(u32::MAX));
+    match w.rows {
+        Some(t) => {
+            p.u8(t.width);
+            put_section(&mut p, t.values);
+            put_section(&mut p, t.dict);
+        }
+        None => p.u8(0),
+    }
     match m.sparse {
         Some(s) => {
             p.u8(s.pointer_width);
@@ -379,12 +408,15 @@ pub(crate) fn decode_meta(bytes: &[u8], version: u32) -> Result<SegmentMeta> {
     let (written, sparse) = if version >= 5 {
         let min = g.u64()? as i64;
         let max = g.u64()? as i64;
-        let slot = g.u32()?;
-        let written = WriteTimes {
-            min,
-            max,
-            slot: (slot != u32::MAX).then_some(slot),
+        let rows = match g.u8()? {
+            0 => None,
+            width => Some(RowTimes {
+                width,
+                values: get_section(&mut g)?,
+                dict: get_section(&mut g)?,
+            }),
         };
+        let written = WriteTimes { min, max, rows };
         let sparse = match g.u8()? {
             0 => None,
             pointer_width => Some(SparseMeta {

@@ -116,8 +116,6 @@ enum Slot {
     Column(usize),
     /// The position of the row's sparse record.
     Pointer,
-    /// The row's write time, seconds after the segment's earliest.
-    Written,
 }
 
 /// Where each column sits in a row.
@@ -134,8 +132,6 @@ pub(crate) struct RowLayout {
     pub(crate) sparse_bits: (u32, u32),
     /// Where the row's sparse record's position sits, and its width (when a column is sparse).
     pub(crate) pointer: Option<(u32, u8)>,
-    /// Where the row's write time sits (when rows were written at different times).
-    pub(crate) written: Option<u32>,
 }
 
 fn row_offset(at: usize) -> Result<u32> {
@@ -143,14 +139,8 @@ fn row_offset(at: usize) -> Result<u32> {
 }
 
 impl RowLayout {
-    /// The layout of `rows` rows of `columns`; `timed` when the rows were written at different
-    /// times (each row then holds its own).
-    pub(crate) fn compute(
-        columns: &[ColumnSpec],
-        key: usize,
-        rows: usize,
-        timed: bool,
-    ) -> Result<RowLayout> {
+    /// The layout of `rows` rows of `columns`.
+    pub(crate) fn compute(columns: &[ColumnSpec], key: usize, rows: usize) -> Result<RowLayout> {
         let sparse = choose_sparse(columns, key, rows);
         let chosen: Vec<(StorageKind, u8)> = columns
             .iter()
@@ -188,12 +178,9 @@ impl RowLayout {
         if pointer_width > 0 {
             order.push((pointer_width, Slot::Pointer));
         }
-        if timed {
-            order.push((4, Slot::Written));
-        }
         order.sort_by_key(|&(w, _)| std::cmp::Reverse(w));
         let mut offsets = vec![None; columns.len()];
-        let (mut pointer, mut written) = (None, None);
+        let mut pointer = None;
         let mut at = 0usize;
         let mut max_align = 1usize;
         for (w, slot) in order {
@@ -201,7 +188,6 @@ impl RowLayout {
             match slot {
                 Slot::Column(i) => offsets[i] = Some(offset),
                 Slot::Pointer => pointer = Some((offset, w as u8)),
-                Slot::Written => written = Some(offset),
             }
             at += w;
             max_align = max_align.max(w);
@@ -252,7 +238,6 @@ impl RowLayout {
             row_width: row_offset(row_width)?,
             sparse_bits: (sparse_start, bits),
             pointer,
-            written,
         })
     }
 }

@@ -20,8 +20,8 @@ mod view;
 
 pub use encoder::SegmentEncoder;
 pub use footer::{
-    ColumnMeta, FORMAT_VERSION, Items, MAGIC, MIN_FORMAT_VERSION, Section, SegmentMeta, SparseMeta,
-    Storage, StorageKind, WriteTimes,
+    ColumnMeta, FORMAT_VERSION, Items, MAGIC, MIN_FORMAT_VERSION, RowTimes, Section, SegmentMeta,
+    SparseMeta, Storage, StorageKind, WriteTimes,
 };
 pub use layout::{ColumnSpec, ValueStats};
 pub use view::{ColumnView, ListView, SegmentView, Verify};

@@ -74,6 +74,15 @@ pub(crate) fn count_ones(bits: &[u8], from: usize, to: usize) -> usize {
     n
 }
 
+/// The rows' write times of an open segment: `width` bytes a row, an index into `dict` (widths
+/// 1 and 2) or the time itself (4).
+#[derive(Debug, Clone)]
+struct TimeColumn {
+    width: usize,
+    values: Bytes,
+    dict: Bytes,
+}
+
 /// The sparse section of an open segment: where each row's record is, and how its values are
 /// ordered (the sparse columns' validity bits, widest first: runs of one width).
 #[derive(Debug, Clone)]
@@ -452,6 +461,8 @@ pub struct SegmentView {
     lists: Vec<ListColumn>,
     sparse: Option<SparseRecords>,
     written: WriteTimes,
+    /// Each row's write time (see [`crate::RowTimes`]).
+    times: Option<TimeColumn>,
     pub(crate) key_layout: Layout,
     /// Column positions by name (a fetch of 100 columns looks up 100 names).
     positions: HashMap<String, usize>,
@@ -559,6 +570,16 @@ impl<'a> ColumnView<'a> {
                 T::read_le(&sparse.records[at..at + T::WIDTH])
             }
             _ => panic!("column is not fixed-width of {} bytes", T::WIDTH),
+        }
+    }
+
+    /// Prefetches the sparse record of the row `row_bytes` (nothing when the segment has no
+    /// sparse column): a fetch does it for all its rows before it reads their values, so the
+    /// records' misses overlap.
+    #[inline]
+    pub fn prefetch_sparse_record(&self, row_bytes: &[u8]) {
+        if let Some(sparse) = self.view.sparse.as_ref() {
+            crate::segment::lookup::prefetch(&sparse.records, sparse.start(row_bytes));
         }
     }
 
@@ -673,7 +694,7 @@ impl SegmentView {
                 row_block.len()
             )));
         }
-        let written = Self::check_written(&meta, validity_offset)?;
+        let (written, times) = Self::check_written(&bytes, &meta, footer_offset)?;
         let mut layouts = Vec::with_capacity(meta.columns.len());
         let mut var = Vec::new();
         let mut lists = Vec::new();
@@ -798,6 +819,7 @@ impl SegmentView {
             lists,
             sparse,
             written,
+            times,
             key_layout,
             positions: meta
                 .columns
@@ -809,26 +831,66 @@ impl SegmentView {
         })
     }
 
-    /// Checks where the rows hold their write times.
-    fn check_written(meta: &SegmentMeta, validity_offset: usize) -> Result<WriteTimes> {
+    /// Checks the rows' write times: each within the segment's earliest and latest.
+    fn check_written(
+        bytes: &Bytes,
+        meta: &SegmentMeta,
+        footer_offset: u64,
+    ) -> Result<(WriteTimes, Option<TimeColumn>)> {
         let Some(w) = meta.written else {
-            return Ok(WriteTimes::default());
+            return Ok((WriteTimes::default(), None));
         };
-        let fits = match w.slot {
-            None => w.min == w.max,
-            Some(slot) => {
-                w.min <= w.max
-                    && slot as usize + 4 <= validity_offset
-                    && (slot as usize).is_multiple_of(4)
+        let bad = |why: &str| Err(Error::corrupt(format!("write times: {why}")));
+        let Some(span) = w.max.checked_sub(w.min).filter(|s| *s >= 0) else {
+            return bad("the earliest is after the latest");
+        };
+        let Some(t) = w.rows else {
+            if span != 0 {
+                return bad("rows of different times without their times");
             }
+            return Ok((w, None));
         };
-        if !fits {
-            return Err(Error::corrupt(format!(
-                "write times {}..{} at row offset {:?} do not fit",
-                w.min, w.max, w.slot
-            )));
+        let width = usize::from(t.width);
+        let values = sub(bytes, t.values, footer_offset, "write times")?;
+        let dict = sub(bytes, t.dict, footer_offset, "write times")?;
+        let rows = meta.rows as usize;
+        if !matches!(width, 1 | 2 | 4) || values.len() != rows * width {
+            return bad("the values do not fit the rows");
         }
-        Ok(w)
+        let deltas: Vec<u64> = dict
+            .chunks_exact(4)
+            .map(|c| u64::from(u32::read_le(c)))
+            .collect();
+        if (width == 4) != dict.is_empty() || dict.len() % 4 != 0 {
+            return bad("the list of times does not fit");
+        }
+        let fits = |d: u64| d <= span as u64;
+        let ok = match width {
+            1 => {
+                deltas.iter().all(|&d| fits(d))
+                    && values.iter().all(|&i| (i as usize) < deltas.len())
+            }
+            2 => {
+                deltas.iter().all(|&d| fits(d))
+                    && values
+                        .chunks_exact(2)
+                        .all(|c| (u16::read_le(c) as usize) < deltas.len())
+            }
+            _ => values
+                .chunks_exact(4)
+                .all(|c| fits(u64::from(u32::read_le(c)))),
+        };
+        if !ok {
+            return bad("a row's time is outside the segment's");
+        }
+        Ok((
+            w,
+            Some(TimeColumn {
+                width,
+                values,
+                dict,
+            }),
+        ))
     }
 
     /// Checks the sparse section: the sparse columns' validity bits are one run, widths never
@@ -899,13 +961,26 @@ impl SegmentView {
     /// before 5, which did not record it).
     #[inline]
     pub fn written(&self, row: usize) -> i64 {
-        match self.written.slot {
-            None => self.written.min,
-            Some(slot) => {
-                let at = row * self.row_width + slot as usize;
-                self.written.min + i64::from(u32::read_le(&self.row_block[at..at + 4]))
+        let Some(TimeColumn {
+            width,
+            values,
+            dict,
+        }) = &self.times
+        else {
+            return self.written.min;
+        };
+        let delta = match width {
+            1 => {
+                let i = usize::from(values[row]) * 4;
+                u32::read_le(&dict[i..i + 4])
             }
-        }
+            2 => {
+                let i = usize::from(u16::read_le(&values[row * 2..row * 2 + 2])) * 4;
+                u32::read_le(&dict[i..i + 4])
+            }
+            _ => u32::read_le(&values[row * 4..row * 4 + 4]),
+        };
+        self.written.min + i64::from(delta)
     }
 
     /// When the segment's rows were written: the earliest and the latest.
