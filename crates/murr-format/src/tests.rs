@@ -713,6 +713,25 @@ fn rows_keep_their_own_write_times() {
     );
     let too_far = WriteTimes::between(0, i64::from(u32::MAX) + 1);
     assert!(SegmentEncoder::new(vec![spec("id", DType::Utf8, false)], 0, 1, too_far).is_err());
+    // Runs of one time (a merge's rows come segment by segment): 8 bytes a run. Many distinct
+    // times in no order: 1 or 2-byte indexes into the list of times, then the times themselves.
+    for (n, width) in [(1000usize, 8u8), (600, 1), (600, 2), (70_000, 4)] {
+        let rows = vec![[None; 4]; n];
+        let written: Vec<i64> = (0..n as i64)
+            .map(|t| match width {
+                8 => 1000 + t * 7 / n as i64 * 60,
+                1 => 1000 + (t * 7919) % 200,
+                _ => 1000 + (t * 7919) % n as i64,
+            })
+            .collect();
+        let view = SegmentView::open(encode_sparse(&rows, &written), Verify::Full).expect("valid");
+        let stored = view.meta().written.and_then(|w| w.rows).expect("row times");
+        assert_eq!(stored.width, width, "{n} rows");
+        if width == 8 {
+            assert_eq!(stored.values.len, 7 * 4, "seven runs");
+        }
+        assert!((0..n).all(|r| view.written(r) == written[r]), "{n} rows");
+    }
 }
 
 proptest! {
@@ -729,8 +748,9 @@ proptest! {
     /// Flipping bytes of a segment with sparse columns and per-row times: an error or reads in
     /// bounds; never a panic.
     #[test]
-    fn sparse_corruption_never_panics(rows in sparse_rows(100..101), flips in proptest::collection::vec((any::<usize>(), 1u8..=255), 1..4)) {
-        let written: Vec<i64> = (0..rows.len() as i64).collect();
+    fn sparse_corruption_never_panics(rows in sparse_rows(100..101), flips in proptest::collection::vec((any::<usize>(), 1u8..=255), 1..4), runs in any::<bool>()) {
+        // Times in runs of ten rows, or one time a row (indexed).
+        let written: Vec<i64> = (0..rows.len() as i64).map(|r| if runs { r / 10 } else { r }).collect();
         let mut bytes = encode_sparse(&rows, &written).to_vec();
         for (at, x) in flips {
             let i = at % bytes.len();

@@ -316,9 +316,18 @@ impl SegmentEncoder {
         self.times[row] = u32::try_from(t - self.written.min).expect("checked in new");
     }
 
-    /// The rows' times as sections store them: `(width, values, dict)`. A merge combines a few
-    /// writes, so their distinct times index a short list in 1 or 2 bytes a row.
+    /// The rows' times as sections store them: `(width, values, dict)`. A merge writes the
+    /// rows of each segment it combines in order, so their times come in runs: a run's first
+    /// row and time each (width 8, 8 bytes a run, nothing a row), unless the runs are many;
+    /// then the distinct times listed once and indexed by 1 or 2 bytes a row, or the time in 4.
     fn time_bytes(&self) -> (u8, Vec<u8>, Vec<u8>) {
+        let runs: Vec<(u32, u32)> = self
+            .times
+            .iter()
+            .enumerate()
+            .filter(|&(r, t)| r == 0 || self.times[r - 1] != *t)
+            .map(|(r, &t)| (u32::try_from(r).expect("rows fit u32"), t))
+            .collect();
         let mut distinct = self.times.clone();
         distinct.sort_unstable();
         distinct.dedup();
@@ -327,6 +336,15 @@ impl SegmentEncoder {
             257..=65_536 => 2,
             _ => 4,
         };
+        if runs.len() * 8 <= self.times.len() * usize::from(width) {
+            let mut firsts = Vec::with_capacity(runs.len() * 4);
+            let mut times = Vec::with_capacity(runs.len() * 4);
+            for (r, t) in runs {
+                firsts.extend_from_slice(&r.to_le_bytes());
+                times.extend_from_slice(&t.to_le_bytes());
+            }
+            return (8, firsts, times);
+        }
         let mut values = Vec::with_capacity(self.times.len() * usize::from(width));
         let mut dict = Vec::new();
         if width == 4 {

@@ -173,16 +173,18 @@ pub struct WriteTimes {
     pub rows: Option<RowTimes>,
 }
 
-/// Each row's write time, column-major (a fetch reads it only for a table with a time to live):
-/// with `width` 1 or 2, an index into `dict`, a list of u32 seconds after the earliest (a merge
-/// combines a few writes, so a few distinct times); with `width` 4, the u32 itself.
+/// Each row's write time, column-major (a fetch reads it only for a table with a time to live).
+/// A merge writes the rows of each segment it combines in order, so times come in runs: with
+/// `width` 8, `values` holds each run's first row (u32, increasing from 0) and `dict` its time;
+/// with many runs, `width` 1 or 2 indexes `dict`, the distinct times, and 4 holds each row's
+/// time itself in `values`. Times are u32 seconds after the segment's earliest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RowTimes {
-    /// Bytes per row: 1, 2 or 4.
+    /// 8 for runs; else bytes per row: 1, 2 or 4.
     pub width: u8,
-    /// `rows x width` bytes.
+    /// Runs' first rows, or `rows x width` bytes.
     pub values: Section,
-    /// The distinct times (u32 seconds after the earliest), for widths 1 and 2; else empty.
+    /// Runs' times, or the distinct times for widths 1 and 2; else empty.
     pub dict: Section,
 }
 

@@ -75,7 +75,8 @@ pub(crate) fn count_ones(bits: &[u8], from: usize, to: usize) -> usize {
 }
 
 /// The rows' write times of an open segment: `width` bytes a row, an index into `dict` (widths
-/// 1 and 2) or the time itself (4).
+/// 1 and 2) or the time itself (4); or runs (8): each run's first row in `values`, its time in
+/// `dict`.
 #[derive(Debug, Clone)]
 struct TimeColumn {
     width: usize,
@@ -854,6 +855,29 @@ impl SegmentView {
         let values = sub(bytes, t.values, footer_offset, "write times")?;
         let dict = sub(bytes, t.dict, footer_offset, "write times")?;
         let rows = meta.rows as usize;
+        if width == 8 {
+            // Runs: first rows (from 0, increasing, below the row count) and their times.
+            let firsts: Vec<u32> = values.chunks_exact(4).map(u32::read_le).collect();
+            let ok = values.len() % 4 == 0
+                && dict.len() == values.len()
+                && firsts.first() == Some(&0)
+                && firsts.windows(2).all(|p| p[0] < p[1])
+                && firsts.last().is_some_and(|&l| (l as usize) < rows)
+                && dict
+                    .chunks_exact(4)
+                    .all(|c| u64::from(u32::read_le(c)) <= span as u64);
+            if !ok {
+                return bad("the runs do not fit the rows");
+            }
+            return Ok((
+                w,
+                Some(TimeColumn {
+                    width,
+                    values,
+                    dict,
+                }),
+            ));
+        }
         if !matches!(width, 1 | 2 | 4) || values.len() != rows * width {
             return bad("the values do not fit the rows");
         }
@@ -970,6 +994,19 @@ impl SegmentView {
             return self.written.min;
         };
         let delta = match width {
+            8 => {
+                // The last run starting at or before `row`.
+                let (mut lo, mut hi) = (0usize, values.len() / 4);
+                while hi - lo > 1 {
+                    let mid = (lo + hi) / 2;
+                    if u32::read_le(&values[mid * 4..mid * 4 + 4]) as usize <= row {
+                        lo = mid;
+                    } else {
+                        hi = mid;
+                    }
+                }
+                u32::read_le(&dict[lo * 4..lo * 4 + 4])
+            }
             1 => {
                 let i = usize::from(values[row]) * 4;
                 u32::read_le(&dict[i..i + 4])
