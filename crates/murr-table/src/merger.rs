@@ -173,15 +173,21 @@ fn merge_loop(
             let Some(table) = e.table.upgrade() else {
                 continue;
             };
+            // After a failure (storage down), try again in a second at the soonest, whatever
+            // the interval: never a busy loop.
+            let mut interval = expiry_interval;
             match table.expire() {
                 Ok(n) if n > 0 => {
                     tracing::info!(table = %table.name(), segments = n, "dropped expired rows");
                 }
                 Ok(_) => {}
-                Err(e) => log_failure(&table, &e),
+                Err(e) => {
+                    log_failure(&table, &e);
+                    interval = interval.max(Duration::from_secs(1));
+                }
             }
             let last = Some(Instant::now());
-            if let Some(due) = Expiring::schedule(&table, last, expiry_interval) {
+            if let Some(due) = Expiring::schedule(&table, last, interval) {
                 expiring.push(Expiring {
                     table: e.table,
                     due,
