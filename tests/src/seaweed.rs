@@ -109,16 +109,29 @@ impl Seaweed {
         ));
         let _ = std::fs::remove_dir_all(&data);
         std::fs::create_dir_all(&data).expect("SeaweedFS folder");
-        let ports = free_ports(10);
         let mut s = Seaweed {
             child: None,
-            endpoint: format!("http://127.0.0.1:{}", ports[6]),
-            ports,
+            endpoint: String::new(),
+            ports: Vec::new(),
             _dir: Some(TempDirGuard(data.clone())),
             data,
             bucket: bucket.to_owned(),
         };
-        s.resume();
+        // The free ports are in the ephemeral range: between their pick and weed's bind, an
+        // outgoing connection of another process (or test) may take one. Then pick again.
+        for attempt in 1.. {
+            s.ports = free_ports(10);
+            s.endpoint = format!("http://127.0.0.1:{}", s.ports[6]);
+            match s.try_resume() {
+                Ok(()) => break,
+                Err(e) if attempt < 5 => {
+                    eprintln!("SeaweedFS: {e}; trying other ports");
+                    s.pause();
+                    let _ = std::fs::remove_dir_all(s.data.join("data"));
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
         s
     }
 
@@ -159,6 +172,14 @@ impl Seaweed {
     /// # Panics
     /// When it cannot start.
     pub fn resume(&mut self) {
+        if let Err(e) = self.try_resume() {
+            panic!("{e}");
+        }
+    }
+
+    /// As [`Seaweed::resume`]; an error when weed exits, cannot bind a port, or is not up
+    /// within 60 s (the server is left for [`Seaweed::pause`] to stop).
+    fn try_resume(&mut self) -> Result<(), String> {
         assert!(self.child.is_none(), "SeaweedFS is running");
         let p = &self.ports;
         let log = std::fs::File::create(self.data.join("weed.log")).expect("log file");
@@ -196,7 +217,12 @@ impl Seaweed {
         loop {
             if let Some(status) = child.try_wait().expect("weed status") {
                 let log = std::fs::read_to_string(self.data.join("weed.log")).unwrap_or_default();
-                panic!("weed exited at start ({status}):\n{log}");
+                return Err(format!("weed exited at start ({status}):\n{log}"));
+            }
+            let log = std::fs::read_to_string(self.data.join("weed.log")).unwrap_or_default();
+            if log.contains("address already in use") {
+                self.child = Some(child);
+                return Err("weed could not bind one of its ports".to_owned());
             }
             // The gateway answers an unsigned request for the bucket (403 until it is up
             // and the bucket exists, then 403 still: the status tells nothing), so wait for the
@@ -207,13 +233,14 @@ impl Seaweed {
             {
                 break;
             }
-            assert!(
-                Instant::now() < deadline,
-                "SeaweedFS did not start within 60 s"
-            );
+            if Instant::now() >= deadline {
+                self.child = Some(child);
+                return Err("SeaweedFS did not start within 60 s".to_owned());
+            }
             std::thread::sleep(Duration::from_millis(100));
         }
         self.child = Some(child);
+        Ok(())
     }
 }
 
