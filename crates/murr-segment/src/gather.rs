@@ -197,15 +197,17 @@ pub fn gather_columns(
         Some(seg) if !rows.missing => {
             let segment = &segments[seg as usize];
             let view = segment.view();
+            // Sparse columns, whose records are prefetched below.
+            let mut sparse: Vec<ColumnView<'_>> = Vec::new();
             for (i, &(name, dtype)) in columns.iter().enumerate() {
-                if dtype == DType::Bool {
-                    continue; // bit-packed in Arrow
-                }
                 let Some(col) = column_of(segment, name, dtype)? else {
                     continue;
                 };
-                if col.has_nulls() {
-                    continue;
+                if col.kind() == StorageKind::Sparse {
+                    sparse.push(col);
+                }
+                if dtype == DType::Bool || col.has_nulls() {
+                    continue; // bit-packed in Arrow, or not dense
                 }
                 if let Some(offset) = col.fixed_offset() {
                     match dtype.fixed_width() {
@@ -225,11 +227,6 @@ pub fn gather_columns(
             }
             // Sparse columns: prefetch the records of the rows that have a value among them, in
             // one pass, before the columns are copied out one at a time.
-            let sparse: Vec<ColumnView<'_>> = columns
-                .iter()
-                .filter_map(|&(name, dtype)| column_of(segment, name, dtype).ok().flatten())
-                .filter(|c| c.kind() == StorageKind::Sparse)
-                .collect();
             if let Some(first) = sparse.first() {
                 for row in &rows.rows {
                     if sparse.iter().any(|c| c.is_valid(row)) {

@@ -498,7 +498,6 @@ impl Table {
             |current| {
                 let mut schema = current.clone();
                 for c in &alter.add_columns {
-                    murr_format::validate_name("column", &c.name)?;
                     if let Some(old) = current.column(&c.name) {
                         return Err(Error::ColumnExists {
                             table: self.name.clone(),
@@ -525,6 +524,7 @@ impl Table {
                 if let Some(ttl) = alter.ttl {
                     schema.ttl = ttl;
                 }
+                // Names, duplicates within the change, and the ttl's bounds.
                 schema.validate()?;
                 changed = Some(schema.clone());
                 Ok(Some(schema))
