@@ -1,4 +1,4 @@
-//! murr's wire shapes, generation 1 (`docs/api.md`): the requests and answers of the HTTP API and
+//! murr's wire shapes, generations 1 and 2 (`docs/api.md`): the requests and answers of the HTTP API and
 //! of Arrow Flight tickets and actions, their parsers, and the turning of request keys into
 //! encoded keys. The front-ends (murr-http, murr-flight) and the clients (murr-client, the
 //! Python package) share these definitions, so a wire shape is defined once.
@@ -7,11 +7,15 @@
 //! it), so it is defined in murr-format and re-exported here; a later API generation whose
 //! schema JSON differs gets its own type here, converted to and from [`TableSchema`].
 
+mod keyed;
 mod request;
 
 use std::borrow::Cow;
 
-pub use murr_format::{ColumnDef, DType, KeyCodec, MAX_TTL_SECS, TableSchema};
+pub use keyed::{COLUMNS_METADATA, KeyedFetch, arrow_body, sparse_answer};
+pub use murr_format::{
+    ColumnDef, DType, Generation, IDX_COLUMN, KeyCodec, MAX_TTL_SECS, TableSchema,
+};
 use murr_format::{ColumnsJson, TtlJson};
 pub use request::FetchRequest;
 use serde::{Deserialize, Serialize};
@@ -54,28 +58,30 @@ impl FetchRequest<'_> {
     /// # Errors
     /// A message naming the limit passed and its setting.
     pub fn check(&self, limits: &FetchLimits) -> Result<(), String> {
-        let keys = self.keys.len();
-        if keys > limits.max_keys {
-            return Err(format!(
-                "the fetch asks for {keys} keys, more than the limit of {} (server.fetch.max_keys)",
-                limits.max_keys
-            ));
-        }
-        let cells = keys.saturating_mul(self.columns.len());
-        if cells > limits.max_cells {
-            return Err(format!(
-                "the fetch asks for {keys} keys x {} columns = {cells} cells, more than the limit of {} (server.fetch.max_cells)",
-                self.columns.len(),
-                limits.max_cells
-            ));
-        }
-        Ok(())
+        check_limits(self.keys.len(), self.columns.len(), limits)
     }
 
     /// Keys x columns: the size of the answer, in values.
     pub fn cells(&self) -> usize {
         self.keys.len().saturating_mul(self.columns.len())
     }
+}
+
+fn check_limits(keys: usize, columns: usize, limits: &FetchLimits) -> Result<(), String> {
+    if keys > limits.max_keys {
+        return Err(format!(
+            "the fetch asks for {keys} keys, more than the limit of {} (server.fetch.max_keys)",
+            limits.max_keys
+        ));
+    }
+    let cells = keys.saturating_mul(columns);
+    if cells > limits.max_cells {
+        return Err(format!(
+            "the fetch asks for {keys} keys x {columns} columns = {cells} cells, more than the limit of {} (server.fetch.max_cells)",
+            limits.max_cells
+        ));
+    }
+    Ok(())
 }
 
 /// A change of a table's schema, the body of `PATCH /api/v1/table/{name}` and of the Flight
@@ -209,10 +215,84 @@ pub struct DropTableAction {
     pub table: String,
 }
 
+/// The answer to a compaction: `{"compacted": "<table>", "segments": 1}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CompactAnswer {
+    /// The table compacted.
+    pub compacted: String,
+    /// Its segments after the compaction (0 or 1).
+    pub segments: usize,
+}
+
 /// The encoded keys (see [`KeyCodec`]) of a request's keys, in order. For a utf8 key they
 /// borrow the request's strings: no copy per key.
-pub fn encode_keys<'a>(codec: &KeyCodec, keys: &'a [Cow<'a, str>]) -> Vec<Cow<'a, [u8]>> {
-    keys.iter().map(|k| codec.encode_text(k)).collect()
+///
+/// # Errors
+/// When the table's key is not one utf8 column: the message says to send keys by column.
+pub fn encode_keys<'a>(
+    codec: &KeyCodec,
+    keys: &'a [Cow<'a, str>],
+) -> Result<Vec<Cow<'a, [u8]>>, String> {
+    if !codec.is_text() {
+        return Err(codec.not_text().to_string());
+    }
+    Ok(keys.iter().map(|k| Cow::Borrowed(k.as_bytes())).collect())
+}
+
+/// A fetch request of either generation, told apart by the shape of `"keys"`: a list of strings
+/// (generation 1, dense answers) or an object of one list per key column (generation 2, sparse
+/// answers).
+#[derive(Debug, Clone)]
+pub enum AnyFetch<'a> {
+    /// `{"keys": ["k1", ...], "columns": [...]}`.
+    Dense(FetchRequest<'a>),
+    /// `{"keys": {"<key column>": [...], ...}, "columns": [...]}`.
+    Keyed(KeyedFetch),
+}
+
+impl<'a> AnyFetch<'a> {
+    /// Parses a JSON fetch request or ticket of either generation.
+    ///
+    /// # Errors
+    /// The parser's message: generation 2's when `"keys"` is an object, generation 1's otherwise.
+    pub fn from_json(body: &'a [u8]) -> Result<AnyFetch<'a>, String> {
+        match FetchRequest::from_json(body) {
+            Ok(req) => Ok(AnyFetch::Dense(req)),
+            Err(dense) => match serde_json::from_slice::<serde_json::Value>(body) {
+                Ok(v) if v.get("keys").is_some_and(serde_json::Value::is_object) => {
+                    KeyedFetch::from_json(v).map(AnyFetch::Keyed)
+                }
+                _ => Err(dense.to_string()),
+            },
+        }
+    }
+
+    /// The table a Flight ticket names.
+    pub fn table(&self) -> Option<&str> {
+        match self {
+            AnyFetch::Dense(r) => r.table.as_deref(),
+            AnyFetch::Keyed(r) => r.table.as_deref(),
+        }
+    }
+
+    /// Keys x columns.
+    pub fn cells(&self) -> usize {
+        match self {
+            AnyFetch::Dense(r) => r.cells(),
+            AnyFetch::Keyed(r) => r.cells(),
+        }
+    }
+
+    /// Checks the request against `limits`.
+    ///
+    /// # Errors
+    /// A message naming the limit passed and its setting.
+    pub fn check(&self, limits: &FetchLimits) -> Result<(), String> {
+        match self {
+            AnyFetch::Dense(r) => r.check(limits),
+            AnyFetch::Keyed(r) => check_limits(r.len(), r.columns.len(), limits),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -314,7 +394,7 @@ mod tests {
         let schema = TableSchema::new("id", vec![ColumnDef::new("id", DType::Utf8, false)]);
         let codec = KeyCodec::new(&schema).expect("valid");
         let keys = [Cow::Borrowed("a"), Cow::Owned("b".to_owned())];
-        let encoded = encode_keys(&codec, &keys);
+        let encoded = encode_keys(&codec, &keys).expect("a utf8 key");
         assert_eq!(encoded, [&b"a"[..], &b"b"[..]]);
         assert!(encoded.iter().all(|k| matches!(k, Cow::Borrowed(_))));
     }

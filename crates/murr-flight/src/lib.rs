@@ -23,8 +23,8 @@ use arrow_flight::{
 use arrow_schema::Schema;
 use futures_util::{Stream, StreamExt, TryStreamExt};
 use murr_api::{
-    CreateTableAction, DropAnswer, DropTableAction, FetchLimits, FetchRequest, SMALL_FETCH_CELLS,
-    WriteAnswer, encode_keys,
+    AnyFetch, CompactAnswer, CreateTableAction, DropAnswer, DropTableAction, FetchLimits,
+    SMALL_FETCH_CELLS, WriteAnswer, encode_keys, sparse_answer,
 };
 use murr_table::{ErrorKind, Store, Table};
 use tonic::{Request, Response, Status, Streaming};
@@ -93,17 +93,40 @@ fn flight_status(e: FlightError) -> Status {
     }
 }
 
-/// A table's Arrow schema in column order, with schema metadata `key` = the key column (and
-/// `ttl` = the time to live in seconds, when the table has one).
+/// A table's Arrow schema in column order, with `ttl` = the time to live in seconds in the
+/// schema metadata when the table has one. A generation-1 table's schema metadata has `key` = the
+/// key column; a generation-2 table's has no `key` (its key columns' fields have the field
+/// metadata `key` = `true`, and a column that is not strict `strict` = `false`).
 pub fn table_schema(table: &Table) -> Schema {
     let meta = table.meta();
     let schema = meta.arrow_schema();
+    let def = meta.schema();
     let mut metadata = schema.metadata().clone();
-    metadata.insert("key".to_owned(), meta.schema().key.clone());
-    if let Some(ttl) = meta.schema().ttl {
+    let fields: Vec<arrow_schema::FieldRef> = match def.generation {
+        murr_api::Generation::V1 => {
+            metadata.insert("key".to_owned(), def.keys[0].clone());
+            schema.fields().iter().cloned().collect()
+        }
+        murr_api::Generation::V2 => schema
+            .fields()
+            .iter()
+            .zip(&def.columns)
+            .map(|(f, c)| {
+                let mut m = f.metadata().clone();
+                if def.is_key(&c.name) {
+                    m.insert("key".to_owned(), "true".to_owned());
+                }
+                if !c.strict {
+                    m.insert("strict".to_owned(), "false".to_owned());
+                }
+                Arc::new(f.as_ref().clone().with_metadata(m))
+            })
+            .collect(),
+    };
+    if let Some(ttl) = def.ttl {
         metadata.insert("ttl".to_owned(), ttl.to_string());
     }
-    Schema::new_with_metadata(schema.fields().clone(), metadata)
+    Schema::new_with_metadata(fields, metadata)
 }
 
 /// The service.
@@ -232,26 +255,50 @@ impl FlightService for MurrFlight {
         let bytes = request.into_inner().ticket;
         let bad = |e: &dyn std::fmt::Display| {
             Status::invalid_argument(format!(
-                "invalid ticket: {e} (expected JSON {{\"table\": \"...\", \"keys\": [...], \"columns\": [...]}})"
+                "invalid ticket: {e} (expected JSON {{\"table\": \"...\", \"keys\": [...], \"columns\": [...]}}, \
+                 or keys by key column: {{\"table\": \"...\", \"keys\": {{\"id\": [...]}}, \"columns\": [...]}})"
             ))
         };
-        let ticket = FetchRequest::from_json(&bytes).map_err(|e| bad(&e))?;
-        let Some(name) = &ticket.table else {
+        let ticket = AnyFetch::from_json(&bytes).map_err(|e| bad(&e))?;
+        let Some(name) = ticket.table() else {
             return Err(bad(&"missing field `table`"));
         };
         ticket
             .check(&self.config.fetch_limits)
             .map_err(Status::invalid_argument)?;
         let table = self.store.table(name).map_err(|e| status(&e))?;
-        let keys = encode_keys(table.meta().key_codec(), &ticket.keys);
-        // Small fetches take less time than a hand-off to the blocking pool.
-        let batch = if ticket.cells() <= SMALL_FETCH_CELLS {
-            table
-                .fetch(&keys, &ticket.columns)
-                .map_err(|e| status(&e))?
-        } else {
-            let (keys, columns) = (owned(&keys), owned(&ticket.columns));
-            blocking(move || table.fetch(&keys, &columns).map_err(|e| status(&e))).await?
+        let small = ticket.cells() <= SMALL_FETCH_CELLS;
+        let batch = match &ticket {
+            AnyFetch::Dense(ticket) => {
+                let keys = encode_keys(table.meta().key_codec(), &ticket.keys)
+                    .map_err(Status::invalid_argument)?;
+                // Small fetches take less time than a hand-off to the blocking pool.
+                if small {
+                    table
+                        .fetch(&keys, &ticket.columns)
+                        .map_err(|e| status(&e))?
+                } else {
+                    let (keys, columns) = (owned(&keys), owned(&ticket.columns));
+                    blocking(move || table.fetch(&keys, &columns).map_err(|e| status(&e))).await?
+                }
+            }
+            AnyFetch::Keyed(ticket) => {
+                let keys = ticket
+                    .key_arrays(table.meta().schema())
+                    .map_err(Status::invalid_argument)?;
+                let columns = ticket.columns.clone();
+                let fetch = move || {
+                    table
+                        .fetch_keyed(&keys, &columns)
+                        .map(|(found, batch)| sparse_answer(found, &batch))
+                        .map_err(|e| status(&e))
+                };
+                if small {
+                    fetch()?
+                } else {
+                    blocking(fetch).await?
+                }
+            }
         };
         // The answer is encoded here, whole (it is in memory anyway), so that every message is
         // ready at once: gRPC then writes them in as few frames as it can, where a lazy stream
@@ -412,9 +459,23 @@ impl FlightService for MurrFlight {
                 serde_json::to_vec(&DropAnswer { dropped: name })
                     .map_err(|e| Status::internal(e.to_string()))?
             }
+            "compact" => {
+                let req: DropTableAction = serde_json::from_slice(&action.body).map_err(invalid)?;
+                let table = store.table(&req.table).map_err(|e| status(&e))?;
+                let segments = blocking(move || {
+                    table.compact().map_err(|e| status(&e))?;
+                    Ok(table.stats().segments)
+                })
+                .await?;
+                serde_json::to_vec(&CompactAnswer {
+                    compacted: req.table,
+                    segments,
+                })
+                .map_err(|e| Status::internal(e.to_string()))?
+            }
             other => {
                 return Err(Status::invalid_argument(format!(
-                    "unknown action {other:?} (list_actions names them: create_table, add_columns, alter_table, drop_table)"
+                    "unknown action {other:?} (list_actions names them: create_table, add_columns, alter_table, drop_table, compact)"
                 )));
             }
         };
@@ -443,6 +504,10 @@ impl FlightService for MurrFlight {
             ActionType {
                 r#type: "drop_table".to_owned(),
                 description: "Drop a table. Body: JSON {\"table\": \"name\"}".to_owned(),
+            },
+            ActionType {
+                r#type: "compact".to_owned(),
+                description: "Merge all of a table's segments into one; answers when done. Body: JSON {\"table\": \"name\"}; result: {\"compacted\": \"name\", \"segments\": n}".to_owned(),
             },
         ];
         Ok(Response::new(Box::pin(futures_util::stream::iter(

@@ -19,10 +19,10 @@ mod segment;
 
 pub use dtype::{DType, Item, MAX_FIXED_LIST_LEN, UnknownDType, Zone};
 pub use error::{Error, Result};
-pub use key::KeyCodec;
+pub use key::{ENCODED_KEY_COLUMN, KeyCodec, KeyPart, put as key_put};
 pub use schema::{
-    ColumnDef, ColumnsJson, MAX_NAME_LEN, MAX_TTL_SECS, TableSchema, TtlJson, parse_ttl,
-    validate_name,
+    ColumnDef, ColumnsJson, Generation, IDX_COLUMN, MAX_NAME_LEN, MAX_TTL_SECS, TableSchema,
+    TtlJson, parse_ttl, validate_name,
 };
 pub use segment::{
     ColumnMeta, ColumnSpec, ColumnView, FORMAT_VERSION, Items, ListView, MAGIC, MIN_FORMAT_VERSION,

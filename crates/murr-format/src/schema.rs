@@ -1,8 +1,14 @@
-//! Table schemas: the key column and the typed columns, in order.
+//! Table schemas: the typed columns, in order, and which of them make the key.
 //!
-//! The JSON form is the wire contract's `TableSchema`:
-//! `{"key": "id", "columns": {"id": {"dtype": "utf8", "nullable": false}, "score": {"dtype": "float32"}}}`.
-//! Column order is the order of the JSON object, and every output keeps it.
+//! The JSON form comes in two generations, told apart by the top-level `key`:
+//! - generation 1 names one utf8 key column at the top:
+//!   `{"key": "id", "columns": {"id": {"dtype": "utf8", "nullable": false}, "score": {"dtype": "float32"}}}`;
+//! - generation 2 marks key columns (utf8 or integers; several make a compound key, in schema
+//!   order) and may let a column take lossy writes:
+//!   `{"columns": {"id": {"dtype": "int64", "nullable": false, "key": true}, "score": {"dtype": "float32", "strict": false}}}`.
+//!
+//! Column order is the order of the JSON object, and every output keeps it. A schema comes back
+//! in the generation it was given in.
 
 use std::fmt;
 
@@ -45,6 +51,10 @@ pub fn validate_name(what: &str, name: &str) -> Result<()> {
     Ok(())
 }
 
+/// The name generation-2 answers give their first column (each row's key position in the
+/// request); no generation-2 table may have a column of this name.
+pub const IDX_COLUMN: &str = "_idx";
+
 /// One column of a table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ColumnDef {
@@ -54,17 +64,38 @@ pub struct ColumnDef {
     pub dtype: DType,
     /// Whether the column may hold nulls.
     pub nullable: bool,
+    /// Whether writes must fit without loss (`false`: a float64 may be rounded into a float32
+    /// column). Generation-2 schemas only; always `true` in generation 1.
+    pub strict: bool,
 }
 
 impl ColumnDef {
-    /// A column definition.
+    /// A column definition (strict).
     pub fn new(name: impl Into<String>, dtype: DType, nullable: bool) -> Self {
         ColumnDef {
             name: name.into(),
             dtype,
             nullable,
+            strict: true,
         }
     }
+
+    /// The column taking lossy writes when `strict` is false.
+    #[must_use]
+    pub fn with_strict(mut self, strict: bool) -> Self {
+        self.strict = strict;
+        self
+    }
+}
+
+/// Which generation of the API a schema was written in: it decides the schema's JSON form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Generation {
+    /// A top-level `"key"` naming one utf8 column (murr 0.1/0.2).
+    #[default]
+    V1,
+    /// `"key": true` on each key column: compound, integer and utf8 keys (murr 0.3).
+    V2,
 }
 
 /// The longest time to live: 100 years, in seconds.
@@ -130,25 +161,51 @@ fn check_ttl(secs: u64) -> Result<u64> {
     Ok(secs)
 }
 
-/// A table's schema: its columns in order, which one is the key, and how long rows live.
+/// A table's schema: its columns in order, which make the key, and how long rows live.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TableSchema {
-    /// The name of the key column.
-    pub key: String,
+    /// The key columns, in the order their values make the key (schema order in generation 2;
+    /// exactly one in generation 1).
+    pub keys: Vec<String>,
     /// The columns, in order.
     pub columns: Vec<ColumnDef>,
     /// Rows read as missing this many seconds after they were written; `None`: never.
     pub ttl: Option<u64>,
+    /// The API generation the schema was written in.
+    pub generation: Generation,
 }
 
 impl TableSchema {
-    /// A schema; call [`TableSchema::validate`] before trusting it.
+    /// A generation-1 schema with the key column `key`; call [`TableSchema::validate`] before
+    /// trusting it.
     pub fn new(key: impl Into<String>, columns: Vec<ColumnDef>) -> Self {
         TableSchema {
-            key: key.into(),
+            keys: vec![key.into()],
             columns,
             ttl: None,
+            generation: Generation::V1,
         }
+    }
+
+    /// A generation-2 schema whose key is the columns named `keys`, which are put in schema
+    /// order; call [`TableSchema::validate`] before trusting it.
+    pub fn compound<S: AsRef<str>>(keys: &[S], columns: Vec<ColumnDef>) -> Self {
+        let keys = columns
+            .iter()
+            .filter(|c| keys.iter().any(|k| k.as_ref() == c.name))
+            .map(|c| c.name.clone())
+            .collect();
+        TableSchema {
+            keys,
+            columns,
+            ttl: None,
+            generation: Generation::V2,
+        }
+    }
+
+    /// Whether `name` is one of the key columns.
+    pub fn is_key(&self, name: &str) -> bool {
+        self.keys.iter().any(|k| k == name)
     }
 
     /// The schema with rows living `ttl` seconds (`None`: forever).
@@ -159,7 +216,9 @@ impl TableSchema {
     }
 
     /// Checks the rules every table schema keeps: valid unique column names, at least one column,
-    /// and a key that [`crate::KeyCodec`] can encode (one column, `utf8`, not nullable).
+    /// and a key that [`crate::KeyCodec`] can encode (generation 1: one `utf8` column;
+    /// generation 2: one or more utf8 or integer columns; never nullable). Generation 2 reserves
+    /// the column name [`IDX_COLUMN`]; generation 1 has no `strict: false`.
     ///
     /// # Errors
     /// [`Error::Invalid`] naming the column and what is wrong.
@@ -175,6 +234,20 @@ impl TableSchema {
                     "column {:?} appears twice",
                     column.name
                 )));
+            }
+            match self.generation {
+                Generation::V1 if !column.strict => {
+                    return Err(Error::invalid(format!(
+                        "column {:?}: \"strict\" belongs to generation-2 schemas (no top-level \"key\")",
+                        column.name
+                    )));
+                }
+                Generation::V2 if column.name == IDX_COLUMN => {
+                    return Err(Error::invalid(format!(
+                        "column name {IDX_COLUMN:?} is reserved: answers use it for each row's key position"
+                    )));
+                }
+                _ => {}
             }
         }
         crate::KeyCodec::new(self)?;
@@ -195,13 +268,18 @@ impl TableSchema {
         self.columns.iter().position(|c| c.name == name)
     }
 
-    /// The position of the key column.
+    /// The positions of the key columns, in key order.
     ///
     /// # Panics
-    /// If the schema was not validated and has no key column.
-    pub fn key_position(&self) -> usize {
-        self.position(&self.key)
-            .expect("a validated schema has its key column")
+    /// If the schema was not validated and lacks a key column.
+    pub fn key_positions(&self) -> Vec<usize> {
+        self.keys
+            .iter()
+            .map(|k| {
+                self.position(k)
+                    .expect("a validated schema has its key columns")
+            })
+            .collect()
     }
 }
 
@@ -211,23 +289,34 @@ struct ColumnJson {
     dtype: DType,
     #[serde(default = "default_nullable")]
     nullable: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    key: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    strict: Option<bool>,
 }
 
 fn default_nullable() -> bool {
     true
 }
 
-struct OrderedColumns(Vec<ColumnDef>);
+/// Columns in JSON, with the key flags generation 2 writes (`keys` is `None` for generation 1).
+struct OrderedColumns {
+    columns: Vec<ColumnDef>,
+    keys: Option<Vec<String>>,
+}
 
 impl Serialize for OrderedColumns {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(Some(self.0.len()))?;
-        for c in &self.0 {
+        let mut map = serializer.serialize_map(Some(self.columns.len()))?;
+        for c in &self.columns {
+            let v2 = self.keys.as_ref();
             map.serialize_entry(
                 &c.name,
                 &ColumnJson {
                     dtype: c.dtype,
                     nullable: c.nullable,
+                    key: v2.map(|keys| keys.contains(&c.name)),
+                    strict: v2.map(|_| c.strict),
                 },
             )?;
         }
@@ -235,48 +324,81 @@ impl Serialize for OrderedColumns {
     }
 }
 
-impl<'de> Deserialize<'de> for OrderedColumns {
+/// Columns as read: each with its `"key"` flag, if it had one.
+struct ParsedColumns(Vec<(ColumnDef, Option<bool>)>);
+
+impl ParsedColumns {
+    /// The columns of a generation-1 schema, which has no `"key"` or `"strict"` in columns.
+    fn v1(self) -> std::result::Result<Vec<ColumnDef>, String> {
+        self.0
+            .into_iter()
+            .map(|(c, key)| {
+                if key.is_some() || !c.strict {
+                    let field = if key.is_some() { "key" } else { "strict" };
+                    return Err(format!(
+                        "column {:?}: {field:?} in a column belongs to generation-2 schemas, \
+                         which have no top-level \"key\"",
+                        c.name
+                    ));
+                }
+                Ok(c)
+            })
+            .collect()
+    }
+}
+
+impl<'de> Deserialize<'de> for ParsedColumns {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct ColumnsVisitor;
         impl<'de> Visitor<'de> for ColumnsVisitor {
-            type Value = OrderedColumns;
+            type Value = ParsedColumns;
 
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("an object of column name to {\"dtype\": ..., \"nullable\": ...}")
             }
 
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut columns: Vec<ColumnDef> = Vec::new();
+                let mut columns: Vec<(ColumnDef, Option<bool>)> = Vec::new();
                 while let Some(name) = map.next_key::<String>()? {
-                    if columns.iter().any(|c| c.name == name) {
+                    if columns.iter().any(|(c, _)| c.name == name) {
                         return Err(de::Error::custom(format!("column {name:?} appears twice")));
                     }
                     let spec: ColumnJson = map
                         .next_value()
                         .map_err(|e| de::Error::custom(format!("column {name:?}: {e}")))?;
-                    columns.push(ColumnDef {
-                        name,
-                        dtype: spec.dtype,
-                        nullable: spec.nullable,
-                    });
+                    columns.push((
+                        ColumnDef {
+                            name,
+                            dtype: spec.dtype,
+                            nullable: spec.nullable,
+                            strict: spec.strict.unwrap_or(true),
+                        },
+                        spec.key,
+                    ));
                 }
-                Ok(OrderedColumns(columns))
+                Ok(ParsedColumns(columns))
             }
         }
         deserializer.deserialize_map(ColumnsVisitor)
     }
 }
 
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Serialize)]
 struct SchemaJson {
-    key: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key: Option<String>,
     columns: OrderedColumns,
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "ttl_json"
-    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ttl: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SchemaIn {
+    #[serde(default)]
+    key: Option<String>,
+    columns: ParsedColumns,
+    #[serde(default, deserialize_with = "ttl_json")]
     ttl: Option<u64>,
 }
 
@@ -326,9 +448,16 @@ fn ttl_json<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
 
 impl Serialize for TableSchema {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let (key, keys) = match self.generation {
+            Generation::V1 => (self.keys.first().cloned(), None),
+            Generation::V2 => (None, Some(self.keys.clone())),
+        };
         SchemaJson {
-            key: self.key.clone(),
-            columns: OrderedColumns(self.columns.clone()),
+            key,
+            columns: OrderedColumns {
+                columns: self.columns.clone(),
+                keys,
+            },
             ttl: self.ttl,
         }
         .serialize(serializer)
@@ -337,29 +466,72 @@ impl Serialize for TableSchema {
 
 impl<'de> Deserialize<'de> for TableSchema {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let json = SchemaJson::deserialize(deserializer)?;
-        Ok(TableSchema {
-            key: json.key,
-            columns: json.columns.0,
-            ttl: json.ttl,
+        let json = SchemaIn::deserialize(deserializer)?;
+        Ok(match json.key {
+            Some(key) => TableSchema {
+                keys: vec![key],
+                columns: json.columns.v1().map_err(de::Error::custom)?,
+                ttl: json.ttl,
+                generation: Generation::V1,
+            },
+            None => {
+                let keys = json
+                    .columns
+                    .0
+                    .iter()
+                    .filter(|(_, key)| *key == Some(true))
+                    .map(|(c, _)| c.name.clone())
+                    .collect::<Vec<_>>();
+                if keys.is_empty() {
+                    return Err(de::Error::custom(
+                        "schema has no key: mark the key column(s) with \"key\": true \
+                         (or name one utf8 column in a top-level \"key\")",
+                    ));
+                }
+                TableSchema {
+                    keys,
+                    columns: json.columns.0.into_iter().map(|(c, _)| c).collect(),
+                    ttl: json.ttl,
+                    generation: Generation::V2,
+                }
+            }
         })
     }
 }
 
 /// The columns of a JSON object of column name to `{"dtype": ..., "nullable": ...}`, in order
-/// (a PATCH's new columns).
+/// (a PATCH's new columns; they may say `"strict"`, and `"key": false`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ColumnsJson(pub Vec<ColumnDef>);
 
 impl<'de> Deserialize<'de> for ColumnsJson {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        OrderedColumns::deserialize(deserializer).map(|c| ColumnsJson(c.0))
+        let parsed = ParsedColumns::deserialize(deserializer)?;
+        parsed
+            .0
+            .into_iter()
+            .map(|(c, key)| {
+                if key == Some(true) {
+                    return Err(de::Error::custom(format!(
+                        "column {:?}: a key column cannot be added to a table",
+                        c.name
+                    )));
+                }
+                Ok(c)
+            })
+            .collect::<Result<_, _>>()
+            .map(ColumnsJson)
     }
 }
 
 impl Serialize for ColumnsJson {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        OrderedColumns(self.0.clone()).serialize(serializer)
+        let v2 = self.0.iter().any(|c| !c.strict);
+        OrderedColumns {
+            columns: self.0.clone(),
+            keys: v2.then(Vec::new),
+        }
+        .serialize(serializer)
     }
 }
 

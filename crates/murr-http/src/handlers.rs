@@ -11,8 +11,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use murr_api::{
-    ARROW_STREAM, AlterRequest, DropAnswer, FetchLimits, FetchRequest, JSON, PARQUET,
-    SMALL_FETCH_CELLS, TableSchema, WriteAnswer, encode_keys,
+    ARROW_STREAM, AlterRequest, AnyFetch, CompactAnswer, DropAnswer, FetchLimits, JSON, KeyedFetch,
+    PARQUET, SMALL_FETCH_CELLS, TableSchema, WriteAnswer, encode_keys, sparse_answer,
 };
 
 use crate::body::{self, FETCH_PAYLOAD_SETTING, PAYLOAD_SETTING, check_declared_length};
@@ -304,11 +304,23 @@ fn encode_ipc(batch: &RecordBatch) -> ApiResult<Vec<u8>> {
     Ok(out)
 }
 
-fn parse_fetch<'a>(body: &'a [u8], limits: &FetchLimits) -> ApiResult<FetchRequest<'a>> {
-    let expected = "(expected {\"keys\": [\"k1\", ...], \"columns\": [\"c1\", ...]})";
-    let req = FetchRequest::from_json(body)
-        .map_err(|e| ApiError::bad_request(format!("invalid fetch request: {e} {expected}")))?;
-    if req.table.is_some() {
+fn parse_fetch<'a>(
+    body: &'a [u8],
+    arrow_body: bool,
+    limits: &FetchLimits,
+) -> ApiResult<AnyFetch<'a>> {
+    let expected = "(expected {\"keys\": [\"k1\", ...], \"columns\": [\"c1\", ...]}, or keys by \
+                    key column: {\"keys\": {\"id\": [...]}, \"columns\": [...]})";
+    let req = if arrow_body {
+        AnyFetch::Keyed(
+            KeyedFetch::from_arrow(body)
+                .map_err(|e| ApiError::bad_request(format!("invalid Arrow fetch request: {e}")))?,
+        )
+    } else {
+        AnyFetch::from_json(body)
+            .map_err(|e| ApiError::bad_request(format!("invalid fetch request: {e} {expected}")))?
+    };
+    if req.table().is_some() {
         return Err(ApiError::bad_request(format!(
             "invalid fetch request: unknown field `table` (the table is in the path) {expected}"
         )));
@@ -317,13 +329,21 @@ fn parse_fetch<'a>(body: &'a [u8], limits: &FetchLimits) -> ApiResult<FetchReque
     Ok(req)
 }
 
-fn fetch_now(
-    table: &murr_table::Table,
-    req: &FetchRequest<'_>,
-    arrow: bool,
-) -> ApiResult<Response> {
+fn fetch_now(table: &murr_table::Table, req: &AnyFetch<'_>, arrow: bool) -> ApiResult<Response> {
     let meta = table.meta();
-    let batch = table.fetch(&encode_keys(meta.key_codec(), &req.keys), &req.columns)?;
+    let batch = match req {
+        AnyFetch::Dense(req) => {
+            let keys = encode_keys(meta.key_codec(), &req.keys).map_err(ApiError::bad_request)?;
+            table.fetch(&keys, &req.columns)?
+        }
+        AnyFetch::Keyed(req) => {
+            let keys = req
+                .key_arrays(meta.schema())
+                .map_err(ApiError::bad_request)?;
+            let (found, batch) = table.fetch_keyed(&keys, &req.columns)?;
+            sparse_answer(found, &batch)
+        }
+    };
     if arrow {
         Ok(with_type(
             (StatusCode::OK, encode_ipc(&batch)?).into_response(),
@@ -352,17 +372,38 @@ pub(crate) async fn fetch(
     let table = state.store.table(&name)?;
     let bytes: Bytes = body::read_all(body, limit, FETCH_PAYLOAD_SETTING).await?;
     let arrow = wants_arrow(&headers);
+    let arrow_body = content_type(&headers)? == ARROW_STREAM;
     let limits = state.config.fetch_limits;
     if bytes.len() <= SMALL_FETCH_BODY {
         // The answer's size decides where it is built: small ones here, at once. (A small body
         // asking for a large answer is parsed again on the blocking pool: ~50 µs next to a
         // fetch of more than 64K cells.)
-        let req = parse_fetch(&bytes, &limits)?;
+        let req = parse_fetch(&bytes, arrow_body, &limits)?;
         if req.cells() <= SMALL_FETCH_CELLS {
             return fetch_now(&table, &req, arrow);
         }
     }
-    blocking(move || fetch_now(&table, &parse_fetch(&bytes, &limits)?, arrow)).await
+    blocking(move || fetch_now(&table, &parse_fetch(&bytes, arrow_body, &limits)?, arrow)).await
+}
+
+/// Merges all of a table's segments into one; answers when done.
+pub(crate) async fn compact(
+    State(state): State<AppState>,
+    TableName(name): TableName,
+) -> ApiResult<Response> {
+    let table = state.store.table(&name)?;
+    let segments = blocking(move || {
+        table.compact()?;
+        Ok(table.stats().segments)
+    })
+    .await?;
+    Ok(json_response(
+        StatusCode::OK,
+        &CompactAnswer {
+            compacted: name,
+            segments,
+        },
+    ))
 }
 
 pub(crate) async fn not_found() -> ApiError {

@@ -79,6 +79,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("delete", "/api/v1/table/{name}"),
     ("put", "/api/v1/table/{name}/write"),
     ("post", "/api/v1/table/{name}/fetch"),
+    ("post", "/api/v1/table/{name}/compact"),
 ];
 
 /// The API's routes over `state`.
@@ -96,6 +97,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/v1/table/{name}/write", put(handlers::write))
         .route("/api/v1/table/{name}/fetch", post(handlers::fetch))
+        .route("/api/v1/table/{name}/compact", post(handlers::compact))
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .with_state(state)

@@ -50,7 +50,7 @@ pub fn document() -> Value {
         "info": {
             "title": "murr",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Columnar in-memory cache for ML inference: batch writes of typed columns under a utf8 key, batch reads of N keys x M columns as Arrow or JSON. Every error answer is {\"error\": message}."
+            "description": "Columnar in-memory cache for ML inference: batch writes of typed columns under a key, batch reads of N keys x M columns as Arrow or JSON. Two API generations on one server: generation 1 (a top-level utf8 \"key\", dense answers) and generation 2 (key columns marked \"key\": true, compound and integer keys, sparse answers led by _idx). docs/api.md in the murr repository is the full reference. Every error answer is {\"error\": message}."
         },
         "paths": {
             "/health": {"get": {
@@ -139,18 +139,31 @@ pub fn document() -> Value {
                 }
             }},
             "/api/v1/table/{name}/fetch": {"post": {
-                "summary": "Read columns for keys: one row per key in request order, nulls for keys never written",
+                "summary": "Read columns for keys. Keys as a list of strings (generation 1): one row per key in request order, nulls for keys never written. Keys by key column, as JSON or as an Arrow IPC stream (generation 2): a sparse answer, a row per key found, led by _idx (uint32, the key's position in the request)",
                 "parameters": [name_param()],
-                "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/FetchRequest"}}}},
+                "requestBody": {"required": true, "content": {
+                    "application/json": {"schema": {"oneOf": [{"$ref": "#/components/schemas/FetchRequest"}, {"$ref": "#/components/schemas/KeyedFetchRequest"}]}},
+                    "application/vnd.apache.arrow.stream": {"schema": {"type": "string", "format": "binary"}, "description": "Generation 2: batches of exactly the key columns (types that widen to the keys' without loss); schema metadata \"columns\" is a JSON list of the columns to return"}
+                }},
                 "responses": {
-                    "200": {"description": "Arrow IPC stream when Accept contains application/vnd.apache.arrow.stream (columns in request order, the table's dtypes, all fields nullable), JSON otherwise", "content": {
+                    "200": {"description": "Arrow IPC stream when Accept contains application/vnd.apache.arrow.stream (columns in request order, the table's dtypes, all fields nullable; generation 2 leads with _idx), JSON otherwise", "content": {
                         "application/vnd.apache.arrow.stream": {"schema": {"type": "string", "format": "binary"}},
                         "application/json": {"schema": {"$ref": "#/components/schemas/Columns"}}
                     }},
-                    "400": error_response("Malformed request, unknown column, a column asked for twice, or more keys or cells than server.fetch.max_keys / max_cells allow"),
+                    "400": error_response("Malformed request, unknown column, a column asked for twice, a key column missing, extra, null, of a type that does not widen to the key's or a value that does not fit it, a key column or _idx asked for (generation 2), keys as strings for a table whose key is not one utf8 column, or more keys or cells than server.fetch.max_keys / max_cells allow"),
                     "404": error_response("No such table"),
                     "413": error_response("Body over server.http.max_fetch_payload_size"),
                     "503": error_response("The table failed to load")
+                }
+            }},
+            "/api/v1/table/{name}/compact": {"post": {
+                "summary": "Merge all of a table's segments into one (dropping rows later writes replaced and expired rows); answers when done",
+                "parameters": [name_param()],
+                "responses": {
+                    "200": {"description": "Compacted", "content": {"application/json": {"schema": {"type": "object", "required": ["compacted", "segments"], "properties": {"compacted": {"type": "string"}, "segments": {"type": "integer"}}}}}},
+                    "404": error_response("No such table"),
+                    "409": error_response("This node is a read replica"),
+                    "503": error_response("The table failed to load, or storage failed")
                 }
             }}
         },
@@ -166,9 +179,20 @@ pub fn document() -> Value {
                 "dtype": {"$ref": "#/components/schemas/DType"},
                 "nullable": {"type": "boolean", "default": true}
             }},
-            "TableSchema": {"type": "object", "required": ["key", "columns"], "additionalProperties": false, "properties": {
+            "Column2": {"type": "object", "required": ["dtype"], "additionalProperties": false, "properties": {
+                "dtype": {"$ref": "#/components/schemas/DType"},
+                "nullable": {"type": "boolean", "default": true},
+                "key": {"type": "boolean", "default": false, "description": "A key column: utf8 or an integer type, not nullable; several make a compound key, in column order"},
+                "strict": {"type": "boolean", "default": true, "description": "false: a float32 column takes float64 values, rounded"}
+            }},
+            "TableSchema": {"oneOf": [{"$ref": "#/components/schemas/TableSchema1"}, {"$ref": "#/components/schemas/TableSchema2"}]},
+            "TableSchema1": {"type": "object", "required": ["key", "columns"], "additionalProperties": false, "properties": {
                 "key": {"type": "string", "description": "The key column: must be among the columns, utf8 and not nullable"},
                 "columns": {"type": "object", "description": "Column name to definition, in column order", "additionalProperties": {"$ref": "#/components/schemas/Column"}},
+                "ttl": {"$ref": "#/components/schemas/Ttl"}
+            }},
+            "TableSchema2": {"type": "object", "required": ["columns"], "additionalProperties": false, "properties": {
+                "columns": {"type": "object", "description": "Column name to definition, in column order; at least one key column; _idx is reserved", "additionalProperties": {"$ref": "#/components/schemas/Column2"}},
                 "ttl": {"$ref": "#/components/schemas/Ttl"}
             }},
             "Ttl": {"description": "Time to live: rows read as missing this long after they were written. Whole seconds (1 to 100 years), or a string of numbers with units s, m, h, d (\"7d\", \"1d12h\"); answers give seconds. Absent: rows never expire.", "oneOf": [
@@ -176,7 +200,7 @@ pub fn document() -> Value {
                 {"type": "string", "pattern": "^([0-9]+[smhd])+$|^[0-9]+$"}
             ]},
             "AlterTable": {"type": "object", "additionalProperties": false, "minProperties": 1, "properties": {
-                "columns": {"type": "object", "description": "New columns, in order; each must be nullable", "additionalProperties": {"$ref": "#/components/schemas/Column"}},
+                "columns": {"type": "object", "description": "New columns, in order; each must be nullable (strict: false only on generation-2 tables)", "additionalProperties": {"$ref": "#/components/schemas/Column2"}},
                 "ttl": {"oneOf": [{"$ref": "#/components/schemas/Ttl"}, {"type": "null", "description": "Remove the time to live"}]}
             }},
             "Columns": {"type": "object", "required": ["columns"], "additionalProperties": false, "properties": {
@@ -185,6 +209,10 @@ pub fn document() -> Value {
             "FetchRequest": {"type": "object", "required": ["keys", "columns"], "additionalProperties": false, "properties": {
                 "keys": {"type": "array", "items": {"type": "string"}},
                 "columns": {"type": "array", "items": {"type": "string"}}
+            }},
+            "KeyedFetchRequest": {"type": "object", "required": ["keys", "columns"], "additionalProperties": false, "properties": {
+                "keys": {"type": "object", "description": "One list per key column (exactly the table's key columns, of equal length); values read by the key column's dtype", "additionalProperties": {"type": "array", "items": {"type": ["string", "integer"]}}},
+                "columns": {"type": "array", "items": {"type": "string"}, "description": "Columns to return (not key columns, not _idx)"}
             }},
             "WriteResult": {"type": "object", "required": ["rows"], "properties": {
                 "rows": {"type": "integer", "description": "Rows received"},

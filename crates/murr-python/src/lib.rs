@@ -406,7 +406,11 @@ impl Engine {
             let table = store.table(name)?;
             let meta = table.meta();
             let codec = meta.key_codec();
-            let encoded: Vec<_> = texts.iter().map(|k| codec.encode_text(k)).collect();
+            let encoded = texts
+                .iter()
+                .map(|k| codec.encode_text(k))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| Failure::new(Kind::Invalid, e.to_string()))?;
             Ok(table.fetch(&encoded, &columns)?)
         })?;
         Ok(batch.to_pyarrow(py)?.unbind())

@@ -1,55 +1,141 @@
 //! Record batches into a segment file.
 
 use std::io::Write;
+use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{ArrowPrimitiveType, BinaryType, ByteArrayType, Utf8Type};
-use arrow_array::{Array, ArrayRef, GenericByteArray, RecordBatch, StringArray};
+use arrow_array::{Array, ArrayRef, BinaryArray, GenericByteArray, RecordBatch, StringArray};
+use arrow_buffer::{Buffer, OffsetBuffer, ScalarBuffer};
+use arrow_schema::DataType;
 use murr_format::{
-    ColumnSpec, DType, KeyCodec, Native, SegmentEncoder, StorageKind, TableSchema, ValueStats,
-    WriteTimes,
+    ColumnSpec, DType, ENCODED_KEY_COLUMN, KeyCodec, KeyPart, Native, SegmentEncoder, StorageKind,
+    TableSchema, ValueStats, WriteTimes, key_put,
 };
 
 use crate::{Error, Result, downcast_dtype};
 
 /// The encoded key (see [`KeyCodec`]) of each row of a batch that has the table's columns and
-/// types: what the write path deduplicates on and the index stores.
-#[derive(Debug, Clone, Copy)]
-pub struct RowKeys<'a> {
-    codec: &'a KeyCodec,
-    values: &'a StringArray,
+/// types: what the write path deduplicates on and the index stores. A one-column utf8 key
+/// borrows the batch's column; any other key is encoded once, into a binary array.
+#[derive(Debug, Clone)]
+pub enum RowKeys<'a> {
+    /// The key column's values are the encoded keys.
+    Text(&'a StringArray),
+    /// Encoded keys built from the key columns.
+    Encoded(BinaryArray),
 }
 
 impl<'a> RowKeys<'a> {
     /// The keys of `batch`'s rows.
     ///
     /// # Errors
-    /// [`Error::Invalid`] when the batch lacks the key column or it has another type.
-    pub fn new(codec: &'a KeyCodec, batch: &'a RecordBatch) -> Result<RowKeys<'a>> {
-        let column = codec.columns().next().expect("a key has a column");
-        let values = batch
-            .column_by_name(column)
-            .and_then(|a| a.as_string_opt::<i32>())
-            .ok_or_else(|| {
-                Error::Invalid(format!("key column {column:?} is missing or not utf8"))
-            })?;
-        Ok(RowKeys { codec, values })
+    /// [`Error::Invalid`] when the batch lacks a key column, one has another type, or holds a
+    /// null.
+    pub fn new(codec: &KeyCodec, batch: &'a RecordBatch) -> Result<RowKeys<'a>> {
+        let arrays = codec
+            .columns()
+            .map(|(name, dtype)| {
+                batch
+                    .column_by_name(name)
+                    .filter(|a| a.data_type() == &dtype.to_arrow())
+                    .ok_or_else(|| {
+                        Error::Invalid(format!("key column {name:?} is missing or not {dtype}"))
+                    })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        if let Some(((name, _), _)) = codec
+            .columns()
+            .zip(&arrays)
+            .find(|(_, a)| a.null_count() > 0)
+        {
+            return Err(Error::Invalid(format!("key column {name:?} holds a null")));
+        }
+        if codec.is_text() {
+            return Ok(RowKeys::Text(arrays[0].as_string::<i32>()));
+        }
+        Ok(RowKeys::Encoded(encode_key_arrays(
+            codec,
+            &arrays,
+            batch.num_rows(),
+        )))
     }
 
     /// The encoded key of row `row`.
     #[inline]
-    pub fn get(&self, row: usize) -> &'a [u8] {
-        self.codec.encode_value(self.values.value(row).as_bytes())
+    pub fn get(&self, row: usize) -> &[u8] {
+        match self {
+            RowKeys::Text(values) => values.value(row).as_bytes(),
+            RowKeys::Encoded(values) => values.value(row),
+        }
     }
 
     /// Number of rows.
     pub fn len(&self) -> usize {
-        self.values.len()
+        match self {
+            RowKeys::Text(values) => values.len(),
+            RowKeys::Encoded(values) => values.len(),
+        }
     }
 
     /// Whether the batch has no rows.
     pub fn is_empty(&self) -> bool {
-        self.values.is_empty()
+        self.len() == 0
+    }
+}
+
+/// The encoded keys of `rows` rows whose key columns (in key order, of the codec's types, without
+/// nulls) are `arrays`.
+///
+/// # Panics
+/// When an array is shorter than `rows` or not of its column's type.
+pub fn encode_key_arrays(codec: &KeyCodec, arrays: &[&ArrayRef], rows: usize) -> BinaryArray {
+    let last = arrays.len() - 1;
+    let mut offsets: Vec<i32> = Vec::with_capacity(rows + 1);
+    let mut data: Vec<u8> = Vec::with_capacity(rows * 4 * arrays.len());
+    offsets.push(0);
+    // Column by column would be faster, but keys are short: row by row keeps one buffer.
+    let parts: Vec<KeyPart> = (0..arrays.len()).map(|i| codec.part(i)).collect();
+    for row in 0..rows {
+        for (i, (array, part)) in arrays.iter().zip(&parts).enumerate() {
+            match part {
+                KeyPart::Utf8 => key_put::utf8(
+                    &mut data,
+                    array.as_string::<i32>().value(row).as_bytes(),
+                    i == last,
+                ),
+                KeyPart::Signed => key_put::signed(&mut data, signed_at(array, row)),
+                KeyPart::Unsigned => key_put::unsigned(&mut data, unsigned_at(array, row)),
+            }
+        }
+        offsets.push(i32::try_from(data.len()).expect("encoded keys of a batch fit 2 GiB"));
+    }
+    BinaryArray::new(
+        OffsetBuffer::new(ScalarBuffer::from(offsets)),
+        Buffer::from_vec(data),
+        None,
+    )
+}
+
+fn signed_at(array: &ArrayRef, row: usize) -> i64 {
+    use arrow_array::types::{Int8Type, Int16Type, Int32Type, Int64Type};
+    match array.data_type() {
+        DataType::Int8 => i64::from(array.as_primitive::<Int8Type>().value(row)),
+        DataType::Int16 => i64::from(array.as_primitive::<Int16Type>().value(row)),
+        DataType::Int32 => i64::from(array.as_primitive::<Int32Type>().value(row)),
+        DataType::Int64 => array.as_primitive::<Int64Type>().value(row),
+        other => panic!("a signed key column is {other}"),
+    }
+}
+
+fn unsigned_at(array: &ArrayRef, row: usize) -> u64 {
+    use arrow_array::types::{UInt8Type, UInt16Type, UInt32Type, UInt64Type};
+    match array.data_type() {
+        DataType::UInt8 => u64::from(array.as_primitive::<UInt8Type>().value(row)),
+        DataType::UInt16 => u64::from(array.as_primitive::<UInt16Type>().value(row)),
+        DataType::UInt32 => u64::from(array.as_primitive::<UInt32Type>().value(row)),
+        DataType::UInt64 => array.as_primitive::<UInt64Type>().value(row),
+        other => panic!("an unsigned key column is {other}"),
     }
 }
 
@@ -94,7 +180,22 @@ impl Written<'_> {
 /// holds a null; [`Error::Format`] when writing fails.
 pub fn encode(schema: &TableSchema, inputs: &[Input<'_>], out: &mut impl Write) -> Result<u64> {
     let total: usize = inputs.iter().map(|i| i.row_ids.len()).sum();
-    let key = schema.key_position();
+    let codec = KeyCodec::new(schema).map_err(invalid)?;
+    // A one-column utf8 key is the segment's key column; any other key is encoded into an extra
+    // binary column, after the table's.
+    let text_key = codec.is_text().then(|| schema.key_positions()[0]);
+    let encoded_keys: Vec<ArrayRef> = if text_key.is_some() {
+        Vec::new()
+    } else {
+        inputs
+            .iter()
+            .map(|i| RowKeys::new(&codec, i.batch))
+            .map(|k| match k? {
+                RowKeys::Encoded(a) => Ok(Arc::new(a) as ArrayRef),
+                RowKeys::Text(_) => unreachable!("not a text key"),
+            })
+            .collect::<Result<_>>()?
+    };
     let mut specs = Vec::with_capacity(schema.columns.len());
     let mut arrays: Vec<Vec<Option<&ArrayRef>>> = Vec::with_capacity(schema.columns.len());
     // Schema positions of the columns the segment stores.
@@ -134,7 +235,7 @@ pub fn encode(schema: &TableSchema, inputs: &[Input<'_>], out: &mut impl Write) 
                 column.name
             )));
         }
-        if values == 0 && total > 0 && c != key {
+        if values == 0 && total > 0 && Some(c) != text_key {
             continue; // all null: not stored
         }
         let mut stats = match column.dtype {
@@ -153,10 +254,26 @@ pub fn encode(schema: &TableSchema, inputs: &[Input<'_>], out: &mut impl Write) 
         arrays.push(per_input);
         stored.push(c);
     }
-    let key = stored
-        .iter()
-        .position(|&c| c == key)
-        .expect("the key column is always stored");
+    let key = match text_key {
+        Some(key) => stored
+            .iter()
+            .position(|&c| c == key)
+            .expect("the key column is always stored"),
+        None => {
+            let per_input: Vec<Option<&ArrayRef>> = encoded_keys.iter().map(Some).collect();
+            let mut stats = byte_lengths::<BinaryType>(inputs, &per_input);
+            stats.values = total;
+            specs.push(ColumnSpec {
+                name: ENCODED_KEY_COLUMN.to_owned(),
+                dtype: DType::Binary,
+                nullable: false,
+                has_nulls: false,
+                stats,
+            });
+            arrays.push(per_input);
+            specs.len() - 1
+        }
+    };
     let mut times = WriteTimes::at(0);
     let mut selected = inputs
         .iter()
@@ -181,6 +298,9 @@ pub fn encode(schema: &TableSchema, inputs: &[Input<'_>], out: &mut impl Write) 
                 row += 1;
             }
         }
+    }
+    if text_key.is_none() {
+        fill_bytes::<BinaryType>(&mut enc, key, inputs, &arrays[key]);
     }
     for (c, &at) in stored.iter().enumerate() {
         let column = &schema.columns[at];

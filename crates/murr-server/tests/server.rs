@@ -576,3 +576,276 @@ fn columns_added_and_a_ttl_survive_restarts_and_rows_expire() {
         "{lines:?}"
     );
 }
+
+/// Generation-2 schemas and fetches (compound and integer keys, sparse answers, coercion,
+/// compaction) beside generation-1 tables on one server, over HTTP with JSON bodies and, with
+/// pyarrow as the peer, Arrow bodies; and across a restart.
+#[test]
+fn both_api_generations_side_by_side() {
+    let data = tempfile::tempdir().expect("temp folder");
+    let m = Murr::start(data.path(), &[], &[]);
+    let ratings = r#"{"columns": {"user": {"dtype": "utf8", "nullable": false, "key": true}, "item": {"dtype": "int64", "nullable": false, "key": true}, "score": {"dtype": "float32", "strict": false}}}"#;
+    let (status, schema) = m.call("PUT", "/api/v1/table/r", Some(ratings));
+    assert_eq!(status, 201, "{schema}");
+    let canonical = json!({"columns": {
+        "user": {"dtype": "utf8", "nullable": false, "key": true, "strict": true},
+        "item": {"dtype": "int64", "nullable": false, "key": true, "strict": true},
+        "score": {"dtype": "float32", "nullable": true, "key": false, "strict": false}}});
+    assert_eq!(schema, canonical);
+    let ints = r#"{"columns": {"id": {"dtype": "int32", "nullable": false, "key": true}, "flag": {"dtype": "bool"}}}"#;
+    assert_eq!(m.call("PUT", "/api/v1/table/i", Some(ints)).0, 201);
+    seed(&m, "g1");
+    // Bad generation-2 schemas, each a 400 naming the problem.
+    for (bad, says) in [
+        (r#"{"columns": {"x": {"dtype": "float32"}}}"#, "no key"),
+        (
+            r#"{"columns": {"k": {"dtype": "utf8", "key": true}}}"#,
+            "nullable",
+        ),
+        (
+            r#"{"columns": {"k": {"dtype": "float64", "nullable": false, "key": true}}}"#,
+            "utf8 or an integer",
+        ),
+        (
+            r#"{"columns": {"k": {"dtype": "utf8", "nullable": false, "key": true}, "_idx": {"dtype": "uint32"}}}"#,
+            "reserved",
+        ),
+        (
+            r#"{"key": "k", "columns": {"k": {"dtype": "utf8", "nullable": false, "key": true}}}"#,
+            "generation-2",
+        ),
+        (
+            r#"{"columns": {"k": {"dtype": "utf8", "nullable": false, "key": true, "primary": true}}}"#,
+            "unknown field",
+        ),
+    ] {
+        let (status, body) = m.call("PUT", "/api/v1/table/bad", Some(bad));
+        assert_eq!(status, 400, "{bad}: {body}");
+        assert!(
+            body["error"].as_str().is_some_and(|e| e.contains(says)),
+            "{bad}: {body}"
+        );
+    }
+    // Writes match columns by name; a float64 goes into the float32 column that is not strict.
+    let w = json!({"columns": {"user": ["u1", "u1", "u2"], "item": [1, 2, 1], "score": [0.1, 0.2, 0.3]}});
+    assert_eq!(
+        m.call("PUT", "/api/v1/table/r/write", Some(&w.to_string()))
+            .0,
+        200
+    );
+    let fetch_r = |m: &Murr, keys: Value, columns: Value| {
+        m.call(
+            "POST",
+            "/api/v1/table/r/fetch",
+            Some(&json!({"keys": keys, "columns": columns}).to_string()),
+        )
+    };
+    // Sparse: misses have no row, duplicates two, in request order.
+    let (status, got) = fetch_r(
+        &m,
+        json!({"user": ["u2", "u1", "u2", "u1"], "item": [1, 2, 2, 2]}),
+        json!(["score"]),
+    );
+    assert_eq!(status, 200, "{got}");
+    assert_eq!(
+        got,
+        json!({"columns": {"_idx": [0, 1, 3], "score": [0.3, 0.2, 0.2]}})
+    );
+    let (_, none) = fetch_r(&m, json!({"user": ["zz"], "item": [1]}), json!(["score"]));
+    assert_eq!(none, json!({"columns": {"_idx": [], "score": []}}));
+    for (keys, columns, says) in [
+        (
+            json!({"user": ["u1"], "item": [1]}),
+            json!(["item"]),
+            "key column",
+        ),
+        (
+            json!({"user": ["u1"], "item": [1]}),
+            json!(["_idx"]),
+            "_idx",
+        ),
+        (
+            json!({"user": ["u1"]}),
+            json!(["score"]),
+            "lacks key column \"item\"",
+        ),
+        (
+            json!({"user": ["u1"], "item": [1], "shop": [1]}),
+            json!(["score"]),
+            "\"shop\" is not a key column",
+        ),
+        (
+            json!({"user": ["u1"], "item": ["1"]}),
+            json!(["score"]),
+            "value 0",
+        ),
+        (
+            json!({"user": ["u1"], "item": [1]}),
+            json!(["nope"]),
+            "nope",
+        ),
+    ] {
+        let (status, body) = fetch_r(&m, keys.clone(), columns);
+        assert_eq!(status, 400, "{keys}: {body}");
+        assert!(
+            body["error"].as_str().is_some_and(|e| e.contains(says)),
+            "{keys}: {body}"
+        );
+    }
+    // A generation-1 request cannot name a compound key.
+    let (status, body) = m.call(
+        "POST",
+        "/api/v1/table/r/fetch",
+        Some(r#"{"keys": ["u1"], "columns": ["score"]}"#),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("one list per key column")),
+        "{body}"
+    );
+    // Integer keys: JSON numbers are read as the key's type, and must fit it.
+    let w = json!({"columns": {"id": [1, 2, -3], "flag": [true, false, null]}});
+    assert_eq!(
+        m.call("PUT", "/api/v1/table/i/write", Some(&w.to_string()))
+            .0,
+        200
+    );
+    let (_, got) = m.call(
+        "POST",
+        "/api/v1/table/i/fetch",
+        Some(r#"{"keys": {"id": [2, 1, 5, -3]}, "columns": ["flag"]}"#),
+    );
+    assert_eq!(
+        got,
+        json!({"columns": {"_idx": [0, 1, 3], "flag": [false, true, null]}})
+    );
+    let (status, body) = m.call(
+        "POST",
+        "/api/v1/table/i/fetch",
+        Some(r#"{"keys": {"id": [3000000000]}, "columns": ["flag"]}"#),
+    );
+    assert_eq!(status, 400, "{body}");
+    // Across generations: keys by column on a generation-1 table give a sparse answer...
+    let (_, got) = m.call(
+        "POST",
+        "/api/v1/table/g1/fetch",
+        Some(r#"{"keys": {"id": ["b", "x", "a"]}, "columns": ["n"]}"#),
+    );
+    assert_eq!(got, json!({"columns": {"_idx": [0, 2], "n": [2, 1]}}));
+    // ...and keys as strings on a generation-2 table with one utf8 key a dense one.
+    let single = r#"{"columns": {"id": {"dtype": "utf8", "nullable": false, "key": true}, "v": {"dtype": "int64"}}}"#;
+    assert_eq!(m.call("PUT", "/api/v1/table/u", Some(single)).0, 201);
+    let w = json!({"columns": {"id": ["a"], "v": [7]}});
+    assert_eq!(
+        m.call("PUT", "/api/v1/table/u/write", Some(&w.to_string()))
+            .0,
+        200
+    );
+    let (_, got) = m.call(
+        "POST",
+        "/api/v1/table/u/fetch",
+        Some(r#"{"keys": ["zz", "a"], "columns": ["v", "id"]}"#),
+    );
+    assert_eq!(got, json!({"columns": {"v": [null, 7], "id": [null, "a"]}}));
+    // Each table lists in its own generation's form.
+    let (_, list) = m.call("GET", "/api/v1/table", None);
+    assert_eq!(list["r"], canonical);
+    assert_eq!(list["g1"]["key"], "id");
+    assert!(list["r"].get("key").is_none());
+    // Compaction: answers when done; the data reads the same.
+    let w = json!({"columns": {"user": ["u3"], "item": [i64::MIN], "score": [1.0]}});
+    assert_eq!(
+        m.call("PUT", "/api/v1/table/r/write", Some(&w.to_string()))
+            .0,
+        200
+    );
+    let (status, body) = m.call("POST", "/api/v1/table/r/compact", None);
+    assert_eq!(
+        (status, body),
+        (200, json!({"compacted": "r", "segments": 1}))
+    );
+    assert_eq!(m.call("POST", "/api/v1/table/nope/compact", None).0, 404);
+    let asked = json!({"user": ["u3", "u1", "u2"], "item": [i64::MIN, 1, 1]});
+    let want = json!({"columns": {"_idx": [0, 1, 2], "score": [1.0, 0.1, 0.3]}});
+    assert_eq!(fetch_r(&m, asked.clone(), json!(["score"])).1, want);
+    // pyarrow as the peer: an Arrow fetch request (key columns, `columns` in the schema
+    // metadata; int32 items widen to the int64 key), and the sparse Arrow answer.
+    pyarrow_keyed_fetch(&m);
+    m.stop();
+    // Both generations' tables come back as they were.
+    let m = Murr::start(data.path(), &[], &[]);
+    let (_, list) = m.call("GET", "/api/v1/table", None);
+    assert_eq!(list["r"], canonical);
+    assert_eq!(list["g1"]["key"], "id");
+    assert_eq!(fetch_r(&m, asked, json!(["score"])).1, want);
+    let (_, got) = fetch(&m, "g1");
+    assert_eq!(
+        got,
+        json!({"columns": {"n": [2, 1, null], "score": [null, 0.5, null]}})
+    );
+    m.stop();
+}
+
+fn pyarrow_keyed_fetch(m: &Murr) {
+    let has_pyarrow = Command::new("python3")
+        .args(["-c", "import pyarrow"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_pyarrow {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must install pyarrow (.ci/run does)"
+        );
+        eprintln!("pyarrow is not installed: `pip install pyarrow` to run the Arrow half");
+        return;
+    }
+    let script = r#"
+import io, json, sys, urllib.request, urllib.error
+import pyarrow as pa, pyarrow.ipc as ipc
+base = sys.argv[1]
+ARROW = "application/vnd.apache.arrow.stream"
+def request(table, keys, columns):
+    keys = keys.replace_schema_metadata({b"columns": json.dumps(columns).encode()})
+    sink = io.BytesIO()
+    with ipc.new_stream(sink, keys.schema) as w:
+        for b in keys.to_batches(max_chunksize=2):
+            w.write_batch(b)
+    req = urllib.request.Request(base + f"/api/v1/table/{table}/fetch", data=sink.getvalue(), method="POST",
+                                 headers={"Content-Type": ARROW, "Accept": ARROW})
+    try:
+        with urllib.request.urlopen(req) as r:
+            return 200, ipc.open_stream(r.read()).read_all()
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+status, t = request("r", pa.table({"user": ["u2", "zz", "u1"], "item": pa.array([1, 1, 1], pa.int32())}), ["score"])
+assert status == 200, t
+out = {"names": t.column_names, "types": [str(f.type) for f in t.schema], "rows": t.to_pydict()}
+status, err = request("i", pa.table({"id": [1, 2]}), ["flag"])
+out["int64_for_int32"] = [status, err["error"]]
+print(json.dumps(out))
+"#;
+    let out = Command::new("python3")
+        .args(["-c", script, &m.base])
+        .output()
+        .expect("runs python");
+    assert!(
+        out.status.success(),
+        "python failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got: Value = serde_json::from_slice(&out.stdout).expect("JSON from python");
+    assert_eq!(got["names"], json!(["_idx", "score"]));
+    assert_eq!(got["types"], json!(["uint32", "float"]));
+    assert_eq!(got["rows"]["_idx"], json!([0, 2]));
+    let scores = got["rows"]["score"].as_array().expect("scores");
+    assert!((scores[0].as_f64().expect("f") - 0.3).abs() < 1e-6, "{got}");
+    assert_eq!(got["int64_for_int32"][0], 400);
+    assert!(
+        got["int64_for_int32"][1]
+            .as_str()
+            .is_some_and(|e| e.contains("never narrowed")),
+        "{got}"
+    );
+}

@@ -2,10 +2,10 @@
 
 use std::sync::Arc;
 
-use arrow_array::{RecordBatch, RecordBatchOptions};
+use arrow_array::{Array, ArrayRef, RecordBatch, RecordBatchOptions};
 use arrow_schema::Schema;
 use murr_format::DType;
-use murr_segment::{Loc, ResolvedRows, Segment, gather_columns};
+use murr_segment::{Loc, ResolvedRows, Segment, encode_key_arrays, gather_columns};
 
 use super::Table;
 use crate::error::{Error, Result};
@@ -22,6 +22,59 @@ impl Table {
         keys: &[K],
         columns: &[C],
     ) -> Result<RecordBatch> {
+        self.fetch_rows(keys, columns, false)
+            .map(|(_, batch)| batch)
+    }
+
+    /// A row for each key found, in order, and the positions of those keys in `keys` (a sparse
+    /// answer: a key never written, or expired, has no row; a key given twice has two). The
+    /// output fields are all nullable and in the requested order.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] naming a column the table does not have, or one asked for twice.
+    pub fn fetch_found<K: AsRef<[u8]>, C: AsRef<str>>(
+        &self,
+        keys: &[K],
+        columns: &[C],
+    ) -> Result<(Vec<u32>, RecordBatch)> {
+        self.fetch_rows(keys, columns, true)
+    }
+
+    /// [`Table::fetch_found`] for keys given as their key columns, in key order and of the key
+    /// columns' types, without nulls (as `murr_api::KeyedFetch::key_arrays` gives them).
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] when the arrays do not match the key, or as [`Table::fetch_found`].
+    pub fn fetch_keyed<C: AsRef<str>>(
+        &self,
+        keys: &[ArrayRef],
+        columns: &[C],
+    ) -> Result<(Vec<u32>, RecordBatch)> {
+        let meta = self.meta();
+        let codec = meta.key_codec();
+        let rows = keys.first().map_or(0, |a| a.len());
+        let fits = keys.len() == codec.columns().len()
+            && keys.iter().zip(codec.columns()).all(|(a, (_, d))| {
+                a.len() == rows && a.null_count() == 0 && a.data_type() == &d.to_arrow()
+            });
+        if !fits {
+            return Err(Error::invalid(format!(
+                "the keys do not match table {:?}'s key columns",
+                self.name
+            )));
+        }
+        let refs: Vec<&ArrayRef> = keys.iter().collect();
+        let encoded = encode_key_arrays(codec, &refs, rows);
+        let encoded: Vec<&[u8]> = encoded.iter().map(|k| k.unwrap_or_default()).collect();
+        self.fetch_found(&encoded, columns)
+    }
+
+    fn fetch_rows<K: AsRef<[u8]>, C: AsRef<str>>(
+        &self,
+        keys: &[K],
+        columns: &[C],
+        sparse: bool,
+    ) -> Result<(Vec<u32>, RecordBatch)> {
         let snap = self.snapshot.load();
         let meta = &snap.meta;
         let mut positions = Vec::with_capacity(columns.len());
@@ -57,6 +110,13 @@ impl Table {
                 }
             }
         }
+        let mut found = Vec::new();
+        if sparse {
+            found = (0..locs.len() as u32)
+                .filter(|&k| locs[k as usize].is_found())
+                .collect();
+            locs.retain(|l| l.is_found());
+        }
         let rows = ResolvedRows::new(&snap.segments, &locs);
         murr_directory::residency::touch_all(rows.row_ptrs());
         let wanted: Vec<(&str, DType)> = positions
@@ -73,12 +133,13 @@ impl Table {
                 .map(|&p| Arc::clone(&meta.answer_fields[p]))
                 .collect::<Vec<_>>(),
         ));
-        RecordBatch::try_new_with_options(
+        let batch = RecordBatch::try_new_with_options(
             schema,
             arrays,
-            &RecordBatchOptions::new().with_row_count(Some(keys.len())),
+            &RecordBatchOptions::new().with_row_count(Some(locs.len())),
         )
-        .map_err(|e| Error::Internal(format!("fetch batch: {e}")))
+        .map_err(|e| Error::Internal(format!("fetch batch: {e}")))?;
+        Ok((found, batch))
     }
 }
 

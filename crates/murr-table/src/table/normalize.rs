@@ -205,6 +205,14 @@ pub(crate) fn normalize(table: &str, meta: &TableMeta, batch: &RecordBatch) -> R
                     column.dtype
                 ))
             })?
+        } else if !column.strict
+            && column.dtype == DType::Float32
+            && array.data_type() == &DataType::Float64
+        {
+            // A column that is not strict takes float64, rounded (beyond float32's range: inf).
+            arrow_cast::cast(array, &want).map_err(|e| {
+                Error::invalid(format!("column {:?}: float64 to float32: {e}", column.name))
+            })?
         } else if widens(array.data_type(), column.dtype) {
             if let Some(bytes) = expanded_bytes(array.as_ref())
                 && bytes > MAX_EXPANDED_COLUMN_BYTES
@@ -238,7 +246,7 @@ pub(crate) fn normalize(table: &str, meta: &TableMeta, batch: &RecordBatch) -> R
         };
         if array.null_count() > 0 && !column.nullable {
             let row = (0..rows).find(|&r| array.is_null(r)).unwrap_or(0);
-            let what = if column.name == schema.key {
+            let what = if schema.is_key(&column.name) {
                 "key column"
             } else {
                 "column"
