@@ -237,7 +237,13 @@ async fn bad_tickets_are_invalid_argument() {
         .collect();
     assert_eq!(
         names,
-        ["create_table", "add_columns", "alter_table", "drop_table"]
+        [
+            "create_table",
+            "add_columns",
+            "alter_table",
+            "drop_table",
+            "compact"
+        ]
     );
 }
 
@@ -433,4 +439,95 @@ async fn columns_and_ttl_change_over_both_transports() {
             "{err}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compound_keys_read_sparse_over_both_transports() {
+    let server = TestServer::start().await;
+    let ratings = TableSchema::compound(
+        &["user", "item"],
+        vec![
+            ColumnDef::new("user", DType::Utf8, false),
+            ColumnDef::new("item", DType::Int64, false),
+            ColumnDef::new("score", DType::Float32, true).with_strict(false),
+        ],
+    );
+    let mut answers = Vec::new();
+    for transport in [Transport::Http, Transport::Flight] {
+        let client = server.client(transport);
+        let table = format!("ratings-{transport:?}");
+        client
+            .create_table(&table, &ratings)
+            .await
+            .expect("creates");
+        // The schema comes back as generation 2, key columns and strictness kept, over both.
+        assert_eq!(client.schema(&table).await.expect("schema"), ratings);
+        let rows = RecordBatch::try_from_iter([
+            (
+                "user",
+                Arc::new(StringArray::from(vec!["u1", "u1", "u2"])) as ArrayRef,
+            ),
+            (
+                "item",
+                Arc::new(Int64Array::from(vec![1, 2, 1])) as ArrayRef,
+            ),
+            (
+                "score",
+                Arc::new(Float64Array::from(vec![0.1, 0.2, 0.3])) as ArrayRef,
+            ),
+        ])
+        .expect("batch");
+        client.write(&table, [rows.clone()]).await.expect("writes");
+        client.write(&table, [rows]).await.expect("writes again");
+        client.compact(&table).await.expect("compacts");
+        // int32 items widen to the int64 key; a miss has no row, a duplicate two.
+        let keys = RecordBatch::try_from_iter([
+            (
+                "user",
+                Arc::new(StringArray::from(vec!["u2", "zz", "u1", "u2"])) as ArrayRef,
+            ),
+            (
+                "item",
+                Arc::new(Int32Array::from(vec![1, 1, 2, 1])) as ArrayRef,
+            ),
+        ])
+        .expect("keys");
+        let got = client.read(&table, &keys, &["score"]).await.expect("reads");
+        assert_eq!(got.schema().field(0).name(), "_idx");
+        let idx: Vec<u32> = got
+            .column(0)
+            .as_any()
+            .downcast_ref::<arrow_array::UInt32Array>()
+            .expect("uint32")
+            .values()
+            .to_vec();
+        assert_eq!(idx, [0, 2, 3], "{transport:?}");
+        let scores = got
+            .column(1)
+            .as_any()
+            .downcast_ref::<Float32Array>()
+            .expect("float32");
+        assert_eq!(scores.values().to_vec(), [0.3f32, 0.2, 0.3]);
+        answers.push(got);
+        // A key column the table does not have, and a missing table, are typed errors.
+        let wrong = RecordBatch::try_from_iter([(
+            "user",
+            Arc::new(StringArray::from(vec!["u1"])) as ArrayRef,
+        )])
+        .expect("keys");
+        let err = client
+            .read(&table, &wrong, &["score"])
+            .await
+            .expect_err("lacks item");
+        assert!(
+            matches!(&err, Error::InvalidArgument(m) if m.contains("\"item\"")),
+            "{transport:?}: {err}"
+        );
+        let err = client.compact("nope").await.expect_err("no table");
+        assert!(matches!(err, Error::NotFound(_)), "{transport:?}: {err}");
+    }
+    assert_eq!(
+        answers[0], answers[1],
+        "both transports give the same batch"
+    );
 }

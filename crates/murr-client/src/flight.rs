@@ -55,12 +55,9 @@ fn flight_error(e: FlightError) -> Error {
     }
 }
 
-/// A table schema from a table's Arrow schema (metadata `key` names the key column).
+/// A table schema from a table's Arrow schema: schema metadata `key` names the key column of a
+/// generation-1 table; the key columns of a generation-2 table have field metadata `key`.
 fn table_schema(schema: &Schema) -> Result<TableSchema> {
-    let key = schema
-        .metadata()
-        .get("key")
-        .ok_or_else(|| Error::Protocol("table schema without a `key` metadata entry".to_owned()))?;
     let columns = schema
         .fields()
         .iter()
@@ -72,7 +69,8 @@ fn table_schema(schema: &Schema) -> Result<TableSchema> {
                     f.data_type()
                 ))
             })?;
-            Ok(ColumnDef::new(f.name(), dtype, f.is_nullable()))
+            let strict = f.metadata().get("strict").is_none_or(|s| s != "false");
+            Ok(ColumnDef::new(f.name(), dtype, f.is_nullable()).with_strict(strict))
         })
         .collect::<Result<Vec<_>>>()?;
     let ttl = match schema.metadata().get("ttl") {
@@ -82,7 +80,74 @@ fn table_schema(schema: &Schema) -> Result<TableSchema> {
                 .map_err(|_| Error::Protocol(format!("table schema with ttl {t:?}")))?,
         ),
     };
-    Ok(TableSchema::new(key, columns).with_ttl(ttl))
+    let schema = match schema.metadata().get("key") {
+        Some(key) => TableSchema::new(key, columns),
+        None => {
+            let keys: Vec<&str> = schema
+                .fields()
+                .iter()
+                .filter(|f| f.metadata().get("key").is_some_and(|k| k == "true"))
+                .map(|f| f.name().as_str())
+                .collect();
+            if keys.is_empty() {
+                return Err(Error::Protocol(
+                    "table schema without a key (schema metadata `key` or fields marked `key`)"
+                        .to_owned(),
+                ));
+            }
+            TableSchema::compound(&keys, columns)
+        }
+    };
+    Ok(schema.with_ttl(ttl))
+}
+
+/// The JSON values of a key column, for a ticket.
+fn json_keys(name: &str, array: &dyn arrow_array::Array) -> Result<Vec<serde_json::Value>> {
+    use arrow_array::cast::AsArray;
+    use arrow_array::types as t;
+    use arrow_schema::DataType as A;
+    if array.null_count() > 0 {
+        return Err(Error::InvalidArgument(format!(
+            "key column {name:?} holds a null"
+        )));
+    }
+    fn ints<T: arrow_array::ArrowPrimitiveType>(
+        a: &dyn arrow_array::Array,
+    ) -> Vec<serde_json::Value>
+    where
+        T::Native: Into<serde_json::Number>,
+    {
+        a.as_primitive::<T>()
+            .values()
+            .iter()
+            .map(|v| serde_json::Value::Number((*v).into()))
+            .collect()
+    }
+    Ok(match array.data_type() {
+        A::Utf8 => array
+            .as_string::<i32>()
+            .iter()
+            .map(|v| v.unwrap_or_default().into())
+            .collect(),
+        A::LargeUtf8 => array
+            .as_string::<i64>()
+            .iter()
+            .map(|v| v.unwrap_or_default().into())
+            .collect(),
+        A::Int8 => ints::<t::Int8Type>(array),
+        A::Int16 => ints::<t::Int16Type>(array),
+        A::Int32 => ints::<t::Int32Type>(array),
+        A::Int64 => ints::<t::Int64Type>(array),
+        A::UInt8 => ints::<t::UInt8Type>(array),
+        A::UInt16 => ints::<t::UInt16Type>(array),
+        A::UInt32 => ints::<t::UInt32Type>(array),
+        A::UInt64 => ints::<t::UInt64Type>(array),
+        other => {
+            return Err(Error::InvalidArgument(format!(
+                "key column {name:?} is {other}: keys are utf8 or integers"
+            )));
+        }
+    })
 }
 
 impl FlightClient {
@@ -227,6 +292,35 @@ impl FlightClient {
             columns: columns.iter().map(|c| Cow::Borrowed(*c)).collect(),
         })
         .map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        self.get(ticket).await
+    }
+
+    pub(crate) async fn read(
+        &self,
+        name: &str,
+        keys: &RecordBatch,
+        columns: &[&str],
+    ) -> Result<RecordBatch> {
+        let lists = keys
+            .schema_ref()
+            .fields()
+            .iter()
+            .zip(keys.columns())
+            .map(|(f, a)| Ok((f.name().as_str(), json_keys(f.name(), a.as_ref())?)))
+            .collect::<Result<Vec<_>>>()?;
+        let ticket = murr_api::KeyedFetch::json_body(Some(name), &lists, columns);
+        self.get(ticket).await
+    }
+
+    pub(crate) async fn compact(&self, name: &str) -> Result<()> {
+        let body = serde_json::to_vec(&DropTableAction {
+            table: name.to_owned(),
+        })
+        .map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        self.action("compact", body).await.map(drop)
+    }
+
+    async fn get(&self, ticket: Vec<u8>) -> Result<RecordBatch> {
         let data = self
             .client
             .clone()

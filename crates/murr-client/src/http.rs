@@ -170,13 +170,46 @@ impl HttpClient {
             .send()
             .await
             .map_err(|e| transport(&e))?;
-        let body = Self::check(resp).await?;
-        let reader = arrow_ipc::reader::StreamReader::try_new(std::io::Cursor::new(body), None)
-            .map_err(|e| Error::Protocol(format!("fetch answer is not Arrow IPC: {e}")))?;
-        let schema = reader.schema();
-        let batches = reader
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| Error::Protocol(format!("fetch answer: {e}")))?;
-        single(schema, batches)
+        arrow_answer(Self::check(resp).await?)
     }
+
+    pub(crate) async fn read(
+        &self,
+        name: &str,
+        keys: &RecordBatch,
+        columns: &[&str],
+    ) -> Result<RecordBatch> {
+        let body = murr_api::arrow_body(keys, columns).map_err(Error::InvalidArgument)?;
+        let resp = self
+            .http
+            .post(self.url(&format!("/api/v1/table/{name}/fetch")))
+            .header("content-type", ARROW_STREAM)
+            .header("accept", ARROW_STREAM)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| transport(&e))?;
+        arrow_answer(Self::check(resp).await?)
+    }
+
+    pub(crate) async fn compact(&self, name: &str) -> Result<()> {
+        let resp = self
+            .http
+            .post(self.url(&format!("/api/v1/table/{name}/compact")))
+            .send()
+            .await
+            .map_err(|e| transport(&e))?;
+        Self::check(resp).await.map(drop)
+    }
+}
+
+/// The one batch of an Arrow IPC answer.
+fn arrow_answer(body: bytes::Bytes) -> Result<RecordBatch> {
+    let reader = arrow_ipc::reader::StreamReader::try_new(std::io::Cursor::new(body), None)
+        .map_err(|e| Error::Protocol(format!("fetch answer is not Arrow IPC: {e}")))?;
+    let schema = reader.schema();
+    let batches = reader
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| Error::Protocol(format!("fetch answer: {e}")))?;
+    single(schema, batches)
 }

@@ -262,6 +262,40 @@ impl Client {
     }
 }
 
+impl Client {
+    /// Generation 2's read: `keys` holds one column per key column of the table (utf8 or
+    /// integers; a type that widens to the key's is fine, a narrower one is refused). The answer
+    /// is sparse: a row per key found, in request order (a key given twice has two rows, a key
+    /// never written none), led by `_idx` (uint32, the key's row in `keys`), then `columns`.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`], [`Error::InvalidArgument`] for keys that do not match the table's
+    /// key or an unknown column, transport errors.
+    pub async fn read<C: AsRef<str>>(
+        &self,
+        name: &str,
+        keys: &RecordBatch,
+        columns: &[C],
+    ) -> Result<RecordBatch> {
+        let columns: Vec<&str> = columns.iter().map(AsRef::as_ref).collect();
+        match &self.inner {
+            Inner::Http(c) => c.read(name, keys, &columns).await,
+            Inner::Flight(c) => c.read(name, keys, &columns).await,
+        }
+    }
+
+    /// Merges all of a table's segments into one; returns when done.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`], transport errors.
+    pub async fn compact(&self, name: &str) -> Result<()> {
+        match &self.inner {
+            Inner::Http(c) => c.compact(name).await,
+            Inner::Flight(c) => c.compact(name).await,
+        }
+    }
+}
+
 /// The one batch of `batches`, or an empty batch of `schema` when there is none.
 pub(crate) fn single(
     schema: arrow_schema::SchemaRef,
