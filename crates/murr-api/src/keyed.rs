@@ -127,6 +127,15 @@ impl KeyedFetch {
         })
     }
 
+    /// A request for the keys in `keys` (one column per key column, as given).
+    pub fn from_batch(keys: RecordBatch, columns: Vec<String>) -> KeyedFetch {
+        KeyedFetch {
+            table: None,
+            columns,
+            keys: Keys::Arrow(keys),
+        }
+    }
+
     /// The number of keys.
     ///
     /// # Errors

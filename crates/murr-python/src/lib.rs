@@ -196,6 +196,18 @@ fn stream_of(
     arrow_array::ffi_stream::RecordBatchStreamReader::from_pyarrow_bound(data)
 }
 
+/// The key columns of a generation-2 read: every batch of `keys` (anything with
+/// `__arrow_c_stream__`), joined.
+fn key_batch(py: Python<'_>, keys: &Bound<'_, PyAny>) -> PyResult<RecordBatch> {
+    let reader = stream_of(keys)?;
+    let schema = arrow_array::RecordBatchReader::schema(&reader);
+    let batches = py
+        .detach(|| reader.collect::<Result<Vec<RecordBatch>, ArrowError>>())
+        .map_err(|e| Failure::from(invalid_input(&e)))?;
+    Ok(arrow_select::concat::concat_batches(&schema, &batches)
+        .map_err(|e| Failure::from(invalid_input(&e)))?)
+}
+
 fn invalid_input(e: &ArrowError) -> murr_table::Error {
     murr_table::Error::Invalid(format!("reading the input batches: {e}"))
 }
@@ -416,6 +428,34 @@ impl Engine {
         Ok(batch.to_pyarrow(py)?.unbind())
     }
 
+    /// Generation 2's read: `keys` holds the key columns; a sparse answer led by `_idx`.
+    fn read_keyed(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        keys: &Bound<'_, PyAny>,
+        columns: Vec<String>,
+    ) -> PyResult<Py<PyAny>> {
+        let store = self.store()?;
+        let keys = key_batch(py, keys)?;
+        let batch: RecordBatch = py.detach(|| -> Res<RecordBatch> {
+            let table = store.table(name)?;
+            let request = murr_api::KeyedFetch::from_batch(keys, columns.clone());
+            let arrays = request
+                .key_arrays(table.meta().schema())
+                .map_err(|e| Failure::new(Kind::Invalid, e))?;
+            let (found, batch) = table.fetch_keyed(&arrays, &columns)?;
+            Ok(murr_api::sparse_answer(found, &batch))
+        })?;
+        Ok(batch.to_pyarrow(py)?.unbind())
+    }
+
+    /// Merges all of a table's segments into one.
+    fn compact(&self, py: Python<'_>, name: &str) -> PyResult<()> {
+        let store = self.store()?;
+        Ok(py.detach(|| -> Res<()> { Ok(store.table(name)?.compact()?) })?)
+    }
+
     /// Stops serving (when it does), and closes the tables. Calls after this raise ClosedError.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
         let state = self.state.write().unwrap_or_else(|e| e.into_inner()).take();
@@ -586,6 +626,24 @@ impl Remote {
         let texts = keys.texts()?;
         let batch = self.call(py, async move { c.fetch(name, &texts, &columns).await })?;
         Ok(batch.to_pyarrow(py)?.unbind())
+    }
+
+    fn read_keyed(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        keys: &Bound<'_, PyAny>,
+        columns: Vec<String>,
+    ) -> PyResult<Py<PyAny>> {
+        let c = self.client()?;
+        let keys = key_batch(py, keys)?;
+        let batch = self.call(py, async move { c.read(name, &keys, &columns).await })?;
+        Ok(batch.to_pyarrow(py)?.unbind())
+    }
+
+    fn compact(&self, py: Python<'_>, name: &str) -> PyResult<()> {
+        let c = self.client()?;
+        Ok(self.call(py, async move { c.compact(name).await })?)
     }
 
     fn close(&self) {

@@ -136,3 +136,21 @@ def columns_of(columns: Sequence[str]) -> list[str]:
         if not isinstance(c, str):
             raise InvalidInputError(f"columns: a column name must be a str, got {c!r}")
     return out
+
+
+def key_table(keys: Any) -> pa.Table:
+    """Generation-2 keys as a pyarrow Table of key columns: a Table, a RecordBatch, or a
+    mapping of key column name to values (Python ints become int64, str utf8)."""
+    if isinstance(keys, pa.Table):
+        return keys
+    if isinstance(keys, pa.RecordBatch):
+        return pa.Table.from_batches([keys])
+    if isinstance(keys, dict) or hasattr(keys, "items"):
+        try:
+            return pa.table(dict(keys))
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError) as e:
+            raise InvalidInputError(f"keys: {e}") from None
+    raise InvalidInputError(
+        f"keys: expected a pyarrow Table or RecordBatch, or a mapping of key column to values, "
+        f"got {type(keys).__name__}"
+    )

@@ -68,6 +68,12 @@ class Murr:
     async def read(self, table: str, keys: Any, columns: Sequence[str]) -> pa.RecordBatch:
         return await asyncio.to_thread(self._inner.read, table, keys, columns)
 
+    async def read_keyed(self, table: str, keys: Any, columns: Sequence[str]) -> pa.Table:
+        return await asyncio.to_thread(self._inner.read_keyed, table, keys, columns)
+
+    async def compact(self, table: str) -> None:
+        await asyncio.to_thread(self._inner.compact, table)
+
     async def list_tables(self) -> dict[str, TableSchema]:
         return await asyncio.to_thread(self._inner.list_tables)
 

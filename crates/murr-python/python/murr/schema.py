@@ -1,6 +1,12 @@
-"""Table schemas: the same field names and JSON as the HTTP API's schema.
+"""Table schemas: the same field names and JSON as the HTTP API's schema, in both of its
+generations:
 
-``TableSchema(key="id", columns={"id": ColumnSchema(dtype=DType.UTF8, nullable=False), ...})``
+- generation 1 names one utf8 key column:
+  ``TableSchema(key="id", columns={"id": ColumnSchema(dtype=DType.UTF8, nullable=False), ...})``;
+- generation 2 marks key columns (utf8 or integers; several make a compound key, in column
+  order), and may let a float32 column take float64 values (``strict=False``):
+  ``TableSchema(columns={"user": ColumnSchema(dtype=DType.UTF8, nullable=False, key=True),
+  "item": ColumnSchema(dtype=DType.INT64, nullable=False, key=True), ...})``.
 
 Parametrised types are strings in the API's spelling, made by :func:`timestamp`,
 :func:`list_of` and :func:`fixed_size_list` (``"fixed_size_list<float32, 768>"``).
@@ -92,18 +98,31 @@ def _dtype(value: Any) -> DTypeLike:
 
 @dataclass(frozen=True)
 class ColumnSchema:
-    """One column: its type and whether it may hold nulls (default: it may)."""
+    """One column: its type and whether it may hold nulls (default: it may). In a generation-2
+    schema (no ``TableSchema.key``), ``key=True`` makes it a key column (utf8 or an integer
+    type, not nullable), and ``strict=False`` lets a float32 column take float64 values,
+    rounded."""
 
     dtype: DTypeLike
     nullable: bool = True
+    key: bool = False
+    strict: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "dtype", _dtype(self.dtype))
-        if not isinstance(self.nullable, bool):
-            raise ValueError(f"nullable {self.nullable!r}: expected True or False")
+        for name in ("nullable", "key", "strict"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} {getattr(self, name)!r}: expected True or False")
 
-    def model_dump(self) -> dict[str, Any]:
-        return {"dtype": str(self.dtype), "nullable": self.nullable}
+    def model_dump(self, *, generation: int | None = None) -> dict[str, Any]:
+        """The JSON form: ``key`` and ``strict`` always in generation 2, never in 1, and when
+        they differ from their defaults otherwise."""
+        out: dict[str, Any] = {"dtype": str(self.dtype), "nullable": self.nullable}
+        if generation == 2 or (generation is None and self.key):
+            out["key"] = self.key
+        if generation == 2 or (generation is None and not self.strict):
+            out["strict"] = self.strict
+        return out
 
     @classmethod
     def model_validate(cls, obj: Any) -> "ColumnSchema":
@@ -111,10 +130,15 @@ class ColumnSchema:
             return obj
         if not isinstance(obj, Mapping) or "dtype" not in obj:
             raise ValueError(f"a column schema is {{'dtype': ..., 'nullable': ...}}, got {obj!r}")
-        unknown = set(obj) - {"dtype", "nullable"}
+        unknown = set(obj) - {"dtype", "nullable", "key", "strict"}
         if unknown:
             raise ValueError(f"column schema: unknown fields {sorted(unknown)}")
-        return cls(dtype=obj["dtype"], nullable=obj.get("nullable", True))
+        return cls(
+            dtype=obj["dtype"],
+            nullable=obj.get("nullable", True),
+            key=obj.get("key", False),
+            strict=obj.get("strict", True),
+        )
 
 
 _TTL = re.compile(r"^([0-9]+[smhd])+$")
@@ -135,17 +159,20 @@ def check_ttl(ttl: Any) -> None:
 
 @dataclass(frozen=True)
 class TableSchema:
-    """A table: its key column's name, every column (the key among them), and how long rows
-    live: ``ttl`` in seconds, or a string such as ``"7d"`` or ``"12h"`` (the server answers
-    seconds); None keeps rows until they are written again."""
+    """A table: every column, which make the key, and how long rows live: ``ttl`` in
+    seconds, or a string such as ``"7d"`` or ``"12h"`` (the server answers seconds); None keeps
+    rows until they are written again.
 
-    key: str
+    ``key`` names the key column of a generation-1 schema; leave it out (None) for generation 2,
+    where columns say ``key=True``."""
+
+    key: str | None = None
     columns: dict[str, ColumnSchema] = field(default_factory=dict)
     ttl: int | str | None = None
 
     def __post_init__(self) -> None:
-        if not isinstance(self.key, str) or not self.key:
-            raise ValueError(f"key {self.key!r}: expected a column name")
+        if self.key is not None and (not isinstance(self.key, str) or not self.key):
+            raise ValueError(f"key {self.key!r}: expected a column name, or None (generation 2)")
         check_ttl(self.ttl)
         if not isinstance(self.columns, Mapping):
             raise ValueError("columns: expected a mapping of column name to ColumnSchema")
@@ -155,11 +182,25 @@ class TableSchema:
             {str(name): ColumnSchema.model_validate(c) for name, c in self.columns.items()},
         )
 
+    @property
+    def key_columns(self) -> list[str]:
+        """The key columns, in key order."""
+        if self.key is not None:
+            return [self.key]
+        return [name for name, column in self.columns.items() if column.key]
+
     def model_dump(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "key": self.key,
-            "columns": {n: c.model_dump() for n, c in self.columns.items()},
-        }
+        out: dict[str, Any] = {}
+        if self.key is not None:
+            out["key"] = self.key
+            for name, c in self.columns.items():
+                if c.key or not c.strict:
+                    raise ValueError(
+                        f"column {name!r}: key=True and strict=False belong to generation-2 "
+                        "schemas (leave TableSchema.key out)"
+                    )
+        generation = 1 if self.key is not None else 2
+        out["columns"] = {n: c.model_dump(generation=generation) for n, c in self.columns.items()}
         if self.ttl is not None:
             out["ttl"] = self.ttl
         return out
@@ -171,12 +212,12 @@ class TableSchema:
     def model_validate(cls, obj: Any) -> "TableSchema":
         if isinstance(obj, TableSchema):
             return obj
-        if not isinstance(obj, Mapping) or "key" not in obj:
-            raise ValueError(f"a table schema is {{'key': ..., 'columns': {{...}}}}, got {obj!r}")
+        if not isinstance(obj, Mapping) or "columns" not in obj:
+            raise ValueError(f"a table schema is {{'columns': {{...}}, ...}}, got {obj!r}")
         unknown = set(obj) - {"key", "columns", "ttl"}
         if unknown:
             raise ValueError(f"table schema: unknown fields {sorted(unknown)}")
-        return cls(key=obj["key"], columns=dict(obj.get("columns", {})), ttl=obj.get("ttl"))
+        return cls(key=obj.get("key"), columns=dict(obj["columns"]), ttl=obj.get("ttl"))
 
     @classmethod
     def model_validate_json(cls, text: str | bytes) -> "TableSchema":

@@ -14,7 +14,7 @@ from typing import Any, Sequence
 import pyarrow as pa
 
 from murr import _murr
-from murr._convert import arrow_stream, columns_of, conform, is_data_frame, keys_of
+from murr._convert import arrow_stream, columns_of, conform, is_data_frame, key_table, keys_of
 from murr.errors import InvalidInputError
 from murr.schema import ColumnSchema, TableSchema, check_ttl
 
@@ -120,6 +120,22 @@ class Murr:
         ``columns``; a key never written gives nulls. ``keys`` is a list of str, a NumPy array
         of str, or a pyarrow string array."""
         return self._native.read(table, keys_of(keys), columns_of(columns))
+
+    def read_keyed(self, table: str, keys: Any, columns: Sequence[str]) -> pa.Table:
+        """Generation 2's read, for compound and integer keys: ``keys`` holds one column per
+        key column (a pyarrow Table or RecordBatch, or a mapping of column name to values).
+
+        The answer is sparse: a row per key found, in request order (none for a key never
+        written, two for a key asked twice), led by ``_idx`` (uint32, the key's position in
+        ``keys``), then ``columns``. Key types widen (int32 keys for an int64 key column) but
+        never narrow: a mapping of Python ints is int64, so pass ``pa.array(v, pa.int32())``
+        for an int32 key column."""
+        return pa.table(self._native.read_keyed(table, key_table(keys), columns_of(columns)))
+
+    def compact(self, table: str) -> None:
+        """Merges all of ``table``'s segments into one (dropping replaced and expired rows);
+        returns when done."""
+        self._native.compact(table)
 
     def list_tables(self) -> dict[str, TableSchema]:
         """Every table and its schema."""
