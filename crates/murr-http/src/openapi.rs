@@ -247,6 +247,12 @@ mod tests {
             .collect();
         routes.sort();
         assert_eq!(documented, routes);
+        // The project's API reference has a row for every route too.
+        let reference = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/api.md"));
+        for (method, path) in crate::ROUTES {
+            let row = format!("| {} | `{path}` |", method.to_uppercase());
+            assert!(reference.contains(&row), "docs/api.md lacks the row {row}");
+        }
         assert_eq!(
             doc["components"]["schemas"]["DType"]["oneOf"][0]["enum"]
                 .as_array()
