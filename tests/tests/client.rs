@@ -531,3 +531,69 @@ async fn compound_keys_read_sparse_over_both_transports() {
         "both transports give the same batch"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn integer_keys_over_both_transports() {
+    let server = TestServer::start().await;
+    let schema = TableSchema::compound(
+        &["id"],
+        vec![
+            ColumnDef::new("id", DType::Int32, false),
+            ColumnDef::new("v", DType::Float64, true),
+        ],
+    );
+    for transport in [Transport::Http, Transport::Flight] {
+        let client = server.client(transport);
+        let table = format!("ints-{transport:?}");
+        client.create_table(&table, &schema).await.expect("creates");
+        let rows = RecordBatch::try_from_iter([
+            ("id", Arc::new(Int32Array::from(vec![-1, 7])) as ArrayRef),
+            (
+                "v",
+                Arc::new(Float64Array::from(vec![0.5, 1.5])) as ArrayRef,
+            ),
+        ])
+        .expect("batch");
+        client.write(&table, [rows]).await.expect("writes");
+        let keys = |ids: Vec<i32>| {
+            RecordBatch::try_from_iter([("id", Arc::new(Int32Array::from(ids)) as ArrayRef)])
+                .expect("keys")
+        };
+        let got = client
+            .read(&table, &keys(vec![7, 8, -1]), &["v"])
+            .await
+            .expect("reads");
+        let idx = got
+            .column(0)
+            .as_any()
+            .downcast_ref::<arrow_array::UInt32Array>()
+            .expect("uint32");
+        assert_eq!(idx.values().to_vec(), [0, 2], "{transport:?}");
+        // Nothing found: no rows, the full schema.
+        let none = client
+            .read(&table, &keys(vec![100]), &["v"])
+            .await
+            .expect("reads");
+        assert_eq!(none.num_rows(), 0);
+        assert_eq!(none.schema().fields().len(), 2);
+        for bad in ["_idx", "id"] {
+            let err = client
+                .read(&table, &keys(vec![7]), &[bad])
+                .await
+                .expect_err("not a column to ask for");
+            assert!(
+                matches!(&err, Error::InvalidArgument(_)),
+                "{transport:?} {bad}: {err}"
+            );
+        }
+        // Keys as strings do not fit an integer key.
+        let err = client
+            .fetch(&table, &["7"], &["v"])
+            .await
+            .expect_err("an int32 key");
+        assert!(
+            matches!(&err, Error::InvalidArgument(m) if m.contains("\"id\" (int32)")),
+            "{transport:?}: {err}"
+        );
+    }
+}

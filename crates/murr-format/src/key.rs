@@ -235,6 +235,12 @@ mod tests {
         }
         let nullable = TableSchema::compound(&["k"], vec![ColumnDef::new("k", DType::Int32, true)]);
         assert!(KeyCodec::new(&nullable).is_err());
+        let unknown = TableSchema::compound(
+            &["k", "nope"],
+            vec![ColumnDef::new("k", DType::Int32, false)],
+        );
+        let err = KeyCodec::new(&unknown).expect_err("no such column");
+        assert!(err.to_string().contains("\"nope\""), "{err}");
     }
 
     #[test]

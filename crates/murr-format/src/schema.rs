@@ -188,13 +188,21 @@ impl TableSchema {
     }
 
     /// A generation-2 schema whose key is the columns named `keys`, which are put in schema
-    /// order; call [`TableSchema::validate`] before trusting it.
+    /// order (a name that is no column stays, last, for [`TableSchema::validate`] to report);
+    /// call [`TableSchema::validate`] before trusting it.
     pub fn compound<S: AsRef<str>>(keys: &[S], columns: Vec<ColumnDef>) -> Self {
-        let keys = columns
+        let mut ordered: Vec<String> = columns
             .iter()
             .filter(|c| keys.iter().any(|k| k.as_ref() == c.name))
             .map(|c| c.name.clone())
             .collect();
+        ordered.extend(
+            keys.iter()
+                .map(AsRef::as_ref)
+                .filter(|k| !columns.iter().any(|c| c.name == *k))
+                .map(str::to_owned),
+        );
+        let keys = ordered;
         TableSchema {
             keys,
             columns,
