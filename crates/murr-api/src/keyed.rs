@@ -319,7 +319,7 @@ fn arrow_keys(name: &str, dtype: DType, array: &ArrayRef) -> Result<ArrayRef, St
     if from == &dtype.to_arrow() {
         return Ok(Arc::clone(array));
     }
-    if !key_widens(from, dtype) {
+    if !dtype.widens_from(from) {
         return Err(format!(
             "key column {name:?} is {dtype}; the request gives {from}, which does not widen to it \
              (integers are never narrowed: send the key's type, e.g. pa.array(keys, pa.{}()))",
@@ -328,24 +328,6 @@ fn arrow_keys(name: &str, dtype: DType, array: &ArrayRef) -> Result<ArrayRef, St
     }
     arrow_cast::cast(array, &dtype.to_arrow())
         .map_err(|e| format!("key column {name:?}: cannot convert {from} to {dtype}: {e}"))
-}
-
-/// Whether keys of Arrow type `from` widen to a key column of `to` without loss.
-fn key_widens(from: &DataType, to: DType) -> bool {
-    use DataType as A;
-    match to {
-        DType::Utf8 => matches!(from, A::LargeUtf8 | A::Utf8View),
-        DType::Int16 => matches!(from, A::Int8 | A::UInt8),
-        DType::Int32 => matches!(from, A::Int8 | A::Int16 | A::UInt8 | A::UInt16),
-        DType::Int64 => matches!(
-            from,
-            A::Int8 | A::Int16 | A::Int32 | A::UInt8 | A::UInt16 | A::UInt32
-        ),
-        DType::UInt16 => matches!(from, A::UInt8),
-        DType::UInt32 => matches!(from, A::UInt8 | A::UInt16),
-        DType::UInt64 => matches!(from, A::UInt8 | A::UInt16 | A::UInt32),
-        _ => false,
-    }
 }
 
 /// The sparse answer: [`IDX_COLUMN`] (the positions `found` of the keys in the request) first,

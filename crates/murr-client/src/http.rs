@@ -161,16 +161,7 @@ impl HttpClient {
             columns: columns.iter().map(|c| Cow::Borrowed(*c)).collect(),
         })
         .map_err(|e| Error::InvalidArgument(e.to_string()))?;
-        let resp = self
-            .http
-            .post(self.url(&format!("/api/v1/table/{name}/fetch")))
-            .header("content-type", "application/json")
-            .header("accept", ARROW_STREAM)
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| transport(&e))?;
-        arrow_answer(Self::check(resp).await?)
+        self.post_fetch(name, "application/json", body).await
     }
 
     pub(crate) async fn read(
@@ -180,10 +171,20 @@ impl HttpClient {
         columns: &[&str],
     ) -> Result<RecordBatch> {
         let body = murr_api::arrow_body(keys, columns).map_err(Error::InvalidArgument)?;
+        self.post_fetch(name, ARROW_STREAM, body).await
+    }
+
+    /// POSTs a fetch body of `content_type`, asking for an Arrow answer.
+    async fn post_fetch(
+        &self,
+        name: &str,
+        content_type: &'static str,
+        body: Vec<u8>,
+    ) -> Result<RecordBatch> {
         let resp = self
             .http
             .post(self.url(&format!("/api/v1/table/{name}/fetch")))
-            .header("content-type", ARROW_STREAM)
+            .header("content-type", content_type)
             .header("accept", ARROW_STREAM)
             .body(body)
             .send()

@@ -289,6 +289,63 @@ const UNITS: [TimeUnit; 4] = [
 ];
 
 impl DType {
+    /// Whether values of Arrow type `from` fit losslessly into a column of this type (what
+    /// writes and generation-2 fetch keys accept besides the type itself). A list into a
+    /// fixed-size list fits when every list has the right length: the cast checks each.
+    pub fn widens_from(self, from: &arrow_schema::DataType) -> bool {
+        use arrow_schema::DataType as A;
+        let to = self;
+        if from == &to.to_arrow() {
+            return true;
+        }
+        match to {
+            DType::Binary => matches!(from, A::LargeBinary | A::BinaryView | A::FixedSizeBinary(_)),
+            DType::List(item) => match from {
+                A::List(f) | A::LargeList(f) | A::FixedSizeList(f, _) => {
+                    item.dtype().widens_from(f.data_type())
+                }
+                _ => false,
+            },
+            DType::FixedSizeList(item, n) => match from {
+                A::List(f) | A::LargeList(f) => item.dtype().widens_from(f.data_type()),
+                A::FixedSizeList(f, m) => {
+                    *m as i64 == i64::from(n) && item.dtype().widens_from(f.data_type())
+                }
+                _ => false,
+            },
+            DType::Utf8 => match from {
+                A::LargeUtf8 | A::Utf8View => true,
+                A::Dictionary(_, value) => matches!(**value, A::Utf8 | A::LargeUtf8 | A::Utf8View),
+                _ => false,
+            },
+            DType::Int16 => matches!(from, A::Int8 | A::UInt8),
+            DType::Int32 => matches!(from, A::Int8 | A::Int16 | A::UInt8 | A::UInt16),
+            DType::Int64 => matches!(
+                from,
+                A::Int8 | A::Int16 | A::Int32 | A::UInt8 | A::UInt16 | A::UInt32
+            ),
+            DType::UInt16 => matches!(from, A::UInt8),
+            DType::UInt32 => matches!(from, A::UInt8 | A::UInt16),
+            DType::UInt64 => matches!(from, A::UInt8 | A::UInt16 | A::UInt32),
+            DType::Float32 => {
+                matches!(from, A::Float16 | A::Int8 | A::Int16 | A::UInt8 | A::UInt16)
+            }
+            DType::Float16 => false,
+            DType::Float64 => matches!(
+                from,
+                A::Float16
+                    | A::Float32
+                    | A::Int8
+                    | A::Int16
+                    | A::Int32
+                    | A::UInt8
+                    | A::UInt16
+                    | A::UInt32
+            ),
+            _ => false,
+        }
+    }
+
     /// Whether values of this type are numbers (the items a fixed-size list may hold).
     pub fn is_numeric(self) -> bool {
         matches!(

@@ -281,16 +281,7 @@ fn config_file_env_and_bad_config() {
 /// reads a do_get answer and lists flights.
 #[test]
 fn pyarrow_interoperates() {
-    let has_pyarrow = Command::new("python3")
-        .args(["-c", "import pyarrow"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !has_pyarrow {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must install pyarrow (.ci/run does)"
-        );
-        eprintln!("pyarrow is not installed: `pip install pyarrow` to run this test");
+    if !has_pyarrow("this test") {
         return;
     }
     let data = tempfile::tempdir().expect("temp folder");
@@ -320,16 +311,7 @@ body = call("POST", "/api/v1/table/t/fetch", json.dumps({"keys": ["a", "q", "r",
 table = ipc.open_stream(body).read_all()
 print(json.dumps({"columns": table.to_pydict(), "types": [str(f.type) for f in table.schema]}))
 "#;
-    let out = Command::new("python3")
-        .args(["-c", script, &m.base])
-        .output()
-        .expect("runs python");
-    assert!(
-        out.status.success(),
-        "python failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let got: Value = serde_json::from_slice(&out.stdout).expect("JSON from python");
+    let got = run_python(script, &m.base);
     assert_eq!(got["types"], json!(["int64", "float", "string"]));
     assert_eq!(
         got["columns"],
@@ -788,17 +770,38 @@ fn both_api_generations_side_by_side() {
     m.stop();
 }
 
-fn pyarrow_keyed_fetch(m: &Murr) {
-    let has_pyarrow = Command::new("python3")
+/// Runs the Python `script` with `base` as its argument; the JSON it prints.
+fn run_python(script: &str, base: &str) -> Value {
+    let out = Command::new("python3")
+        .args(["-c", script, base])
+        .output()
+        .expect("runs python");
+    assert!(
+        out.status.success(),
+        "python failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON from python")
+}
+
+/// Whether `python3` has pyarrow; CI must (.ci/run installs it), elsewhere `what` is skipped.
+fn has_pyarrow(what: &str) -> bool {
+    let has = Command::new("python3")
         .args(["-c", "import pyarrow"])
         .status()
         .is_ok_and(|s| s.success());
-    if !has_pyarrow {
+    if !has {
         assert!(
             std::env::var_os("CI").is_none(),
             "CI must install pyarrow (.ci/run does)"
         );
-        eprintln!("pyarrow is not installed: `pip install pyarrow` to run the Arrow half");
+        eprintln!("pyarrow is not installed: `pip install pyarrow` to run {what}");
+    }
+    has
+}
+
+fn pyarrow_keyed_fetch(m: &Murr) {
+    if !has_pyarrow("the Arrow half") {
         return;
     }
     let script = r#"
@@ -826,16 +829,7 @@ status, err = request("i", pa.table({"id": [1, 2]}), ["flag"])
 out["int64_for_int32"] = [status, err["error"]]
 print(json.dumps(out))
 "#;
-    let out = Command::new("python3")
-        .args(["-c", script, &m.base])
-        .output()
-        .expect("runs python");
-    assert!(
-        out.status.success(),
-        "python failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let got: Value = serde_json::from_slice(&out.stdout).expect("JSON from python");
+    let got = run_python(script, &m.base);
     assert_eq!(got["names"], json!(["_idx", "score"]));
     assert_eq!(got["types"], json!(["uint32", "float"]));
     assert_eq!(got["rows"]["_idx"], json!([0, 2]));

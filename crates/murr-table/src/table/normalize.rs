@@ -50,59 +50,6 @@ fn expanded_bytes(array: &dyn Array) -> Option<usize> {
     )
 }
 
-/// Whether values of Arrow type `from` fit losslessly into a column of `to`. A list into a
-/// fixed-size list fits when every list has the right length: the cast checks each.
-fn widens(from: &DataType, to: DType) -> bool {
-    use DataType as A;
-    if from == &to.to_arrow() {
-        return true;
-    }
-    match to {
-        DType::Binary => matches!(from, A::LargeBinary | A::BinaryView | A::FixedSizeBinary(_)),
-        DType::List(item) => match from {
-            A::List(f) | A::LargeList(f) | A::FixedSizeList(f, _) => {
-                widens(f.data_type(), item.dtype())
-            }
-            _ => false,
-        },
-        DType::FixedSizeList(item, n) => match from {
-            A::List(f) | A::LargeList(f) => widens(f.data_type(), item.dtype()),
-            A::FixedSizeList(f, m) => {
-                *m as i64 == i64::from(n) && widens(f.data_type(), item.dtype())
-            }
-            _ => false,
-        },
-        DType::Utf8 => match from {
-            A::LargeUtf8 | A::Utf8View => true,
-            A::Dictionary(_, value) => matches!(**value, A::Utf8 | A::LargeUtf8 | A::Utf8View),
-            _ => false,
-        },
-        DType::Int16 => matches!(from, A::Int8 | A::UInt8),
-        DType::Int32 => matches!(from, A::Int8 | A::Int16 | A::UInt8 | A::UInt16),
-        DType::Int64 => matches!(
-            from,
-            A::Int8 | A::Int16 | A::Int32 | A::UInt8 | A::UInt16 | A::UInt32
-        ),
-        DType::UInt16 => matches!(from, A::UInt8),
-        DType::UInt32 => matches!(from, A::UInt8 | A::UInt16),
-        DType::UInt64 => matches!(from, A::UInt8 | A::UInt16 | A::UInt32),
-        DType::Float32 => matches!(from, A::Float16 | A::Int8 | A::Int16 | A::UInt8 | A::UInt16),
-        DType::Float16 => false,
-        DType::Float64 => matches!(
-            from,
-            A::Float16
-                | A::Float32
-                | A::Int8
-                | A::Int16
-                | A::Int32
-                | A::UInt8
-                | A::UInt16
-                | A::UInt32
-        ),
-        _ => false,
-    }
-}
-
 /// Nanoseconds in a unit.
 fn nanos(unit: TimeUnit) -> i64 {
     match unit {
@@ -213,7 +160,7 @@ pub(crate) fn normalize(table: &str, meta: &TableMeta, batch: &RecordBatch) -> R
             arrow_cast::cast(array, &want).map_err(|e| {
                 Error::invalid(format!("column {:?}: float64 to float32: {e}", column.name))
             })?
-        } else if widens(array.data_type(), column.dtype) {
+        } else if column.dtype.widens_from(array.data_type()) {
             if let Some(bytes) = expanded_bytes(array.as_ref())
                 && bytes > MAX_EXPANDED_COLUMN_BYTES
             {
@@ -265,6 +212,10 @@ pub(crate) fn normalize(table: &str, meta: &TableMeta, batch: &RecordBatch) -> R
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn widens(from: &DataType, to: DType) -> bool {
+        to.widens_from(from)
+    }
 
     #[test]
     fn widening_is_lossless_only() {
