@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use arrow_array::cast::AsArray;
 use arrow_array::{Array, ArrayRef, RecordBatch, RecordBatchOptions};
 use arrow_schema::Schema;
 use murr_format::DType;
@@ -62,6 +63,15 @@ impl Table {
                 "the keys do not match table {:?}'s key columns",
                 self.name
             )));
+        }
+        if codec.is_text() {
+            // A utf8 key's bytes are its encoded key: borrowed, no copy.
+            let texts = keys[0].as_string::<i32>();
+            let encoded: Vec<&[u8]> = texts
+                .iter()
+                .map(|k| k.unwrap_or_default().as_bytes())
+                .collect();
+            return self.fetch_found(&encoded, columns);
         }
         let refs: Vec<&ArrayRef> = keys.iter().collect();
         let encoded = encode_key_arrays(codec, &refs, rows);
