@@ -146,12 +146,6 @@ impl KeyCodec {
             names.join(", ")
         ))
     }
-
-    /// The encoded key of one row whose key column holds `value` (a utf8 key's bytes), when
-    /// [`KeyCodec::is_text`].
-    pub fn encode_value<'a>(&self, value: &'a [u8]) -> &'a [u8] {
-        value
-    }
 }
 
 /// Appends component values to an encoded key.
