@@ -77,56 +77,118 @@ pub fn build<'a>(
     seed: u64,
     out: &mut Vec<u8>,
 ) -> Result<(u8, u64)> {
-    let rows = keys.len() as u64;
-    if rows >= u64::from(u32::MAX) {
-        return Err(Error::invalid(format!(
-            "a segment holds at most {} rows, got {rows}",
-            u32::MAX - 1
-        )));
-    }
-    let width = slot_width_for(rows);
-    let capacity = capacity_for(rows);
-    let mut slots = vec![
-        empty(width);
-        usize::try_from(capacity).map_err(|_| Error::invalid("index too large"))?
-    ];
-    let tag_mask = if width == 4 {
-        0xFF00_0000
-    } else {
-        0xFFFF_FFFF_0000_0000
-    };
-    let row_mask = if width == 4 { 0x00FF_FFFF } else { 0xFFFF_FFFF };
+    let mut builder = Builder::new(keys.len() as u64, seed)?;
     for (row, key) in keys.enumerate() {
-        let hash = hash_key(key, seed);
-        let packed = pack(width, hash, row as u64);
-        let mut pos = home(hash, capacity);
+        builder.insert(row as u64, key, |r| Some(key_at(r)))?;
+    }
+    let (width, capacity, bytes) = builder.finish();
+    out.extend_from_slice(&bytes);
+    Ok((width, capacity))
+}
+
+/// Fills a slot array one key at a time, so that an encoder can insert the keys of rows it
+/// has already written out (see `SegmentEncoder::streaming`). The slots are kept as they are
+/// stored: 4 or 8 bytes each, little-endian.
+#[derive(Debug)]
+pub struct Builder {
+    width: u8,
+    capacity: u64,
+    seed: u64,
+    slots: Vec<u8>,
+}
+
+impl Builder {
+    /// A slot array for `rows` keys hashed with `seed`, all slots empty.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] when there are too many rows.
+    pub fn new(rows: u64, seed: u64) -> Result<Builder> {
+        if rows >= u64::from(u32::MAX) {
+            return Err(Error::invalid(format!(
+                "a segment holds at most {} rows, got {rows}",
+                u32::MAX - 1
+            )));
+        }
+        let width = slot_width_for(rows);
+        let capacity = capacity_for(rows);
+        let len = usize::try_from(capacity)
+            .ok()
+            .and_then(|c| c.checked_mul(usize::from(width)))
+            .ok_or_else(|| Error::invalid("index too large"))?;
+        Ok(Builder {
+            width,
+            capacity,
+            seed,
+            // Every byte 0xFF: every slot empty, whatever its width.
+            slots: vec![0xFF; len],
+        })
+    }
+
+    #[inline]
+    fn get(&self, pos: usize) -> u64 {
+        if self.width == 4 {
+            let b = &self.slots[pos * 4..pos * 4 + 4];
+            u64::from(u32::from_le_bytes(b.try_into().expect("4 bytes")))
+        } else {
+            let b = &self.slots[pos * 8..pos * 8 + 8];
+            u64::from_le_bytes(b.try_into().expect("8 bytes"))
+        }
+    }
+
+    #[inline]
+    fn set(&mut self, pos: usize, slot: u64) {
+        if self.width == 4 {
+            let v = u32::try_from(slot).expect("a narrow slot");
+            self.slots[pos * 4..pos * 4 + 4].copy_from_slice(&v.to_le_bytes());
+        } else {
+            self.slots[pos * 8..pos * 8 + 8].copy_from_slice(&slot.to_le_bytes());
+        }
+    }
+
+    /// Inserts the key of `row`. When a slot on its probe path holds a row with the same tag,
+    /// `key_at` gives that row's key to compare, or `None` when the caller no longer has it
+    /// (the rows were written out): the keys are then taken to differ.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] when `key_at` shows an earlier row with the same key.
+    #[inline]
+    pub fn insert<'a>(
+        &mut self,
+        row: u64,
+        key: &[u8],
+        key_at: impl Fn(u64) -> Option<&'a [u8]>,
+    ) -> Result<()> {
+        let (tag_mask, row_mask) = if self.width == 4 {
+            (0xFF00_0000, 0x00FF_FFFF)
+        } else {
+            (0xFFFF_FFFF_0000_0000, 0xFFFF_FFFF)
+        };
+        let hash = hash_key(key, self.seed);
+        let packed = pack(self.width, hash, row);
+        let mut pos = home(hash, self.capacity);
         loop {
-            let slot = &mut slots[pos as usize];
-            if *slot == empty(width) {
-                *slot = packed;
-                break;
+            let slot = self.get(pos as usize);
+            if slot == empty(self.width) {
+                self.set(pos as usize, packed);
+                return Ok(());
             }
-            if *slot & tag_mask == packed & tag_mask && key_at(*slot & row_mask) == key {
+            if slot & tag_mask == packed & tag_mask && key_at(slot & row_mask) == Some(key) {
                 return Err(Error::invalid(format!(
                     "key {:?} appears twice in one segment",
                     String::from_utf8_lossy(key)
                 )));
             }
             pos += 1;
-            if pos == capacity {
+            if pos == self.capacity {
                 pos = 0;
             }
         }
     }
-    out.reserve(slots.len() * usize::from(width));
-    for s in slots {
-        if width == 4 {
-            out.extend_from_slice(&(s as u32).to_le_bytes());
-        } else {
-            out.extend_from_slice(&s.to_le_bytes());
-        }
+
+    /// The slot width, the capacity and the slots as stored.
+    pub fn finish(self) -> (u8, u64, Vec<u8>) {
+        (self.width, self.capacity, self.slots)
     }
-    Ok((width, capacity))
 }
 
 /// A read-only view of a stored slot array.

@@ -40,6 +40,11 @@ fn encode(keys: &[String], nulls: bool) -> Bytes {
 
 /// As [`encode`]; with `inline`, the key and the utf8 column are stored in the rows.
 fn encode_with(keys: &[String], nulls: bool, inline: bool) -> Bytes {
+    encode_windowed(keys, nulls, inline, None)
+}
+
+/// As [`encode_with`]; with a `window`, a streaming encoder writes the rows that many at a time.
+fn encode_windowed(keys: &[String], nulls: bool, inline: bool, window: Option<usize>) -> Bytes {
     // Measured stats let the encoder put the short strings inline; unknown ones keep them in
     // sections.
     let stats = |lens: Vec<usize>| {
@@ -67,31 +72,40 @@ fn encode_with(keys: &[String], nulls: bool, inline: bool) -> Bytes {
         },
         spec("b", DType::Bool, false),
     ];
-    let mut enc =
-        SegmentEncoder::new(cols, 0, keys.len(), WriteTimes::at(0)).expect("valid layout");
+    let mut enc = match window {
+        None => SegmentEncoder::new(cols, 0, keys.len(), WriteTimes::at(0)),
+        Some(w) => SegmentEncoder::streaming(cols, 0, keys.len(), WriteTimes::at(0), w),
+    }
+    .expect("valid layout");
+    let mut out = Vec::new();
     let width = enc.row_width();
     let (n_off, f_off, b_off) = (
         enc.fixed_offset(1).expect("fixed"),
         enc.fixed_offset(2).expect("fixed"),
         enc.fixed_offset(4).expect("fixed"),
     );
+    let mut start = 0;
     for (r, key) in keys.iter().enumerate() {
         let null = nulls && r % 3 == 0;
+        if r - start == enc.window() {
+            enc.flush_rows(&mut out, r - start).expect("flushes");
+            start = r;
+        }
+        let (r, at) = (r - start, r);
         let row = &mut enc.rows_mut()[r * width..(r + 1) * width];
         if !null {
-            (r as i64).write_le(&mut row[n_off..n_off + 8]);
+            (at as i64).write_le(&mut row[n_off..n_off + 8]);
         }
-        (r as f32 * 0.5).write_le(&mut row[f_off..f_off + 4]);
-        row[b_off] = u8::from(r % 2 == 0);
+        (at as f32 * 0.5).write_le(&mut row[f_off..f_off + 4]);
+        row[b_off] = u8::from(at % 2 == 0);
         if !null {
             enc.set_valid(1, r);
             enc.set_valid(3, r);
         }
         enc.push_var(0, Some(key.as_bytes()));
-        let s = format!("value {r}");
+        let s = format!("value {at}");
         enc.push_var(3, (!null).then_some(s.as_bytes()));
     }
-    let mut out = Vec::new();
     let written = enc.finish(&mut out).expect("encodes");
     assert_eq!(written, out.len() as u64);
     Bytes::from(out)
@@ -123,6 +137,51 @@ fn check(view: &SegmentView, keys: &[String], nulls: bool) {
         }
     }
     assert_eq!(view.find(b"absent"), None);
+}
+
+#[test]
+fn a_streamed_segment_is_the_segment_built_whole() {
+    let keys = keys(300);
+    for (nulls, inline) in [(false, false), (true, false), (false, true), (true, true)] {
+        let whole = encode_with(&keys, nulls, inline);
+        for window in [1, 7, 64, 299, 300, 1000] {
+            let streamed = encode_windowed(&keys, nulls, inline, Some(window));
+            assert!(
+                streamed == whole,
+                "window {window}, nulls {nulls}, inline {inline}: the bytes differ"
+            );
+        }
+        let view = SegmentView::open(whole, Verify::Full).expect("opens");
+        check(&view, &keys, nulls);
+    }
+}
+
+#[test]
+fn a_streaming_encoder_refuses_more_rows_than_its_window_or_segment() {
+    let cols = vec![spec("id", DType::Utf8, false)];
+    let mut enc = SegmentEncoder::streaming(cols, 0, 5, WriteTimes::at(0), 2).expect("layout");
+    assert_eq!(enc.window(), 2);
+    let mut out = Vec::new();
+    assert!(enc.flush_rows(&mut out, 3).is_err(), "more than the window");
+    for k in ["a", "b"] {
+        enc.push_var(0, Some(k.as_bytes()));
+    }
+    enc.flush_rows(&mut out, 2).expect("a window");
+    for k in ["c", "d"] {
+        enc.push_var(0, Some(k.as_bytes()));
+    }
+    enc.flush_rows(&mut out, 2).expect("a window");
+    assert!(
+        enc.flush_rows(&mut out, 2).is_err(),
+        "past the segment's rows"
+    );
+    enc.push_var(0, Some(b"e"));
+    enc.finish(&mut out)
+        .expect("the last row is written by finish");
+    let view = SegmentView::open(Bytes::from(out), Verify::Full).expect("opens");
+    for (r, k) in ["a", "b", "c", "d", "e"].iter().enumerate() {
+        assert_eq!(view.find(k.as_bytes()), Some(r as u32));
+    }
 }
 
 #[test]

@@ -179,142 +179,325 @@ impl Written<'_> {
 /// [`Error::Invalid`] when a column has the wrong type, a key repeats, or a non-nullable column
 /// holds a null; [`Error::Format`] when writing fails.
 pub fn encode(schema: &TableSchema, inputs: &[Input<'_>], out: &mut impl Write) -> Result<u64> {
-    let total: usize = inputs.iter().map(|i| i.row_ids.len()).sum();
     let codec = KeyCodec::new(schema).map_err(invalid)?;
-    // A one-column utf8 key is the segment's key column; any other key is encoded into an extra
-    // binary column, after the table's.
-    let text_key = codec.is_text().then(|| schema.key_positions()[0]);
-    let encoded_keys: Vec<ArrayRef> = if text_key.is_some() {
-        Vec::new()
-    } else {
-        inputs
-            .iter()
-            .map(|i| RowKeys::new(&codec, i.batch))
-            .map(|k| match k? {
-                RowKeys::Encoded(a) => Ok(Arc::new(a) as ArrayRef),
-                RowKeys::Text(_) => unreachable!("not a text key"),
-            })
-            .collect::<Result<_>>()?
-    };
-    let mut specs = Vec::with_capacity(schema.columns.len());
-    let mut arrays: Vec<Vec<Option<&ArrayRef>>> = Vec::with_capacity(schema.columns.len());
-    // Schema positions of the columns the segment stores.
-    let mut stored: Vec<usize> = Vec::with_capacity(schema.columns.len());
-    for (c, column) in schema.columns.iter().enumerate() {
-        let per_input: Vec<Option<&ArrayRef>> = inputs
-            .iter()
-            .map(|i| column_of(i.batch, c, &column.name))
-            .collect();
-        // Valid values among the selected rows.
-        let mut values = 0usize;
-        for (input, array) in inputs.iter().zip(&per_input) {
-            if let Some(a) = array {
-                if a.data_type() != &column.dtype.to_arrow() {
-                    return Err(Error::Invalid(format!(
-                        "column {:?} is {}, expected {}",
-                        column.name,
-                        a.data_type(),
-                        column.dtype.to_arrow()
-                    )));
-                }
-                values += if a.null_count() == 0 {
-                    input.row_ids.len()
-                } else {
-                    input
-                        .row_ids
-                        .iter()
-                        .filter(|&&r| a.is_valid(r as usize))
-                        .count()
-                };
-            }
-        }
-        let has_nulls = values < total;
-        if has_nulls && !column.nullable {
+    let keys = encoded_keys(&codec, inputs)?;
+    let mut tally = Tally::new(schema);
+    tally.add(schema, inputs, &keys)?;
+    let plan = Plan::new(schema, &codec, &tally)?;
+    let mut enc = SegmentEncoder::new(plan.specs.clone(), plan.key, tally.total, plan.times)
+        .map_err(invalid)?
+        .with_hash_seed(random_seed(tally.total));
+    plan.fill(&mut enc, schema, inputs, &keys)?;
+    enc.finish(out).map_err(invalid)
+}
+
+/// One part of the rows of [`encode_chunked`]: a batch of the table's columns (every row of it
+/// is taken) and each row's write time.
+#[derive(Debug, Clone)]
+pub struct Chunk {
+    /// The rows.
+    pub batch: RecordBatch,
+    /// When each row was written, seconds since the Unix epoch.
+    pub written: Vec<i64>,
+}
+
+/// Encodes `count` chunks of rows, in order, as one segment into `out`; returns the bytes
+/// written. `chunk(i)` is called twice for each chunk: once to count what the columns hold
+/// (which decides their storage), once to encode the rows, which leave for `out` a chunk at a
+/// time. Memory is one chunk's batch and rows, the key index and the sections written after
+/// the rows (variable-width values, lists, sparse records): not the whole segment's rows, as
+/// [`encode`] takes. The keys of all chunks must be distinct (this is not checked across
+/// chunks); a merge's are.
+///
+/// # Errors
+/// As [`encode`], and those of `chunk`.
+pub fn encode_chunked(
+    schema: &TableSchema,
+    count: usize,
+    mut chunk: impl FnMut(usize) -> Result<Chunk>,
+    out: &mut impl Write,
+) -> Result<u64> {
+    let codec = KeyCodec::new(schema).map_err(invalid)?;
+    let mut tally = Tally::new(schema);
+    let mut window = 0usize;
+    for i in 0..count {
+        let c = chunk(i)?;
+        let ids = row_ids(&c);
+        let inputs = [Input {
+            batch: &c.batch,
+            row_ids: &ids,
+            written: Written::Each(&c.written),
+        }];
+        let keys = encoded_keys(&codec, &inputs)?;
+        tally.add(schema, &inputs, &keys)?;
+        window = window.max(c.batch.num_rows());
+    }
+    let plan = Plan::new(schema, &codec, &tally)?;
+    let mut enc = SegmentEncoder::streaming(
+        plan.specs.clone(),
+        plan.key,
+        tally.total,
+        plan.times,
+        window,
+    )
+    .map_err(invalid)?
+    .with_hash_seed(random_seed(tally.total));
+    let mut rows = 0usize;
+    for i in 0..count {
+        let c = chunk(i)?;
+        let ids = row_ids(&c);
+        let inputs = [Input {
+            batch: &c.batch,
+            row_ids: &ids,
+            written: Written::Each(&c.written),
+        }];
+        let keys = encoded_keys(&codec, &inputs)?;
+        plan.fill(&mut enc, schema, &inputs, &keys)?;
+        rows += ids.len();
+        if rows > tally.total {
             return Err(Error::Invalid(format!(
-                "column {:?} is not nullable but holds a null",
-                column.name
+                "chunk {i} holds other rows than when it was counted"
             )));
         }
-        if values == 0 && total > 0 && Some(c) != text_key {
-            continue; // all null: not stored
-        }
-        let mut stats = match column.dtype {
-            DType::Utf8 => byte_lengths::<Utf8Type>(inputs, &per_input),
-            DType::Binary => byte_lengths::<BinaryType>(inputs, &per_input),
-            _ => ValueStats::UNKNOWN,
-        };
-        stats.values = values;
-        specs.push(ColumnSpec {
-            name: column.name.clone(),
-            dtype: column.dtype,
-            nullable: column.nullable,
-            has_nulls,
-            stats,
-        });
-        arrays.push(per_input);
-        stored.push(c);
-    }
-    let key = match text_key {
-        Some(key) => stored
-            .iter()
-            .position(|&c| c == key)
-            .expect("the key column is always stored"),
-        None => {
-            let per_input: Vec<Option<&ArrayRef>> = encoded_keys.iter().map(Some).collect();
-            let mut stats = byte_lengths::<BinaryType>(inputs, &per_input);
-            stats.values = total;
-            specs.push(ColumnSpec {
-                name: ENCODED_KEY_COLUMN.to_owned(),
-                dtype: DType::Binary,
-                nullable: false,
-                has_nulls: false,
-                stats,
-            });
-            arrays.push(per_input);
-            specs.len() - 1
-        }
-    };
-    let mut times = WriteTimes::at(0);
-    let mut selected = inputs
-        .iter()
-        .flat_map(|i| i.row_ids.iter().map(|&r| i.written.of(r)));
-    if let Some(first) = selected.next() {
-        times = WriteTimes::at(first);
-        for t in selected {
-            times.min = times.min.min(t);
-            times.max = times.max.max(t);
-        }
-    }
-    // A random seed per segment: nobody can choose keys that collide in its index.
-    let seed = std::hash::BuildHasher::hash_one(&std::hash::RandomState::new(), total);
-    let mut enc = SegmentEncoder::new(specs, key, total, times)
-        .map_err(invalid)?
-        .with_hash_seed(seed);
-    if times.min != times.max {
-        let mut row = 0usize;
-        for input in inputs {
-            for &r in input.row_ids {
-                enc.set_written(row, input.written.of(r));
-                row += 1;
-            }
-        }
-    }
-    if text_key.is_none() {
-        fill_bytes::<BinaryType>(&mut enc, key, inputs, &arrays[key]);
-    }
-    for (c, &at) in stored.iter().enumerate() {
-        let column = &schema.columns[at];
-        let arrays = &arrays[c];
-        downcast_dtype!(column.dtype,
-            |T| fill_fixed::<T>(&mut enc, c, inputs, arrays),
-            utf8 => fill_bytes::<Utf8Type>(&mut enc, c, inputs, arrays),
-            binary => fill_bytes::<BinaryType>(&mut enc, c, inputs, arrays),
-            bool => fill_bool(&mut enc, c, inputs, arrays),
-            list => fill_list(&mut enc, c, column.dtype, inputs, arrays),
-            other(d) => return Err(Error::Invalid(format!("dtype {d} cannot be stored yet"))),
-        );
+        enc.flush_rows(out, ids.len()).map_err(invalid)?;
     }
     enc.finish(out).map_err(invalid)
+}
+
+fn row_ids(c: &Chunk) -> Vec<u32> {
+    (0..c.batch.num_rows() as u32).collect()
+}
+
+/// A random seed per segment: nobody can choose keys that collide in its index.
+fn random_seed(rows: usize) -> u64 {
+    std::hash::BuildHasher::hash_one(&std::hash::RandomState::new(), rows)
+}
+
+/// Each input's encoded keys, when the key is not one utf8 column (which the segment stores as
+/// it is); empty otherwise.
+fn encoded_keys(codec: &KeyCodec, inputs: &[Input<'_>]) -> Result<Vec<ArrayRef>> {
+    if codec.is_text() {
+        return Ok(Vec::new());
+    }
+    inputs
+        .iter()
+        .map(|i| match RowKeys::new(codec, i.batch)? {
+            RowKeys::Encoded(a) => Ok(Arc::new(a) as ArrayRef),
+            RowKeys::Text(_) => unreachable!("not a text key"),
+        })
+        .collect()
+}
+
+/// What the rows to encode hold, counted over inputs: it decides each column's storage.
+struct Tally {
+    total: usize,
+    /// Per schema column: the valid values, and the byte lengths of utf8 and binary ones.
+    values: Vec<usize>,
+    bytes: Vec<ValueStats>,
+    /// The byte lengths of the encoded keys (a key that is not one utf8 column).
+    key_bytes: ValueStats,
+    /// The earliest and the latest write time.
+    times: Option<(i64, i64)>,
+}
+
+impl Tally {
+    fn new(schema: &TableSchema) -> Tally {
+        // Byte strings' lengths are measured (none yet); other columns' are not needed.
+        let none = ValueStats {
+            max_len: 0,
+            total_len: 0,
+            values: usize::MAX,
+        };
+        Tally {
+            total: 0,
+            values: vec![0; schema.columns.len()],
+            bytes: schema
+                .columns
+                .iter()
+                .map(|c| match c.dtype {
+                    DType::Utf8 | DType::Binary => none,
+                    _ => ValueStats::UNKNOWN,
+                })
+                .collect(),
+            key_bytes: none,
+            times: None,
+        }
+    }
+
+    fn add(&mut self, schema: &TableSchema, inputs: &[Input<'_>], keys: &[ArrayRef]) -> Result<()> {
+        self.total += inputs.iter().map(|i| i.row_ids.len()).sum::<usize>();
+        for (c, column) in schema.columns.iter().enumerate() {
+            let per_input: Vec<Option<&ArrayRef>> = inputs
+                .iter()
+                .map(|i| column_of(i.batch, c, &column.name))
+                .collect();
+            for (input, array) in inputs.iter().zip(&per_input) {
+                if let Some(a) = array {
+                    if a.data_type() != &column.dtype.to_arrow() {
+                        return Err(Error::Invalid(format!(
+                            "column {:?} is {}, expected {}",
+                            column.name,
+                            a.data_type(),
+                            column.dtype.to_arrow()
+                        )));
+                    }
+                    self.values[c] += if a.null_count() == 0 {
+                        input.row_ids.len()
+                    } else {
+                        input
+                            .row_ids
+                            .iter()
+                            .filter(|&&r| a.is_valid(r as usize))
+                            .count()
+                    };
+                }
+            }
+            let stats = match column.dtype {
+                DType::Utf8 => byte_lengths::<Utf8Type>(inputs, &per_input),
+                DType::Binary => byte_lengths::<BinaryType>(inputs, &per_input),
+                _ => continue,
+            };
+            add_lengths(&mut self.bytes[c], stats);
+        }
+        if !keys.is_empty() {
+            let per_input: Vec<Option<&ArrayRef>> = keys.iter().map(Some).collect();
+            add_lengths(
+                &mut self.key_bytes,
+                byte_lengths::<BinaryType>(inputs, &per_input),
+            );
+        }
+        for t in inputs
+            .iter()
+            .flat_map(|i| i.row_ids.iter().map(|&r| i.written.of(r)))
+        {
+            self.times = Some(match self.times {
+                None => (t, t),
+                Some((min, max)) => (min.min(t), max.max(t)),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Adds measured byte lengths to `into`.
+fn add_lengths(into: &mut ValueStats, add: ValueStats) {
+    into.max_len = into.max_len.max(add.max_len);
+    into.total_len += add.total_len;
+}
+
+/// The segment's columns, decided from a [`Tally`].
+struct Plan {
+    specs: Vec<ColumnSpec>,
+    /// Schema positions of the columns the segment stores, in spec order.
+    stored: Vec<usize>,
+    /// The spec position of the column holding the encoded keys.
+    key: usize,
+    /// Whether the key is the one utf8 column, stored as it is.
+    text_key: bool,
+    times: WriteTimes,
+}
+
+impl Plan {
+    fn new(schema: &TableSchema, codec: &KeyCodec, tally: &Tally) -> Result<Plan> {
+        let total = tally.total;
+        // A one-column utf8 key is the segment's key column; any other key is encoded into an
+        // extra binary column, after the table's.
+        let text_key = codec.is_text().then(|| schema.key_positions()[0]);
+        let mut specs = Vec::with_capacity(schema.columns.len());
+        let mut stored = Vec::with_capacity(schema.columns.len());
+        for (c, column) in schema.columns.iter().enumerate() {
+            let values = tally.values[c];
+            let has_nulls = values < total;
+            if has_nulls && !column.nullable {
+                return Err(Error::Invalid(format!(
+                    "column {:?} is not nullable but holds a null",
+                    column.name
+                )));
+            }
+            if values == 0 && total > 0 && Some(c) != text_key {
+                continue; // all null: not stored
+            }
+            let mut stats = tally.bytes[c];
+            stats.values = values;
+            specs.push(ColumnSpec {
+                name: column.name.clone(),
+                dtype: column.dtype,
+                nullable: column.nullable,
+                has_nulls,
+                stats,
+            });
+            stored.push(c);
+        }
+        let key = match text_key {
+            Some(key) => stored
+                .iter()
+                .position(|&c| c == key)
+                .expect("the key column is always stored"),
+            None => {
+                let mut stats = tally.key_bytes;
+                stats.values = total;
+                specs.push(ColumnSpec {
+                    name: ENCODED_KEY_COLUMN.to_owned(),
+                    dtype: DType::Binary,
+                    nullable: false,
+                    has_nulls: false,
+                    stats,
+                });
+                specs.len() - 1
+            }
+        };
+        let times = match tally.times {
+            Some((min, max)) => WriteTimes::between(min, max),
+            None => WriteTimes::at(0),
+        };
+        Ok(Plan {
+            specs,
+            stored,
+            key,
+            text_key: text_key.is_some(),
+            times,
+        })
+    }
+
+    /// Puts the inputs' rows into the encoder's window, from its first row on.
+    fn fill(
+        &self,
+        enc: &mut SegmentEncoder,
+        schema: &TableSchema,
+        inputs: &[Input<'_>],
+        keys: &[ArrayRef],
+    ) -> Result<()> {
+        if self.times.min != self.times.max {
+            let mut row = 0usize;
+            for input in inputs {
+                for &r in input.row_ids {
+                    enc.set_written(row, input.written.of(r));
+                    row += 1;
+                }
+            }
+        }
+        if !self.text_key {
+            let per_input: Vec<Option<&ArrayRef>> = keys.iter().map(Some).collect();
+            fill_bytes::<BinaryType>(enc, self.key, inputs, &per_input);
+        }
+        for (c, &at) in self.stored.iter().enumerate() {
+            let column = &schema.columns[at];
+            let arrays: Vec<Option<&ArrayRef>> = inputs
+                .iter()
+                .map(|i| column_of(i.batch, at, &column.name))
+                .collect();
+            let arrays = &arrays;
+            downcast_dtype!(column.dtype,
+                |T| fill_fixed::<T>(enc, c, inputs, arrays),
+                utf8 => fill_bytes::<Utf8Type>(enc, c, inputs, arrays),
+                binary => fill_bytes::<BinaryType>(enc, c, inputs, arrays),
+                bool => fill_bool(enc, c, inputs, arrays),
+                list => fill_list(enc, c, column.dtype, inputs, arrays),
+                other(d) => return Err(Error::Invalid(format!("dtype {d} cannot be stored yet"))),
+            );
+        }
+        Ok(())
+    }
 }
 
 /// Column `name` of `batch`, expected at position `at` (batches of the table's own schema, as

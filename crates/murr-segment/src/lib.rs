@@ -19,7 +19,7 @@ use bytes::Bytes;
 use murr_directory::{Directory, FilePath};
 use murr_format::{SegmentView, Verify};
 
-pub use encode::{Input, RowKeys, Written, encode, encode_key_arrays};
+pub use encode::{Chunk, Input, RowKeys, Written, encode, encode_chunked, encode_key_arrays};
 pub use gather::{Loc, ResolvedRows, gather, gather_columns, gather_rows};
 
 #[doc(hidden)]

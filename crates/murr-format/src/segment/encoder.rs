@@ -1,4 +1,4 @@
-//! Builds a segment in memory and writes it out.
+//! Builds a segment and writes it out: whole, or its rows a window at a time.
 
 use std::io::Write;
 
@@ -68,12 +68,20 @@ struct InlineBuilder {
     pushed: usize,
 }
 
-/// Builds one segment in memory, then writes it out with [`SegmentEncoder::finish`].
+/// Builds one segment, then writes it out with [`SegmentEncoder::finish`].
 ///
 /// The encoder chooses each column's storage from its [`ColumnSpec::stats`]. Fixed-width values
 /// and validity bits are written straight into the row block ([`SegmentEncoder::rows_mut`]);
 /// variable-width values are appended in row order ([`SegmentEncoder::push_var`]), wherever the
 /// encoder keeps them. Rows start all-null; set valid bits for the values present.
+///
+/// The row block is the bulk of a segment. [`SegmentEncoder::new`] holds all of it;
+/// [`SegmentEncoder::streaming`] holds a window of rows, which
+/// [`SegmentEncoder::flush_rows`] writes out (rows come first in the file) before the next
+/// window is filled, so that encoding a large segment (a merge) takes memory for one window,
+/// the key index and the sections that follow the rows (variable-width values, lists, sparse
+/// records), not for the whole table. Row numbers given to the encoder count from the start of
+/// the current window.
 #[derive(Debug)]
 pub struct SegmentEncoder {
     columns: Vec<ColumnSpec>,
@@ -83,11 +91,23 @@ pub struct SegmentEncoder {
     validity_offset: usize,
     fixed_offsets: Vec<Option<u32>>,
     null_bits: Vec<Option<u32>>,
+    /// The current window's rows: `window * row_width` bytes.
     block: Vec<u8>,
+    /// Rows the block holds.
+    window: usize,
+    /// The segment row of the block's first row.
+    window_start: usize,
+    /// The key index, filled as rows are written out (taken while rows go into it).
+    index: Option<index::Builder>,
+    /// Sparse records of the rows written out so far.
+    records: Vec<u8>,
+    /// Bytes written so far, and the crc32c of those after the header.
+    out_pos: u64,
+    out_crc: u32,
     var: Vec<Option<VarBuilder>>,
     inline: Vec<Option<InlineBuilder>>,
     lists: Vec<Option<ListBuilder>>,
-    /// Per sparse column: its valid values, in row order.
+    /// Per sparse column: its valid values in the current window, in row order.
     sparse: Vec<Option<Vec<u8>>>,
     /// The sparse columns' validity bits, and where each row's record position goes.
     sparse_bits: (u32, u32),
@@ -116,6 +136,33 @@ impl SegmentEncoder {
         rows: usize,
         written: WriteTimes,
     ) -> Result<Self> {
+        Self::with_window(columns, key, rows, written, rows)
+    }
+
+    /// As [`SegmentEncoder::new`], holding a window of at most `window` rows: fill the window's
+    /// rows (numbered from 0), write them with [`SegmentEncoder::flush_rows`], fill the next.
+    /// The encoder cannot check that the keys of rows in different windows differ: give it
+    /// distinct keys (a merge's are).
+    ///
+    /// # Errors
+    /// As [`SegmentEncoder::new`].
+    pub fn streaming(
+        columns: Vec<ColumnSpec>,
+        key: usize,
+        rows: usize,
+        written: WriteTimes,
+        window: usize,
+    ) -> Result<Self> {
+        Self::with_window(columns, key, rows, written, window.clamp(1, rows.max(1)))
+    }
+
+    fn with_window(
+        columns: Vec<ColumnSpec>,
+        key: usize,
+        rows: usize,
+        written: WriteTimes,
+        window: usize,
+    ) -> Result<Self> {
         let span = written.max.checked_sub(written.min);
         if !span.is_some_and(|s| (0..i64::from(u32::MAX)).contains(&s)) {
             return Err(Error::invalid(format!(
@@ -140,7 +187,8 @@ impl SegmentEncoder {
         }
         let layout = RowLayout::compute(&columns, key, rows)?;
         let row_width = layout.row_width as usize;
-        let block_len = rows
+        let block_len = window
+            .min(rows)
             .checked_mul(row_width)
             .ok_or_else(|| Error::invalid("row block too large"))?;
         let mut fixed_offsets = vec![None; columns.len()];
@@ -157,7 +205,9 @@ impl SegmentEncoder {
                         .dtype
                         .fixed_width()
                         .expect("sparse is fixed-width");
-                    sparse[i] = Some(Vec::with_capacity(columns[i].stats.values.min(rows) * w));
+                    sparse[i] = Some(Vec::with_capacity(
+                        columns[i].stats.values.min(rows).min(window) * w,
+                    ));
                 }
                 StorageKind::List => {
                     let (item, fixed_len) = columns[i]
@@ -208,6 +258,12 @@ impl SegmentEncoder {
             fixed_offsets,
             null_bits: layout.null_bits,
             block: vec![0; block_len],
+            window: window.min(rows),
+            window_start: 0,
+            index: Some(index::Builder::new(rows as u64, 0)?),
+            records: Vec::new(),
+            out_pos: 0,
+            out_crc: 0,
             var,
             inline,
             lists,
@@ -230,7 +286,12 @@ impl SegmentEncoder {
     /// be chosen that all collide in the index. Default 0.
     #[must_use]
     pub fn with_hash_seed(mut self, seed: u64) -> Self {
+        assert_eq!(
+            self.window_start, 0,
+            "the seed is set before any row is written"
+        );
         self.hash_seed = seed;
+        self.index = Some(index::Builder::new(self.rows as u64, seed).expect("checked in new"));
         self
     }
 
@@ -264,12 +325,17 @@ impl SegmentEncoder {
         }
     }
 
-    /// The row block, `rows * row_width` bytes.
+    /// The rows the current window holds: all of them unless streaming.
+    pub fn window(&self) -> usize {
+        self.window
+    }
+
+    /// The current window's row block, `window * row_width` bytes.
     pub fn rows_mut(&mut self) -> &mut [u8] {
         &mut self.block
     }
 
-    /// Marks a value valid. Columns without a validity bit are always valid; this is then a no-op.
+    /// Marks a value valid (`row` of the current window). Columns without a validity bit are always valid; this is then a no-op.
     #[inline]
     pub fn set_valid(&mut self, column: usize, row: usize) {
         if let Some(bit) = self.null_bits[column] {
@@ -297,13 +363,15 @@ impl SegmentEncoder {
         self.set_valid(column, row);
     }
 
-    /// Sets when `row` was written (seconds since the Unix epoch), between the times given to
-    /// [`SegmentEncoder::new`]; without a call, a row reads as written at the earliest.
+    /// Sets when `row` (of the current window) was written (seconds since the Unix epoch),
+    /// between the times given to [`SegmentEncoder::new`]; without a call, a row reads as
+    /// written at the earliest.
     #[inline]
     pub fn set_written(&mut self, row: usize, t: i64) {
         if self.times.is_empty() {
             return;
         }
+        let row = self.window_start + row;
         if !(self.written.min..=self.written.max).contains(&t) {
             if self.overflow.is_none() {
                 self.overflow = Some(format!(
@@ -367,11 +435,12 @@ impl SegmentEncoder {
         (width, values, dict)
     }
 
-    /// Builds each row's record of its sparse values (in the order of the sparse columns'
-    /// validity bits) and writes its position into the row.
-    fn build_records(&mut self) -> Result<Vec<u8>> {
+    /// Builds the record of each of the window's first `rows` rows from its sparse values (in
+    /// the order of the sparse columns' validity bits), appends it to the records, and writes
+    /// its position into the row. Consumes the window's sparse values.
+    fn build_records(&mut self, rows: usize) -> Result<()> {
         let Some((pointer, pointer_width)) = self.pointer else {
-            return Ok(Vec::new());
+            return Ok(());
         };
         let (start, end) = self.sparse_bits;
         let by_bit: Vec<usize> = (start..end)
@@ -390,9 +459,10 @@ impl SegmentEncoder {
             .iter()
             .map(|&c| self.sparse[c].as_ref().map_or(0, Vec::len))
             .sum();
-        let mut records = Vec::with_capacity(total);
+        let mut records = std::mem::take(&mut self.records);
+        records.reserve(total);
         let mut cursors = vec![0usize; by_bit.len()];
-        for row in 0..self.rows {
+        for row in 0..rows {
             let at = row * self.row_width;
             let pos = records.len() as u64;
             let ptr = &mut self.block[at + pointer as usize..][..usize::from(pointer_width)];
@@ -429,7 +499,89 @@ impl SegmentEncoder {
                 }
             }
         }
-        Ok(records)
+        for (k, &c) in by_bit.iter().enumerate() {
+            let values = self.sparse[c].as_mut().expect("sparse column");
+            if cursors[k] != values.len() {
+                return Err(Error::invalid(format!(
+                    "column {:?} got more values than valid rows",
+                    self.columns[c].name
+                )));
+            }
+            values.clear();
+        }
+        self.records = records;
+        Ok(())
+    }
+
+    /// Writes the window's first `rows` rows out (the header first, before the first rows),
+    /// puts their keys into the index, and starts the next window, all-null, after them.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] when the rows are more than the window or than the segment has left,
+    /// a value did not fit, or a key repeats; [`Error::Io`] when the writer fails.
+    pub fn flush_rows(&mut self, out: &mut impl Write, rows: usize) -> Result<()> {
+        if let Some(overflow) = self.overflow.take() {
+            return Err(Error::invalid(overflow));
+        }
+        if rows > self.window || self.window_start + rows > self.rows {
+            return Err(Error::invalid(format!(
+                "{rows} rows flushed from a window of {} at row {} of {}",
+                self.window, self.window_start, self.rows
+            )));
+        }
+        self.build_records(rows)?;
+        let mut index = self.index.take().expect("one flush at a time");
+        let inserted = self.index_rows(&mut index, rows);
+        self.index = Some(index);
+        inserted?;
+        let mut w = SectionWriter::new(out, &mut self.out_pos, &mut self.out_crc);
+        if w.pos() == 0 {
+            w.write(&header())?;
+        }
+        w.write(&self.block[..rows * self.row_width])?;
+        self.window_start += rows;
+        self.block[..rows * self.row_width].fill(0);
+        Ok(())
+    }
+
+    /// Puts the keys of the window's first `rows` rows into `index`.
+    fn index_rows(&self, index: &mut index::Builder, rows: usize) -> Result<()> {
+        for r in 0..rows {
+            let key = self.key_bytes(r);
+            let at = (self.window_start + r) as u64;
+            let (block_start, width) = (self.window_start as u64, self.row_width);
+            let (inline, var) = (self.inline[self.key], self.var[self.key].as_ref());
+            let block = &self.block;
+            index.insert(at, key, |earlier| {
+                if let Some(keys) = var {
+                    return Some(var_value(keys, usize::try_from(earlier).ok()?));
+                }
+                let i = inline.expect("the key is inline or variable");
+                // Rows of earlier windows were written out: their keys are gone.
+                let r = usize::try_from(earlier.checked_sub(block_start)?).ok()?;
+                (r < rows).then(|| {
+                    inline_value(
+                        &block[r * width..(r + 1) * width],
+                        i.offset as usize,
+                        usize::from(i.width),
+                    )
+                })
+            })?;
+        }
+        Ok(())
+    }
+
+    /// The key of row `r` of the current window.
+    fn key_bytes(&self, r: usize) -> &[u8] {
+        match (&self.var[self.key], self.inline[self.key]) {
+            (Some(keys), _) => var_value(keys, self.window_start + r),
+            (None, Some(i)) => inline_value(
+                &self.block[r * self.row_width..(r + 1) * self.row_width],
+                i.offset as usize,
+                usize::from(i.width),
+            ),
+            (None, None) => unreachable!("the key column holds byte strings, checked in new"),
+        }
     }
 
     /// Appends the next row's value of a variable-width column (`None` = null).
@@ -439,7 +591,7 @@ impl SegmentEncoder {
     #[inline]
     pub fn push_var(&mut self, column: usize, value: Option<&[u8]>) {
         if let Some(i) = self.inline[column].as_mut() {
-            let row = i.pushed;
+            let row = i.pushed.wrapping_sub(self.window_start);
             i.pushed += 1;
             let Some(v) = value else { return };
             if v.len() > usize::from(i.width) {
@@ -453,7 +605,7 @@ impl SegmentEncoder {
                 }
                 return;
             }
-            if row < self.rows {
+            if row < self.window {
                 let at = row * self.row_width + i.offset as usize;
                 self.block[at] = u8::try_from(v.len()).expect("<= width");
                 self.block[at + 1..at + 1 + v.len()].copy_from_slice(v);
@@ -557,7 +709,7 @@ impl SegmentEncoder {
         l.null_lists |= !valid;
         l.offsets.push(l.items);
         if valid {
-            self.set_valid(column, row);
+            self.set_valid(column, row.wrapping_sub(self.window_start));
         }
         if let Some(bad) = bad
             && self.overflow.is_none()
@@ -575,7 +727,6 @@ impl SegmentEncoder {
         if let Some(overflow) = self.overflow.take() {
             return Err(Error::invalid(overflow));
         }
-        let records = self.build_records()?;
         for (i, (v, inl)) in self.var.iter().zip(&self.inline).enumerate() {
             let got = match (v, inl, &self.lists[i]) {
                 (Some(b), _, _) => b.offsets.len() - 1,
@@ -590,18 +741,20 @@ impl SegmentEncoder {
                 )));
             }
         }
-        let keys = KeyIter { enc: &self, row: 0 };
-        let mut index_bytes = Vec::new();
-        let (slot_width, capacity) = index::build(
-            keys,
-            |r| keys.at(usize::try_from(r).expect("row fits usize")),
-            self.hash_seed,
-            &mut index_bytes,
-        )?;
+        // The rows not written out yet (all of them, unless streaming).
+        let left = self.rows - self.window_start;
+        self.flush_rows(out, left)?;
+        self.block = Vec::new();
+        let index = self.index.take().expect("not taken outside a flush");
+        let (slot_width, capacity, index_bytes) = index.finish();
+        let records = std::mem::take(&mut self.records);
 
-        let mut w = SectionWriter::new(out);
-        w.write(&header())?;
-        let rows_section = w.section(&self.block)?;
+        let (mut pos, mut crc) = (self.out_pos, self.out_crc);
+        let mut w = SectionWriter::new(out, &mut pos, &mut crc);
+        let rows_section = Section {
+            offset: HEADER_LEN as u64,
+            len: (self.rows * self.row_width) as u64,
+        };
         let sparse = match self.pointer {
             Some((pointer, pointer_width)) => Some(SparseMeta {
                 pointer,
@@ -706,8 +859,8 @@ impl SegmentEncoder {
             columns: metas,
         };
         let footer = encode_meta(&meta)?;
-        let footer_offset = w.pos;
-        let body_crc = w.crc;
+        let footer_offset = *w.pos;
+        let body_crc = *w.crc;
         w.write(&footer)?;
         let trailer = Trailer {
             footer_offset,
@@ -719,7 +872,7 @@ impl SegmentEncoder {
         .encode()?;
         debug_assert_eq!(trailer.len(), TRAILER_LEN);
         w.write(&trailer)?;
-        Ok(w.pos)
+        Ok(*w.pos)
     }
 }
 
@@ -738,75 +891,40 @@ fn offset_bytes(offsets: &[u64], end: u64) -> (Vec<u8>, u8) {
     (bytes, if wide { 8 } else { 4 })
 }
 
-/// The keys of a finished encoder, in row order.
-#[derive(Clone, Copy)]
-struct KeyIter<'a> {
-    enc: &'a SegmentEncoder,
-    row: usize,
+/// Value `r` of a variable-width column being built.
+fn var_value(b: &VarBuilder, r: usize) -> &[u8] {
+    &b.data[usize::try_from(b.offsets[r]).expect("in memory")
+        ..usize::try_from(b.offsets[r + 1]).expect("in memory")]
 }
 
-impl<'a> KeyIter<'a> {
-    fn at(&self, r: usize) -> &'a [u8] {
-        let enc = self.enc;
-        match (&enc.var[enc.key], enc.inline[enc.key]) {
-            (Some(keys), _) => {
-                &keys.data[usize::try_from(keys.offsets[r]).expect("in memory")
-                    ..usize::try_from(keys.offsets[r + 1]).expect("in memory")]
-            }
-            (None, Some(i)) => inline_value(
-                &enc.block[r * enc.row_width..(r + 1) * enc.row_width],
-                i.offset as usize,
-                usize::from(i.width),
-            ),
-            (None, None) => unreachable!("the key column holds byte strings, checked in new"),
-        }
-    }
-}
-
-impl<'a> Iterator for KeyIter<'a> {
-    type Item = &'a [u8];
-    fn next(&mut self) -> Option<&'a [u8]> {
-        if self.row == self.enc.rows {
-            return None;
-        }
-        self.row += 1;
-        Some(self.at(self.row - 1))
-    }
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        let left = self.enc.rows - self.row;
-        (left, Some(left))
-    }
-}
-impl ExactSizeIterator for KeyIter<'_> {}
-
+/// Writes sections to `out`, keeping the position and the body's crc32c in the encoder.
 struct SectionWriter<'a, W: Write> {
     out: &'a mut W,
-    pos: u64,
-    crc: u32,
+    pos: &'a mut u64,
+    crc: &'a mut u32,
 }
 
 impl<'a, W: Write> SectionWriter<'a, W> {
-    fn new(out: &'a mut W) -> Self {
-        SectionWriter {
-            out,
-            pos: 0,
-            crc: 0,
-        }
+    fn new(out: &'a mut W, pos: &'a mut u64, crc: &'a mut u32) -> Self {
+        SectionWriter { out, pos, crc }
+    }
+    fn pos(&self) -> u64 {
+        *self.pos
     }
     fn write(&mut self, bytes: &[u8]) -> Result<()> {
         self.out.write_all(bytes)?;
-        if self.pos >= HEADER_LEN as u64 {
-            self.crc = crc32c::crc32c_append(self.crc, bytes);
+        if *self.pos >= HEADER_LEN as u64 {
+            *self.crc = crc32c::crc32c_append(*self.crc, bytes);
         }
-        self.pos += bytes.len() as u64;
+        *self.pos += bytes.len() as u64;
         Ok(())
     }
     fn section(&mut self, bytes: &[u8]) -> Result<Section> {
         let pad =
-            usize::try_from(self.pos.next_multiple_of(ALIGN as u64) - self.pos).expect("< 64");
+            usize::try_from(self.pos.next_multiple_of(ALIGN as u64) - *self.pos).expect("< 64");
         self.write(&[0u8; ALIGN][..pad])?;
         let s = Section {
-            offset: self.pos,
+            offset: *self.pos,
             len: bytes.len() as u64,
         };
         self.write(bytes)?;

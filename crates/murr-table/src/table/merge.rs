@@ -7,14 +7,15 @@ use std::time::Instant;
 use arrow_array::RecordBatch;
 use murr_directory::{DirectoryExt, FilePath};
 use murr_format::DType;
-use murr_segment::{Loc, ResolvedRows, Segment, Written, gather_columns};
+use murr_segment::{Chunk, Loc, ResolvedRows, Segment, gather_columns};
 
 use super::{Snapshot, Table};
 use crate::error::{Error, Result};
 use crate::policy::pick_merge;
 
-/// Rows per batch when a merge reads segments back, at most.
-const MERGE_CHUNK_ROWS: usize = 1 << 18;
+/// Rows per batch when a merge reads segments back, at most: the merged segment is written a
+/// batch at a time, so this bounds a merge's memory (beside the new segment's key index).
+pub const MERGE_BATCH_ROWS: usize = 1 << 16;
 
 /// Bytes of variable-width values per batch when a merge reads segments back, at most: one
 /// Arrow string array holds at most 2 GiB, and a merge whose batch overflowed it would fail
@@ -160,12 +161,10 @@ impl Table {
             .iter()
             .map(|c| (c.name.as_str(), c.dtype))
             .collect();
-        let mut batches = Vec::new();
-        let mut times: Vec<Vec<i64>> = Vec::new();
-        let mut kept = 0usize;
+        // The rows that survive: not shadowed by a newer segment, not expired.
+        let mut survivors: Vec<Loc> = Vec::new();
         for (j, seg) in run.iter().enumerate() {
             let later = &run[j + 1..];
-            let mut survivors = Vec::new();
             if expired_at.is_some_and(|at| self.write_span(seg).1 <= at) {
                 continue; // every row expired
             }
@@ -181,46 +180,50 @@ impl Table {
                     });
                 }
             }
-            kept += survivors.len();
-            // The bytes each survivor's variable-width values and lists take, to bound a batch.
-            let view = seg.view();
-            let var: Vec<_> = (0..view.meta().columns.len())
-                .map(|p| view.column(p))
-                .filter(|c| c.fixed_offset().is_none())
-                .collect();
-            let sizes = survivors.iter().map(|loc| {
-                let r = loc.row as usize;
-                let row = view.row(r);
-                var.iter().map(|c| c.outside_len(r, row)).sum::<usize>()
-            });
-            for range in chunk_bounds(sizes, MERGE_CHUNK_ROWS, MERGE_CHUNK_BYTES) {
-                let chunk = &survivors[range];
-                // The chunk's rows are resolved once for all its columns.
-                let rows = ResolvedRows::new(run, chunk);
-                let arrays = gather_columns(run, &rows, &columns)?;
-                times.push(
-                    chunk
-                        .iter()
-                        .map(|loc| self.written(seg, loc.row as usize))
-                        .collect(),
-                );
-                batches.push(
-                    RecordBatch::try_new(Arc::clone(&meta.storage_schema), arrays)
-                        .map_err(|e| Error::Internal(format!("merge batch: {e}")))?,
-                );
-            }
         }
+        let kept = survivors.len();
+        // The bytes each survivor's variable-width values and lists take, to bound a batch.
+        let var: Vec<Vec<_>> = run
+            .iter()
+            .map(|seg| {
+                let view = seg.view();
+                (0..view.meta().columns.len())
+                    .map(|p| view.column(p))
+                    .filter(|c| c.fixed_offset().is_none())
+                    .collect()
+            })
+            .collect();
+        let sizes = survivors.iter().map(|loc| {
+            let view = run[loc.seg as usize].view();
+            let r = loc.row as usize;
+            let row = view.row(r);
+            var[loc.seg as usize]
+                .iter()
+                .map(|c| c.outside_len(r, row))
+                .sum::<usize>()
+        });
+        let chunks = chunk_bounds(sizes, MERGE_BATCH_ROWS, MERGE_CHUNK_BYTES);
+        // Each batch is read back from the segments when the encoder asks for it (twice: once
+        // to count, once to write), so that only one is in memory at a time.
+        let chunk = |i: usize| -> murr_segment::Result<Chunk> {
+            let locs = &survivors[chunks[i].clone()];
+            // The chunk's rows are resolved once for all its columns.
+            let rows = ResolvedRows::new(run, locs);
+            let arrays = gather_columns(run, &rows, &columns)?;
+            Ok(Chunk {
+                batch: RecordBatch::try_new(Arc::clone(&meta.storage_schema), arrays)?,
+                written: locs
+                    .iter()
+                    .map(|loc| self.written(&run[loc.seg as usize], loc.row as usize))
+                    .collect(),
+            })
+        };
         let merged = if kept == 0 {
             None
         } else {
-            let selections: Vec<Vec<u32>> = batches
-                .iter()
-                .map(|b| (0..b.num_rows() as u32).collect())
-                .collect();
-            let written: Vec<Written<'_>> = times.iter().map(|t| Written::Each(t)).collect();
-            Some(self.write_segment(meta, &batches, &selections, &written)?)
+            Some(self.write_segment_chunked(meta, chunks.len(), chunk)?)
         };
-        drop(batches);
+        drop(survivors);
         let old: Vec<FilePath> = run.iter().map(|s| s.path().clone()).collect();
         let result = self.commit(|segments| {
             let still_there = segments.len() >= range.end
@@ -277,8 +280,8 @@ mod tests {
         assert!(chunk_bounds([], 10, 100).is_empty());
         // Rows of 9 KiB strings: 2 GiB of them would overflow an Arrow string array; every
         // chunk stays under the limit.
-        let sizes = std::iter::repeat_n(9 << 10, MERGE_CHUNK_ROWS);
-        let chunks = chunk_bounds(sizes, MERGE_CHUNK_ROWS, MERGE_CHUNK_BYTES);
+        let sizes = std::iter::repeat_n(9 << 10, MERGE_BATCH_ROWS);
+        let chunks = chunk_bounds(sizes, MERGE_BATCH_ROWS, MERGE_CHUNK_BYTES);
         assert!(chunks.len() > 1);
         assert!(
             chunks

@@ -21,6 +21,7 @@ use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::manifest::{Manifest, SegmentEntry, manifest_path, segment_path};
 
+pub use merge::MERGE_BATCH_ROWS;
 pub use write::WriteStats;
 
 /// What a table's readers and writers derive from its schema, built once per schema.

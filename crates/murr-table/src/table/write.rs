@@ -7,7 +7,7 @@ use arrow_array::RecordBatch;
 use hashbrown::HashMap;
 use murr_directory::DirectoryExt;
 use murr_format::{Verify, index};
-use murr_segment::{Input, RowKeys, Segment, Written, encode};
+use murr_segment::{Chunk, Input, RowKeys, Segment, Written, encode, encode_chunked};
 
 use super::normalize::normalize;
 use super::{Table, TableMeta};
@@ -183,12 +183,31 @@ impl Table {
                 written,
             })
             .collect();
+        self.create_segment(|mut out| Ok(encode(meta.schema(), &inputs, &mut out)?))
+    }
+
+    /// Writes a new segment of `count` chunks of rows (a merge's), streaming: see
+    /// [`murr_segment::encode_chunked`].
+    pub(super) fn write_segment_chunked(
+        &self,
+        meta: &TableMeta,
+        count: usize,
+        chunk: impl FnMut(usize) -> murr_segment::Result<Chunk>,
+    ) -> Result<Segment> {
+        self.create_segment(|mut out| Ok(encode_chunked(meta.schema(), count, chunk, &mut out)?))
+    }
+
+    /// Creates the next segment file with what `fill` writes into it, and opens it.
+    fn create_segment(
+        &self,
+        fill: impl FnOnce(&mut dyn std::io::Write) -> Result<u64>,
+    ) -> Result<Segment> {
         let id = self.next_segment.fetch_add(1, Ordering::SeqCst);
         let file = self.state.lock().manifest.segment_file(id);
         let path = segment_path(&self.name, &file)?;
         let taken = |e| Error::create_failed(&self.name, &format!("segment {file}"), e);
         let mut writer = self.dir.create(&path).map_err(taken)?;
-        encode(meta.schema(), &inputs, &mut writer)?;
+        fill(&mut writer)?;
         let bytes = writer.finish().map_err(taken)?;
         Segment::from_bytes(bytes, path.clone(), Verify::FooterOnly).map_err(|e| {
             let _ = self.dir.delete_if_exists(&path);
