@@ -523,6 +523,22 @@ impl MurrServer {
         }
     }
 
+    /// Waits for the merge that leaves `rows` rows in one segment (`rows_out`: a refresh's
+    /// merge reads more rows than it keeps), then until no merge has started for 3 s; at most
+    /// `quiet` for each merge.
+    pub fn settle_out(&self, rows: usize, quiet: Duration) {
+        let full = format!("rows_out={rows} ");
+        let deadline = Instant::now() + Duration::from_secs(300);
+        loop {
+            match self.merges.recv_timeout(quiet) {
+                Ok(line) if line.contains(&full) => break,
+                Ok(_) if Instant::now() < deadline => {}
+                _ => return,
+            }
+        }
+        while self.merges.recv_timeout(Duration::from_secs(3)).is_ok() {}
+    }
+
     /// Stops the server with SIGTERM and waits for it.
     ///
     /// # Errors
@@ -553,6 +569,8 @@ pub struct Redis {
     pub child: Child,
     /// A connection to it.
     pub conn: redis::Connection,
+    /// Its URL, for more connections.
+    pub url: String,
 }
 
 impl Redis {
@@ -584,11 +602,12 @@ impl Redis {
             ])
             .stdout(Stdio::null())
             .spawn()?;
-        let client = redis::Client::open(format!("redis://127.0.0.1:{port}/"))?;
+        let url = format!("redis://127.0.0.1:{port}/");
+        let client = redis::Client::open(url.as_str())?;
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             match client.get_connection() {
-                Ok(conn) => return Ok(Redis { child, conn }),
+                Ok(conn) => return Ok(Redis { child, conn, url }),
                 Err(_) if Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(50))
                 }

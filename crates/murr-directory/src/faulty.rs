@@ -157,6 +157,9 @@ impl Directory for FaultyDirectory {
     fn exists(&self, path: &FilePath) -> Result<bool> {
         self.inner.exists(path)
     }
+    fn warm(&self, bytes: &[u8]) {
+        self.inner.warm(bytes);
+    }
 }
 
 #[cfg(test)]

@@ -113,6 +113,25 @@ pub trait Directory: Send + Sync + Debug + 'static {
         let _ = keep;
         Ok(0)
     }
+
+    /// Makes the bytes of a file this directory wrote ([`FileWriter::finish`]) resident, when
+    /// the directory keeps its files resident (a local folder populates the maps of the files it
+    /// opens). A newly written file is mapped without reading it in, so that its writer can
+    /// first let go of the files it replaces (a merge's inputs): the old and the new bytes are
+    /// then never resident together. Other directories have nothing to do.
+    fn warm(&self, bytes: &[u8]) {
+        let _ = bytes;
+    }
+}
+
+/// Reads one byte of every page of `bytes`, so that a lazily mapped file becomes resident (the
+/// kernel maps a fault's neighbouring pages along with it).
+pub(crate) fn touch_pages(bytes: &[u8]) {
+    let mut sum = 0u8;
+    for i in (0..bytes.len()).step_by(4096) {
+        sum = sum.wrapping_add(bytes[i]);
+    }
+    std::hint::black_box(sum);
 }
 
 /// A listed file: its name, size and when it was written.

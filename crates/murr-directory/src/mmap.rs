@@ -200,6 +200,11 @@ impl MmapDirectory {
         map_file(tmp, path.as_str(), self.populate)
     }
 
+    /// As [`MmapDirectory::map_staged`], mapped cold (see [`Directory::warm`]).
+    pub(crate) fn map_staged_cold(&self, tmp: &Path, path: &FilePath) -> Result<Bytes> {
+        map_file(tmp, path.as_str(), false)
+    }
+
     /// Gives a staged, synced file its name (replacing a file of that name: a cache holds the
     /// same bytes under a name, so two threads that filled one name race harmlessly).
     pub(crate) fn publish(&self, tmp: &Path, dest: &Path, path: &FilePath) -> Result<()> {
@@ -278,7 +283,6 @@ struct MmapWriter {
     tmp: PathBuf,
     dest: PathBuf,
     shown: String,
-    populate: bool,
 }
 
 /// Maps the file at `full` read-only (populated up front with `populate`).
@@ -351,8 +355,9 @@ impl FileWriter for MmapWriter {
         fs::hard_link(&self.tmp, &self.dest).map_err(|e| Error::io("link", &self.shown, e))?;
         fs::remove_file(&self.tmp).map_err(|e| Error::io("remove", &self.shown, e))?;
         sync_dir(parent_of(&self.dest))?;
-        // The file's pages are in the page cache, just written: mapping them reads no disk.
-        map_file(&self.dest, &self.shown, self.populate)
+        // The file's pages are in the page cache, just written: mapping them reads no disk. It
+        // is mapped cold; `Directory::warm` reads it in once the writer is ready.
+        map_file(&self.dest, &self.shown, false)
     }
 }
 
@@ -368,6 +373,12 @@ impl Directory for MmapDirectory {
     fn open(&self, path: &FilePath) -> Result<Bytes> {
         crate::assert_blocking_allowed();
         map_file(&self.full(path), path.as_str(), self.populate)
+    }
+
+    fn warm(&self, bytes: &[u8]) {
+        if self.populate {
+            crate::touch_pages(bytes);
+        }
     }
 
     fn read_range(&self, path: &FilePath, offset: u64, len: usize) -> Result<Bytes> {
@@ -394,7 +405,6 @@ impl Directory for MmapDirectory {
             tmp,
             dest,
             shown: path.to_string(),
-            populate: self.populate,
         }))
     }
 

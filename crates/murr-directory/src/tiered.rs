@@ -255,7 +255,7 @@ impl FileWriter for TieredWriter {
         file.sync_all()
             .map_err(|e| Error::io("sync", path.as_str(), e))?;
         drop(file);
-        let bytes = self.dir.local.map_staged(&self.tmp, &path)?;
+        let bytes = self.dir.local.map_staged_cold(&self.tmp, &path)?;
         // The store first: the local name appears only for bytes the store holds.
         self.dir.remote.put_new(&path, bytes.clone())?;
         self.dir.local.publish(&self.tmp, &self.dest, &path)?;
@@ -340,6 +340,10 @@ impl Directory for TieredDirectory {
             }
         }
         Ok(removed)
+    }
+
+    fn warm(&self, bytes: &[u8]) {
+        self.inner.local.warm(bytes);
     }
 }
 

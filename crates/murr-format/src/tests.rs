@@ -834,3 +834,95 @@ proptest! {
         }
     }
 }
+
+/// Write times read back as set: in runs, one a row (indexed, or 4 bytes when there are many),
+/// set out of row order, with rows left unset (they read as the earliest), and streamed.
+#[test]
+fn write_times_round_trip_in_every_form() {
+    let n = 70_000usize;
+    /// (name, each row's time if set, set in reverse, streaming window)
+    type Case = (&'static str, Vec<Option<i64>>, bool, Option<usize>);
+    let cases: Vec<Case> = vec![
+        (
+            "runs",
+            (0..n).map(|r| Some(100 + (r / 1000) as i64)).collect(),
+            false,
+            None,
+        ),
+        (
+            "runs, streamed",
+            (0..n).map(|r| Some(100 + (r / 1000) as i64)).collect(),
+            false,
+            Some(999),
+        ),
+        (
+            "few distinct",
+            (0..n).map(|r| Some(100 + (r % 7) as i64)).collect(),
+            false,
+            None,
+        ),
+        (
+            "many distinct",
+            (0..n).map(|r| Some(100 + r as i64)).collect(),
+            false,
+            None,
+        ),
+        (
+            "reversed",
+            (0..n).map(|r| Some(100 + (r % 300) as i64)).collect(),
+            true,
+            None,
+        ),
+        (
+            "gaps",
+            (0..n)
+                .map(|r| (r % 3 != 0).then_some(100 + (r / 5000) as i64))
+                .collect(),
+            false,
+            Some(4096),
+        ),
+    ];
+    for (name, times, reversed, window) in cases {
+        let keys: Vec<String> = (0..n).map(|r| format!("k{r}")).collect();
+        let cols = vec![ColumnSpec {
+            stats: measured(keys.iter().map(String::len)),
+            ..spec("id", DType::Utf8, false)
+        }];
+        let min = times.iter().flatten().copied().min().unwrap_or(0).min(100);
+        let max = times.iter().flatten().copied().max().unwrap_or(0);
+        let written = WriteTimes::between(min, max);
+        let mut enc = match window {
+            None => SegmentEncoder::new(cols, 0, n, written),
+            Some(w) => SegmentEncoder::streaming(cols, 0, n, written, w),
+        }
+        .expect("layout");
+        let mut out = Vec::new();
+        let w = enc.window();
+        let mut start = 0;
+        while start < n {
+            let end = (start + w).min(n);
+            for key in &keys[start..end] {
+                enc.push_var(0, Some(key.as_bytes()));
+            }
+            let order: Vec<usize> = if reversed {
+                (start..end).rev().collect()
+            } else {
+                (start..end).collect()
+            };
+            for r in order {
+                if let Some(t) = times[r] {
+                    enc.set_written(r - start, t);
+                }
+            }
+            if end < n {
+                enc.flush_rows(&mut out, end - start).expect("flush");
+            }
+            start = end;
+        }
+        enc.finish(&mut out).expect("finish");
+        let view = SegmentView::open(Bytes::from(out), Verify::Full).expect("opens");
+        for (r, t) in times.iter().enumerate() {
+            assert_eq!(view.written(r), t.unwrap_or(min), "{name}: row {r}");
+        }
+    }
+}

@@ -9,11 +9,11 @@ use arrow_array::{Array, ArrayRef, BinaryArray, GenericByteArray, RecordBatch, S
 use arrow_buffer::{Buffer, OffsetBuffer, ScalarBuffer};
 use arrow_schema::DataType;
 use murr_format::{
-    ColumnSpec, DType, ENCODED_KEY_COLUMN, KeyCodec, KeyPart, Native, SegmentEncoder, StorageKind,
-    TableSchema, ValueStats, WriteTimes, key_put,
+    ColumnSpec, ColumnView, DType, ENCODED_KEY_COLUMN, KeyCodec, KeyPart, Native, SegmentEncoder,
+    StorageKind, TableSchema, ValueStats, WriteTimes, key_put,
 };
 
-use crate::{Error, Result, downcast_dtype};
+use crate::{Error, Loc, Result, Segment, downcast_dtype};
 
 /// The encoded key (see [`KeyCodec`]) of each row of a batch that has the table's columns and
 /// types: what the write path deduplicates on and the index stores. A one-column utf8 key
@@ -181,12 +181,12 @@ impl Written<'_> {
 pub fn encode(schema: &TableSchema, inputs: &[Input<'_>], out: &mut impl Write) -> Result<u64> {
     let codec = KeyCodec::new(schema).map_err(invalid)?;
     let keys = encoded_keys(&codec, inputs)?;
-    let mut tally = Tally::new(schema);
-    tally.add(schema, inputs, &keys)?;
-    let plan = Plan::new(schema, &codec, &tally)?;
-    let mut enc = SegmentEncoder::new(plan.specs.clone(), plan.key, tally.total, plan.times)
+    let mut counts = Counts::new(schema);
+    counts.add(schema, inputs, &keys)?;
+    let plan = Plan::new(schema, &codec, &counts)?;
+    let mut enc = SegmentEncoder::new(plan.specs.clone(), plan.key, counts.total, plan.times)
         .map_err(invalid)?
-        .with_hash_seed(random_seed(tally.total));
+        .with_hash_seed(random_seed(counts.total));
     plan.fill(&mut enc, schema, inputs, &keys)?;
     enc.finish(out).map_err(invalid)
 }
@@ -202,50 +202,47 @@ pub struct Chunk {
 }
 
 /// Encodes `count` chunks of rows, in order, as one segment into `out`; returns the bytes
-/// written. `chunk(i)` is called twice for each chunk: once to count what the columns hold
-/// (which decides their storage), once to encode the rows, which leave for `out` a chunk at a
-/// time. Memory is one chunk's batch and rows, the key index and the sections written after
-/// the rows (variable-width values, lists, sparse records): not the whole segment's rows, as
-/// [`encode`] takes. The keys of all chunks must be distinct (this is not checked across
-/// chunks); a merge's are.
+/// written. `counts` says what the rows hold (which decides each column's storage): take it
+/// from [`Counts::of_rows`]. `chunk(i)` gives chunk `i`; its rows leave for `out` before the
+/// next is asked for. Memory is one chunk's batch and rows, the key index and the sections
+/// written after the rows (variable-width values, lists, sparse records): not the whole
+/// segment's rows, as [`encode`] takes. The keys of all chunks must be distinct (this is not
+/// checked across chunks); a merge's are.
 ///
 /// # Errors
-/// As [`encode`], and those of `chunk`.
+/// As [`encode`]; [`Error::Invalid`] when the chunks hold other rows than `counts` counted;
+/// those of `chunk`.
 pub fn encode_chunked(
     schema: &TableSchema,
+    counts: &Counts,
     count: usize,
     mut chunk: impl FnMut(usize) -> Result<Chunk>,
     out: &mut impl Write,
 ) -> Result<u64> {
     let codec = KeyCodec::new(schema).map_err(invalid)?;
-    let mut tally = Tally::new(schema);
-    let mut window = 0usize;
-    for i in 0..count {
-        let c = chunk(i)?;
-        let ids = row_ids(&c);
-        let inputs = [Input {
-            batch: &c.batch,
-            row_ids: &ids,
-            written: Written::Each(&c.written),
-        }];
-        let keys = encoded_keys(&codec, &inputs)?;
-        tally.add(schema, &inputs, &keys)?;
-        window = window.max(c.batch.num_rows());
-    }
-    let plan = Plan::new(schema, &codec, &tally)?;
+    let plan = Plan::new(schema, &codec, counts)?;
     let mut enc = SegmentEncoder::streaming(
         plan.specs.clone(),
         plan.key,
-        tally.total,
+        counts.total,
         plan.times,
-        window,
+        MAX_CHUNK_ROWS.min(counts.total),
     )
     .map_err(invalid)?
-    .with_hash_seed(random_seed(tally.total));
+    .with_hash_seed(random_seed(counts.total));
     let mut rows = 0usize;
     for i in 0..count {
         let c = chunk(i)?;
         let ids = row_ids(&c);
+        rows += ids.len();
+        if ids.len() > enc.window() || rows > counts.total {
+            return Err(Error::Invalid(format!(
+                "chunk {i} of {} rows: more than {} a chunk, or than the {} rows counted",
+                ids.len(),
+                enc.window(),
+                counts.total
+            )));
+        }
         let inputs = [Input {
             batch: &c.batch,
             row_ids: &ids,
@@ -253,16 +250,19 @@ pub fn encode_chunked(
         }];
         let keys = encoded_keys(&codec, &inputs)?;
         plan.fill(&mut enc, schema, &inputs, &keys)?;
-        rows += ids.len();
-        if rows > tally.total {
-            return Err(Error::Invalid(format!(
-                "chunk {i} holds other rows than when it was counted"
-            )));
-        }
         enc.flush_rows(out, ids.len()).map_err(invalid)?;
+    }
+    if rows != counts.total {
+        return Err(Error::Invalid(format!(
+            "the chunks hold {rows} rows, {} were counted",
+            counts.total
+        )));
     }
     enc.finish(out).map_err(invalid)
 }
+
+/// The most rows a chunk of [`encode_chunked`] may hold.
+pub const MAX_CHUNK_ROWS: usize = 1 << 16;
 
 fn row_ids(c: &Chunk) -> Vec<u32> {
     (0..c.batch.num_rows() as u32).collect()
@@ -288,8 +288,10 @@ fn encoded_keys(codec: &KeyCodec, inputs: &[Input<'_>]) -> Result<Vec<ArrayRef>>
         .collect()
 }
 
-/// What the rows to encode hold, counted over inputs: it decides each column's storage.
-struct Tally {
+/// What the rows of a segment to encode hold: per column, the valid values and the byte
+/// lengths of strings, and the rows' write times. It decides each column's storage.
+#[derive(Debug, Clone)]
+pub struct Counts {
     total: usize,
     /// Per schema column: the valid values, and the byte lengths of utf8 and binary ones.
     values: Vec<usize>,
@@ -300,15 +302,94 @@ struct Tally {
     times: Option<(i64, i64)>,
 }
 
-impl Tally {
-    fn new(schema: &TableSchema) -> Tally {
+impl Counts {
+    /// Counts rows `locs` of `segments` (stored with the table's columns and types) from the
+    /// stored rows, without reading them into arrays: validity bits, and string lengths;
+    /// `written` gives each row's write time.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] when the schema has no valid key, or a segment of a table whose key is
+    /// not one utf8 column lacks its encoded keys.
+    pub fn of_rows(
+        schema: &TableSchema,
+        segments: &[Segment],
+        locs: &[Loc],
+        written: impl Fn(Loc) -> i64,
+    ) -> Result<Counts> {
+        let codec = KeyCodec::new(schema).map_err(invalid)?;
+        let mut counts = Counts::new(schema);
+        counts.total = locs.len();
+        // Rows taken from each segment: a column without nulls there has a value in each.
+        let mut taken = vec![0usize; segments.len()];
+        for loc in locs {
+            taken[loc.seg as usize] += 1;
+        }
+        // Per segment, the columns to look at row by row: those with nulls, and strings.
+        let mut per_row: Vec<Vec<(usize, ColumnView<'_>, bool)>> = Vec::new();
+        let mut keys: Vec<Option<ColumnView<'_>>> = Vec::new();
+        for (s, seg) in segments.iter().enumerate() {
+            let view = seg.view();
+            let mut cols = Vec::new();
+            for (c, column) in schema.columns.iter().enumerate() {
+                let Some(p) = view.column_position(&column.name) else {
+                    continue; // all null in this segment
+                };
+                let col = view.column(p);
+                let lengths = matches!(column.dtype, DType::Utf8 | DType::Binary);
+                if col.has_nulls() || lengths {
+                    cols.push((c, col, lengths));
+                } else {
+                    counts.values[c] += taken[s];
+                }
+            }
+            per_row.push(cols);
+            keys.push(if codec.is_text() {
+                None
+            } else {
+                let p = view.column_position(ENCODED_KEY_COLUMN).ok_or_else(|| {
+                    Error::Invalid(format!("segment {} lacks its encoded keys", seg.path()))
+                })?;
+                Some(view.column(p))
+            });
+        }
+        for &loc in locs {
+            let s = loc.seg as usize;
+            let r = loc.row as usize;
+            let row = segments[s].view().row(r);
+            for (c, col, lengths) in &per_row[s] {
+                if !col.is_valid(row) {
+                    continue;
+                }
+                counts.values[*c] += 1;
+                if *lengths {
+                    let len = col.bytes(r, row).len();
+                    let stats = &mut counts.bytes[*c];
+                    stats.max_len = stats.max_len.max(len);
+                    stats.total_len += len;
+                }
+            }
+            if let Some(k) = &keys[s] {
+                let len = k.bytes(r, row).len();
+                counts.key_bytes.max_len = counts.key_bytes.max_len.max(len);
+                counts.key_bytes.total_len += len;
+            }
+            let t = written(loc);
+            counts.times = Some(match counts.times {
+                None => (t, t),
+                Some((min, max)) => (min.min(t), max.max(t)),
+            });
+        }
+        Ok(counts)
+    }
+
+    fn new(schema: &TableSchema) -> Counts {
         // Byte strings' lengths are measured (none yet); other columns' are not needed.
         let none = ValueStats {
             max_len: 0,
             total_len: 0,
             values: usize::MAX,
         };
-        Tally {
+        Counts {
             total: 0,
             values: vec![0; schema.columns.len()],
             bytes: schema
@@ -385,7 +466,7 @@ fn add_lengths(into: &mut ValueStats, add: ValueStats) {
     into.total_len += add.total_len;
 }
 
-/// The segment's columns, decided from a [`Tally`].
+/// The segment's columns, decided from a [`Counts`].
 struct Plan {
     specs: Vec<ColumnSpec>,
     /// Schema positions of the columns the segment stores, in spec order.
@@ -398,15 +479,15 @@ struct Plan {
 }
 
 impl Plan {
-    fn new(schema: &TableSchema, codec: &KeyCodec, tally: &Tally) -> Result<Plan> {
-        let total = tally.total;
+    fn new(schema: &TableSchema, codec: &KeyCodec, counts: &Counts) -> Result<Plan> {
+        let total = counts.total;
         // A one-column utf8 key is the segment's key column; any other key is encoded into an
         // extra binary column, after the table's.
         let text_key = codec.is_text().then(|| schema.key_positions()[0]);
         let mut specs = Vec::with_capacity(schema.columns.len());
         let mut stored = Vec::with_capacity(schema.columns.len());
         for (c, column) in schema.columns.iter().enumerate() {
-            let values = tally.values[c];
+            let values = counts.values[c];
             let has_nulls = values < total;
             if has_nulls && !column.nullable {
                 return Err(Error::Invalid(format!(
@@ -417,7 +498,7 @@ impl Plan {
             if values == 0 && total > 0 && Some(c) != text_key {
                 continue; // all null: not stored
             }
-            let mut stats = tally.bytes[c];
+            let mut stats = counts.bytes[c];
             stats.values = values;
             specs.push(ColumnSpec {
                 name: column.name.clone(),
@@ -434,7 +515,7 @@ impl Plan {
                 .position(|&c| c == key)
                 .expect("the key column is always stored"),
             None => {
-                let mut stats = tally.key_bytes;
+                let mut stats = counts.key_bytes;
                 stats.values = total;
                 specs.push(ColumnSpec {
                     name: ENCODED_KEY_COLUMN.to_owned(),
@@ -446,7 +527,7 @@ impl Plan {
                 specs.len() - 1
             }
         };
-        let times = match tally.times {
+        let times = match counts.times {
             Some((min, max)) => WriteTimes::between(min, max),
             None => WriteTimes::at(0),
         };

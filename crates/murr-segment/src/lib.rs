@@ -19,7 +19,10 @@ use bytes::Bytes;
 use murr_directory::{Directory, FilePath};
 use murr_format::{SegmentView, Verify};
 
-pub use encode::{Chunk, Input, RowKeys, Written, encode, encode_chunked, encode_key_arrays};
+pub use encode::{
+    Chunk, Counts, Input, MAX_CHUNK_ROWS, RowKeys, Written, encode, encode_chunked,
+    encode_key_arrays,
+};
 pub use gather::{Loc, ResolvedRows, gather, gather_columns, gather_rows};
 
 #[doc(hidden)]

@@ -673,3 +673,60 @@ fn a_drop_never_deletes_the_files_of_a_table_created_again() {
         store.drop_table("t").expect("drops");
     }
 }
+
+/// The nice value of the calling thread (Linux: field 19 of its stat).
+#[cfg(target_os = "linux")]
+fn nice_of(task: &std::path::Path) -> Option<i32> {
+    let stat = std::fs::read_to_string(task.join("stat")).ok()?;
+    // The fields after the parenthesised name start with the state, field 3.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    rest.split_whitespace().nth(16)?.parse().ok()
+}
+
+/// Merges and writes run at lower priorities than the threads that serve fetches.
+#[cfg(target_os = "linux")]
+#[test]
+fn merges_and_writes_yield_to_fetches() {
+    let store = Store::open(Arc::new(RamDirectory::new()), StoreOptions::default()).expect("store");
+    // The merge thread sets its priority as it starts: look until it has.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let merge_nice = loop {
+        let found = std::fs::read_dir("/proc/self/task")
+            .expect("tasks")
+            .filter_map(Result::ok)
+            .find(|t| {
+                std::fs::read_to_string(t.path().join("comm"))
+                    .is_ok_and(|c| c.trim() == "murr-merge")
+            })
+            .and_then(|t| nice_of(&t.path()));
+        match found {
+            Some(n) if n == murr_table::MERGE_NICE => break n,
+            _ if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => break other.unwrap_or(-100),
+        }
+    };
+    assert_eq!(merge_nice, 10, "the merge thread's nice value");
+
+    // A write's batches are read on the write's own thread.
+    let table = store.create_table("t", schema()).expect("create");
+    let mut seen = None;
+    let stats = table
+        .write_stream(std::iter::from_fn(|| {
+            if seen.is_some() {
+                return None;
+            }
+            seen = nice_of(std::path::Path::new("/proc/thread-self"));
+            Some(Ok(batch(&[("a", Some(1.0), 1, None)])))
+        }))
+        .expect("write");
+    assert_eq!(stats.rows, 1);
+    assert_eq!(
+        seen,
+        Some(murr_table::WRITE_NICE),
+        "the write thread's nice value"
+    );
+    assert_eq!(murr_table::WRITE_NICE, 5);
+    drop(store);
+}

@@ -114,7 +114,7 @@ pub struct SegmentEncoder {
     pointer: Option<(u32, u8)>,
     written: WriteTimes,
     /// Each row's write time, seconds after the earliest (when they differ).
-    times: Vec<u32>,
+    times: Times,
     /// The first value too long for its inline slot (reported by `finish`).
     overflow: Option<String>,
     hash_seed: u64,
@@ -272,9 +272,12 @@ impl SegmentEncoder {
             pointer: layout.pointer,
             written: WriteTimes::between(written.min, written.max),
             times: if written.min == written.max {
-                Vec::new()
+                Times::Same
             } else {
-                vec![0; rows]
+                Times::Runs {
+                    runs: Vec::new(),
+                    next: 0,
+                }
             },
             overflow: None,
             hash_seed: 0,
@@ -368,7 +371,7 @@ impl SegmentEncoder {
     /// written at the earliest.
     #[inline]
     pub fn set_written(&mut self, row: usize, t: i64) {
-        if self.times.is_empty() {
+        if matches!(self.times, Times::Same) {
             return;
         }
         let row = self.window_start + row;
@@ -381,7 +384,26 @@ impl SegmentEncoder {
             }
             return;
         }
-        self.times[row] = u32::try_from(t - self.written.min).expect("checked in new");
+        let t = u32::try_from(t - self.written.min).expect("checked in new");
+        let row32 = u32::try_from(row).expect("rows fit u32");
+        match &mut self.times {
+            Times::Same => {}
+            Times::Runs { runs, next } if row >= *next => {
+                if row > *next {
+                    // Rows skipped read as written at the earliest.
+                    push_run(runs, u32::try_from(*next).expect("rows fit u32"), 0);
+                }
+                push_run(runs, row32, t);
+                *next = row + 1;
+            }
+            Times::Runs { runs, next } => {
+                // Out of row order: keep a time a row from here on.
+                let mut each = expand_runs(runs, *next, self.rows);
+                each[row] = t;
+                self.times = Times::Rows(each);
+            }
+            Times::Rows(each) => each[row] = t,
+        }
     }
 
     /// The rows' times as sections store them: `(width, values, dict)`. A merge writes the
@@ -389,14 +411,23 @@ impl SegmentEncoder {
     /// row and time each (width 8, 8 bytes a run, nothing a row), unless the runs are many;
     /// then the distinct times listed once and indexed by 1 or 2 bytes a row, or the time in 4.
     fn time_bytes(&self) -> (u8, Vec<u8>, Vec<u8>) {
-        let runs: Vec<(u32, u32)> = self
-            .times
-            .iter()
-            .enumerate()
-            .filter(|&(r, t)| r == 0 || self.times[r - 1] != *t)
-            .map(|(r, &t)| (u32::try_from(r).expect("rows fit u32"), t))
-            .collect();
-        let mut distinct = self.times.clone();
+        let runs: Vec<(u32, u32)> = match &self.times {
+            Times::Same => Vec::new(),
+            Times::Runs { runs, next } => {
+                let mut runs = runs.clone();
+                if *next < self.rows {
+                    push_run(&mut runs, u32::try_from(*next).expect("rows fit u32"), 0);
+                }
+                runs
+            }
+            Times::Rows(each) => each
+                .iter()
+                .enumerate()
+                .filter(|&(r, t)| r == 0 || each[r - 1] != *t)
+                .map(|(r, &t)| (u32::try_from(r).expect("rows fit u32"), t))
+                .collect(),
+        };
+        let mut distinct: Vec<u32> = runs.iter().map(|&(_, t)| t).collect();
         distinct.sort_unstable();
         distinct.dedup();
         let width: u8 = match distinct.len() {
@@ -404,7 +435,7 @@ impl SegmentEncoder {
             257..=65_536 => 2,
             _ => 4,
         };
-        if runs.len() * 8 <= self.times.len() * usize::from(width) {
+        if runs.len() * 8 <= self.rows * usize::from(width) {
             let mut firsts = Vec::with_capacity(runs.len() * 4);
             let mut times = Vec::with_capacity(runs.len() * 4);
             for (r, t) in runs {
@@ -413,24 +444,24 @@ impl SegmentEncoder {
             }
             return (8, firsts, times);
         }
-        let mut values = Vec::with_capacity(self.times.len() * usize::from(width));
+        let mut values = Vec::with_capacity(self.rows * usize::from(width));
         let mut dict = Vec::new();
         if width == 4 {
-            for t in &self.times {
-                values.extend_from_slice(&t.to_le_bytes());
-            }
+            for_each_time(&runs, self.rows, |t| {
+                values.extend_from_slice(&t.to_le_bytes())
+            });
         } else {
             for t in &distinct {
                 dict.extend_from_slice(&t.to_le_bytes());
             }
-            for t in &self.times {
-                let i = distinct.binary_search(t).expect("a distinct time");
+            for_each_time(&runs, self.rows, |t| {
+                let i = distinct.binary_search(&t).expect("a distinct time");
                 if width == 1 {
                     values.push(u8::try_from(i).expect("<= 256 times"));
                 } else {
                     values.extend_from_slice(&u16::try_from(i).expect("<= 65536").to_le_bytes());
                 }
-            }
+            });
         }
         (width, values, dict)
     }
@@ -765,7 +796,7 @@ impl SegmentEncoder {
         };
         drop(records);
         let mut written = self.written;
-        if !self.times.is_empty() {
+        if !matches!(self.times, Times::Same) {
             let (width, values, dict) = self.time_bytes();
             written.rows = Some(RowTimes {
                 width,
@@ -889,6 +920,45 @@ fn offset_bytes(offsets: &[u64], end: u64) -> (Vec<u8>, u8) {
         }
     }
     (bytes, if wide { 8 } else { 4 })
+}
+
+/// Rows' write times as an encoder collects them.
+#[derive(Debug)]
+enum Times {
+    /// Every row at the earliest (no per-row times).
+    Same,
+    /// Runs of rows of one time, `(first row, time)`, set in row order up to `next` (a merge
+    /// writes each input's rows in order: a few runs, nothing a row).
+    Runs { runs: Vec<(u32, u32)>, next: usize },
+    /// A time a row (set out of row order).
+    Rows(Vec<u32>),
+}
+
+/// Appends a run starting at `row` unless the last run has the same time.
+fn push_run(runs: &mut Vec<(u32, u32)>, row: u32, t: u32) {
+    if runs.last().is_none_or(|&(_, last)| last != t) {
+        runs.push((row, t));
+    }
+}
+
+/// A time per row, from runs covering rows `0..next` (rows after read 0).
+fn expand_runs(runs: &[(u32, u32)], next: usize, rows: usize) -> Vec<u32> {
+    let mut each = vec![0; rows];
+    for (i, &(first, t)) in runs.iter().enumerate() {
+        let end = runs.get(i + 1).map_or(next, |&(r, _)| r as usize);
+        each[first as usize..end].fill(t);
+    }
+    each
+}
+
+/// Calls `f` with each of `rows` rows' time, from runs that cover them all.
+fn for_each_time(runs: &[(u32, u32)], rows: usize, mut f: impl FnMut(u32)) {
+    for (i, &(first, t)) in runs.iter().enumerate() {
+        let end = runs.get(i + 1).map_or(rows, |&(r, _)| r as usize);
+        for _ in first as usize..end {
+            f(t);
+        }
+    }
 }
 
 /// Value `r` of a variable-width column being built.

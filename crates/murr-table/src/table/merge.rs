@@ -7,7 +7,7 @@ use std::time::Instant;
 use arrow_array::RecordBatch;
 use murr_directory::{DirectoryExt, FilePath};
 use murr_format::DType;
-use murr_segment::{Chunk, Loc, ResolvedRows, Segment, gather_columns};
+use murr_segment::{Chunk, Counts, Loc, ResolvedRows, Segment, gather_columns};
 
 use super::{Snapshot, Table};
 use crate::error::{Error, Result};
@@ -15,7 +15,7 @@ use crate::policy::pick_merge;
 
 /// Rows per batch when a merge reads segments back, at most: the merged segment is written a
 /// batch at a time, so this bounds a merge's memory (beside the new segment's key index).
-pub const MERGE_BATCH_ROWS: usize = 1 << 16;
+pub const MERGE_BATCH_ROWS: usize = murr_segment::MAX_CHUNK_ROWS;
 
 /// Bytes of variable-width values per batch when a merge reads segments back, at most: one
 /// Arrow string array holds at most 2 GiB, and a merge whose batch overflowed it would fail
@@ -68,7 +68,7 @@ impl Table {
             self.config.merge_factor,
             self.config.max_merge_bytes,
         ) {
-            Some(range) => self.merge(&snap, range).map(|()| true),
+            Some(range) => self.merge(snap, range).map(|()| true),
             None => Ok(false),
         }
     }
@@ -85,7 +85,7 @@ impl Table {
         if n <= 1 {
             return Ok(());
         }
-        self.merge(&snap, 0..n)
+        self.merge(snap, 0..n)
     }
 
     /// What the merge thread runs once the table has had no write for a while: merges all
@@ -99,7 +99,7 @@ impl Table {
         let snap = self.snapshot.load_full();
         let bytes: Vec<u64> = snap.segments.iter().map(|s| s.size() as u64).collect();
         match crate::policy::pick_idle(&bytes) {
-            Some(range) => self.merge(&snap, range),
+            Some(range) => self.merge(snap, range),
             None => Ok(()),
         }
     }
@@ -139,12 +139,15 @@ impl Table {
             else {
                 return Ok(done);
             };
-            self.merge(&snap, i..i + 1)?;
+            self.merge(snap, i..i + 1)?;
             done += 1;
         }
     }
 
-    fn merge(&self, snap: &Snapshot, range: Range<usize>) -> Result<()> {
+    /// Merges the segments `range` of `snap` into one (or none, when no row survives) and
+    /// commits. The merged file is read in (`Directory::warm`) only after `snap` is let go, so
+    /// that the inputs' pages and the output's are not resident together for long.
+    fn merge(&self, snap: Arc<Snapshot>, range: Range<usize>) -> Result<()> {
         let started = Instant::now();
         let meta = &snap.meta;
         // Rows written at or before this have expired, and are dropped.
@@ -155,6 +158,7 @@ impl Table {
         let run = &snap.segments[range.clone()];
         let newer = &snap.segments[range.end..];
         let before: usize = run.iter().map(Segment::rows).sum();
+        let inputs = run.len();
         let columns: Vec<(&str, DType)> = meta
             .schema
             .columns
@@ -203,8 +207,12 @@ impl Table {
                 .sum::<usize>()
         });
         let chunks = chunk_bounds(sizes, MERGE_BATCH_ROWS, MERGE_CHUNK_BYTES);
-        // Each batch is read back from the segments when the encoder asks for it (twice: once
-        // to count, once to write), so that only one is in memory at a time.
+        // What the survivors hold decides the merged segment's storage: counted from the
+        // stored rows. Then each batch is read back from the segments when the encoder asks
+        // for it, so that only one is in memory at a time.
+        let counts = Counts::of_rows(meta.schema(), run, &survivors, |loc| {
+            self.written(&run[loc.seg as usize], loc.row as usize)
+        })?;
         let chunk = |i: usize| -> murr_segment::Result<Chunk> {
             let locs = &survivors[chunks[i].clone()];
             // The chunk's rows are resolved once for all its columns.
@@ -221,7 +229,7 @@ impl Table {
         let merged = if kept == 0 {
             None
         } else {
-            Some(self.write_segment_chunked(meta, chunks.len(), chunk)?)
+            Some(self.write_segment_chunked(meta, &counts, chunks.len(), chunk)?)
         };
         drop(survivors);
         let old: Vec<FilePath> = run.iter().map(|s| s.path().clone()).collect();
@@ -252,12 +260,21 @@ impl Table {
                 }
             }
         }
+        let ms = started.elapsed().as_secs_f64() * 1e3;
+        // The inputs are let go (readers drop theirs as their fetches end) before the merged
+        // file is read in.
+        drop((columns, var, chunks));
+        drop(snap);
+        if let Some(m) = &merged {
+            self.dir.warm(m.view().bytes());
+        }
         tracing::info!(
             table = %self.name,
-            segments = run.len(),
+            segments = inputs,
             rows_in = before,
             rows_out = kept,
-            ms = started.elapsed().as_secs_f64() * 1e3,
+            ms,
+            warm_ms = started.elapsed().as_secs_f64() * 1e3 - ms,
             "merged segments"
         );
         Ok(())

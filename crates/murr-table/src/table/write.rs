@@ -7,7 +7,7 @@ use arrow_array::RecordBatch;
 use hashbrown::HashMap;
 use murr_directory::DirectoryExt;
 use murr_format::{Verify, index};
-use murr_segment::{Chunk, Input, RowKeys, Segment, Written, encode, encode_chunked};
+use murr_segment::{Chunk, Counts, Input, RowKeys, Segment, Written, encode, encode_chunked};
 
 use super::normalize::normalize;
 use super::{Table, TableMeta};
@@ -49,7 +49,19 @@ impl Table {
     ///
     /// # Errors
     /// As [`Table::write`], and the first `Err` of `batches`.
+    ///
+    /// The work runs on a thread of its own at a lower priority ([`crate::WRITE_NICE`]), so that
+    /// fetches served meanwhile come first.
     pub fn write_stream(
+        &self,
+        batches: impl IntoIterator<Item = Result<RecordBatch>> + Send,
+    ) -> Result<WriteStats> {
+        crate::priority::run_at(crate::priority::WRITE_NICE, "write", || {
+            self.write_now(batches)
+        })
+    }
+
+    fn write_now(
         &self,
         batches: impl IntoIterator<Item = Result<RecordBatch>>,
     ) -> Result<WriteStats> {
@@ -68,6 +80,10 @@ impl Table {
         };
         if written.is_empty() {
             return Ok(stats);
+        }
+        // Written files are mapped cold: read them in before readers see them.
+        for s in &written {
+            self.dir.warm(s.view().bytes());
         }
         self.commit(|segments| {
             segments.extend(written.iter().cloned());
@@ -191,10 +207,19 @@ impl Table {
     pub(super) fn write_segment_chunked(
         &self,
         meta: &TableMeta,
+        counts: &Counts,
         count: usize,
         chunk: impl FnMut(usize) -> murr_segment::Result<Chunk>,
     ) -> Result<Segment> {
-        self.create_segment(|mut out| Ok(encode_chunked(meta.schema(), count, chunk, &mut out)?))
+        self.create_segment(|mut out| {
+            Ok(encode_chunked(
+                meta.schema(),
+                counts,
+                count,
+                chunk,
+                &mut out,
+            )?)
+        })
     }
 
     /// Creates the next segment file with what `fill` writes into it, and opens it.
