@@ -11,7 +11,10 @@
 //!   Then `murr-bench-sparse` (benches/src/bin/sparse.rs): 1M rows x 200 float32 columns with
 //!   10 values a row: segment bytes and server memory against keys + values, and a fetch of 20
 //!   columns against the same fetch from a dense 20-column table.
-//!   Then (unless `--murr-only`) `murr-bench-tiers` (benches/src/bin/tiers.rs): murr on
+//!   Then (unless `--murr-only`) `murr-bench-load` (benches/src/bin/load.rs): 10M rows loaded as
+//!   ten writes and then rewritten (a refresh) while one client reads, the server's RSS sampled
+//!   every 100 ms, settled HTTP/Flight/Redis reads, and keys/s at 1-64 clients against Redis;
+//!   SVG plots in `target/bench`. Then `murr-bench-tiers` (benches/src/bin/tiers.rs): murr on
 //!   SeaweedFS (from the test venv) against murr on local disk: write throughput, a replica's
 //!   cold start, fetch latency and write-to-visible latency.
 //!   `--python`: only the Python package against redis-py (`benches/python/bench.py`: embedded,
@@ -313,6 +316,8 @@ fn bench(mut args: Vec<String>) -> ExitCode {
             "murr-bench-types",
             "--bin",
             "murr-bench-sparse",
+            "--bin",
+            "murr-bench-load",
         ])
         .args(profile);
     if run(build) != ExitCode::SUCCESS {
@@ -385,6 +390,33 @@ fn bench(mut args: Vec<String>) -> ExitCode {
     }
     if murr_only {
         return ExitCode::SUCCESS;
+    }
+    // Under load: a load and a refresh read by one client (RSS every 100 ms), settled reads and
+    // 1-64 clients against Redis; SVG plots beside the JSON.
+    let mut c = Command::new(dir.join("murr-bench-load"));
+    c.current_dir(root())
+        .arg("--murr-bin")
+        .arg(dir.join("murr"));
+    if smoke {
+        c.args([
+            "--rows",
+            "20000",
+            "--requests",
+            "40",
+            "--clients",
+            "1,4",
+            "--level-secs",
+            "0.5",
+            "--idle-secs",
+            "0.5",
+            "--settle",
+            "5",
+            "--out",
+            "target/bench/load-smoke",
+        ]);
+    }
+    if run(c) != ExitCode::SUCCESS {
+        return ExitCode::FAILURE;
     }
     // murr on object storage against murr on local disk, on SeaweedFS from the test venv.
     let Some(venv) = ensure_venv() else {

@@ -753,6 +753,11 @@ fn run() -> Res<()> {
             "clients": n, "http_keys_per_s": h, "flight_keys_per_s": f, "redis_keys_per_s": r,
             "http": hl, "flight": fl, "redis": rl})).collect::<Vec<_>>(),
         "targets": targets.iter().map(|(n, v, g)| serde_json::json!({"target": n, "measured": v, "goal": g})).collect::<Vec<_>>(),
+        "timeline": {
+            "rss": tl.rss.iter().map(|&(t, r)| [t, r as f64]).collect::<Vec<_>>(),
+            "writes": tl.writes.iter().map(|(s, e, l)| serde_json::json!([s, e, l])).collect::<Vec<_>>(),
+            "phases": tl.phases.iter().map(|(t, l)| serde_json::json!([t, l])).collect::<Vec<_>>(),
+        },
     });
     std::fs::write(
         args.out.join("load.json"),
@@ -762,6 +767,9 @@ fn run() -> Res<()> {
         "\nwritten to {}: load.json, load-latency-cdf.svg, load-timeline.svg",
         args.out.display()
     );
+    if torn > 0 {
+        return Err(format!("{torn} answers held part of a write").into());
+    }
     Ok(())
 }
 

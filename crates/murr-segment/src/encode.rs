@@ -191,8 +191,8 @@ pub fn encode(schema: &TableSchema, inputs: &[Input<'_>], out: &mut impl Write) 
     enc.finish(out).map_err(invalid)
 }
 
-/// One part of the rows of [`encode_chunked`]: a batch of the table's columns (every row of it
-/// is taken) and each row's write time.
+/// Rows read for [`encode_merge`]: a batch of the table's columns (every row of it is taken)
+/// and each row's write time.
 #[derive(Debug, Clone)]
 pub struct Chunk {
     /// The rows.
@@ -201,26 +201,41 @@ pub struct Chunk {
     pub written: Vec<i64>,
 }
 
-/// Encodes `count` chunks of rows, in order, as one segment into `out`; returns the bytes
-/// written. `counts` says what the rows hold (which decides each column's storage): take it
-/// from [`Counts::of_rows`]. `chunk(i)` gives chunk `i`; its rows leave for `out` before the
-/// next is asked for. Memory is one chunk's batch and rows, the key index and the sections
-/// written after the rows (variable-width values, lists, sparse records): not the whole
-/// segment's rows, as [`encode`] takes. The keys of all chunks must be distinct (this is not
-/// checked across chunks); a merge's are.
+/// Encodes the rows `locs` of `segments` (stored with the table's columns), in order, as one
+/// segment into `out` (a merge); returns the bytes written. `counts` says what the rows hold
+/// (which decides each column's storage): take it from [`Counts::of_rows`]. The rows go in
+/// `chunks` (ranges of `locs`, at most [`MAX_CHUNK_ROWS`] each), each written out before the
+/// next is read: memory is one chunk's rows, the key index and the sections written after the
+/// rows (variable-width values, lists, sparse records), not the whole segment's rows, as
+/// [`encode`] takes. The keys must be distinct (a merge's are; this is not checked across
+/// chunks). A chunk
+/// whose rows all come from one segment stored as the new one will be (segments written alike,
+/// the common case) is copied row by row as it is; any other chunk is read into arrays by
+/// `gather` and encoded.
 ///
 /// # Errors
-/// As [`encode`]; [`Error::Invalid`] when the chunks hold other rows than `counts` counted;
-/// those of `chunk`.
-pub fn encode_chunked(
+/// As [`encode`]; [`Error::Invalid`] when the chunks do not cover `locs` in order or hold other
+/// rows than `counts` counted; those of `gather`.
+#[allow(clippy::too_many_arguments, reason = "a merge's inputs, each needed")]
+pub fn encode_merge(
     schema: &TableSchema,
     counts: &Counts,
-    count: usize,
-    mut chunk: impl FnMut(usize) -> Result<Chunk>,
+    segments: &[Segment],
+    locs: &[Loc],
+    chunks: &[std::ops::Range<usize>],
+    written: impl Fn(Loc) -> i64,
+    mut gather: impl FnMut(&[Loc]) -> Result<Chunk>,
     out: &mut impl Write,
 ) -> Result<u64> {
     let codec = KeyCodec::new(schema).map_err(invalid)?;
     let plan = Plan::new(schema, &codec, counts)?;
+    if locs.len() != counts.total {
+        return Err(Error::Invalid(format!(
+            "{} rows to merge, {} counted",
+            locs.len(),
+            counts.total
+        )));
+    }
     let mut enc = SegmentEncoder::streaming(
         plan.specs.clone(),
         plan.key,
@@ -230,38 +245,58 @@ pub fn encode_chunked(
     )
     .map_err(invalid)?
     .with_hash_seed(random_seed(counts.total));
-    let mut rows = 0usize;
-    for i in 0..count {
-        let c = chunk(i)?;
-        let ids = row_ids(&c);
-        rows += ids.len();
-        if ids.len() > enc.window() || rows > counts.total {
+    let same: Vec<bool> = segments.iter().map(|s| enc.same_rows(s.view())).collect();
+    let mut done = 0usize;
+    for (i, range) in chunks.iter().enumerate() {
+        let part = &locs[range.clone()];
+        if range.start != done || part.len() > enc.window() {
             return Err(Error::Invalid(format!(
-                "chunk {i} of {} rows: more than {} a chunk, or than the {} rows counted",
-                ids.len(),
-                enc.window(),
-                counts.total
+                "chunk {i} ({range:?}) does not follow the last or is larger than {}",
+                enc.window()
             )));
         }
-        let inputs = [Input {
-            batch: &c.batch,
-            row_ids: &ids,
-            written: Written::Each(&c.written),
-        }];
-        let keys = encoded_keys(&codec, &inputs)?;
-        plan.fill(&mut enc, schema, &inputs, &keys)?;
-        enc.flush_rows(out, ids.len()).map_err(invalid)?;
+        done = range.end;
+        let one = part.first().map(|l| l.seg);
+        let copy = one.is_some_and(|s| same[s as usize] && part.iter().all(|l| l.seg == s));
+        if copy {
+            let seg = &segments[one.unwrap_or_default() as usize];
+            let rows: Vec<u32> = part.iter().map(|l| l.row).collect();
+            enc.copy_rows(seg.view(), &rows);
+            if plan.times.min != plan.times.max {
+                for (at, &loc) in part.iter().enumerate() {
+                    enc.set_written(at, written(loc));
+                }
+            }
+        } else {
+            let c = gather(part)?;
+            if c.batch.num_rows() != part.len() {
+                return Err(Error::Invalid(format!(
+                    "chunk {i}: {} rows read for {}",
+                    c.batch.num_rows(),
+                    part.len()
+                )));
+            }
+            let ids = row_ids(&c);
+            let inputs = [Input {
+                batch: &c.batch,
+                row_ids: &ids,
+                written: Written::Each(&c.written),
+            }];
+            let keys = encoded_keys(&codec, &inputs)?;
+            plan.fill(&mut enc, schema, &inputs, &keys)?;
+        }
+        enc.flush_rows(out, part.len()).map_err(invalid)?;
     }
-    if rows != counts.total {
+    if done != locs.len() {
         return Err(Error::Invalid(format!(
-            "the chunks hold {rows} rows, {} were counted",
-            counts.total
+            "the chunks cover {done} of {} rows",
+            locs.len()
         )));
     }
     enc.finish(out).map_err(invalid)
 }
 
-/// The most rows a chunk of [`encode_chunked`] may hold.
+/// The most rows a chunk of [`encode_merge`] may hold.
 pub const MAX_CHUNK_ROWS: usize = 1 << 16;
 
 fn row_ids(c: &Chunk) -> Vec<u32> {

@@ -20,8 +20,7 @@ use murr_directory::{Directory, FilePath};
 use murr_format::{SegmentView, Verify};
 
 pub use encode::{
-    Chunk, Counts, Input, MAX_CHUNK_ROWS, RowKeys, Written, encode, encode_chunked,
-    encode_key_arrays,
+    Chunk, Counts, Input, MAX_CHUNK_ROWS, RowKeys, Written, encode, encode_key_arrays, encode_merge,
 };
 pub use gather::{Loc, ResolvedRows, gather, gather_columns, gather_rows};
 

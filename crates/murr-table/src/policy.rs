@@ -10,8 +10,10 @@
 //! N rows has at most `(factor - 1) * (log_factor(N) + 1)` segments, and a row is rewritten about
 //! `log_factor(N)` times over its life, as in Lucene's LogMergePolicy.
 //!
-//! A merge holds its input in memory while it runs, so a merge whose segments together are
-//! larger than a cap is never picked (the segments stay as they are; reads probe one more index).
+//! A merge streams its output a batch at a time, but it keeps its inputs mapped and a key index
+//! and a list of surviving rows for the output (a dozen bytes a row), so a merge whose segments
+//! together are larger than a cap is never picked (the segments stay as they are; reads probe
+//! one more index).
 
 use std::ops::Range;
 

@@ -77,6 +77,105 @@ fn readers_see_whole_writes_while_merges_run() {
     );
 }
 
+/// A refresh rewrites a table part by part (every key once, new values) while readers fetch
+/// keys from every part and merges run: each answer holds, for each part, its old values or its
+/// new ones, never a mix, and the parts turn new in the order they were written.
+#[test]
+fn reads_during_a_refresh_see_whole_writes_in_order() {
+    const PARTS: usize = 8;
+    const PER: usize = 500;
+    let tmp = tempfile::tempdir().expect("temp folder");
+    let store = Arc::new(
+        Store::open(
+            Arc::new(MmapDirectory::open(tmp.path()).expect("opens")),
+            StoreOptions::default(),
+        )
+        .expect("opens"),
+    );
+    let t = store.create_table("t", schema()).expect("creates");
+    let part_keys =
+        |p: usize| -> Vec<String> { (p * PER..(p + 1) * PER).map(|i| format!("k{i}")).collect() };
+    // The load: version 0 everywhere, in parts as a pipeline writes it.
+    for p in 0..PARTS {
+        t.write(&[valued(&part_keys(p), 0)]).expect("loads");
+    }
+    let done = Arc::new(AtomicBool::new(false));
+    let readers: Vec<_> = (0..2u64)
+        .map(|seed| {
+            let (t, done) = (Arc::clone(&t), Arc::clone(&done));
+            std::thread::spawn(move || {
+                use rand::{Rng, SeedableRng};
+                let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
+                let mut newest = 0usize;
+                let mut reads = 0;
+                while !done.load(Ordering::SeqCst) || reads < 20 {
+                    let picks: Vec<usize> =
+                        (0..400).map(|_| rng.random_range(0..PARTS * PER)).collect();
+                    let keys: Vec<String> = picks.iter().map(|i| format!("k{i}")).collect();
+                    let n = ns(&t.fetch(&keys, &["n"]).expect("fetches"), 0);
+                    // Per part: Some(true) new (version 1 + part), Some(false) old (0).
+                    let mut state = [None::<bool>; PARTS];
+                    for (&i, v) in picks.iter().zip(&n) {
+                        let p = i / PER;
+                        let v = v.expect("every key has a value");
+                        let new = if v == 0 {
+                            false
+                        } else {
+                            assert_eq!(v, 1 + p as i64, "key k{i} holds another part's value");
+                            true
+                        };
+                        let seen = state[p].get_or_insert(new);
+                        assert_eq!(*seen, new, "part {p} read partly rewritten: {n:?}");
+                    }
+                    // Parts turn new in order: no new part after an old one.
+                    let mut old_seen = false;
+                    let mut count = 0;
+                    for (p, s) in state.iter().enumerate() {
+                        match s {
+                            Some(true) => {
+                                assert!(!old_seen, "part {p} new after an old one");
+                                count = p + 1;
+                            }
+                            Some(false) => old_seen = true,
+                            None => {}
+                        }
+                    }
+                    // And a later read never sees fewer new parts than it could before.
+                    if let Some(first_old) = state.iter().position(|s| *s == Some(false)) {
+                        assert!(
+                            first_old >= newest,
+                            "went back: part {first_old} old after {newest} were new"
+                        );
+                    }
+                    newest = newest.max(count);
+                    reads += 1;
+                }
+                reads
+            })
+        })
+        .collect();
+    let merger = {
+        let (t, done) = (Arc::clone(&t), Arc::clone(&done));
+        std::thread::spawn(move || {
+            while !done.load(Ordering::SeqCst) {
+                t.merge_step().expect("merges");
+            }
+        })
+    };
+    for p in 0..PARTS {
+        t.write(&[valued(&part_keys(p), 1 + p as i64)])
+            .expect("refreshes");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    done.store(true, Ordering::SeqCst);
+    for r in readers {
+        assert!(r.join().expect("reader ok") >= 20);
+    }
+    merger.join().expect("merger ok");
+    t.compact().expect("compacts");
+    assert_eq!(t.stats().rows, (PARTS * PER) as u64);
+}
+
 #[test]
 fn writes_to_one_table_do_not_disturb_another() {
     let store = Arc::new(

@@ -54,12 +54,14 @@ const KEYS: usize = 1_000_000;
 
 /// `id`, then `f0..f31` float32, every fourth one nullable, and `note` utf8 (nullable, too
 /// long to sit in the row).
-fn schema() -> TableSchema {
+fn schema(notes: bool) -> TableSchema {
     let mut columns = vec![ColumnDef::new("id", DType::Utf8, false)];
     columns.extend(
         (0..COLUMNS).map(|c| ColumnDef::new(format!("f{c}"), DType::Float32, c.is_multiple_of(4))),
     );
-    columns.push(ColumnDef::new("note", DType::Utf8, true));
+    if notes {
+        columns.push(ColumnDef::new("note", DType::Utf8, true));
+    }
     TableSchema::new("id", columns)
 }
 
@@ -81,7 +83,7 @@ fn note(k: usize, w: usize) -> Option<String> {
         .then(|| format!("a note long enough to stay out of the row: {k} {w}"))
 }
 
-fn batch(keys: &[usize], w: usize) -> RecordBatch {
+fn batch(keys: &[usize], w: usize, notes: bool) -> RecordBatch {
     let mut fields: Vec<(String, ArrayRef)> = vec![(
         "id".to_owned(),
         Arc::new(StringArray::from_iter_values(keys.iter().map(|&k| key(k)))),
@@ -94,15 +96,28 @@ fn batch(keys: &[usize], w: usize) -> RecordBatch {
             )),
         ));
     }
-    fields.push((
-        "note".to_owned(),
-        Arc::new(StringArray::from_iter(keys.iter().map(|&k| note(k, w)))),
-    ));
+    if notes {
+        fields.push((
+            "note".to_owned(),
+            Arc::new(StringArray::from_iter(keys.iter().map(|&k| note(k, w)))),
+        ));
+    }
     RecordBatch::try_from_iter(fields).expect("batch")
 }
 
+/// With a column stored outside the rows, the merge reads its batches into arrays.
 #[test]
 fn a_large_merge_keeps_the_last_writes_and_streams() {
+    merge(true);
+}
+
+/// With every column in the rows, laid out alike in every segment, the merge copies rows.
+#[test]
+fn a_large_merge_of_rows_laid_out_alike_copies_them() {
+    merge(false);
+}
+
+fn merge(notes: bool) {
     let folder = tempfile::tempdir().expect("tempdir");
     let dir = Arc::new(MmapDirectory::open(folder.path()).expect("dir"));
     let clock = Arc::new(ManualClock::new(1_700_000_000));
@@ -115,7 +130,7 @@ fn a_large_merge_keeps_the_last_writes_and_streams() {
         },
     )
     .expect("store");
-    let table = store.create_table("t", schema()).expect("create");
+    let table = store.create_table("t", schema(notes)).expect("create");
     // Four writes, a second apart, that overlap: the last write of each key wins.
     let writes: Vec<Vec<usize>> = vec![
         (0..600_000).collect(),
@@ -126,7 +141,7 @@ fn a_large_merge_keeps_the_last_writes_and_streams() {
     let mut last = vec![usize::MAX; KEYS];
     for (w, keys) in writes.iter().enumerate() {
         for chunk in keys.chunks(250_000) {
-            table.write(&[batch(chunk, w)]).expect("write");
+            table.write(&[batch(chunk, w, notes)]).expect("write");
         }
         for &k in keys {
             last[k] = w;
@@ -156,13 +171,14 @@ fn a_large_merge_keeps_the_last_writes_and_streams() {
     // until the rows are written), the new segment's key index, the list of surviving rows and
     // the write times (about 20 bytes a row). Holding the table would take more than twice the
     // merged segment (arrays and rows).
-    let notes: usize = (0..KEYS)
+    let note_bytes: usize = (0..KEYS)
+        .filter(|_| notes)
         .filter_map(|k| note(k, last[k]))
         .map(|n| n.len() + 8)
         .sum();
-    let bound = 4 * batch_bytes + notes + 32 * KEYS;
+    let bound = 4 * batch_bytes + note_bytes + 32 * KEYS;
     let merged_bytes = merged.size();
-    println!("bound {bound}, notes {notes}, merged segment {merged_bytes} bytes");
+    println!("bound {bound}, notes {note_bytes}, merged segment {merged_bytes} bytes");
     assert!(peak <= bound, "peak heap {peak} bytes > {bound}");
     assert!(
         peak <= merged_bytes / 2,
@@ -172,7 +188,7 @@ fn a_large_merge_keeps_the_last_writes_and_streams() {
     // Every key has its last write's values.
     let names: Vec<String> = (0..COLUMNS)
         .map(|c| format!("f{c}"))
-        .chain(["note".to_owned()])
+        .chain(notes.then(|| "note".to_owned()))
         .collect();
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
     for ks in (0..KEYS).collect::<Vec<_>>().chunks(100_000) {
@@ -185,9 +201,11 @@ fn a_large_merge_keeps_the_last_writes_and_streams() {
                 let have = col.is_valid(i).then(|| col.value(i));
                 assert_eq!(have, value(k, w, c), "key {k} column f{c}");
             }
-            let notes = got.column(COLUMNS).as_string::<i32>();
-            let have = notes.is_valid(i).then(|| notes.value(i).to_owned());
-            assert_eq!(have, note(k, w), "key {k} note");
+            if notes {
+                let col = got.column(COLUMNS).as_string::<i32>();
+                let have = col.is_valid(i).then(|| col.value(i).to_owned());
+                assert_eq!(have, note(k, w), "key {k} note");
+            }
         }
     }
     assert_eq!(merged.rows(), KEYS);

@@ -9,7 +9,7 @@ use crate::segment::footer::{
     SparseMeta, Storage, StorageKind, TRAILER_LEN, Trailer, WriteTimes, encode_meta, header,
 };
 use crate::segment::layout::{ColumnSpec, RowLayout};
-use crate::segment::view::inline_value;
+use crate::segment::view::{SegmentView, inline_value};
 
 #[derive(Debug, Default)]
 struct VarBuilder {
@@ -336,6 +336,61 @@ impl SegmentEncoder {
     /// The current window's row block, `window * row_width` bytes.
     pub fn rows_mut(&mut self) -> &mut [u8] {
         &mut self.block
+    }
+
+    /// Whether the rows of `view` mean, byte for byte, what this encoder's rows would: the same
+    /// columns stored the same way at the same places (fixed-width or inline only, no sparse
+    /// records), the same validity bits and row width. Such rows can be copied as they are
+    /// ([`SegmentEncoder::copy_rows`]), as a merge of segments written alike does.
+    pub fn same_rows(&self, view: &SegmentView) -> bool {
+        let meta = view.meta();
+        if meta.row_width as usize != self.row_width
+            || meta.validity_offset as usize != self.validity_offset
+            || meta.sparse.is_some()
+            || self.pointer.is_some()
+            || meta.key_column as usize != self.key
+            || meta.columns.len() != self.columns.len()
+        {
+            return false;
+        }
+        self.columns
+            .iter()
+            .zip(&meta.columns)
+            .enumerate()
+            .all(|(i, (c, m))| {
+                let storage = if let Some(offset) = self.fixed_offsets[i] {
+                    c.dtype
+                        .fixed_width()
+                        .and_then(|w| u8::try_from(w).ok())
+                        .map(|width| Storage::Fixed { offset, width })
+                } else {
+                    self.inline[i].map(|inl| Storage::Inline {
+                        offset: inl.offset,
+                        width: inl.width,
+                    })
+                };
+                c.name == m.name
+                    && c.dtype == m.dtype
+                    && self.null_bits[i] == m.null_bit
+                    && storage.is_some_and(|s| s == m.storage)
+            })
+    }
+
+    /// Copies rows `rows` of `view` into the current window's first rows, as they are: call
+    /// only when [`SegmentEncoder::same_rows`] holds for `view`. Inline values count as pushed;
+    /// set the rows' write times with [`SegmentEncoder::set_written`].
+    ///
+    /// # Panics
+    /// When the rows are more than the window, or a row is out of `view`'s range.
+    pub fn copy_rows(&mut self, view: &SegmentView, rows: &[u32]) {
+        assert!(rows.len() <= self.window, "rows fit the window");
+        let w = self.row_width;
+        for (at, &r) in rows.iter().enumerate() {
+            self.block[at * w..(at + 1) * w].copy_from_slice(view.row(r as usize));
+        }
+        for i in self.inline.iter_mut().flatten() {
+            i.pushed += rows.len();
+        }
     }
 
     /// Marks a value valid (`row` of the current window). Columns without a validity bit are always valid; this is then a no-op.

@@ -7,7 +7,7 @@ use std::time::Instant;
 use arrow_array::RecordBatch;
 use murr_directory::{DirectoryExt, FilePath};
 use murr_format::DType;
-use murr_segment::{Chunk, Counts, Loc, ResolvedRows, Segment, gather_columns};
+use murr_segment::{Chunk, Counts, Loc, ResolvedRows, Segment, encode_merge, gather_columns};
 
 use super::{Snapshot, Table};
 use crate::error::{Error, Result};
@@ -213,23 +213,31 @@ impl Table {
         let counts = Counts::of_rows(meta.schema(), run, &survivors, |loc| {
             self.written(&run[loc.seg as usize], loc.row as usize)
         })?;
-        let chunk = |i: usize| -> murr_segment::Result<Chunk> {
-            let locs = &survivors[chunks[i].clone()];
-            // The chunk's rows are resolved once for all its columns.
+        let written = |loc: Loc| self.written(&run[loc.seg as usize], loc.row as usize);
+        // A batch of rows that cannot be copied as they are is read into arrays.
+        let gather = |locs: &[Loc]| -> murr_segment::Result<Chunk> {
             let rows = ResolvedRows::new(run, locs);
             let arrays = gather_columns(run, &rows, &columns)?;
             Ok(Chunk {
                 batch: RecordBatch::try_new(Arc::clone(&meta.storage_schema), arrays)?,
-                written: locs
-                    .iter()
-                    .map(|loc| self.written(&run[loc.seg as usize], loc.row as usize))
-                    .collect(),
+                written: locs.iter().map(|&loc| written(loc)).collect(),
             })
         };
         let merged = if kept == 0 {
             None
         } else {
-            Some(self.write_segment_chunked(meta, &counts, chunks.len(), chunk)?)
+            Some(self.create_segment(|mut out| {
+                Ok(encode_merge(
+                    meta.schema(),
+                    &counts,
+                    run,
+                    &survivors,
+                    &chunks,
+                    written,
+                    gather,
+                    &mut out,
+                )?)
+            })?)
         };
         drop(survivors);
         let old: Vec<FilePath> = run.iter().map(|s| s.path().clone()).collect();

@@ -7,7 +7,7 @@ use arrow_array::RecordBatch;
 use hashbrown::HashMap;
 use murr_directory::DirectoryExt;
 use murr_format::{Verify, index};
-use murr_segment::{Chunk, Counts, Input, RowKeys, Segment, Written, encode, encode_chunked};
+use murr_segment::{Input, RowKeys, Segment, Written, encode};
 
 use super::normalize::normalize;
 use super::{Table, TableMeta};
@@ -202,28 +202,8 @@ impl Table {
         self.create_segment(|mut out| Ok(encode(meta.schema(), &inputs, &mut out)?))
     }
 
-    /// Writes a new segment of `count` chunks of rows (a merge's), streaming: see
-    /// [`murr_segment::encode_chunked`].
-    pub(super) fn write_segment_chunked(
-        &self,
-        meta: &TableMeta,
-        counts: &Counts,
-        count: usize,
-        chunk: impl FnMut(usize) -> murr_segment::Result<Chunk>,
-    ) -> Result<Segment> {
-        self.create_segment(|mut out| {
-            Ok(encode_chunked(
-                meta.schema(),
-                counts,
-                count,
-                chunk,
-                &mut out,
-            )?)
-        })
-    }
-
     /// Creates the next segment file with what `fill` writes into it, and opens it.
-    fn create_segment(
+    pub(super) fn create_segment(
         &self,
         fill: impl FnOnce(&mut dyn std::io::Write) -> Result<u64>,
     ) -> Result<Segment> {
