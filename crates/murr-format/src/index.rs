@@ -158,12 +158,40 @@ impl Builder {
         key: &[u8],
         key_at: impl Fn(u64) -> Option<&'a [u8]>,
     ) -> Result<()> {
+        let hash = self.hash(key);
+        self.insert_hashed(row, key, hash, key_at)
+    }
+
+    /// The hash of `key` in this index.
+    #[inline]
+    pub fn hash(&self, key: &[u8]) -> u64 {
+        hash_key(key, self.seed)
+    }
+
+    /// Hints the CPU to load the home slot of a key of hash `hash`, to insert it soon after.
+    #[inline]
+    pub fn prefetch(&self, hash: u64) {
+        let at = home(hash, self.capacity) as usize * usize::from(self.width);
+        crate::prefetch::prefetch(&self.slots, at);
+    }
+
+    /// [`Builder::insert`] for a key whose hash ([`Builder::hash`]) is known.
+    ///
+    /// # Errors
+    /// As [`Builder::insert`].
+    #[inline]
+    pub fn insert_hashed<'a>(
+        &mut self,
+        row: u64,
+        key: &[u8],
+        hash: u64,
+        key_at: impl Fn(u64) -> Option<&'a [u8]>,
+    ) -> Result<()> {
         let (tag_mask, row_mask) = if self.width == 4 {
             (0xFF00_0000, 0x00FF_FFFF)
         } else {
             (0xFFFF_FFFF_0000_0000, 0xFFFF_FFFF)
         };
-        let hash = hash_key(key, self.seed);
         let packed = pack(self.width, hash, row);
         let mut pos = home(hash, self.capacity);
         loop {

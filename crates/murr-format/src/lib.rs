@@ -14,6 +14,7 @@ pub mod envelope;
 mod error;
 pub mod index;
 mod key;
+mod prefetch;
 mod schema;
 mod segment;
 

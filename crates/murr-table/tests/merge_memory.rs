@@ -154,8 +154,11 @@ fn merge(notes: bool) {
 
     let before = NOW.with(Cell::get);
     PEAK.with(|p| p.set(before));
+    let started = std::time::Instant::now();
     table.compact().expect("compact");
+    let took = started.elapsed();
     let peak = PEAK.with(Cell::get) - before;
+    println!("compact of {KEYS} keys took {took:?}");
     assert_eq!(table.snapshot().segments().len(), 1);
 
     // One merge batch: its rows as the segment stores them (the merged segment's row width).

@@ -632,13 +632,23 @@ impl SegmentEncoder {
 
     /// Puts the keys of the window's first `rows` rows into `index`.
     fn index_rows(&self, index: &mut index::Builder, rows: usize) -> Result<()> {
+        // The keys' home slots are prefetched a fixed distance ahead, so that the misses of
+        // different keys overlap (a large segment's index is far larger than the cache).
+        const AHEAD: usize = 16;
+        let hashes: Vec<u64> = (0..rows).map(|r| index.hash(self.key_bytes(r))).collect();
+        for h in hashes.iter().take(AHEAD) {
+            index.prefetch(*h);
+        }
         for r in 0..rows {
+            if let Some(&h) = hashes.get(r + AHEAD) {
+                index.prefetch(h);
+            }
             let key = self.key_bytes(r);
             let at = (self.window_start + r) as u64;
             let (block_start, width) = (self.window_start as u64, self.row_width);
             let (inline, var) = (self.inline[self.key], self.var[self.key].as_ref());
             let block = &self.block;
-            index.insert(at, key, |earlier| {
+            index.insert_hashed(at, key, hashes[r], |earlier| {
                 if let Some(keys) = var {
                     return Some(var_value(keys, usize::try_from(earlier).ok()?));
                 }

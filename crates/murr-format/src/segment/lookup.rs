@@ -9,24 +9,7 @@ use crate::segment::view::{Layout, inline_value};
 /// the core can track stall or are dropped.
 const PREFETCH_DISTANCE: usize = 16;
 
-/// Hints the CPU to load the cache line holding `bytes[at]`; a no-op when `at` is out of range
-/// or the target has no prefetch instruction. Batched lookups prefetch `PREFETCH_DISTANCE` (16)
-/// keys ahead so that the cache misses of a request's keys overlap (see docs/performance.md).
-#[inline(always)]
-pub(crate) fn prefetch(bytes: &[u8], at: usize) {
-    #[cfg(target_arch = "x86_64")]
-    if let Some(tail) = bytes.get(at..) {
-        let ptr = tail.as_ptr().cast::<i8>();
-        #[expect(unsafe_code, reason = "the prefetch intrinsic is unsafe to call")]
-        // SAFETY: a prefetch is only a hint: it reads no value into the program and never faults,
-        // whatever the address; `ptr` points into `bytes` anyway.
-        unsafe {
-            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(ptr);
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = (bytes, at);
-}
+pub(crate) use crate::prefetch::prefetch;
 
 impl SegmentView {
     /// Hints the CPU to load row `row`, so that a read of it soon after finds it in cache.

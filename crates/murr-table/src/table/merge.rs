@@ -9,9 +9,13 @@ use murr_directory::{DirectoryExt, FilePath};
 use murr_format::DType;
 use murr_segment::{Chunk, Counts, Loc, ResolvedRows, Segment, encode_merge, gather_columns};
 
+use super::fetch::locate;
 use super::{Snapshot, Table};
 use crate::error::{Error, Result};
 use crate::policy::pick_merge;
+
+/// Keys of a segment looked up at once in the newer segments, to find the rows they shadow.
+const SHADOW_BLOCK: usize = 4096;
 
 /// Rows per batch when a merge reads segments back, at most: the merged segment is written a
 /// batch at a time, so this bounds a merge's memory (beside the new segment's key index).
@@ -156,7 +160,6 @@ impl Table {
             .ttl
             .map(|ttl| self.config.clock.now().saturating_sub_unsigned(ttl));
         let run = &snap.segments[range.clone()];
-        let newer = &snap.segments[range.end..];
         let before: usize = run.iter().map(Segment::rows).sum();
         let inputs = run.len();
         let columns: Vec<(&str, DType)> = meta
@@ -166,23 +169,30 @@ impl Table {
             .map(|c| (c.name.as_str(), c.dtype))
             .collect();
         // The rows that survive: not shadowed by a newer segment, not expired.
+        // The segments after each are looked up for a block of its keys at once, as a fetch
+        // does (the index misses of different keys overlap).
         let mut survivors: Vec<Loc> = Vec::new();
+        let mut rows: Vec<u32> = Vec::with_capacity(SHADOW_BLOCK);
         for (j, seg) in run.iter().enumerate() {
-            let later = &run[j + 1..];
+            let later = &snap.segments[range.start + j + 1..];
             if expired_at.is_some_and(|at| self.write_span(seg).1 <= at) {
                 continue; // every row expired
             }
-            for row in 0..seg.rows() {
-                if expired_at.is_some_and(|at| self.written(seg, row) <= at) {
-                    continue;
-                }
-                let key = seg.key(row);
-                if !later.iter().chain(newer).any(|s| s.find(key).is_some()) {
-                    survivors.push(Loc {
-                        seg: j as u32,
-                        row: row as u32,
-                    });
-                }
+            for start in (0..seg.rows()).step_by(SHADOW_BLOCK) {
+                rows.clear();
+                rows.extend(
+                    (start..(start + SHADOW_BLOCK).min(seg.rows()))
+                        .filter(|&row| expired_at.is_none_or(|at| self.written(seg, row) > at))
+                        .map(|row| row as u32),
+                );
+                let keys: Vec<&[u8]> = rows.iter().map(|&r| seg.key(r as usize)).collect();
+                let newest = locate(later, &keys);
+                survivors.extend(
+                    rows.iter()
+                        .zip(&newest)
+                        .filter(|(_, loc)| !loc.is_found())
+                        .map(|(&row, _)| Loc { seg: j as u32, row }),
+                );
             }
         }
         let kept = survivors.len();
