@@ -37,13 +37,11 @@ mod error;
 mod manifest;
 mod merger;
 mod policy;
-mod priority;
 mod store;
 mod table;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, ErrorKind, Result};
 pub use manifest::Manifest;
-pub use priority::{MERGE_NICE, WRITE_NICE};
 pub use store::{GcStats, RefreshStats, Store, StoreOptions, TableStatus, is_segment_file};
 pub use table::{Alter, MERGE_BATCH_ROWS, Snapshot, Table, TableMeta, TableStats, WriteStats};

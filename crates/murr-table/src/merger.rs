@@ -60,10 +60,7 @@ impl MergeThread {
         let (tx, rx) = mpsc::channel::<Request>();
         let handle = std::thread::Builder::new()
             .name("murr-merge".to_owned())
-            .spawn(move || {
-                crate::priority::lower(crate::priority::MERGE_NICE, "merge");
-                merge_loop(&rx, idle, idle_max_bytes, expiry_interval);
-            })
+            .spawn(move || merge_loop(&rx, idle, idle_max_bytes, expiry_interval))
             .expect("spawning a thread");
         MergeThread {
             merger: Merger { tx },

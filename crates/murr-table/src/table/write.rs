@@ -49,19 +49,7 @@ impl Table {
     ///
     /// # Errors
     /// As [`Table::write`], and the first `Err` of `batches`.
-    ///
-    /// The work runs on a thread of its own at a lower priority ([`crate::WRITE_NICE`]), so that
-    /// fetches served meanwhile come first.
     pub fn write_stream(
-        &self,
-        batches: impl IntoIterator<Item = Result<RecordBatch>> + Send,
-    ) -> Result<WriteStats> {
-        crate::priority::run_at(crate::priority::WRITE_NICE, "write", || {
-            self.write_now(batches)
-        })
-    }
-
-    fn write_now(
         &self,
         batches: impl IntoIterator<Item = Result<RecordBatch>>,
     ) -> Result<WriteStats> {
