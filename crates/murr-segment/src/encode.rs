@@ -397,22 +397,13 @@ impl Counts {
                 }
                 counts.values[*c] += 1;
                 if *lengths {
-                    let len = col.bytes(r, row).len();
-                    let stats = &mut counts.bytes[*c];
-                    stats.max_len = stats.max_len.max(len);
-                    stats.total_len += len;
+                    add_length(&mut counts.bytes[*c], col.bytes(r, row).len());
                 }
             }
             if let Some(k) = &keys[s] {
-                let len = k.bytes(r, row).len();
-                counts.key_bytes.max_len = counts.key_bytes.max_len.max(len);
-                counts.key_bytes.total_len += len;
+                add_length(&mut counts.key_bytes, k.bytes(r, row).len());
             }
-            let t = written(loc);
-            counts.times = Some(match counts.times {
-                None => (t, t),
-                Some((min, max)) => (min.min(t), max.max(t)),
-            });
+            counts.saw_time(written(loc));
         }
         Ok(counts)
     }
@@ -486,13 +477,24 @@ impl Counts {
             .iter()
             .flat_map(|i| i.row_ids.iter().map(|&r| i.written.of(r)))
         {
-            self.times = Some(match self.times {
-                None => (t, t),
-                Some((min, max)) => (min.min(t), max.max(t)),
-            });
+            self.saw_time(t);
         }
         Ok(())
     }
+
+    /// Widens the write times seen to take in `t`.
+    fn saw_time(&mut self, t: i64) {
+        self.times = Some(match self.times {
+            None => (t, t),
+            Some((min, max)) => (min.min(t), max.max(t)),
+        });
+    }
+}
+
+/// Adds one value's byte length to `into`.
+fn add_length(into: &mut ValueStats, len: usize) {
+    into.max_len = into.max_len.max(len);
+    into.total_len += len;
 }
 
 /// Adds measured byte lengths to `into`.

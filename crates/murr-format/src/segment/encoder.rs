@@ -97,7 +97,8 @@ pub struct SegmentEncoder {
     window: usize,
     /// The segment row of the block's first row.
     window_start: usize,
-    /// The key index, filled as rows are written out (taken while rows go into it).
+    /// The key index, made at the first flush (once the seed is known) and filled as rows are
+    /// written out (taken while rows go into it).
     index: Option<index::Builder>,
     /// Sparse records of the rows written out so far.
     records: Vec<u8>,
@@ -260,7 +261,7 @@ impl SegmentEncoder {
             block: vec![0; block_len],
             window: window.min(rows),
             window_start: 0,
-            index: Some(index::Builder::new(rows as u64, 0)?),
+            index: None,
             records: Vec::new(),
             out_pos: 0,
             out_crc: 0,
@@ -294,7 +295,6 @@ impl SegmentEncoder {
             "the seed is set before any row is written"
         );
         self.hash_seed = seed;
-        self.index = Some(index::Builder::new(self.rows as u64, seed).expect("checked in new"));
         self
     }
 
@@ -453,7 +453,10 @@ impl SegmentEncoder {
             }
             Times::Runs { runs, next } => {
                 // Out of row order: keep a time a row from here on.
-                let mut each = expand_runs(runs, *next, self.rows);
+                let mut each = Vec::with_capacity(self.rows);
+                for_each_time(&closed_runs(runs, *next, self.rows), self.rows, |t| {
+                    each.push(t);
+                });
                 each[row] = t;
                 self.times = Times::Rows(each);
             }
@@ -468,13 +471,7 @@ impl SegmentEncoder {
     fn time_bytes(&self) -> (u8, Vec<u8>, Vec<u8>) {
         let runs: Vec<(u32, u32)> = match &self.times {
             Times::Same => Vec::new(),
-            Times::Runs { runs, next } => {
-                let mut runs = runs.clone();
-                if *next < self.rows {
-                    push_run(&mut runs, u32::try_from(*next).expect("rows fit u32"), 0);
-                }
-                runs
-            }
+            Times::Runs { runs, next } => closed_runs(runs, *next, self.rows),
             Times::Rows(each) => each
                 .iter()
                 .enumerate()
@@ -616,7 +613,10 @@ impl SegmentEncoder {
             )));
         }
         self.build_records(rows)?;
-        let mut index = self.index.take().expect("one flush at a time");
+        let mut index = match self.index.take() {
+            Some(index) => index,
+            None => index::Builder::new(self.rows as u64, self.hash_seed)?,
+        };
         let inserted = self.index_rows(&mut index, rows);
         self.index = Some(index);
         inserted?;
@@ -639,16 +639,15 @@ impl SegmentEncoder {
         for h in hashes.iter().take(AHEAD) {
             index.prefetch(*h);
         }
+        let (block_start, width) = (self.window_start as u64, self.row_width);
+        let (inline, var) = (self.inline[self.key], self.var[self.key].as_ref());
+        let block = &self.block;
         for r in 0..rows {
             if let Some(&h) = hashes.get(r + AHEAD) {
                 index.prefetch(h);
             }
-            let key = self.key_bytes(r);
-            let at = (self.window_start + r) as u64;
-            let (block_start, width) = (self.window_start as u64, self.row_width);
-            let (inline, var) = (self.inline[self.key], self.var[self.key].as_ref());
-            let block = &self.block;
-            index.insert_hashed(at, key, hashes[r], |earlier| {
+            let at = block_start + r as u64;
+            index.insert_hashed(at, self.key_bytes(r), hashes[r], |earlier| {
                 if let Some(keys) = var {
                     return Some(var_value(keys, usize::try_from(earlier).ok()?));
                 }
@@ -1006,14 +1005,14 @@ fn push_run(runs: &mut Vec<(u32, u32)>, row: u32, t: u32) {
     }
 }
 
-/// A time per row, from runs covering rows `0..next` (rows after read 0).
-fn expand_runs(runs: &[(u32, u32)], next: usize, rows: usize) -> Vec<u32> {
-    let mut each = vec![0; rows];
-    for (i, &(first, t)) in runs.iter().enumerate() {
-        let end = runs.get(i + 1).map_or(next, |&(r, _)| r as usize);
-        each[first as usize..end].fill(t);
+/// Runs covering all `rows` rows, from runs covering rows `0..next` (the rows after read as
+/// written at the earliest, 0).
+fn closed_runs(runs: &[(u32, u32)], next: usize, rows: usize) -> Vec<(u32, u32)> {
+    let mut runs = runs.to_vec();
+    if next < rows {
+        push_run(&mut runs, u32::try_from(next).expect("rows fit u32"), 0);
     }
-    each
+    runs
 }
 
 /// Calls `f` with each of `rows` rows' time, from runs that cover them all.

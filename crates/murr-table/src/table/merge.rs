@@ -197,33 +197,33 @@ impl Table {
         }
         let kept = survivors.len();
         // The bytes each survivor's variable-width values and lists take, to bound a batch.
-        let var: Vec<Vec<_>> = run
-            .iter()
-            .map(|seg| {
-                let view = seg.view();
-                (0..view.meta().columns.len())
-                    .map(|p| view.column(p))
-                    .filter(|c| c.fixed_offset().is_none())
-                    .collect()
-            })
-            .collect();
-        let sizes = survivors.iter().map(|loc| {
-            let view = run[loc.seg as usize].view();
-            let r = loc.row as usize;
-            let row = view.row(r);
-            var[loc.seg as usize]
+        let chunks = {
+            let var: Vec<Vec<_>> = run
                 .iter()
-                .map(|c| c.outside_len(r, row))
-                .sum::<usize>()
-        });
-        let chunks = chunk_bounds(sizes, MERGE_BATCH_ROWS, MERGE_CHUNK_BYTES);
+                .map(|seg| {
+                    let view = seg.view();
+                    (0..view.meta().columns.len())
+                        .map(|p| view.column(p))
+                        .filter(|c| c.fixed_offset().is_none())
+                        .collect()
+                })
+                .collect();
+            let sizes = survivors.iter().map(|loc| {
+                let view = run[loc.seg as usize].view();
+                let r = loc.row as usize;
+                let row = view.row(r);
+                var[loc.seg as usize]
+                    .iter()
+                    .map(|c| c.outside_len(r, row))
+                    .sum::<usize>()
+            });
+            chunk_bounds(sizes, MERGE_BATCH_ROWS, MERGE_CHUNK_BYTES)
+        };
         // What the survivors hold decides the merged segment's storage: counted from the
         // stored rows. Then each batch is read back from the segments when the encoder asks
         // for it, so that only one is in memory at a time.
-        let counts = Counts::of_rows(meta.schema(), run, &survivors, |loc| {
-            self.written(&run[loc.seg as usize], loc.row as usize)
-        })?;
         let written = |loc: Loc| self.written(&run[loc.seg as usize], loc.row as usize);
+        let counts = Counts::of_rows(meta.schema(), run, &survivors, written)?;
         // A batch of rows that cannot be copied as they are is read into arrays.
         let gather = |locs: &[Loc]| -> murr_segment::Result<Chunk> {
             let rows = ResolvedRows::new(run, locs);
@@ -281,7 +281,7 @@ impl Table {
         let ms = started.elapsed().as_secs_f64() * 1e3;
         // The inputs are let go (readers drop theirs as their fetches end) before the merged
         // file is read in.
-        drop((columns, var, chunks));
+        drop(columns);
         drop(snap);
         if let Some(m) = &merged {
             self.dir.warm(m.view().bytes());
