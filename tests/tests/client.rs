@@ -180,6 +180,98 @@ async fn errors_are_typed_on_both_transports() {
     }
 }
 
+/// With tokens configured, the client sends its token on both transports, and a missing or
+/// insufficient one comes back as the typed error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_are_sent_and_refusals_typed_on_both_transports() {
+    use murr_server::config::{Scope, TokenConfig};
+    const ADMIN: &str = "admin-token-0123456789";
+    const READ: &str = "read-token-0123456789";
+    let server = TestServer::start_with(|c| {
+        c.server.auth.tokens = vec![
+            TokenConfig {
+                name: "ops".to_owned(),
+                token: Some(ADMIN.into()),
+                token_sha256: None,
+                token_file: None,
+                scopes: vec![Scope::Read, Scope::Write, Scope::Admin],
+            },
+            TokenConfig {
+                name: "inference".to_owned(),
+                token: Some(READ.into()),
+                token_sha256: None,
+                token_file: None,
+                scopes: vec![Scope::Read],
+            },
+        ];
+    })
+    .await;
+    for transport in [Transport::Http, Transport::Flight] {
+        let url = match transport {
+            Transport::Http => &server.http_url,
+            Transport::Flight => &server.flight_url,
+        };
+        let with = |token: Option<&str>| {
+            let b = Client::builder(url.clone()).transport(transport);
+            match token {
+                Some(t) => b.token(t),
+                None => b,
+            }
+            .build()
+            .expect("client")
+        };
+        let (admin, reader, anonymous) = (with(Some(ADMIN)), with(Some(READ)), with(None));
+        let name = format!("t_{transport:?}");
+        assert!(
+            matches!(
+                anonymous.create_table(&name, &schema()).await,
+                Err(Error::Unauthenticated(_))
+            ),
+            "{transport:?}"
+        );
+        assert!(
+            matches!(
+                with(Some("wrong-token-0123456789")).list_tables().await,
+                Err(Error::Unauthenticated(_))
+            ),
+            "{transport:?}"
+        );
+        let err = reader
+            .create_table(&name, &schema())
+            .await
+            .expect_err("read only");
+        assert!(
+            matches!(&err, Error::PermissionDenied(m) if m.contains("admin") && !m.contains(READ)),
+            "{transport:?}: {err}"
+        );
+        admin
+            .create_table(&name, &schema())
+            .await
+            .expect("admin creates");
+        assert!(matches!(
+            reader.write(&name, vec![batch(&["a"], 7)]).await,
+            Err(Error::PermissionDenied(_))
+        ));
+        admin
+            .write(&name, vec![batch(&["a"], 7)])
+            .await
+            .expect("admin writes");
+        let got = reader.fetch(&name, &["a"], &["n"]).await.expect("reads");
+        assert_eq!(
+            got.column(0)
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .expect("int64")
+                .value(0),
+            7
+        );
+        assert!(matches!(
+            anonymous.fetch(&name, &["a"], &["n"]).await,
+            Err(Error::Unauthenticated(_))
+        ));
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_tickets_are_invalid_argument() {
     use arrow_flight::Ticket;

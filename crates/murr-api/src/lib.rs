@@ -7,6 +7,7 @@
 //! it), so it is defined in murr-format and re-exported here; a later API generation whose
 //! schema JSON differs gets its own type here, converted to and from [`TableSchema`].
 
+pub mod auth;
 mod keyed;
 mod request;
 

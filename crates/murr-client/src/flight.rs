@@ -11,6 +11,7 @@ use arrow_flight::flight_service_client::FlightServiceClient;
 use arrow_flight::{Action, Criteria, FlightDescriptor, Ticket};
 use arrow_schema::Schema;
 use futures_util::{StreamExt, TryStreamExt};
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
 
@@ -29,7 +30,30 @@ const H2_MAX_FRAME: u32 = 4 << 20;
 
 #[derive(Debug, Clone)]
 pub(crate) struct FlightClient {
-    client: FlightServiceClient<Channel>,
+    client: FlightServiceClient<InterceptedService<Channel, Bearer>>,
+}
+
+/// Adds the `authorization` metadata to every call, when there is a token.
+#[derive(Clone)]
+struct Bearer(Option<tonic::metadata::AsciiMetadataValue>);
+
+impl std::fmt::Debug for Bearer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Bearer(<redacted>)"
+        } else {
+            "Bearer(None)"
+        })
+    }
+}
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
+        if let Some(v) = &self.0 {
+            request.metadata_mut().insert("authorization", v.clone());
+        }
+        Ok(request)
+    }
 }
 
 fn error(s: &Status) -> Error {
@@ -38,6 +62,8 @@ fn error(s: &Status) -> Error {
     let message = s.message().to_owned();
     match s.code() {
         Code::NotFound => Error::NotFound(message),
+        Code::Unauthenticated => Error::Unauthenticated(message),
+        Code::PermissionDenied => Error::PermissionDenied(message),
         Code::AlreadyExists => Error::AlreadyExists(message),
         Code::InvalidArgument => Error::InvalidArgument(message),
         Code::Unavailable if from_transport => Error::Transport(message),
@@ -151,7 +177,26 @@ fn json_keys(name: &str, array: &dyn arrow_array::Array) -> Result<Vec<serde_jso
 }
 
 impl FlightClient {
-    pub(crate) fn new(url: &str, timeout: Duration, connect_timeout: Duration) -> Result<Self> {
+    pub(crate) fn new(
+        url: &str,
+        timeout: Duration,
+        connect_timeout: Duration,
+        token: Option<&str>,
+    ) -> Result<Self> {
+        let bearer = match token {
+            Some(t) => {
+                let v = crate::bearer_header(t)?;
+                let text = v.to_str().map_err(|_| {
+                    Error::InvalidArgument("the token is not printable ASCII".to_owned())
+                })?;
+                let mut v = tonic::metadata::AsciiMetadataValue::try_from(text).map_err(|_| {
+                    Error::InvalidArgument("the token is not printable ASCII".to_owned())
+                })?;
+                v.set_sensitive(true);
+                Some(v)
+            }
+            None => None,
+        };
         let endpoint = Endpoint::from_shared(url.to_owned())
             .map_err(|e| Error::InvalidArgument(format!("server URL {url:?}: {e}")))?
             .timeout(timeout)
@@ -164,7 +209,7 @@ impl FlightClient {
             // The server may send an answer's message in one DATA frame (one write) instead of
             // 16 KiB frames written one after the other.
             .max_frame_size(Some(H2_MAX_FRAME));
-        let client = FlightServiceClient::new(endpoint.connect_lazy())
+        let client = FlightServiceClient::with_interceptor(endpoint.connect_lazy(), Bearer(bearer))
             .max_decoding_message_size(usize::MAX)
             .max_encoding_message_size(usize::MAX);
         Ok(FlightClient { client })

@@ -23,11 +23,21 @@ fn transport(e: &reqwest::Error) -> Error {
 }
 
 impl HttpClient {
-    pub(crate) fn new(url: &str, timeout: Duration, connect_timeout: Duration) -> Result<Self> {
+    pub(crate) fn new(
+        url: &str,
+        timeout: Duration,
+        connect_timeout: Duration,
+        token: Option<&str>,
+    ) -> Result<Self> {
         let base = url.trim_end_matches('/').to_owned();
         reqwest::Url::parse(&base)
             .map_err(|e| Error::InvalidArgument(format!("server URL {url:?}: {e}")))?;
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(token) = token {
+            headers.insert(reqwest::header::AUTHORIZATION, crate::bearer_header(token)?);
+        }
         let http = reqwest::Client::builder()
+            .default_headers(headers)
             .timeout(timeout)
             .connect_timeout(connect_timeout)
             .tcp_nodelay(true)
@@ -52,6 +62,8 @@ impl HttpClient {
             .map_or_else(|_| String::from_utf8_lossy(&body).into_owned(), |a| a.error);
         Err(match status {
             StatusCode::NOT_FOUND => Error::NotFound(message),
+            StatusCode::UNAUTHORIZED => Error::Unauthenticated(message),
+            StatusCode::FORBIDDEN => Error::PermissionDenied(message),
             StatusCode::CONFLICT => Error::AlreadyExists(message),
             StatusCode::BAD_REQUEST
             | StatusCode::PAYLOAD_TOO_LARGE

@@ -39,9 +39,24 @@ pub enum Error {
     /// The server could not be reached, or the connection failed or timed out.
     #[error("transport: {0}")]
     Transport(String),
+    /// The server wants a valid bearer token ([`ClientBuilder::token`]): HTTP 401, gRPC
+    /// Unauthenticated.
+    #[error("unauthenticated: {0}")]
+    Unauthenticated(String),
+    /// The token lacks the scope the call needs: HTTP 403, gRPC PermissionDenied.
+    #[error("permission denied: {0}")]
+    PermissionDenied(String),
     /// The server answered something this client does not understand.
     #[error("protocol: {0}")]
     Protocol(String),
+}
+
+/// `Bearer <token>` as a header value, marked sensitive (never printed).
+fn bearer_header(token: &str) -> Result<reqwest::header::HeaderValue> {
+    let mut v = reqwest::header::HeaderValue::from_str(&format!("Bearer {}", token.trim()))
+        .map_err(|_| Error::InvalidArgument("the token is not printable ASCII".to_owned()))?;
+    v.set_sensitive(true);
+    Ok(v)
 }
 
 /// The client's result type.
@@ -63,9 +78,18 @@ pub struct ClientBuilder {
     transport: Transport,
     timeout: Duration,
     connect_timeout: Duration,
+    token: Option<String>,
 }
 
 impl ClientBuilder {
+    /// The bearer token to send with every call (`authorization: Bearer <token>`), for a
+    /// server with `server.auth.tokens`.
+    #[must_use]
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(token.into());
+        self
+    }
+
     /// The transport (default HTTP).
     #[must_use]
     pub fn transport(mut self, transport: Transport) -> Self {
@@ -97,11 +121,13 @@ impl ClientBuilder {
                 &self.url,
                 self.timeout,
                 self.connect_timeout,
+                self.token.as_deref(),
             )?),
             Transport::Flight => Inner::Flight(flight::FlightClient::new(
                 &self.url,
                 self.timeout,
                 self.connect_timeout,
+                self.token.as_deref(),
             )?),
         };
         Ok(Client { inner })
@@ -128,6 +154,7 @@ impl Client {
             transport: Transport::Http,
             timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(5),
+            token: None,
         }
     }
 

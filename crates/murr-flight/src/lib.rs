@@ -1,7 +1,8 @@
 //! murr's Arrow Flight service over [`murr_table::Store`], as `docs/api.md` states it:
 //! `do_get` with a JSON ticket, `get_flight_info`/`get_schema`/`list_flights` for table schemas,
 //! `do_put` to write, and the actions `create_table` and `drop_table`, so that a Flight-only
-//! client needs nothing else. Other RPCs answer Unimplemented.
+//! client needs nothing else. Other RPCs answer Unimplemented. With tokens configured, every call
+//! needs `authorization: Bearer <token>` metadata with the call's scope ([`FlightConfig::auth`]).
 //!
 //! Table errors map to gRPC codes in one place ([`status`]). Storage and Arrow work runs on
 //! tokio's blocking pool, except small fetches (cheaper than the hand-off); answers are streamed
@@ -22,6 +23,7 @@ use arrow_flight::{
 };
 use arrow_schema::Schema;
 use futures_util::{Stream, StreamExt, TryStreamExt};
+use murr_api::auth::{AuthHandle, Scope};
 use murr_api::{
     AnyFetch, CompactAnswer, CreateTableAction, DropAnswer, DropTableAction, FetchLimits,
     SMALL_FETCH_CELLS, WriteAnswer, encode_keys, sparse_answer,
@@ -42,6 +44,8 @@ pub struct FlightConfig {
     pub fetch_limits: FetchLimits,
     /// Largest `do_put` stream, all its messages together, in bytes. Default 1 GiB.
     pub max_upload_size: u64,
+    /// The bearer tokens calls need, in the `authorization` metadata (open by default).
+    pub auth: AuthHandle,
 }
 
 impl Default for FlightConfig {
@@ -51,6 +55,7 @@ impl Default for FlightConfig {
             max_flight_data_size: 2 << 20,
             fetch_limits: FetchLimits::default(),
             max_upload_size: 1 << 30,
+            auth: AuthHandle::default(),
         }
     }
 }
@@ -150,6 +155,26 @@ impl MurrFlight {
             .max_encoding_message_size(limit)
     }
 
+    /// Refuses a call whose `authorization` metadata holds no token with `scope` (when tokens
+    /// are configured): Unauthenticated, or PermissionDenied for a known token without it.
+    fn authorize<T>(&self, request: &Request<T>, scope: Scope) -> Result<(), Status> {
+        let header = request
+            .metadata()
+            .get("authorization")
+            .map(tonic::metadata::MetadataValue::as_bytes);
+        self.config
+            .auth
+            .check(header, scope)
+            .map(drop)
+            .map_err(|d| {
+                if d.is_forbidden() {
+                    Status::permission_denied(d.to_string())
+                } else {
+                    Status::unauthenticated(d.to_string())
+                }
+            })
+    }
+
     fn table_of(&self, descriptor: &FlightDescriptor) -> Result<Arc<Table>, Status> {
         match descriptor.path.as_slice() {
             [name] => self.store.table(name).map_err(|e| status(&e)),
@@ -205,8 +230,9 @@ impl FlightService for MurrFlight {
 
     async fn list_flights(
         &self,
-        _: Request<Criteria>,
+        request: Request<Criteria>,
     ) -> Result<Response<Self::ListFlightsStream>, Status> {
+        self.authorize(&request, Scope::Read)?;
         let infos = self
             .store
             .tables()
@@ -223,6 +249,7 @@ impl FlightService for MurrFlight {
         &self,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
+        self.authorize(&request, Scope::Read)?;
         let table = self.table_of(request.get_ref())?;
         Ok(Response::new(Self::info(&table)?))
     }
@@ -240,6 +267,7 @@ impl FlightService for MurrFlight {
         &self,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<SchemaResult>, Status> {
+        self.authorize(&request, Scope::Read)?;
         let table = self.table_of(request.get_ref())?;
         let schema = table_schema(&table);
         let options = arrow_ipc::writer::IpcWriteOptions::default();
@@ -252,6 +280,7 @@ impl FlightService for MurrFlight {
         &self,
         request: Request<Ticket>,
     ) -> Result<Response<Self::DoGetStream>, Status> {
+        self.authorize(&request, Scope::Read)?;
         let bytes = request.into_inner().ticket;
         let bad = |e: &dyn std::fmt::Display| {
             Status::invalid_argument(format!(
@@ -319,6 +348,7 @@ impl FlightService for MurrFlight {
         &self,
         request: Request<Streaming<FlightData>>,
     ) -> Result<Response<Self::DoPutStream>, Status> {
+        self.authorize(&request, Scope::Write)?;
         // The call's deadline: when it passes, the client gives up, and the end of the request
         // stream that the server then sees is not the client's end of its upload.
         // The server's clock starts after the client's (the headers' transit, the handler's
@@ -418,6 +448,7 @@ impl FlightService for MurrFlight {
         &self,
         request: Request<Action>,
     ) -> Result<Response<Self::DoActionStream>, Status> {
+        self.authorize(&request, Scope::Admin)?;
         let action = request.into_inner();
         let store = Arc::clone(&self.store);
         let invalid = |e: serde_json::Error| {
@@ -486,8 +517,9 @@ impl FlightService for MurrFlight {
 
     async fn list_actions(
         &self,
-        _: Request<Empty>,
+        request: Request<Empty>,
     ) -> Result<Response<Self::ListActionsStream>, Status> {
+        self.authorize(&request, Scope::Read)?;
         let actions = vec![
             ActionType {
                 r#type: "create_table".to_owned(),

@@ -9,6 +9,7 @@
 //! Every error answer is JSON `{"error": "<message>"}`; table errors map to status codes in one
 //! place (`impl From<murr_table::Error> for ApiError`).
 
+mod auth;
 mod body;
 mod error;
 mod handlers;
@@ -30,6 +31,7 @@ use tokio::net::TcpListener;
 
 pub use error::{ApiError, ApiResult};
 use murr_api::FetchLimits;
+use murr_api::auth::{AuthHandle, Scope};
 pub use murr_api::{ARROW_STREAM, PARQUET};
 pub use node::{HealthReport, NodeStatus, Role};
 
@@ -44,6 +46,8 @@ pub struct HttpConfig {
     pub fetch_limits: FetchLimits,
     /// Where Parquet uploads are spooled while they are read (a folder on local disk).
     pub upload_dir: PathBuf,
+    /// The bearer tokens requests need (open by default: no tokens).
+    pub auth: AuthHandle,
 }
 
 impl Default for HttpConfig {
@@ -53,6 +57,7 @@ impl Default for HttpConfig {
             max_fetch_payload_size: 16 << 20,
             fetch_limits: FetchLimits::default(),
             upload_dir: std::env::temp_dir(),
+            auth: AuthHandle::default(),
         }
     }
 }
@@ -82,22 +87,47 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/table/{name}/compact"),
 ];
 
-/// The API's routes over `state`.
+/// The scope each route needs when tokens are configured (routes not listed are open).
+pub const ROUTE_SCOPES: &[(&str, &str, Scope)] = &[
+    ("get", "/api/v1/table", Scope::Read),
+    ("get", "/api/v1/table/{name}/schema", Scope::Read),
+    ("post", "/api/v1/table/{name}/fetch", Scope::Read),
+    ("put", "/api/v1/table/{name}/write", Scope::Write),
+    ("put", "/api/v1/table/{name}", Scope::Admin),
+    ("patch", "/api/v1/table/{name}", Scope::Admin),
+    ("delete", "/api/v1/table/{name}", Scope::Admin),
+    ("post", "/api/v1/table/{name}/compact", Scope::Admin),
+];
+
+/// The API's routes over `state`. `/health` and `/openapi.json` are open; every other route
+/// needs a token with its scope ([`ROUTE_SCOPES`]) once tokens are configured.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/health", get(handlers::health))
-        .route("/openapi.json", get(handlers::openapi))
+    let guard = |scope: Scope| {
+        axum::middleware::from_fn_with_state((state.config.auth.clone(), scope), auth::require)
+    };
+    let read = Router::new()
         .route("/api/v1/table", get(handlers::list_tables))
         .route("/api/v1/table/{name}/schema", get(handlers::get_schema))
+        .route("/api/v1/table/{name}/fetch", post(handlers::fetch))
+        .route_layer(guard(Scope::Read));
+    let write = Router::new()
+        .route("/api/v1/table/{name}/write", put(handlers::write))
+        .route_layer(guard(Scope::Write));
+    let admin = Router::new()
         .route(
             "/api/v1/table/{name}",
             put(handlers::create_table)
                 .patch(handlers::alter_table)
                 .delete(handlers::drop_table),
         )
-        .route("/api/v1/table/{name}/write", put(handlers::write))
-        .route("/api/v1/table/{name}/fetch", post(handlers::fetch))
         .route("/api/v1/table/{name}/compact", post(handlers::compact))
+        .route_layer(guard(Scope::Admin));
+    Router::new()
+        .route("/health", get(handlers::health))
+        .route("/openapi.json", get(handlers::openapi))
+        .merge(read)
+        .merge(write)
+        .merge(admin)
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .with_state(state)

@@ -26,12 +26,35 @@ fn name_param() -> Value {
     })
 }
 
-/// The document: every route, dtype, content type and error shape the server has.
+/// The document: every route, dtype, content type and error shape the server has, and the
+/// bearer-token scope each route needs when tokens are configured.
 #[allow(
     clippy::disallowed_methods,
     reason = "serde_json::json! unwraps internally; its values always serialize"
 )]
 pub fn document() -> Value {
+    let mut doc = routes();
+    doc["components"]["securitySchemes"] = json!({"bearer": {
+        "type": "http", "scheme": "bearer",
+        "description": "A token from server.auth.tokens; each route needs one scope (read, write or admin). With no token configured, the server is open and ignores the header."
+    }});
+    for (method, path, scope) in crate::ROUTE_SCOPES {
+        let op = &mut doc["paths"][*path][*method];
+        // Optional security: an open server (the default) answers without a token.
+        op["security"] = json!([{}, {"bearer": [scope.name()]}]);
+        op["responses"]["401"] = error_response("No valid bearer token (tokens are configured)");
+        op["responses"]["403"] = error_response(&format!(
+            "The token lacks the scope {scope} that this route needs"
+        ));
+    }
+    doc
+}
+
+#[allow(
+    clippy::disallowed_methods,
+    reason = "serde_json::json! unwraps internally; its values always serialize"
+)]
+fn routes() -> Value {
     let dtypes: Vec<&str> = DType::ALL.iter().map(|t| t.name()).collect();
     let numeric: Vec<&str> = DType::ALL
         .iter()
@@ -247,6 +270,17 @@ mod tests {
             .collect();
         routes.sort();
         assert_eq!(documented, routes);
+        // Every route but the two open ones names its scope.
+        let mut scoped: Vec<(String, String)> = crate::ROUTE_SCOPES
+            .iter()
+            .map(|(m, p, _)| ((*m).to_owned(), (*p).to_owned()))
+            .collect();
+        scoped.extend(
+            [("get", "/health"), ("get", "/openapi.json")]
+                .map(|(m, p)| (m.to_owned(), p.to_owned())),
+        );
+        scoped.sort();
+        assert_eq!(scoped, routes);
         // The project's API reference has a row for every route too.
         let reference = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/api.md"));
         for (method, path) in crate::ROUTES {

@@ -42,6 +42,10 @@ enum Kind {
     Connection,
     /// `ClosedError`: the client was closed.
     Closed,
+    /// `AuthenticationError`: no valid token (HTTP 401, gRPC Unauthenticated).
+    Unauthenticated,
+    /// `PermissionDeniedError`: the token lacks the scope (HTTP 403, gRPC PermissionDenied).
+    Forbidden,
     /// `MurrError`: everything else (storage, unavailable tables, protocol).
     Other,
 }
@@ -82,6 +86,8 @@ impl From<murr_client::Error> for Failure {
             E::AlreadyExists(_) => Kind::Exists,
             E::InvalidArgument(_) => Kind::Invalid,
             E::Transport(_) => Kind::Connection,
+            E::Unauthenticated(_) => Kind::Unauthenticated,
+            E::PermissionDenied(_) => Kind::Forbidden,
             _ => Kind::Other,
         };
         Failure::new(kind, e.to_string())
@@ -96,6 +102,8 @@ impl From<Failure> for PyErr {
             Kind::Invalid => "InvalidInputError",
             Kind::Connection => "MurrConnectionError",
             Kind::Closed => "ClosedError",
+            Kind::Unauthenticated => "AuthenticationError",
+            Kind::Forbidden => "PermissionDeniedError",
             Kind::Other => "MurrError",
         };
         Python::attach(|py| {
@@ -535,10 +543,11 @@ impl Remote {
 #[pymethods]
 impl Remote {
     /// A client of the server at `url`: `http://host:port` (HTTP) or `grpc://host:port`
-    /// (Arrow Flight). It connects on first use.
+    /// (Arrow Flight). It connects on first use; with `token`, every call carries it as a
+    /// bearer token.
     #[new]
-    #[pyo3(signature = (url, timeout=30.0))]
-    fn new(url: &str, timeout: f64) -> PyResult<Remote> {
+    #[pyo3(signature = (url, timeout=30.0, token=None))]
+    fn new(url: &str, timeout: f64, token: Option<&str>) -> PyResult<Remote> {
         let (transport, base) = if let Some(rest) = url.strip_prefix("grpc://") {
             (murr_client::Transport::Flight, format!("http://{rest}"))
         } else if url.starts_with("http://") || url.starts_with("https://") {
@@ -559,11 +568,13 @@ impl Remote {
         }
         // The Flight client builds its channel on the runtime.
         let _guard = runtime().enter();
-        let client = murr_client::Client::builder(base)
+        let mut builder = murr_client::Client::builder(base)
             .transport(transport)
-            .timeout(Duration::from_secs_f64(timeout))
-            .build()
-            .map_err(Failure::from)?;
+            .timeout(Duration::from_secs_f64(timeout));
+        if let Some(token) = token {
+            builder = builder.token(token);
+        }
+        let client = builder.build().map_err(Failure::from)?;
         Ok(Remote {
             client: RwLock::new(Some(client)),
             url: url.to_owned(),

@@ -37,11 +37,20 @@ class Server:
 
     LISTENING = re.compile(r"murr listening http=(\S+) grpc=(\S+)")
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, args: tuple[str, ...] = ()) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("MURR_")}
         env["RUST_LOG"] = "info"
         self.proc = subprocess.Popen(
-            [str(server_binary()), "--data-dir", str(data_dir), "--port", "0", "--grpc-port", "0"],
+            [
+                str(server_binary()),
+                "--data-dir",
+                str(data_dir),
+                "--port",
+                "0",
+                "--grpc-port",
+                "0",
+                *args,
+            ],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

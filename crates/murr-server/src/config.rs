@@ -9,6 +9,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
+pub use murr_api::auth::Scope;
+use murr_api::auth::{self, Auth};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
@@ -32,6 +34,8 @@ pub struct ServerConfig {
     pub grpc: GrpcConfig,
     /// `server.fetch.*`: bounds on one fetch, over HTTP and Flight alike.
     pub fetch: FetchConfig,
+    /// `server.auth.*`: bearer tokens and their scopes, over HTTP and Flight alike.
+    pub auth: AuthConfig,
     /// Seconds that requests in flight get to finish after SIGINT/SIGTERM; connections still
     /// open then (a client that never reads, an idle gRPC channel) are closed. Default 10.
     #[serde(deserialize_with = "seconds")]
@@ -47,6 +51,7 @@ impl Default for ServerConfig {
             http: HttpConfig::default(),
             grpc: GrpcConfig::default(),
             fetch: FetchConfig::default(),
+            auth: AuthConfig::default(),
             shutdown_timeout: 10.0,
             role: NodeRole::Writer,
         }
@@ -128,6 +133,116 @@ impl FetchConfig {
             max_keys: self.max_keys,
             max_cells: self.max_cells,
         }
+    }
+}
+
+/// `server.auth.*`: who may do what. With no tokens (the default), the server is open: anyone
+/// who can reach its ports may read, write and drop tables, and the start-up log warns so.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// The accepted tokens. Read again on SIGHUP (with the token files they name).
+    pub tokens: Vec<TokenConfig>,
+}
+
+/// The shortest token murr accepts: a guessable token is no protection.
+pub const MIN_TOKEN_LEN: usize = 16;
+
+/// One token of `server.auth.tokens`: a name (for logs), the secret in exactly one of three
+/// forms, and its scopes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    /// Names the caller in logs and error messages (never the token itself).
+    pub name: String,
+    /// The token itself.
+    #[serde(default)]
+    pub token: Option<Secret>,
+    /// The token's SHA-256 digest as 64 hex digits (`murr hash-token` prints it): the config
+    /// file then holds no secret.
+    #[serde(default)]
+    pub token_sha256: Option<String>,
+    /// A file holding the token (a mounted secret); surrounding whitespace is ignored.
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+    /// Some of `read` (fetch, list, schema), `write` (write rows), `admin` (create, drop, alter,
+    /// compact).
+    pub scopes: Vec<Scope>,
+}
+
+/// A secret from the configuration: shown and serialized as `<redacted>`.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(s: &str) -> Self {
+        Secret(s.to_owned())
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("<redacted>")
+    }
+}
+
+impl AuthConfig {
+    /// The tokens as the front-ends check them: token files are read now.
+    ///
+    /// # Errors
+    /// A token with no secret or more than one, a short token, an unreadable token file, a bad
+    /// digest, a duplicate name or token, no scopes; the message names the token, never its
+    /// secret.
+    pub fn build(&self) -> Result<Auth> {
+        let mut auth = Auth::open();
+        for (i, t) in self.tokens.iter().enumerate() {
+            let at = format!("server.auth.tokens[{i}] ({:?})", t.name);
+            let sources = [
+                t.token.is_some(),
+                t.token_sha256.is_some(),
+                t.token_file.is_some(),
+            ];
+            if sources.iter().filter(|s| **s).count() != 1 {
+                bail!("{at}: give exactly one of token, token_sha256, token_file");
+            }
+            let long_enough = |token: &str, source: &str| {
+                if token.len() < MIN_TOKEN_LEN {
+                    bail!(
+                        "{at}: the token{source} is shorter than {MIN_TOKEN_LEN} characters; use a random one (openssl rand -hex 32)"
+                    );
+                }
+                Ok(auth::digest(token.as_bytes()))
+            };
+            let digest = if let Some(token) = &t.token {
+                long_enough(token.expose(), "")?
+            } else if let Some(hex) = &t.token_sha256 {
+                auth::parse_digest_hex(hex)
+                    .map_err(|e| anyhow::anyhow!("{at}: token_sha256: {e}"))?
+            } else if let Some(file) = &t.token_file {
+                let text = std::fs::read_to_string(file)
+                    .with_context(|| format!("{at}: cannot read token_file {}", file.display()))?;
+                long_enough(text.trim(), &format!(" in {}", file.display()))?
+            } else {
+                unreachable!("one source, checked above")
+            };
+            auth.add(&t.name, digest, &t.scopes)
+                .map_err(|e| anyhow::anyhow!("{at}: {e}"))?;
+        }
+        Ok(auth)
     }
 }
 

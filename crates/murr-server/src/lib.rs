@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use murr_api::auth::{Auth, AuthHandle};
 use murr_directory::{
     Directory, MmapDirectory, ObjectStoreDirectory, RemoteOptions, TieredDirectory,
 };
@@ -41,6 +42,76 @@ pub struct Server {
     grpc: Option<(tokio::net::TcpListener, SocketAddr)>,
     started: Instant,
     node: Arc<NodeStatus>,
+    auth: AuthHandle,
+    reload: Option<Reload>,
+}
+
+/// Reads the configuration again (on SIGHUP), as `main` first read it.
+#[derive(Clone)]
+struct Reload(Arc<dyn Fn() -> Result<Config> + Send + Sync>);
+
+impl std::fmt::Debug for Reload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Reload")
+    }
+}
+
+/// Builds the tokens of `config` and says in the log what they allow.
+fn auth_of(config: &Config) -> Result<Auth> {
+    let auth = config.server.auth.build()?;
+    if auth.is_open() {
+        tracing::warn!(
+            "no tokens configured (server.auth.tokens): the server is open, anyone who can reach its ports can read, write and drop tables"
+        );
+    } else {
+        let names: Vec<&str> = config
+            .server
+            .auth
+            .tokens
+            .iter()
+            .map(|t| t.name.as_str())
+            .collect();
+        tracing::info!(tokens = auth.len(), names = ?names, "bearer tokens required");
+    }
+    Ok(auth)
+}
+
+/// On each SIGHUP until `stop`: reads the configuration again and replaces the tokens (the
+/// other settings need a restart). A configuration that does not load keeps the tokens in use.
+async fn reload_on_hangup(
+    auth: AuthHandle,
+    current: Config,
+    reload: Option<Reload>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangups = match signal(SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for SIGHUP: tokens are not reloadable");
+            return;
+        }
+    };
+    loop {
+        tokio::select! {
+            _ = hangups.recv() => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        let loaded = match &reload {
+            Some(Reload(f)) => f(),
+            None => Ok(current.clone()),
+        };
+        match loaded.and_then(|c| auth_of(&c)) {
+            Ok(new) => {
+                tracing::info!(tokens = new.len(), "SIGHUP: tokens reloaded");
+                auth.replace(new);
+            }
+            Err(e) => tracing::error!(
+                error = format!("{e:#}"),
+                "SIGHUP: the configuration does not load; the tokens in use stay"
+            ),
+        }
+    }
 }
 
 /// The node's role, from the configuration (checked: a replica needs a store to follow).
@@ -255,6 +326,7 @@ impl Server {
     pub async fn bind(config: Config) -> Result<Server> {
         let started = Instant::now();
         let role = role_of(&config)?;
+        let auth = AuthHandle::new(auth_of(&config)?);
         let for_loader = config.clone();
         let store = tokio::task::spawn_blocking(move || open_store(&for_loader, role))
             .await
@@ -283,7 +355,25 @@ impl Server {
             grpc,
             started,
             node,
+            auth,
+            reload: None,
         })
+    }
+
+    /// On SIGHUP, the server calls `reload` for its configuration and takes the tokens from it
+    /// (by default it reads the token files of the configuration it started with again).
+    #[must_use]
+    pub fn with_reload(
+        mut self,
+        reload: impl Fn() -> Result<Config> + Send + Sync + 'static,
+    ) -> Self {
+        self.reload = Some(Reload(Arc::new(reload)));
+        self
+    }
+
+    /// The tokens the front-ends check; [`AuthHandle::replace`] changes them at once.
+    pub fn auth(&self) -> &AuthHandle {
+        &self.auth
     }
 
     /// The HTTP address (with the port picked when the configured one was 0).
@@ -316,6 +406,8 @@ impl Server {
             grpc,
             started,
             node,
+            auth,
+            reload,
         } = self;
         let (ready, failed): (Vec<_>, Vec<_>) = store
             .tables()
@@ -342,6 +434,12 @@ impl Server {
             shutdown.await;
             let _ = stop_tx.send(true);
         });
+        tokio::spawn(reload_on_hangup(
+            auth.clone(),
+            config.clone(),
+            reload,
+            stop_rx.clone(),
+        ));
         match node.role() {
             Role::Replica => {
                 let every = Duration::from_secs_f64(config.storage.poll_interval.max(0.01));
@@ -369,6 +467,7 @@ impl Server {
                 max_fetch_payload_size: config.server.http.max_fetch_payload_size,
                 fetch_limits: config.server.fetch.limits(),
                 upload_dir: config.storage.cache_dir.clone(),
+                auth: auth.clone(),
             }),
         });
         let http = murr_http::serve(listener, router, stopped(stop_rx.clone()));
@@ -383,6 +482,7 @@ impl Server {
                     max_message_size: max,
                     fetch_limits: config.server.fetch.limits(),
                     max_upload_size: config.server.grpc.max_upload_size,
+                    auth: auth.clone(),
                     ..murr_flight::FlightConfig::default()
                 },
             );
@@ -432,6 +532,22 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     Server::bind(config).await?.serve(shutdown).await
+}
+
+/// [`run`], reading the configuration again with `reload` on SIGHUP (for the tokens).
+///
+/// # Errors
+/// As [`run`].
+pub async fn run_reloadable(
+    config: Config,
+    reload: impl Fn() -> Result<Config> + Send + Sync + 'static,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    Server::bind(config)
+        .await?
+        .with_reload(reload)
+        .serve(shutdown)
+        .await
 }
 
 /// The connections of `listener`, with TCP_NODELAY set: tonic applies its own `tcp_nodelay` only

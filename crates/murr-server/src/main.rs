@@ -57,10 +57,45 @@ struct Args {
     /// Log as JSON lines instead of text.
     #[arg(long)]
     log_json: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Reads a token from standard input and prints its SHA-256, for `token_sha256` in
+    /// server.auth.tokens (so that the config file holds no secret).
+    HashToken,
+}
+
+/// `murr hash-token`: the digest of the token on standard input (without its line end).
+#[allow(clippy::print_stdout, reason = "the digest is the command's output")]
+fn hash_token() -> ExitCode {
+    let mut text = String::new();
+    if let Err(e) = std::io::Read::read_to_string(&mut std::io::stdin(), &mut text) {
+        eprintln!("murr hash-token: cannot read standard input: {e}");
+        return ExitCode::from(2);
+    }
+    let token = text.trim();
+    if token.len() < config::MIN_TOKEN_LEN {
+        eprintln!(
+            "murr hash-token: the token on standard input is shorter than {} characters; use a random one (openssl rand -hex 32)",
+            config::MIN_TOKEN_LEN
+        );
+        return ExitCode::from(2);
+    }
+    println!(
+        "{}",
+        murr_api::auth::digest_hex(&murr_api::auth::digest(token.as_bytes()))
+    );
+    ExitCode::SUCCESS
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(Command::HashToken) = args.command {
+        return hash_token();
+    }
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
@@ -112,7 +147,29 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(murr_server::run(config, murr_server::shutdown_signal())) {
+    // On SIGHUP: the file, the environment and the flags again, as above.
+    let file = args.config;
+    let reload = move || {
+        let yaml = match &file {
+            Some(path) => Some((
+                path.display().to_string(),
+                std::fs::read_to_string(path).map_err(|e| {
+                    anyhow::anyhow!("cannot read config file {}: {e}", path.display())
+                })?,
+            )),
+            None => None,
+        };
+        config::load(
+            yaml.as_ref().map(|(n, t)| (n.as_str(), t.as_str())),
+            std::env::vars(),
+            &flags,
+        )
+    };
+    match runtime.block_on(murr_server::run_reloadable(
+        config,
+        reload,
+        murr_server::shutdown_signal(),
+    )) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");

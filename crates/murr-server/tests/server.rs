@@ -110,13 +110,27 @@ impl Murr {
     }
 
     fn call(&self, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
+        self.call_as(None, method, path, body)
+    }
+
+    /// [`Murr::call`] with `authorization: Bearer <token>`.
+    fn call_as(
+        &self,
+        token: Option<&str>,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+    ) -> (u16, Value) {
         let client = reqwest::blocking::Client::new();
-        let req = client
+        let mut req = client
             .request(
                 method.parse().expect("method"),
                 format!("{}{path}", self.base),
             )
             .header("content-type", "application/json");
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
         let req = match body {
             Some(b) => req.body(b.to_owned()),
             None => req,
@@ -275,6 +289,257 @@ fn config_file_env_and_bad_config() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("prot"), "{err}");
+}
+
+/// Waits for a log line containing `what`.
+fn wait_line(m: &Murr, what: &str) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let line = m
+            .lines
+            .recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+            .unwrap_or_else(|_| panic!("murr logs {what:?} within 20 s"));
+        if line.contains(what) {
+            return line;
+        }
+    }
+}
+
+const READER: &str = "reader-0123456789abcdef";
+const PIPELINE: &str = "pipeline-0123456789abcdef";
+const OPS: &str = "ops-0123456789abcdef";
+const OPS_NEW: &str = "ops-rotated-0123456789abcdef";
+
+/// Tokens from the three sources guard every route by scope over HTTP and Flight (pyarrow with
+/// headers); errors are JSON, 401 or 403, and never hold a token; SIGHUP reads the token file
+/// again, and a configuration that no longer loads keeps the tokens in use; bad token settings
+/// stop the start naming the token, not its secret.
+#[test]
+fn tokens_guard_every_route_by_scope_and_reload_on_sighup() {
+    let tmp = tempfile::tempdir().expect("temp folder");
+    let secret = tmp.path().join("ops.token");
+    std::fs::write(&secret, format!("{OPS}\n")).expect("writes");
+    let pipeline_sha = {
+        let mut hash = Command::new(env!("CARGO_BIN_EXE_murr"))
+            .arg("hash-token")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("runs murr hash-token");
+        std::io::Write::write_all(&mut hash.stdin.take().expect("stdin"), PIPELINE.as_bytes())
+            .expect("writes the token");
+        let out = hash.wait_with_output().expect("hash-token ends");
+        assert!(out.status.success());
+        String::from_utf8(out.stdout)
+            .expect("utf8")
+            .trim()
+            .to_owned()
+    };
+    assert_eq!(pipeline_sha.len(), 64, "{pipeline_sha}");
+    let cfg = tmp.path().join("murr.yaml");
+    let config = format!(
+        "server:\n  auth:\n    tokens:\n      - {{name: inference, token: \"{READER}\", scopes: [read]}}\n      - {{name: pipeline, token_sha256: \"{pipeline_sha}\", scopes: [read, write]}}\n      - {{name: ops, token_file: \"{}\", scopes: [read, write, admin]}}\n",
+        secret.display()
+    );
+    std::fs::write(&cfg, &config).expect("writes");
+    let m = Murr::start(
+        &tmp.path().join("data"),
+        &["--config", cfg.to_str().expect("utf8")],
+        &[],
+    );
+    // Open routes.
+    assert_eq!(m.call("GET", "/health", None).0, 200);
+    assert_eq!(m.call("GET", "/openapi.json", None).0, 200);
+    // No token, a bad one, a malformed header: 401 with a JSON error and a challenge.
+    let raw = reqwest::blocking::Client::new()
+        .get(format!("{}/api/v1/table", m.base))
+        .send()
+        .expect("request");
+    assert_eq!(raw.status().as_u16(), 401);
+    assert_eq!(
+        raw.headers()["www-authenticate"].to_str().expect("ascii"),
+        "Bearer realm=\"murr\""
+    );
+    let (status, body) = m.call_as(Some("not-a-token"), "GET", "/api/v1/table", None);
+    assert_eq!(status, 401, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|e| !e.contains("not-a-token")),
+        "{body}"
+    );
+    // Each route needs its scope: admin creates, write writes, read fetches.
+    let create = |token| m.call_as(token, "PUT", "/api/v1/table/t", Some(SCHEMA));
+    assert_eq!(create(None).0, 401);
+    let (status, body) = create(Some(READER));
+    assert_eq!(status, 403, "{body}");
+    let error = body["error"].as_str().expect("a JSON error");
+    assert!(
+        error.contains("inference") && error.contains("admin") && !error.contains(READER),
+        "{error}"
+    );
+    assert_eq!(create(Some(PIPELINE)).0, 403);
+    assert_eq!(create(Some(OPS)).0, 201);
+    let rows =
+        json!({"columns": {"id": ["a", "b"], "score": [0.5, null], "n": [1, 2]}}).to_string();
+    let write = |token| {
+        m.call_as(token, "PUT", "/api/v1/table/t/write", Some(&rows))
+            .0
+    };
+    assert_eq!(write(Some(READER)), 403);
+    assert_eq!(write(Some(PIPELINE)), 200);
+    let fetch_body = r#"{"keys": ["b", "a"], "columns": ["n"]}"#;
+    let fetch = |token| m.call_as(token, "POST", "/api/v1/table/t/fetch", Some(fetch_body));
+    assert_eq!(fetch(None).0, 401);
+    let (status, body) = fetch(Some(READER));
+    assert_eq!((status, body), (200, json!({"columns": {"n": [2, 1]}})));
+    for (method, path, body) in [
+        ("GET", "/api/v1/table", None),
+        ("GET", "/api/v1/table/t/schema", None),
+    ] {
+        assert_eq!(m.call_as(Some(READER), method, path, body).0, 200, "{path}");
+        assert_eq!(m.call_as(None, method, path, body).0, 401, "{path}");
+    }
+    for (method, path, body) in [
+        ("PATCH", "/api/v1/table/t", Some(r#"{"ttl": "7d"}"#)),
+        ("POST", "/api/v1/table/t/compact", None),
+    ] {
+        assert_eq!(
+            m.call_as(Some(PIPELINE), method, path, body).0,
+            403,
+            "{path}"
+        );
+        assert_eq!(m.call_as(Some(OPS), method, path, body).0, 200, "{path}");
+    }
+    if has_pyarrow("the Flight half") {
+        let script = r#"
+import json, sys
+import pyarrow.flight as fl
+grpc, reader, ops = sys.argv[1], sys.argv[2], sys.argv[3]
+client = fl.connect(grpc)
+def opts(token):
+    return fl.FlightCallOptions(headers=[(b"authorization", b"Bearer " + token.encode())])
+out = {}
+ticket = fl.Ticket(json.dumps({"table": "t", "keys": ["a"], "columns": ["n"]}).encode())
+def outcome(call):
+    try:
+        call()
+        return "ok"
+    except fl.FlightUnauthenticatedError:
+        return "unauthenticated"
+    except fl.FlightUnauthorizedError:
+        return "denied"
+out["get_none"] = outcome(lambda: client.do_get(ticket).read_all())
+out["get_reader"] = client.do_get(ticket, options=opts(reader)).read_all().to_pydict()
+drop = fl.Action("drop_table", json.dumps({"table": "t"}).encode())
+out["drop_reader"] = outcome(lambda: list(client.do_action(drop, options=opts(reader))))
+out["list_reader"] = outcome(lambda: list(client.list_flights(options=opts(reader))))
+out["list_bad"] = outcome(lambda: list(client.list_flights(options=opts("nope"))))
+print(json.dumps(out))
+"#;
+        let grpc = format!("grpc://{}", m.grpc);
+        let out = Command::new("python3")
+            .args(["-c", script, &grpc, READER, OPS])
+            .output()
+            .expect("runs python");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let got: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+        assert_eq!(
+            got,
+            json!({"get_none": "unauthenticated", "get_reader": {"n": [1]}, "drop_reader": "denied", "list_reader": "ok", "list_bad": "unauthenticated"})
+        );
+    }
+    // SIGHUP: the rotated token file is read again; the old token stops working.
+    std::fs::write(&secret, OPS_NEW).expect("rotates");
+    let pid = m.child.id().to_string();
+    let hup = || {
+        assert!(
+            Command::new("kill")
+                .args(["-HUP", &pid])
+                .status()
+                .expect("kill")
+                .success()
+        );
+    };
+    hup();
+    wait_line(&m, "SIGHUP: tokens reloaded");
+    assert_eq!(
+        m.call_as(Some(OPS), "POST", "/api/v1/table/t/compact", None)
+            .0,
+        401
+    );
+    assert_eq!(
+        m.call_as(Some(OPS_NEW), "POST", "/api/v1/table/t/compact", None)
+            .0,
+        200
+    );
+    // A configuration that no longer loads: the tokens in use stay.
+    std::fs::remove_file(&secret).expect("removes");
+    hup();
+    let line = wait_line(&m, "SIGHUP: the configuration does not load");
+    assert!(line.contains("token_file"), "{line}");
+    assert_eq!(
+        m.call_as(Some(OPS_NEW), "POST", "/api/v1/table/t/compact", None)
+            .0,
+        200
+    );
+    let lines = m.stop();
+    for secret in [READER, PIPELINE, OPS, OPS_NEW] {
+        assert!(
+            !lines.iter().any(|l| l.contains(secret)),
+            "a log line holds a token"
+        );
+    }
+    // Bad settings stop the start, naming the token but not its secret.
+    for (tokens, want) in [
+        (
+            "[{name: a, token: short, scopes: [read]}]",
+            "shorter than 16",
+        ),
+        ("[{name: a, scopes: [read]}]", "exactly one of"),
+        (
+            &format!("[{{name: a, token: \"{READER}\", token_file: /x, scopes: [read]}}]") as &str,
+            "exactly one of",
+        ),
+        (
+            &format!("[{{name: a, token: \"{READER}\", scopes: []}}]"),
+            "no scopes",
+        ),
+        (
+            &format!("[{{name: a, token: \"{READER}\", scopes: [rread]}}]"),
+            "rread",
+        ),
+        (
+            "[{name: a, token_sha256: abc, scopes: [read]}]",
+            "64 hex digits",
+        ),
+        (
+            "[{name: a, token_file: /nonexistent/murr.token, scopes: [read]}]",
+            "/nonexistent/murr.token",
+        ),
+    ] {
+        std::fs::write(&cfg, format!("server:\n  auth:\n    tokens: {tokens}\n")).expect("writes");
+        let out = Command::new(env!("CARGO_BIN_EXE_murr"))
+            .args([
+                "--config",
+                cfg.to_str().expect("utf8"),
+                "--port",
+                "0",
+                "--no-grpc",
+                "--data-dir",
+            ])
+            .arg(tmp.path().join("data"))
+            .output()
+            .expect("runs");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{tokens}: {err}");
+        assert!(err.contains(want), "{tokens}: wants {want:?}: {err}");
+        assert!(!err.contains(READER), "{err}");
+    }
 }
 
 /// pyarrow reads our Arrow answers and writes Arrow IPC and Parquet that we accept; pyarrow.flight

@@ -9,10 +9,12 @@
 
 from murr._murr import __version__
 from murr.errors import (
+    AuthenticationError,
     ClosedError,
     InvalidInputError,
     MurrConnectionError,
     MurrError,
+    PermissionDeniedError,
     TableExistsError,
     TableNotFoundError,
 )
@@ -32,4 +34,6 @@ __all__ = [
     "InvalidInputError",
     "MurrConnectionError",
     "ClosedError",
+    "AuthenticationError",
+    "PermissionDeniedError",
 ]

@@ -38,9 +38,11 @@ class Murr:
         return cls(inner)
 
     @classmethod
-    async def connect(cls, endpoint: str, *, timeout: float = 30.0) -> "Murr":
+    async def connect(
+        cls, endpoint: str, *, timeout: float = 30.0, token: str | None = None
+    ) -> "Murr":
         """As :meth:`murr.sync.Murr.connect`."""
-        return cls(sync.Murr.connect(endpoint, timeout=timeout))
+        return cls(sync.Murr.connect(endpoint, timeout=timeout, token=token))
 
     @property
     def http_url(self) -> str | None:

@@ -2,7 +2,7 @@
 
 Every one is a :class:`MurrError`. Each also derives from the builtin exception that code written
 for upstream murr catches: a missing table is a ``FileNotFoundError``, an existing one and bad
-input are ``ValueError``, an unreachable server is a ``ConnectionError``.
+input are ``ValueError``, an unreachable server is a ``ConnectionError``, a missing or refused token a ``PermissionError``.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ __all__ = [
     "InvalidInputError",
     "MurrConnectionError",
     "ClosedError",
+    "AuthenticationError",
+    "PermissionDeniedError",
 ]
 
 
@@ -39,3 +41,11 @@ class MurrConnectionError(MurrError, ConnectionError):
 
 class ClosedError(MurrError, RuntimeError):
     """The client or engine was closed."""
+
+
+class AuthenticationError(MurrError, PermissionError):
+    """The server wants a valid bearer token: pass ``token=`` to ``connect`` (HTTP 401)."""
+
+
+class PermissionDeniedError(MurrError, PermissionError):
+    """The token lacks the scope (read, write or admin) that the call needs (HTTP 403)."""

@@ -53,11 +53,14 @@ class Murr:
         return cls(_murr.Engine(os.fspath(cache_dir), http_port, grpc_port, host))
 
     @classmethod
-    def connect(cls, endpoint: str, *, timeout: float = 30.0) -> "Murr":
+    def connect(
+        cls, endpoint: str, *, timeout: float = 30.0, token: str | None = None
+    ) -> "Murr":
         """A client of the murr server at ``endpoint``: ``http://host:port`` or
         ``grpc://host:port``. It connects on first use; each call waits at most ``timeout``
-        seconds."""
-        return cls(_murr.Remote(endpoint, timeout))
+        seconds. With ``token``, every call carries it as a bearer token (for a server with
+        ``server.auth.tokens``; AuthenticationError / PermissionDeniedError otherwise)."""
+        return cls(_murr.Remote(endpoint, timeout, token))
 
     @property
     def http_url(self) -> str | None:

@@ -18,11 +18,13 @@ connections); each call runs on a worker thread with the GIL released.
 
 from murr.client._client import Client
 from murr.client.errors import (
+    ForbiddenError,
     InvalidRequestError,
     MurrError,
     ServerError,
     TableAlreadyExistsError,
     TableNotFoundError,
+    UnauthorizedError,
 )
 from murr.schema import ColumnSchema, DType, TableSchema
 
@@ -33,6 +35,7 @@ __all__ = [
     "Client",
     "ColumnSchema",
     "DType",
+    "ForbiddenError",
     "IDX_COLUMN",
     "InvalidRequestError",
     "MurrError",
@@ -40,4 +43,5 @@ __all__ = [
     "TableAlreadyExistsError",
     "TableNotFoundError",
     "TableSchema",
+    "UnauthorizedError",
 ]

@@ -18,8 +18,12 @@ T = TypeVar("T")
 class Client:
     """Asynchronous client of a murr server (HTTP)."""
 
-    def __init__(self, endpoint: str, *, timeout: float = 30.0) -> None:
-        self._native = _murr.Remote(endpoint.rstrip("/"), float(timeout))
+    def __init__(
+        self, endpoint: str, *, timeout: float = 30.0, token: str | None = None
+    ) -> None:
+        """A client of the server at ``endpoint``; with ``token``, every call carries it as a
+        bearer token (for a server with ``server.auth.tokens``)."""
+        self._native = _murr.Remote(endpoint.rstrip("/"), float(timeout), token)
 
     async def _call(self, f: Callable[..., T], *args: Any) -> T:
         def run() -> T:

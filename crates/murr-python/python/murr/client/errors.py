@@ -14,6 +14,8 @@ __all__ = [
     "TableAlreadyExistsError",
     "InvalidRequestError",
     "ServerError",
+    "UnauthorizedError",
+    "ForbiddenError",
 ]
 
 
@@ -39,6 +41,14 @@ class InvalidRequestError(MurrError):
     key's, an unknown column. The message names it."""
 
 
+class UnauthorizedError(MurrError):
+    """The server wants a valid bearer token: pass ``token=`` to the client (401)."""
+
+
+class ForbiddenError(MurrError):
+    """The token lacks the scope (read, write or admin) that the call needs (403)."""
+
+
 class ServerError(MurrError):
     """The server failed (5xx), or could not be reached (status 503)."""
 
@@ -54,6 +64,10 @@ def translated() -> Iterator[None]:
         raise TableAlreadyExistsError(409, str(e)) from None
     except _native.InvalidInputError as e:
         raise InvalidRequestError(400, str(e)) from None
+    except _native.AuthenticationError as e:
+        raise UnauthorizedError(401, str(e)) from None
+    except _native.PermissionDeniedError as e:
+        raise ForbiddenError(403, str(e)) from None
     except _native.MurrConnectionError as e:
         raise ServerError(503, str(e)) from None
     except _native.MurrError as e:
