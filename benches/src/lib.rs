@@ -150,7 +150,15 @@ pub fn serve_http(store: Arc<Store>) -> (String, tokio::runtime::Runtime) {
         store,
         config: Arc::new(murr_http::HttpConfig::default()),
     });
-    rt.spawn(murr_http::serve(listener, router, std::future::pending()));
+    rt.spawn(async move {
+        murr_http::serve(
+            listener,
+            router,
+            &murr_http::HttpConfig::default(),
+            std::future::pending(),
+        )
+        .await
+    });
     (format!("http://{addr}"), rt)
 }
 

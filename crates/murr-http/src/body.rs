@@ -4,11 +4,11 @@
 use std::io::{self, Read};
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use axum::body::Body;
-use axum::http::HeaderMap;
 use axum::http::header::CONTENT_LENGTH;
+use axum::http::{HeaderMap, StatusCode};
 use bytes::{Bytes, BytesMut};
 use tokio::sync::mpsc;
 
@@ -36,6 +36,9 @@ pub(crate) fn check_declared_length(
 }
 
 fn read_error(e: &axum::Error) -> ApiError {
+    if crate::guard::is_timeout(e) {
+        return ApiError::new(StatusCode::REQUEST_TIMEOUT, e.to_string());
+    }
     ApiError::bad_request(format!("could not read the request body: {e}"))
 }
 
@@ -118,15 +121,41 @@ impl ChannelReader {
 /// A body being streamed: the reader for the blocking side, and what the pump found.
 pub(crate) struct Streamed {
     pub(crate) reader: ChannelReader,
-    pub(crate) too_large: Arc<AtomicBool>,
+    pub(crate) fault: Fault,
+}
+
+/// Why a pump stopped before the body's end, when the body was at fault: the answer then says
+/// that rather than what the reader made of a cut-short stream.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Fault(Arc<AtomicU8>);
+
+const TOO_LARGE: u8 = 1;
+const TIMED_OUT: u8 = 2;
+
+impl Fault {
+    fn set(&self, what: u8) {
+        self.0.store(what, Ordering::SeqCst);
+    }
+
+    /// The answer for the body's fault, if it had one: 413 past `limit`, 408 for a stall.
+    pub(crate) fn answer(&self, limit: u64) -> Option<ApiError> {
+        match self.0.load(Ordering::SeqCst) {
+            TOO_LARGE => Some(ApiError::too_large(limit, PAYLOAD_SETTING)),
+            TIMED_OUT => Some(ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "the request body stopped sending (server.http.body_timeout)",
+            )),
+            _ => None,
+        }
+    }
 }
 
 /// Starts streaming: returns the reader and the future that forwards the body into it.
 /// The future stops early when the reader is dropped (the write failed) or the limit is passed.
 pub(crate) fn stream(body: Body, limit: u64) -> (Streamed, impl Future<Output = ()> + Send) {
     let (tx, rx) = mpsc::channel::<Piece>(16);
-    let too_large = Arc::new(AtomicBool::new(false));
-    let flag = Arc::clone(&too_large);
+    let fault = Fault::default();
+    let flag = fault.clone();
     let pump = async move {
         let mut body = body.into_data_stream();
         let mut seen = 0u64;
@@ -135,7 +164,7 @@ pub(crate) fn stream(body: Body, limit: u64) -> (Streamed, impl Future<Output = 
                 Ok(c) => {
                     seen += c.len() as u64;
                     if seen > limit {
-                        flag.store(true, Ordering::SeqCst);
+                        flag.set(TOO_LARGE);
                         let _ = tx
                             .send(Piece::Failed(io::Error::other(
                                 "request body over the size limit",
@@ -145,7 +174,12 @@ pub(crate) fn stream(body: Body, limit: u64) -> (Streamed, impl Future<Output = 
                     }
                     Piece::Data(c)
                 }
-                Err(e) => Piece::Failed(io::Error::other(e.to_string())),
+                Err(e) => {
+                    if crate::guard::is_timeout(&e) {
+                        flag.set(TIMED_OUT);
+                    }
+                    Piece::Failed(io::Error::other(e.to_string()))
+                }
             };
             let failed = matches!(piece, Piece::Failed(_));
             if tx.send(piece).await.is_err() || failed {
@@ -161,7 +195,7 @@ pub(crate) fn stream(body: Body, limit: u64) -> (Streamed, impl Future<Output = 
                 current: Bytes::new(),
                 ended: false,
             },
-            too_large,
+            fault,
         },
         pump,
     )

@@ -180,7 +180,7 @@ pub(crate) async fn write(
     match content_type(&headers)?.to_ascii_lowercase().as_str() {
         ARROW_STREAM => {
             let (streamed, pump) = body::stream(body, limit);
-            let body::Streamed { reader, too_large } = streamed;
+            let body::Streamed { reader, fault } = streamed;
             let work = blocking(move || {
                 let mut reader = arrow_ipc::reader::StreamReader::try_new(
                     BufReader::with_capacity(1 << 16, reader),
@@ -219,8 +219,8 @@ pub(crate) async fn write(
                 Ok(table.write_stream(batches)?)
             });
             let ((), result) = tokio::join!(pump, work);
-            if too_large.load(std::sync::atomic::Ordering::SeqCst) {
-                return Err(ApiError::too_large(limit, PAYLOAD_SETTING));
+            if let Some(answer) = fault.answer(limit) {
+                return Err(answer);
             }
             Ok(write_answer(result?))
         }

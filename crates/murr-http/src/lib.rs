@@ -11,7 +11,9 @@
 
 mod auth;
 mod body;
+mod conn;
 mod error;
+mod guard;
 mod handlers;
 mod json;
 mod json_text;
@@ -22,10 +24,10 @@ mod parquet_upload;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::routing::{get, post, put};
-use axum::serve::ListenerExt;
 use murr_table::Store;
 use tokio::net::TcpListener;
 
@@ -48,6 +50,14 @@ pub struct HttpConfig {
     pub upload_dir: PathBuf,
     /// The bearer tokens requests need (open by default: no tokens).
     pub auth: AuthHandle,
+    /// The longest a request's headers may take to arrive (a slowloris client is dropped);
+    /// also how long a kept-alive connection may stay idle. Default 30 s.
+    pub header_read_timeout: Duration,
+    /// The longest a request body may send nothing before the request fails with 408.
+    /// Default 30 s.
+    pub body_timeout: Duration,
+    /// The most connections open at once; more wait in the listen backlog. Default 4096.
+    pub max_connections: usize,
 }
 
 impl Default for HttpConfig {
@@ -58,6 +68,9 @@ impl Default for HttpConfig {
             fetch_limits: FetchLimits::default(),
             upload_dir: std::env::temp_dir(),
             auth: AuthHandle::default(),
+            header_read_timeout: Duration::from_secs(30),
+            body_timeout: Duration::from_secs(30),
+            max_connections: 4096,
         }
     }
 }
@@ -130,6 +143,10 @@ pub fn router(state: AppState) -> Router {
         .merge(admin)
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.config.body_timeout,
+            guard::guard_body,
+        ))
         .with_state(state)
 }
 
@@ -142,21 +159,16 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 }
 
 /// Serves `router` on `listener` until `shutdown` completes, then stops accepting and waits for
-/// requests in flight to finish.
+/// requests in flight to finish, with `config`'s connection bounds (`max_connections`,
+/// `header_read_timeout`).
 ///
 /// # Errors
 /// When the listener fails.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
+    config: &HttpConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "could not set TCP_NODELAY");
-        }
-    });
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    conn::serve(listener, router, config, shutdown).await
 }

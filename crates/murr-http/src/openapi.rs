@@ -38,6 +38,19 @@ pub fn document() -> Value {
         "type": "http", "scheme": "bearer",
         "description": "A token from server.auth.tokens; each route needs one scope (read, write or admin). With no token configured, the server is open and ignores the header."
     }});
+    // Any route that reads a body can time out on it.
+    if let Some(paths) = doc["paths"].as_object_mut() {
+        for op in paths
+            .values_mut()
+            .filter_map(Value::as_object_mut)
+            .flat_map(|item| item.values_mut())
+        {
+            if op.get("requestBody").is_some() {
+                op["responses"]["408"] =
+                    error_response("The body sent nothing for server.http.body_timeout seconds");
+            }
+        }
+    }
     for (method, path, scope) in crate::ROUTE_SCOPES {
         let op = &mut doc["paths"][*path][*method];
         // Optional security: an open server (the default) answers without a token.

@@ -93,6 +93,27 @@ pub struct HttpConfig {
     /// Largest fetch request body in bytes. Default 16 MiB.
     #[serde(deserialize_with = "size")]
     pub max_fetch_payload_size: u64,
+    /// Seconds a request's headers may take to arrive (a client that sends them a byte at a
+    /// time is dropped); also how long a kept-alive connection may stay idle. Default 30.
+    #[serde(deserialize_with = "positive_seconds")]
+    pub header_read_timeout: f64,
+    /// Seconds a request body may send nothing before the request fails with 408. Default 30.
+    #[serde(deserialize_with = "positive_seconds")]
+    pub body_timeout: f64,
+    /// Most HTTP connections open at once; more wait until one closes. Default 4096 (keep it
+    /// under the process's file descriptor limit, `ulimit -n`).
+    pub max_connections: usize,
+}
+
+fn positive_seconds<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    let v = f64::deserialize(d)?;
+    if v.is_finite() && v > 0.0 && v <= 86_400.0 {
+        Ok(v)
+    } else {
+        Err(serde::de::Error::custom(format!(
+            "{v} is not a number of seconds > 0 and <= 86400"
+        )))
+    }
 }
 
 impl Default for HttpConfig {
@@ -102,6 +123,9 @@ impl Default for HttpConfig {
             port: 8080,
             max_payload_size: 1 << 30,
             max_fetch_payload_size: 16 << 20,
+            header_read_timeout: 30.0,
+            body_timeout: 30.0,
+            max_connections: 4096,
         }
     }
 }

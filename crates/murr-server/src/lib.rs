@@ -326,6 +326,9 @@ impl Server {
     pub async fn bind(config: Config) -> Result<Server> {
         let started = Instant::now();
         let role = role_of(&config)?;
+        if config.server.http.max_connections == 0 {
+            bail!("server.http.max_connections: 0 would refuse every client; give at least 1");
+        }
         let auth = AuthHandle::new(auth_of(&config)?);
         let for_loader = config.clone();
         let store = tokio::task::spawn_blocking(move || open_store(&for_loader, role))
@@ -459,18 +462,22 @@ impl Server {
             }
             Role::Local => {}
         }
+        let http_config = Arc::new(murr_http::HttpConfig {
+            max_payload_size: config.server.http.max_payload_size,
+            max_fetch_payload_size: config.server.http.max_fetch_payload_size,
+            fetch_limits: config.server.fetch.limits(),
+            upload_dir: config.storage.cache_dir.clone(),
+            auth: auth.clone(),
+            header_read_timeout: Duration::from_secs_f64(config.server.http.header_read_timeout),
+            body_timeout: Duration::from_secs_f64(config.server.http.body_timeout),
+            max_connections: config.server.http.max_connections,
+        });
         let router = murr_http::router(murr_http::AppState {
             node: Arc::clone(&node),
             store: Arc::clone(&store),
-            config: Arc::new(murr_http::HttpConfig {
-                max_payload_size: config.server.http.max_payload_size,
-                max_fetch_payload_size: config.server.http.max_fetch_payload_size,
-                fetch_limits: config.server.fetch.limits(),
-                upload_dir: config.storage.cache_dir.clone(),
-                auth: auth.clone(),
-            }),
+            config: Arc::clone(&http_config),
         });
-        let http = murr_http::serve(listener, router, stopped(stop_rx.clone()));
+        let http = murr_http::serve(listener, router, &http_config, stopped(stop_rx.clone()));
         let flight = async {
             let Some((listener, _)) = grpc else {
                 return Ok(());

@@ -542,6 +542,113 @@ print(json.dumps(out))
     }
 }
 
+/// Reads what the server sends on `tcp` until it closes the connection or `within` passes;
+/// returns the text and whether it closed.
+fn read_until_closed(tcp: &mut std::net::TcpStream, within: Duration) -> (String, bool) {
+    use std::io::Read;
+    tcp.set_read_timeout(Some(within)).expect("timeout");
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match tcp.read(&mut buf) {
+            Ok(0) => return (String::from_utf8_lossy(&got).into_owned(), true),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                return (String::from_utf8_lossy(&got).into_owned(), true);
+            }
+            Err(_) => return (String::from_utf8_lossy(&got).into_owned(), false),
+        }
+    }
+}
+
+/// Slow clients are dropped: headers that do not arrive within `header_read_timeout`, a body that
+/// stalls for `body_timeout` (408); past `max_connections`, new connections wait for a slot;
+/// Python's urllib, which sends its whole body before it reads, reads the 413 of a body over the
+/// limit (declared or chunked) instead of a broken pipe.
+#[test]
+fn slow_clients_are_dropped_and_a_413_can_be_read() {
+    use std::io::Write;
+    let tmp = tempfile::tempdir().expect("temp folder");
+    let m = Murr::start(
+        &tmp.path().join("data"),
+        &["--max-payload-size", "1000"],
+        &[
+            ("MURR_SERVER__HTTP__HEADER_READ_TIMEOUT", "1"),
+            ("MURR_SERVER__HTTP__BODY_TIMEOUT", "1"),
+            ("MURR_SERVER__HTTP__MAX_CONNECTIONS", "4"),
+        ],
+    );
+    seed(&m, "t");
+    let addr = m.base.trim_start_matches("http://").to_owned();
+    let connect = || std::net::TcpStream::connect(&addr).expect("connects");
+    // Half a request's headers, then nothing: dropped after the header timeout.
+    let mut slow = connect();
+    slow.write_all(b"GET /health HTTP/1.1\r\nHost: murr\r\n")
+        .expect("writes");
+    let started = std::time::Instant::now();
+    let (_, closed) = read_until_closed(&mut slow, Duration::from_secs(10));
+    assert!(closed, "the server closes a connection whose headers stall");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    // A body that stalls: 408 naming the setting, then the connection closes.
+    let mut stalled = connect();
+    stalled
+        .write_all(b"PUT /api/v1/table/t/write HTTP/1.1\r\nHost: murr\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"columns\"")
+        .expect("writes");
+    let (answer, closed) = read_until_closed(&mut stalled, Duration::from_secs(10));
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("server.http.body_timeout"), "{answer}");
+    assert!(closed);
+    // Four idle connections fill the slots; a fifth request waits until the header timeout
+    // frees them, and is then answered.
+    let idle: Vec<_> = (0..4).map(|_| connect()).collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let started = std::time::Instant::now();
+    assert_eq!(m.call("GET", "/health", None).0, 200);
+    assert!(
+        started.elapsed() >= Duration::from_millis(500),
+        "a fifth connection waits for a slot: {:?}",
+        started.elapsed()
+    );
+    drop(idle);
+    wait_line(&m, "at the connection limit");
+    // urllib sends the whole body, then reads: it must get the 413 and its JSON.
+    let script = r#"
+import json, sys, urllib.request, urllib.error, http.client
+base = sys.argv[1]
+out = {}
+body = json.dumps({"columns": {"id": ["x"] * 200000, "n": [1] * 200000}}).encode()
+req = urllib.request.Request(base + "/api/v1/table/t/write", data=body, method="PUT", headers={"Content-Type": "application/json"})
+try:
+    urllib.request.urlopen(req)
+    out["declared"] = "accepted"
+except urllib.error.HTTPError as e:
+    out["declared"] = [e.code, json.loads(e.read())["error"]]
+host = base[len("http://"):]
+conn = http.client.HTTPConnection(host)
+conn.request("PUT", "/api/v1/table/t/write", body=(body[i:i + 65536] for i in range(0, len(body), 65536)), headers={"Content-Type": "application/json"}, encode_chunked=True)
+r = conn.getresponse()
+out["chunked"] = [r.status, json.loads(r.read())["error"]]
+print(json.dumps(out))
+"#;
+    let got = run_python(script, &m.base);
+    for how in ["declared", "chunked"] {
+        assert_eq!(got[how][0], 413, "{how}: {got}");
+        assert!(
+            got[how][1]
+                .as_str()
+                .is_some_and(|e| e.contains("server.http.max_payload_size")),
+            "{how}: {got}"
+        );
+    }
+    // The table is as it was: nothing of the refused writes landed.
+    assert_eq!(fetch(&m, "t").1["columns"]["n"], json!([2, 1, null]));
+    m.stop();
+}
+
 /// pyarrow reads our Arrow answers and writes Arrow IPC and Parquet that we accept; pyarrow.flight
 /// reads a do_get answer and lists flights.
 #[test]
