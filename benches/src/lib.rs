@@ -149,6 +149,7 @@ pub fn serve_http(store: Arc<Store>) -> (String, tokio::runtime::Runtime) {
         node: std::sync::Arc::default(),
         store,
         config: Arc::new(murr_http::HttpConfig::default()),
+        registry: None,
     });
     rt.spawn(async move {
         murr_http::serve(

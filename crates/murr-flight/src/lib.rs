@@ -8,6 +8,8 @@
 //! tokio's blocking pool, except small fetches (cheaper than the hand-off); answers are streamed
 //! in messages of bounded size.
 
+mod metrics;
+
 use std::borrow::Cow;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -30,6 +32,8 @@ use murr_api::{
 };
 use murr_table::{ErrorKind, Store, Table};
 use tonic::{Request, Response, Status, Streaming};
+
+pub use metrics::{FlightMetrics, Observed};
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 

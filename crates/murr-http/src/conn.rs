@@ -69,11 +69,12 @@ pub(crate) async fn serve(
         }
         let conn = http.serve_connection(TokioIo::new(tcp), service.clone());
         let conn = graceful.watch(conn);
+        let open = config.metrics.connection();
         tokio::spawn(async move {
             if let Err(e) = conn.await {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
-            drop(permit);
+            drop((permit, open));
         });
     }
     drop(listener);

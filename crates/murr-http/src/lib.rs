@@ -17,6 +17,7 @@ mod guard;
 mod handlers;
 mod json;
 mod json_text;
+mod metrics;
 mod node;
 pub mod openapi;
 mod parquet_upload;
@@ -32,6 +33,7 @@ use murr_table::Store;
 use tokio::net::TcpListener;
 
 pub use error::{ApiError, ApiResult};
+pub use metrics::HttpMetrics;
 use murr_api::FetchLimits;
 use murr_api::auth::{AuthHandle, Scope};
 pub use murr_api::{ARROW_STREAM, PARQUET};
@@ -58,6 +60,10 @@ pub struct HttpConfig {
     pub body_timeout: Duration,
     /// The most connections open at once; more wait in the listen backlog. Default 4096.
     pub max_connections: usize,
+    /// The front-end's metrics (the server registers them; by default in no registry).
+    pub metrics: HttpMetrics,
+    /// Whether `GET /metrics` is open when tokens are configured (else it needs `read`).
+    pub open_metrics: bool,
 }
 
 impl Default for HttpConfig {
@@ -71,6 +77,8 @@ impl Default for HttpConfig {
             header_read_timeout: Duration::from_secs(30),
             body_timeout: Duration::from_secs(30),
             max_connections: 4096,
+            metrics: HttpMetrics::default(),
+            open_metrics: false,
         }
     }
 }
@@ -84,12 +92,15 @@ pub struct AppState {
     pub config: Arc<HttpConfig>,
     /// The node's role and sync state (`/health`).
     pub node: Arc<NodeStatus>,
+    /// What `GET /metrics` renders (404 without one).
+    pub registry: Option<Arc<prometheus_client::registry::Registry>>,
 }
 
 /// Every route: method and path, as `/openapi.json` documents them (a test keeps the two equal).
 pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/health"),
     ("get", "/openapi.json"),
+    ("get", "/metrics"),
     ("get", "/api/v1/table"),
     ("get", "/api/v1/table/{name}/schema"),
     ("put", "/api/v1/table/{name}"),
@@ -102,6 +113,7 @@ pub const ROUTES: &[(&str, &str)] = &[
 
 /// The scope each route needs when tokens are configured (routes not listed are open).
 pub const ROUTE_SCOPES: &[(&str, &str, Scope)] = &[
+    ("get", "/metrics", Scope::Read),
     ("get", "/api/v1/table", Scope::Read),
     ("get", "/api/v1/table/{name}/schema", Scope::Read),
     ("post", "/api/v1/table/{name}/fetch", Scope::Read),
@@ -112,13 +124,20 @@ pub const ROUTE_SCOPES: &[(&str, &str, Scope)] = &[
     ("post", "/api/v1/table/{name}/compact", Scope::Admin),
 ];
 
-/// The API's routes over `state`. `/health` and `/openapi.json` are open; every other route
-/// needs a token with its scope ([`ROUTE_SCOPES`]) once tokens are configured.
+/// The API's routes over `state`. `/health` and `/openapi.json` are open (and `/metrics` with
+/// `open_metrics`); every other route needs a token with its scope ([`ROUTE_SCOPES`]) once
+/// tokens are configured.
 pub fn router(state: AppState) -> Router {
     let guard = |scope: Scope| {
         axum::middleware::from_fn_with_state((state.config.auth.clone(), scope), auth::require)
     };
-    let read = Router::new()
+    let metrics = Router::new().route("/metrics", get(metrics::render));
+    let (open_metrics, read_metrics) = if state.config.open_metrics {
+        (metrics, Router::new())
+    } else {
+        (Router::new(), metrics)
+    };
+    let read = read_metrics
         .route("/api/v1/table", get(handlers::list_tables))
         .route("/api/v1/table/{name}/schema", get(handlers::get_schema))
         .route("/api/v1/table/{name}/fetch", post(handlers::fetch))
@@ -138,6 +157,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/health", get(handlers::health))
         .route("/openapi.json", get(handlers::openapi))
+        .merge(open_metrics)
         .merge(read)
         .merge(write)
         .merge(admin)
@@ -146,6 +166,10 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.config.body_timeout,
             guard::guard_body,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.config.metrics.clone(),
+            metrics::observe,
         ))
         .with_state(state)
 }

@@ -106,6 +106,10 @@ fn routes() -> Value {
                 "summary": "This document",
                 "responses": {"200": {"description": "OpenAPI 3.1 document", "content": {"application/json": {"schema": {"type": "object"}}}}}
             }},
+            "/metrics": {"get": {
+                "summary": "Metrics in the Prometheus text format: requests, latencies, keys fetched and found, rows written, table sizes, merges, memory (README: Monitoring). Needs the read scope when tokens are configured, unless server.auth.open_metrics",
+                "responses": {"200": {"description": "Prometheus text format 0.0.4", "content": {"text/plain": {"schema": {"type": "string"}}}}}
+            }},
             "/api/v1/table": {"get": {
                 "summary": "List tables with their schemas",
                 "responses": {"200": {"description": "Table name to schema ({} when there are none)", "content": {"application/json": {"schema": {"type": "object", "additionalProperties": {"$ref": "#/components/schemas/TableSchema"}}}}}}

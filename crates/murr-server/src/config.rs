@@ -167,6 +167,9 @@ impl FetchConfig {
 pub struct AuthConfig {
     /// The accepted tokens. Read again on SIGHUP (with the token files they name).
     pub tokens: Vec<TokenConfig>,
+    /// Serve `GET /metrics` without a token (for a scraper on a trusted network); by default
+    /// it needs the `read` scope once tokens are configured.
+    pub open_metrics: bool,
 }
 
 /// The shortest token murr accepts: a guessable token is no protection.

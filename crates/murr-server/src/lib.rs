@@ -5,6 +5,7 @@
 //! process signals.
 
 pub mod config;
+mod metrics;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -462,6 +463,15 @@ impl Server {
             }
             Role::Local => {}
         }
+        let mut registry = prometheus_client::registry::Registry::default();
+        let http_metrics = murr_http::HttpMetrics::register(&mut registry);
+        let flight_metrics = murr_flight::FlightMetrics::register(&mut registry);
+        registry.register_collector(Box::new(metrics::StoreCollector {
+            store: Arc::clone(&store),
+            node: Arc::clone(&node),
+            started,
+        }));
+        let registry = Arc::new(registry);
         let http_config = Arc::new(murr_http::HttpConfig {
             max_payload_size: config.server.http.max_payload_size,
             max_fetch_payload_size: config.server.http.max_fetch_payload_size,
@@ -471,11 +481,14 @@ impl Server {
             header_read_timeout: Duration::from_secs_f64(config.server.http.header_read_timeout),
             body_timeout: Duration::from_secs_f64(config.server.http.body_timeout),
             max_connections: config.server.http.max_connections,
+            metrics: http_metrics,
+            open_metrics: config.server.auth.open_metrics,
         });
         let router = murr_http::router(murr_http::AppState {
             node: Arc::clone(&node),
             store: Arc::clone(&store),
             config: Arc::clone(&http_config),
+            registry: Some(registry),
         });
         let http = murr_http::serve(listener, router, &http_config, stopped(stop_rx.clone()));
         let flight = async {
@@ -494,6 +507,7 @@ impl Server {
                 },
             );
             tonic::transport::Server::builder()
+                .layer(flight_metrics)
                 .tcp_nodelay(true)
                 // Uploads (do_put) stream without stalling on window updates every 64 KiB.
                 .initial_stream_window_size(Some(8 << 20))

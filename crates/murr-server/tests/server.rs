@@ -347,9 +347,11 @@ fn tokens_guard_every_route_by_scope_and_reload_on_sighup() {
         &["--config", cfg.to_str().expect("utf8")],
         &[],
     );
-    // Open routes.
+    // Open routes; /metrics needs read.
     assert_eq!(m.call("GET", "/health", None).0, 200);
     assert_eq!(m.call("GET", "/openapi.json", None).0, 200);
+    assert_eq!(m.call("GET", "/metrics", None).0, 401);
+    assert_eq!(m.call_as(Some(READER), "GET", "/metrics", None).0, 200);
     // No token, a bad one, a malformed header: 401 with a JSON error and a challenge.
     let raw = reqwest::blocking::Client::new()
         .get(format!("{}/api/v1/table", m.base))
@@ -540,6 +542,151 @@ print(json.dumps(out))
         assert!(err.contains(want), "{tokens}: wants {want:?}: {err}");
         assert!(!err.contains(READER), "{err}");
     }
+}
+
+/// The value of the sample `line_start` (a metric name with its labels, as rendered) in a
+/// Prometheus text scrape.
+fn sample(text: &str, line_start: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(line_start)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no sample {line_start} in:\n{text}"))
+        .trim()
+        .parse()
+        .expect("a number")
+}
+
+/// `GET /metrics` counts HTTP requests by route and status with latency histograms, Flight calls
+/// by method and status, keys fetched and found, rows written, table sizes and merges, memory
+/// and open connections; with `open_metrics` it needs no token while the API does.
+#[test]
+fn metrics_count_requests_tables_and_memory() {
+    let tmp = tempfile::tempdir().expect("temp folder");
+    let cfg = tmp.path().join("murr.yaml");
+    std::fs::write(
+        &cfg,
+        format!("server:\n  auth:\n    open_metrics: true\n    tokens:\n      - {{name: ops, token: \"{OPS}\", scopes: [read, write, admin]}}\n"),
+    )
+    .expect("writes");
+    let m = Murr::start(
+        &tmp.path().join("data"),
+        &["--config", cfg.to_str().expect("utf8")],
+        &[],
+    );
+    assert_eq!(m.call("GET", "/api/v1/table", None).0, 401);
+    let call = |method, path, body| m.call_as(Some(OPS), method, path, body);
+    assert_eq!(call("PUT", "/api/v1/table/t", Some(SCHEMA)).0, 201);
+    let rows =
+        json!({"columns": {"id": ["a", "b"], "score": [0.5, null], "n": [1, 2]}}).to_string();
+    assert_eq!(call("PUT", "/api/v1/table/t/write", Some(&rows)).0, 200);
+    let fetch = r#"{"keys": ["b", "a", "x"], "columns": ["n"]}"#;
+    for _ in 0..5 {
+        assert_eq!(call("POST", "/api/v1/table/t/fetch", Some(fetch)).0, 200);
+    }
+    assert_eq!(call("POST", "/api/v1/table/nope/fetch", Some(fetch)).0, 404);
+    assert_eq!(call("POST", "/api/v1/table/t/compact", None).0, 200);
+    if has_pyarrow("the Flight half") {
+        let script = r#"
+import json, sys
+import pyarrow.flight as fl
+client = fl.connect(sys.argv[1])
+opts = fl.FlightCallOptions(headers=[(b"authorization", b"Bearer " + sys.argv[2].encode())])
+t = fl.Ticket(json.dumps({"table": "t", "keys": ["a"], "columns": ["n"]}).encode())
+client.do_get(t, options=opts).read_all()
+try:
+    client.do_get(fl.Ticket(b'{"table": "nope", "keys": ["a"], "columns": ["n"]}'), options=opts).read_all()
+except Exception:  # NOT_FOUND comes as a KeyError-like ArrowException
+    pass
+print("{}")
+"#;
+        let out = Command::new("python3")
+            .args(["-c", script, &format!("grpc://{}", m.grpc), OPS])
+            .output()
+            .expect("runs python");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let resp = reqwest::blocking::get(format!("{}/metrics", m.base)).expect("scrape");
+    assert_eq!(resp.status().as_u16(), 200);
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .expect("ascii")
+            .starts_with("text/plain; version=0.0.4")
+    );
+    let text = resp.text().expect("text");
+    let fetch_route = r#"route="/api/v1/table/{name}/fetch""#;
+    assert_eq!(
+        sample(
+            &text,
+            &format!(r#"murr_http_requests_total{{method="POST",{fetch_route},status="200"}}"#)
+        ),
+        5.0
+    );
+    assert_eq!(
+        sample(
+            &text,
+            &format!(r#"murr_http_requests_total{{method="POST",{fetch_route},status="404"}}"#)
+        ),
+        1.0
+    );
+    assert_eq!(
+        sample(
+            &text,
+            r#"murr_http_requests_total{method="GET",route="/api/v1/table",status="401"}"#
+        ),
+        1.0
+    );
+    assert_eq!(
+        sample(
+            &text,
+            &format!("murr_http_request_duration_seconds_count{{{fetch_route}}}")
+        ),
+        6.0
+    );
+    let t = r#"{table="t"}"#;
+    // Five HTTP fetches of three keys (two found) and, with pyarrow, one Flight fetch of one.
+    let flight = f64::from(u8::from(has_pyarrow("the Flight half")));
+    assert_eq!(
+        sample(&text, &format!("murr_fetches_total{t}")),
+        5.0 + flight
+    );
+    assert_eq!(
+        sample(&text, &format!("murr_fetch_keys_total{t}")),
+        15.0 + flight
+    );
+    assert_eq!(
+        sample(&text, &format!("murr_fetch_keys_found_total{t}")),
+        10.0 + flight
+    );
+    assert_eq!(sample(&text, &format!("murr_writes_total{t}")), 1.0);
+    assert_eq!(sample(&text, &format!("murr_rows_written_total{t}")), 2.0);
+    assert_eq!(sample(&text, &format!("murr_table_rows{t}")), 2.0);
+    assert_eq!(sample(&text, &format!("murr_table_segments{t}")), 1.0);
+    assert!(sample(&text, &format!("murr_table_bytes{t}")) > 0.0);
+    assert_eq!(sample(&text, r#"murr_tables{status="ready"}"#), 1.0);
+    assert!(sample(&text, "murr_process_resident_memory_bytes") > 1e6);
+    assert!(sample(&text, "murr_http_open_connections") >= 1.0);
+    if flight > 0.0 {
+        assert_eq!(
+            sample(
+                &text,
+                r#"murr_flight_calls_total{method="do_get",code="OK"}"#
+            ),
+            1.0
+        );
+        assert_eq!(
+            sample(
+                &text,
+                r#"murr_flight_calls_total{method="do_get",code="NOT_FOUND"}"#
+            ),
+            1.0
+        );
+    }
+    assert!(!text.contains(OPS), "a scrape holds no token");
+    m.stop();
 }
 
 /// Reads what the server sends on `tcp` until it closes the connection or `within` passes;

@@ -44,4 +44,6 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, ErrorKind, Result};
 pub use manifest::Manifest;
 pub use store::{GcStats, RefreshStats, Store, StoreOptions, TableStatus, is_segment_file};
-pub use table::{Alter, MERGE_BATCH_ROWS, Snapshot, Table, TableMeta, TableStats, WriteStats};
+pub use table::{
+    Alter, MERGE_BATCH_ROWS, Snapshot, Table, TableCounters, TableMeta, TableStats, WriteStats,
+};

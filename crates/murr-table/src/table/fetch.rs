@@ -120,6 +120,8 @@ impl Table {
                 }
             }
         }
+        self.counters
+            .fetched(keys.len(), locs.iter().filter(|l| l.is_found()).count());
         let mut found = Vec::new();
         if sparse {
             found = (0..locs.len() as u32)

@@ -279,6 +279,7 @@ impl Table {
             }
         }
         let ms = started.elapsed().as_secs_f64() * 1e3;
+        self.counters.merged(started.elapsed());
         // The inputs are let go (readers drop theirs as their fetches end) before the merged
         // file is read in.
         drop(columns);

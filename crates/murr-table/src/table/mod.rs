@@ -116,6 +116,71 @@ pub struct TableStats {
     pub bytes: u64,
 }
 
+/// What a table has done since this process loaded it, for metrics: monotonic counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TableCounters {
+    /// Fetches answered.
+    pub fetches: u64,
+    /// Keys those fetches asked for.
+    pub keys: u64,
+    /// Keys found (neither never written nor expired).
+    pub found: u64,
+    /// Writes committed.
+    pub writes: u64,
+    /// Rows those writes held.
+    pub rows_written: u64,
+    /// Merges committed.
+    pub merges: u64,
+    /// Time spent in committed merges, in microseconds.
+    pub merge_micros: u64,
+}
+
+/// The live form of [`TableCounters`]: relaxed atomics, a few per request.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    fetches: AtomicU64,
+    keys: AtomicU64,
+    found: AtomicU64,
+    writes: AtomicU64,
+    rows_written: AtomicU64,
+    merges: AtomicU64,
+    merge_micros: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn fetched(&self, keys: usize, found: usize) {
+        self.fetches.fetch_add(1, Ordering::Relaxed);
+        self.keys.fetch_add(keys as u64, Ordering::Relaxed);
+        self.found.fetch_add(found as u64, Ordering::Relaxed);
+    }
+
+    pub(crate) fn wrote(&self, rows: u64) {
+        self.writes.fetch_add(1, Ordering::Relaxed);
+        self.rows_written.fetch_add(rows, Ordering::Relaxed);
+    }
+
+    pub(crate) fn merged(&self, took: std::time::Duration) {
+        self.merges.fetch_add(1, Ordering::Relaxed);
+        self.merge_micros.fetch_add(
+            u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+    }
+
+    fn read(&self) -> TableCounters {
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        TableCounters {
+            fetches: get(&self.fetches),
+            keys: get(&self.keys),
+            found: get(&self.found),
+            writes: get(&self.writes),
+            rows_written: get(&self.rows_written),
+            merges: get(&self.merges),
+            merge_micros: get(&self.merge_micros),
+        }
+    }
+}
+
 struct State {
     manifest: Manifest,
     /// The file `manifest` was read from or written to: what the next commit supersedes.
@@ -207,6 +272,7 @@ pub struct Table {
     /// When the table was loaded: the write time of rows in segments of format versions before
     /// 5, which did not record one.
     loaded_at: i64,
+    counters: Counters,
     me: Weak<Table>,
 }
 
@@ -309,6 +375,7 @@ impl Table {
             merging: Mutex::new(()),
             config,
             loaded_at,
+            counters: Counters::default(),
             me: Weak::clone(me),
         }))
     }
@@ -363,6 +430,11 @@ impl Table {
             segments: snap.segments.len(),
             bytes: snap.segments.iter().map(|s| s.size() as u64).sum(),
         }
+    }
+
+    /// What the table has done since this process loaded it.
+    pub fn counters(&self) -> TableCounters {
+        self.counters.read()
     }
 
     pub(crate) fn mark_dropped(&self) {

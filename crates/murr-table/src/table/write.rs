@@ -82,6 +82,7 @@ impl Table {
                 self.discard(&written);
             }
         })?;
+        self.counters.wrote(stats.rows);
         tracing::debug!(
             table = %self.name,
             rows = stats.rows,
