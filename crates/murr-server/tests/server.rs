@@ -440,16 +440,7 @@ out["list_bad"] = outcome(lambda: list(client.list_flights(options=opts("nope"))
 print(json.dumps(out))
 "#;
         let grpc = format!("grpc://{}", m.grpc);
-        let out = Command::new("python3")
-            .args(["-c", script, &grpc, READER, OPS])
-            .output()
-            .expect("runs python");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let got: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+        let got = run_python_with(script, &[&grpc, READER, OPS]);
         assert_eq!(
             got,
             json!({"get_none": "unauthenticated", "get_reader": {"n": [1]}, "drop_reader": "denied", "list_reader": "ok", "list_bad": "unauthenticated"})
@@ -598,15 +589,7 @@ except Exception:  # NOT_FOUND comes as a KeyError-like ArrowException
     pass
 print("{}")
 "#;
-        let out = Command::new("python3")
-            .args(["-c", script, &format!("grpc://{}", m.grpc), OPS])
-            .output()
-            .expect("runs python");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        run_python_with(script, &[&format!("grpc://{}", m.grpc), OPS]);
     }
     let resp = reqwest::blocking::get(format!("{}/metrics", m.base)).expect("scrape");
     assert_eq!(resp.status().as_u16(), 200);
@@ -1291,8 +1274,14 @@ fn both_api_generations_side_by_side() {
 
 /// Runs the Python `script` with `base` as its argument; the JSON it prints.
 fn run_python(script: &str, base: &str) -> Value {
+    run_python_with(script, &[base])
+}
+
+/// Runs the Python `script` with `args`; the JSON it prints.
+fn run_python_with(script: &str, args: &[&str]) -> Value {
     let out = Command::new("python3")
-        .args(["-c", script, base])
+        .args(["-c", script])
+        .args(args)
         .output()
         .expect("runs python");
     assert!(
