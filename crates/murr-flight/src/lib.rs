@@ -72,6 +72,7 @@ pub fn status(e: &murr_table::Error) -> Status {
         ErrorKind::InvalidArgument => Status::invalid_argument(e.to_string()),
         ErrorKind::Conflict => Status::failed_precondition(e.to_string()),
         ErrorKind::Unavailable | ErrorKind::Storage => Status::unavailable(e.to_string()),
+        ErrorKind::StorageFull => Status::resource_exhausted(e.to_string()),
         _ => {
             tracing::error!(error = %e, "flight request failed");
             Status::internal(e.to_string())

@@ -205,8 +205,16 @@ pub(crate) fn stream(body: Body, limit: u64) -> (Streamed, impl Future<Output = 
 /// kind; its text can hold the path), and the log has the whole error.
 fn upload_error(dir: &Path, e: &io::Error) -> ApiError {
     tracing::error!(folder = %dir.display(), error = %e, "cannot spool an upload");
+    let status = if matches!(
+        e.kind(),
+        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded
+    ) {
+        StatusCode::INSUFFICIENT_STORAGE
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     ApiError::new(
-        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        status,
         format!("cannot spool the upload in the data folder: {}", e.kind()),
     )
 }

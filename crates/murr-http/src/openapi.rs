@@ -1,6 +1,7 @@
 //! The OpenAPI 3.1 document served at `/openapi.json`.
 
 use murr_api::DType;
+use murr_api::auth::Scope;
 use serde_json::{Value, json};
 
 #[allow(
@@ -59,6 +60,10 @@ pub fn document() -> Value {
         op["responses"]["403"] = error_response(&format!(
             "The token lacks the scope {scope} that this route needs"
         ));
+        if *scope != Scope::Read {
+            op["responses"]["507"] =
+                error_response("The disk is full: nothing was written; retry once space is freed");
+        }
     }
     doc
 }

@@ -672,6 +672,110 @@ print("{}")
     m.stop();
 }
 
+/// A tmpfs of `mb` MiB mounted at `at` for as long as it lives (tests run as root in CI).
+struct SmallDisk {
+    at: std::path::PathBuf,
+}
+
+impl SmallDisk {
+    fn mount(at: &Path, mb: u32) -> SmallDisk {
+        std::fs::create_dir_all(at).expect("mount point");
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={mb}m"), "tmpfs"])
+            .arg(at)
+            .status()
+            .expect("runs mount");
+        assert!(
+            status.success(),
+            "mounting a tmpfs needs root (CI runs as root): {status}"
+        );
+        SmallDisk { at: at.to_owned() }
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.at).status();
+    }
+}
+
+/// Fills the file system of `dir` with a file; returns its path.
+fn fill(dir: &Path) -> std::path::PathBuf {
+    use std::io::Write;
+    let path = dir.join("filler");
+    let mut f = std::fs::File::create(&path).expect("creates the filler");
+    let block = vec![7u8; 64 << 10];
+    while f.write_all(&block).is_ok() {}
+    let _ = f.sync_all();
+    path
+}
+
+/// On a full disk a write fails with 507 naming the cause, while what was written stays readable
+/// and the server keeps serving; once space is freed, writes succeed again, and a restart finds
+/// every acknowledged write.
+#[test]
+fn a_full_disk_refuses_writes_with_507_and_recovers() {
+    let tmp = tempfile::tempdir().expect("temp folder");
+    let disk = SmallDisk::mount(&tmp.path().join("disk"), 16);
+    let data = disk.at.join("data");
+    let m = Murr::start(&data, &[], &[]);
+    seed(&m, "t");
+    let filler = fill(&disk.at);
+    let rows = |base: i64| {
+        let ids: Vec<String> = (0..2000).map(|i| format!("k{i}")).collect();
+        let n: Vec<i64> = (0..2000).map(|i| base + i).collect();
+        json!({"columns": {"id": ids, "n": n}}).to_string()
+    };
+    for _ in 0..3 {
+        let (status, body) = m.call("PUT", "/api/v1/table/t/write", Some(&rows(100)));
+        assert_eq!(status, 507, "{body}");
+        let error = body["error"].as_str().expect("a JSON error");
+        assert!(error.contains("space"), "{error}");
+        assert!(!error.contains(&*tmp.path().to_string_lossy()), "{error}");
+    }
+    // A Parquet upload is spooled to the same disk first: 507 too.
+    let resp = reqwest::blocking::Client::new()
+        .put(format!("{}/api/v1/table/t/write", m.base))
+        .header("content-type", "application/vnd.apache.parquet")
+        .body(vec![0u8; 4 << 20])
+        .send()
+        .expect("request");
+    assert_eq!(resp.status().as_u16(), 507);
+    // A table created on a full disk: 507 when its manifest does not fit, and it then does
+    // not exist.
+    let (status, body) = m.call("PUT", "/api/v1/table/other", Some(SCHEMA));
+    assert!(status == 201 || status == 507, "{status}: {body}");
+    let listed = m.call("GET", "/api/v1/table", None).1;
+    assert_eq!(listed.get("other").is_some(), status == 201, "{listed}");
+    // What was written reads as before.
+    assert_eq!(
+        fetch(&m, "t"),
+        (
+            200,
+            json!({"columns": {"n": [2, 1, null], "score": [null, 0.5, null]}})
+        )
+    );
+    std::fs::remove_file(&filler).expect("frees the space");
+    let (status, body) = m.call("PUT", "/api/v1/table/t/write", Some(&rows(100)));
+    assert_eq!(status, 200, "{body}");
+    let got = m.call(
+        "POST",
+        "/api/v1/table/t/fetch",
+        Some(r#"{"keys": ["k7", "a"], "columns": ["n"]}"#),
+    );
+    assert_eq!(got, (200, json!({"columns": {"n": [107, 1]}})));
+    m.stop();
+    let m = Murr::start(&data, &[], &[]);
+    let got = m.call(
+        "POST",
+        "/api/v1/table/t/fetch",
+        Some(r#"{"keys": ["k1999", "b"], "columns": ["n"]}"#),
+    );
+    assert_eq!(got, (200, json!({"columns": {"n": [2099, 2]}})));
+    m.stop();
+    drop(disk);
+}
+
 /// Reads what the server sends on `tcp` until it closes the connection or `within` passes;
 /// returns the text and whether it closed.
 fn read_until_closed(tcp: &mut std::net::TcpStream, within: Duration) -> (String, bool) {

@@ -14,8 +14,10 @@ pub enum ErrorKind {
     Unavailable,
     /// The change lost a race against another writer, or this node does not take changes.
     Conflict,
-    /// Storage failed (disk full, I/O error): retrying later may help.
+    /// Storage failed (an I/O error, a store that does not answer): retrying later may help.
     Storage,
+    /// The disk (or quota) is full: nothing was written; it works again once space is freed.
+    StorageFull,
     /// A bug in murr.
     Internal,
 }
@@ -100,6 +102,17 @@ pub enum Error {
     Internal(String),
 }
 
+/// Whether `e` is a full disk or an exceeded quota.
+fn is_full(e: &murr_directory::Error) -> bool {
+    match e {
+        murr_directory::Error::Io { source, .. } => {
+            source.kind() == std::io::ErrorKind::StorageFull
+                || source.kind() == std::io::ErrorKind::QuotaExceeded
+        }
+        _ => false,
+    }
+}
+
 impl Error {
     /// The error's classification.
     pub fn kind(&self) -> ErrorKind {
@@ -111,6 +124,11 @@ impl Error {
             }
             Error::Invalid(_) => ErrorKind::InvalidArgument,
             Error::Unavailable { .. } | Error::CorruptManifest { .. } => ErrorKind::Unavailable,
+            Error::Directory(e) | Error::Segment(murr_segment::Error::Directory(e))
+                if is_full(e) =>
+            {
+                ErrorKind::StorageFull
+            }
             Error::Directory(_) => ErrorKind::Storage,
             Error::Segment(
                 murr_segment::Error::Invalid(_) | murr_segment::Error::TooLarge { .. },
