@@ -29,6 +29,10 @@
 //!   murr's 0.3 client in a folder of its own), then runs `cargo test
 //!   --workspace` with `.venv/bin` first on PATH, then builds the Python package
 //!   (`crates/murr-python`) into `.venv` and runs its pytest suite.
+//! - `crash [--cycles N] [--seed N]`: the kill -9 loop (crates/murr-server/tests/crash.rs)
+//!   against the release `murr` binary: N SIGKILLs at random moments (default 100) of a server
+//!   taking a stream of writes, each restart checking every acknowledged write and that the
+//!   write in flight landed whole or not at all. `cargo xtask test` runs 10 of them.
 //! - `tidy`: the workspace's structural rules (layering, no module cycles, no references to
 //!   files outside the repository); see `tidy.rs`.
 
@@ -101,6 +105,7 @@ fn main() -> ExitCode {
             run(c)
         }
         "test" => test(&args),
+        "crash" => crash(&args),
         "tidy" => match tidy::run(&root()) {
             Ok(problems) if problems.is_empty() => {
                 eprintln!("tidy: layers, module graph and references are in order");
@@ -119,10 +124,44 @@ fn main() -> ExitCode {
             }
         },
         other => {
-            eprintln!("xtask: unknown task {other:?} (bench, criterion, load-report, test, tidy)");
+            eprintln!(
+                "xtask: unknown task {other:?} (bench, criterion, crash, load-report, test, tidy)"
+            );
             ExitCode::FAILURE
         }
     }
+}
+
+/// `cargo xtask crash [--cycles N] [--seed N]`: the kill -9 loop against the release binary.
+fn crash(args: &[String]) -> ExitCode {
+    let mut cycles = "100".to_owned();
+    let mut seed = "17".to_owned();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let value = it.next();
+        match (a.as_str(), value) {
+            ("--cycles", Some(v)) => cycles.clone_from(v),
+            ("--seed", Some(v)) => seed.clone_from(v),
+            _ => {
+                eprintln!("usage: cargo xtask crash [--cycles N] [--seed N]");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let mut c = cargo();
+    c.args([
+        "test",
+        "--release",
+        "-p",
+        "murr-server",
+        "--test",
+        "crash",
+        "--",
+        "--nocapture",
+    ])
+    .env("CRASH_CYCLES", &cycles)
+    .env("CRASH_SEED", &seed);
+    run(c)
 }
 
 /// The Python packages the tests and benches use: pyarrow (interoperability), SeaweedFS (a real
