@@ -3,6 +3,7 @@
 //! outside, like `murr-client`'s and the HTTP API's.
 
 pub mod seaweed;
+pub mod tls;
 
 use std::net::SocketAddr;
 

@@ -272,6 +272,72 @@ async fn tokens_are_sent_and_refusals_typed_on_both_transports() {
     }
 }
 
+/// With `server.tls`, both transports speak TLS: a client that trusts the CA reads and writes
+/// over `https://`; one that does not, and a plain-text one, fail as transport errors.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_on_both_transports_with_a_private_ca() {
+    let dir = tempfile::tempdir().expect("temp folder");
+    let certs = murr_tests::tls::private_ca(dir.path());
+    let server = TestServer::start_with(|c| {
+        c.server.tls.cert = Some(certs.cert.clone());
+        c.server.tls.key = Some(certs.key.clone());
+    })
+    .await;
+    for transport in [Transport::Http, Transport::Flight] {
+        let plain = match transport {
+            Transport::Http => &server.http_url,
+            Transport::Flight => &server.flight_url,
+        };
+        let secure = plain.replacen("http://", "https://", 1);
+        let trusting = Client::builder(secure.clone())
+            .transport(transport)
+            .ca_cert_pem(certs.ca_pem.clone())
+            .build()
+            .expect("client");
+        let name = format!("t_{transport:?}");
+        trusting
+            .create_table(&name, &schema())
+            .await
+            .expect("creates over TLS");
+        trusting
+            .write(&name, vec![batch(&["a", "b"], 5)])
+            .await
+            .expect("writes over TLS");
+        let got = trusting
+            .fetch(&name, &["b"], &["n"])
+            .await
+            .expect("reads over TLS");
+        assert_eq!(
+            got.column(0)
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .expect("int64")
+                .value(0),
+            6
+        );
+        let untrusting = Client::builder(secure)
+            .transport(transport)
+            .timeout(std::time::Duration::from_secs(5))
+            .build()
+            .expect("client");
+        let err = untrusting.list_tables().await.expect_err("an unknown CA");
+        assert!(matches!(err, Error::Transport(_)), "{transport:?}: {err}");
+        let cleartext = Client::builder(plain.clone())
+            .transport(transport)
+            .timeout(std::time::Duration::from_secs(5))
+            .build()
+            .expect("client");
+        let err = cleartext
+            .list_tables()
+            .await
+            .expect_err("plain text to a TLS port");
+        assert!(
+            matches!(err, Error::Transport(_) | Error::Protocol(_)),
+            "{transport:?}: {err}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_tickets_are_invalid_argument() {
     use arrow_flight::Ticket;

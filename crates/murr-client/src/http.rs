@@ -28,6 +28,7 @@ impl HttpClient {
         timeout: Duration,
         connect_timeout: Duration,
         token: Option<&str>,
+        ca: Option<&[u8]>,
     ) -> Result<Self> {
         let base = url.trim_end_matches('/').to_owned();
         reqwest::Url::parse(&base)
@@ -36,7 +37,13 @@ impl HttpClient {
         if let Some(token) = token {
             headers.insert(reqwest::header::AUTHORIZATION, crate::bearer_header(token)?);
         }
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder();
+        if let Some(pem) = ca {
+            let ca = reqwest::Certificate::from_pem(pem)
+                .map_err(|e| Error::InvalidArgument(format!("the CA certificate: {e}")))?;
+            builder = builder.add_root_certificate(ca);
+        }
+        let http = builder
             .default_headers(headers)
             .timeout(timeout)
             .connect_timeout(connect_timeout)

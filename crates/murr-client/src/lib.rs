@@ -79,9 +79,18 @@ pub struct ClientBuilder {
     timeout: Duration,
     connect_timeout: Duration,
     token: Option<String>,
+    ca: Option<Vec<u8>>,
 }
 
 impl ClientBuilder {
+    /// A certificate authority (PEM) to trust besides the system's, for an `https://` server
+    /// whose certificate it signed (a private CA, a self-signed certificate).
+    #[must_use]
+    pub fn ca_cert_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.ca = Some(pem.into());
+        self
+    }
+
     /// The bearer token to send with every call (`authorization: Bearer <token>`), for a
     /// server with `server.auth.tokens`.
     #[must_use]
@@ -122,12 +131,14 @@ impl ClientBuilder {
                 self.timeout,
                 self.connect_timeout,
                 self.token.as_deref(),
+                self.ca.as_deref(),
             )?),
             Transport::Flight => Inner::Flight(flight::FlightClient::new(
                 &self.url,
                 self.timeout,
                 self.connect_timeout,
                 self.token.as_deref(),
+                self.ca.as_deref(),
             )?),
         };
         Ok(Client { inner })
@@ -147,7 +158,8 @@ pub struct Client {
 }
 
 impl Client {
-    /// A builder for the server at `url` (`http://host:port`).
+    /// A builder for the server at `url`: `http://host:port`, or `https://host:port` for a
+    /// server with TLS (either transport).
     pub fn builder(url: impl Into<String>) -> ClientBuilder {
         ClientBuilder {
             url: url.into(),
@@ -155,6 +167,7 @@ impl Client {
             timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(5),
             token: None,
+            ca: None,
         }
     }
 

@@ -1,5 +1,6 @@
-//! Connections: the accept loop, with a bound on open connections, TCP_NODELAY, a deadline for
-//! a request's headers, and a graceful shutdown that lets requests in flight finish.
+//! Connections: the accept loop, with a bound on open connections, TCP_NODELAY, TLS when
+//! configured, a deadline for a request's headers (and a TLS handshake), and a graceful shutdown
+//! that lets requests in flight finish.
 //!
 //! axum's own `serve` sets none of these bounds: a client that sends half a header line and
 //! waits held its connection (and a file descriptor) forever.
@@ -31,6 +32,7 @@ pub(crate) async fn serve(
     let slots = Arc::new(Semaphore::new(config.max_connections.max(1)));
     let graceful = GracefulShutdown::new();
     let service = TowerToHyperService::new(router);
+    let tls = config.tls.clone().map(tokio_rustls::TlsAcceptor::from);
     let mut last_full_warning: Option<Instant> = None;
     tokio::pin!(shutdown);
     loop {
@@ -67,15 +69,40 @@ pub(crate) async fn serve(
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!(error = %e, "could not set TCP_NODELAY");
         }
-        let conn = http.serve_connection(TokioIo::new(tcp), service.clone());
-        let conn = graceful.watch(conn);
         let open = config.metrics.connection();
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "connection ended with an error");
+        match &tls {
+            None => {
+                let conn =
+                    graceful.watch(http.serve_connection(TokioIo::new(tcp), service.clone()));
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                    }
+                    drop((permit, open));
+                });
             }
-            drop((permit, open));
-        });
+            Some(acceptor) => {
+                // The handshake runs on the connection's task, bounded like a request's headers;
+                // a shutdown that comes during it just drops the connection.
+                let (acceptor, http, service) = (acceptor.clone(), http.clone(), service.clone());
+                let watcher = graceful.watcher();
+                let limit = config.header_read_timeout;
+                tokio::spawn(async move {
+                    match tokio::time::timeout(limit, acceptor.accept(tcp)).await {
+                        Ok(Ok(stream)) => {
+                            let conn =
+                                watcher.watch(http.serve_connection(TokioIo::new(stream), service));
+                            if let Err(e) = conn.await {
+                                tracing::debug!(error = %e, "connection ended with an error");
+                            }
+                        }
+                        Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!("TLS handshake timed out"),
+                    }
+                    drop((permit, open));
+                });
+            }
+        }
     }
     drop(listener);
     graceful.shutdown().await;

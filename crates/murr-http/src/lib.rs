@@ -64,6 +64,8 @@ pub struct HttpConfig {
     pub metrics: HttpMetrics,
     /// Whether `GET /metrics` is open when tokens are configured (else it needs `read`).
     pub open_metrics: bool,
+    /// TLS: connections are accepted as TLS with this configuration (HTTP/1.1 over rustls).
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Default for HttpConfig {
@@ -79,6 +81,7 @@ impl Default for HttpConfig {
             max_connections: 4096,
             metrics: HttpMetrics::default(),
             open_metrics: false,
+            tls: None,
         }
     }
 }

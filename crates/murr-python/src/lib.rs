@@ -543,19 +543,29 @@ impl Remote {
 #[pymethods]
 impl Remote {
     /// A client of the server at `url`: `http://host:port` (HTTP) or `grpc://host:port`
-    /// (Arrow Flight). It connects on first use; with `token`, every call carries it as a
-    /// bearer token.
+    /// (Arrow Flight), or `https://` / `grpc+tls://` with TLS. It connects on first use; with
+    /// `token`, every call carries it as a bearer token; `ca_pem` is a CA (PEM) to trust besides
+    /// the system's.
     #[new]
-    #[pyo3(signature = (url, timeout=30.0, token=None))]
-    fn new(url: &str, timeout: f64, token: Option<&str>) -> PyResult<Remote> {
+    #[pyo3(signature = (url, timeout=30.0, token=None, ca_pem=None))]
+    fn new(
+        url: &str,
+        timeout: f64,
+        token: Option<&str>,
+        ca_pem: Option<Vec<u8>>,
+    ) -> PyResult<Remote> {
         let (transport, base) = if let Some(rest) = url.strip_prefix("grpc://") {
             (murr_client::Transport::Flight, format!("http://{rest}"))
+        } else if let Some(rest) = url.strip_prefix("grpc+tls://") {
+            (murr_client::Transport::Flight, format!("https://{rest}"))
         } else if url.starts_with("http://") || url.starts_with("https://") {
             (murr_client::Transport::Http, url.to_owned())
         } else {
             return Err(Failure::new(
                 Kind::Invalid,
-                format!("url {url:?}: expected http://host:port or grpc://host:port"),
+                format!(
+                    "url {url:?}: expected http://host:port, https://host:port, grpc://host:port or grpc+tls://host:port"
+                ),
             )
             .into());
         };
@@ -573,6 +583,9 @@ impl Remote {
             .timeout(Duration::from_secs_f64(timeout));
         if let Some(token) = token {
             builder = builder.token(token);
+        }
+        if let Some(pem) = ca_pem {
+            builder = builder.ca_cert_pem(pem);
         }
         let client = builder.build().map_err(Failure::from)?;
         Ok(Remote {

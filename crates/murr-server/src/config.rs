@@ -36,6 +36,8 @@ pub struct ServerConfig {
     pub fetch: FetchConfig,
     /// `server.auth.*`: bearer tokens and their scopes, over HTTP and Flight alike.
     pub auth: AuthConfig,
+    /// `server.tls.*`: TLS on both listeners, when a certificate and key are given.
+    pub tls: TlsConfig,
     /// Seconds that requests in flight get to finish after SIGINT/SIGTERM; connections still
     /// open then (a client that never reads, an idle gRPC channel) are closed. Default 10.
     #[serde(deserialize_with = "seconds")]
@@ -52,6 +54,7 @@ impl Default for ServerConfig {
             grpc: GrpcConfig::default(),
             fetch: FetchConfig::default(),
             auth: AuthConfig::default(),
+            tls: TlsConfig::default(),
             shutdown_timeout: 10.0,
             role: NodeRole::Writer,
         }
@@ -270,6 +273,84 @@ impl AuthConfig {
                 .map_err(|e| anyhow::anyhow!("{at}: {e}"))?;
         }
         Ok(auth)
+    }
+}
+
+/// `server.tls.*`: TLS (rustls) on the HTTP and Flight listeners. Both or neither.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The certificate chain, PEM (the server's certificate first).
+    pub cert: Option<PathBuf>,
+    /// Its private key, PEM (PKCS#8, PKCS#1 or SEC1).
+    pub key: Option<PathBuf>,
+}
+
+/// The certificate and key of `server.tls`, read and checked: for HTTP (rustls) and for Flight
+/// (tonic), or None when TLS is off.
+#[derive(Debug, Clone)]
+pub struct TlsMaterial {
+    /// The rustls configuration of the HTTP listener.
+    pub http: std::sync::Arc<rustls::ServerConfig>,
+    /// The certificate chain, PEM.
+    pub cert_pem: Vec<u8>,
+    /// The key, PEM.
+    pub key_pem: Vec<u8>,
+}
+
+impl TlsConfig {
+    /// Reads and checks the certificate and key.
+    ///
+    /// # Errors
+    /// Only one of the two given, a file that cannot be read, PEM without a certificate or key,
+    /// a key that does not match the certificate; the message names the setting and file.
+    pub fn load(&self) -> Result<Option<TlsMaterial>> {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let (cert, key) = match (&self.cert, &self.key) {
+            (None, None) => return Ok(None),
+            (Some(c), Some(k)) => (c, k),
+            _ => bail!("server.tls: give both cert and key (PEM files), or neither"),
+        };
+        let read = |setting: &str, path: &PathBuf| {
+            std::fs::read(path)
+                .with_context(|| format!("server.tls.{setting}: cannot read {}", path.display()))
+        };
+        let (cert_pem, key_pem) = (read("cert", cert)?, read("key", key)?);
+        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
+            .collect::<Result<_, _>>()
+            .map_err(|e| anyhow::anyhow!("server.tls.cert: {}: {e}", cert.display()))?;
+        if chain.is_empty() {
+            bail!(
+                "server.tls.cert: {} holds no PEM certificate",
+                cert.display()
+            );
+        }
+        let private = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| {
+            anyhow::anyhow!(
+                "server.tls.key: {}: no PEM private key ({e})",
+                key.display()
+            )
+        })?;
+        let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let mut http = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .context("server.tls: the TLS versions")?
+            .with_no_client_auth()
+            .with_single_cert(chain, private)
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "server.tls: the key {} does not fit the certificate {}: {e}",
+                    key.display(),
+                    cert.display()
+                )
+            })?;
+        http.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Some(TlsMaterial {
+            http: std::sync::Arc::new(http),
+            cert_pem,
+            key_pem,
+        }))
     }
 }
 

@@ -45,6 +45,7 @@ pub struct Server {
     node: Arc<NodeStatus>,
     auth: AuthHandle,
     reload: Option<Reload>,
+    tls: Option<config::TlsMaterial>,
 }
 
 /// Reads the configuration again (on SIGHUP), as `main` first read it.
@@ -331,6 +332,11 @@ impl Server {
             bail!("server.http.max_connections: 0 would refuse every client; give at least 1");
         }
         let auth = AuthHandle::new(auth_of(&config)?);
+        let tls = config.server.tls.load()?;
+        if tls.is_some() {
+            // tonic builds its TLS configuration with the process's default provider.
+            let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        }
         let for_loader = config.clone();
         let store = tokio::task::spawn_blocking(move || open_store(&for_loader, role))
             .await
@@ -361,6 +367,7 @@ impl Server {
             node,
             auth,
             reload: None,
+            tls,
         })
     }
 
@@ -412,6 +419,7 @@ impl Server {
             node,
             auth,
             reload,
+            tls,
         } = self;
         let (ready, failed): (Vec<_>, Vec<_>) = store
             .tables()
@@ -422,6 +430,7 @@ impl Server {
             grpc = %grpc.as_ref().map_or_else(|| "off".to_owned(), |(_, a)| a.to_string()),
             data = %config.storage.cache_dir.display(),
             role = ?node.role(),
+            tls = tls.is_some(),
             store = config.storage.url.as_deref().unwrap_or("local"),
             tables = ready.len(),
             failed_tables = failed.len(),
@@ -483,6 +492,7 @@ impl Server {
             max_connections: config.server.http.max_connections,
             metrics: http_metrics,
             open_metrics: config.server.auth.open_metrics,
+            tls: tls.as_ref().map(|t| Arc::clone(&t.http)),
         });
         let router = murr_http::router(murr_http::AppState {
             node: Arc::clone(&node),
@@ -506,7 +516,15 @@ impl Server {
                     ..murr_flight::FlightConfig::default()
                 },
             );
-            tonic::transport::Server::builder()
+            let mut builder = tonic::transport::Server::builder();
+            if let Some(t) = &tls {
+                builder = builder
+                    .tls_config(tonic::transport::ServerTlsConfig::new().identity(
+                        tonic::transport::Identity::from_pem(&t.cert_pem, &t.key_pem),
+                    ))
+                    .context("server.tls: the Flight listener's TLS")?;
+            }
+            builder
                 .layer(flight_metrics)
                 .tcp_nodelay(true)
                 // Uploads (do_put) stream without stalling on window updates every 64 KiB.

@@ -14,6 +14,10 @@ use serde_json::{Value, json};
 mod common;
 use common::Murr;
 
+#[path = "../../../tests/src/tls.rs"]
+#[allow(unreachable_pub, reason = "shared with murr-tests, where it is public")]
+mod tls;
+
 const SCHEMA: &str = r#"{"key": "id", "columns": {"id": {"dtype": "utf8", "nullable": false}, "score": {"dtype": "float32"}, "n": {"dtype": "int64", "nullable": false}}}"#;
 
 fn seed(m: &Murr, table: &str) {
@@ -643,6 +647,79 @@ fn a_full_disk_refuses_writes_with_507_and_recovers() {
     assert_eq!(got, (200, json!({"columns": {"n": [2099, 2]}})));
     m.stop();
     drop(disk);
+}
+
+/// The binary serves HTTPS with `server.tls`, and bad TLS settings stop the start
+/// with a message naming the setting.
+#[test]
+fn tls_settings_are_checked_and_served() {
+    let tmp = tempfile::tempdir().expect("temp folder");
+    let certs = tls::private_ca(tmp.path());
+    let other = tls::private_ca(&{
+        let d = tmp.path().join("other");
+        std::fs::create_dir_all(&d).expect("folder");
+        d
+    });
+    let (cert, key) = (
+        certs.cert.display().to_string(),
+        certs.key.display().to_string(),
+    );
+    let m = Murr::start(
+        &tmp.path().join("data"),
+        &[],
+        &[
+            ("MURR_SERVER__TLS__CERT", &cert),
+            ("MURR_SERVER__TLS__KEY", &key),
+        ],
+    );
+    let https = m
+        .base
+        .replacen("http://0.0.0.0", "https://127.0.0.1", 1)
+        .replacen("http://127.0.0.1", "https://127.0.0.1", 1);
+    let client = reqwest::blocking::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&certs.ca_pem).expect("CA"))
+        .build()
+        .expect("client");
+    let resp = client.get(format!("{https}/health")).send().expect("HTTPS");
+    assert_eq!(resp.status().as_u16(), 200);
+    m.stop();
+    for (env, want) in [
+        (
+            vec![("MURR_SERVER__TLS__CERT", cert.clone())],
+            "give both cert and key",
+        ),
+        (
+            vec![
+                ("MURR_SERVER__TLS__CERT", "/nonexistent/cert.pem".to_owned()),
+                ("MURR_SERVER__TLS__KEY", key.clone()),
+            ],
+            "server.tls.cert: cannot read /nonexistent/cert.pem",
+        ),
+        (
+            vec![
+                ("MURR_SERVER__TLS__CERT", key.clone()),
+                ("MURR_SERVER__TLS__KEY", key),
+            ],
+            "holds no PEM certificate",
+        ),
+        (
+            vec![
+                ("MURR_SERVER__TLS__CERT", cert),
+                ("MURR_SERVER__TLS__KEY", other.key.display().to_string()),
+            ],
+            "does not fit the certificate",
+        ),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_murr"))
+            .args(["--port", "0", "--no-grpc", "--data-dir"])
+            .arg(tmp.path().join("data"))
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .output()
+            .expect("runs");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{want}: {err}");
+        assert!(err.contains(want), "wants {want:?}: {err}");
+    }
 }
 
 /// Reads what the server sends on `tcp` until it closes the connection or `within` passes;

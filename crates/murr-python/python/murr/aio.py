@@ -39,10 +39,15 @@ class Murr:
 
     @classmethod
     async def connect(
-        cls, endpoint: str, *, timeout: float = 30.0, token: str | None = None
+        cls,
+        endpoint: str,
+        *,
+        timeout: float = 30.0,
+        token: str | None = None,
+        ca_cert: str | os.PathLike[str] | bytes | None = None,
     ) -> "Murr":
         """As :meth:`murr.sync.Murr.connect`."""
-        return cls(sync.Murr.connect(endpoint, timeout=timeout, token=token))
+        return cls(sync.Murr.connect(endpoint, timeout=timeout, token=token, ca_cert=ca_cert))
 
     @property
     def http_url(self) -> str | None:

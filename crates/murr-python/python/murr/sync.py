@@ -29,6 +29,16 @@ def _schema_json(schema: TableSchema | dict[str, Any]) -> str:
     return schema.model_dump_json()
 
 
+def _pem(ca_cert: str | os.PathLike[str] | bytes | None) -> bytes | None:
+    if ca_cert is None or isinstance(ca_cert, bytes):
+        return ca_cert
+    try:
+        with open(ca_cert, "rb") as f:
+            return f.read()
+    except OSError as e:
+        raise InvalidInputError(f"ca_cert: cannot read {os.fspath(ca_cert)!r}: {e}") from None
+
+
 class Murr:
     """A murr engine in this process, or a client of a murr server."""
 
@@ -54,13 +64,20 @@ class Murr:
 
     @classmethod
     def connect(
-        cls, endpoint: str, *, timeout: float = 30.0, token: str | None = None
+        cls,
+        endpoint: str,
+        *,
+        timeout: float = 30.0,
+        token: str | None = None,
+        ca_cert: str | os.PathLike[str] | bytes | None = None,
     ) -> "Murr":
         """A client of the murr server at ``endpoint``: ``http://host:port`` or
-        ``grpc://host:port``. It connects on first use; each call waits at most ``timeout``
-        seconds. With ``token``, every call carries it as a bearer token (for a server with
-        ``server.auth.tokens``; AuthenticationError / PermissionDeniedError otherwise)."""
-        return cls(_murr.Remote(endpoint, timeout, token))
+        ``grpc://host:port``, and with TLS ``https://host:port`` or ``grpc+tls://host:port``.
+        It connects on first use; each call waits at most ``timeout`` seconds. With ``token``,
+        every call carries it as a bearer token (for a server with ``server.auth.tokens``;
+        AuthenticationError / PermissionDeniedError otherwise). ``ca_cert`` is a certificate
+        authority to trust besides the system's: a PEM file's path, or PEM bytes."""
+        return cls(_murr.Remote(endpoint, timeout, token, _pem(ca_cert)))
 
     @property
     def http_url(self) -> str | None:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any, Callable, TypeVar
 
@@ -19,11 +20,19 @@ class Client:
     """Asynchronous client of a murr server (HTTP)."""
 
     def __init__(
-        self, endpoint: str, *, timeout: float = 30.0, token: str | None = None
+        self,
+        endpoint: str,
+        *,
+        timeout: float = 30.0,
+        token: str | None = None,
+        ca_cert: str | os.PathLike[str] | bytes | None = None,
     ) -> None:
-        """A client of the server at ``endpoint``; with ``token``, every call carries it as a
-        bearer token (for a server with ``server.auth.tokens``)."""
-        self._native = _murr.Remote(endpoint.rstrip("/"), float(timeout), token)
+        """A client of the server at ``endpoint`` (``http://`` or ``https://``); with
+        ``token``, every call carries it as a bearer token (for a server with
+        ``server.auth.tokens``); ``ca_cert`` is a CA to trust (a PEM file's path, or PEM bytes)."""
+        from murr.sync import _pem
+
+        self._native = _murr.Remote(endpoint.rstrip("/"), float(timeout), token, _pem(ca_cert))
 
     async def _call(self, f: Callable[..., T], *args: Any) -> T:
         def run() -> T:
