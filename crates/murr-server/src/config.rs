@@ -370,6 +370,12 @@ pub struct GrpcConfig {
     /// Largest `do_put` upload, all its messages together. Default 1 GiB.
     #[serde(deserialize_with = "size")]
     pub max_upload_size: u64,
+    /// Most Flight connections open at once; more wait until one closes. Default 4096.
+    pub max_connections: usize,
+    /// Seconds a new connection may take to send its first bytes (the HTTP/2 preface, or the
+    /// TLS handshake) before it is closed. Default 10.
+    #[serde(deserialize_with = "positive_seconds")]
+    pub handshake_timeout: f64,
 }
 
 impl Default for GrpcConfig {
@@ -380,6 +386,8 @@ impl Default for GrpcConfig {
             port: 8081,
             max_message_size: 64 << 20,
             max_upload_size: 1 << 30,
+            max_connections: 4096,
+            handshake_timeout: 10.0,
         }
     }
 }

@@ -5,6 +5,7 @@
 //! process signals.
 
 pub mod config;
+pub mod incoming;
 mod metrics;
 
 use std::net::SocketAddr;
@@ -331,6 +332,9 @@ impl Server {
         if config.server.http.max_connections == 0 {
             bail!("server.http.max_connections: 0 would refuse every client; give at least 1");
         }
+        if config.server.grpc.max_connections == 0 {
+            bail!("server.grpc.max_connections: 0 would refuse every client; give at least 1");
+        }
         let auth = AuthHandle::new(auth_of(&config)?);
         let tls = config.server.tls.load()?;
         if tls.is_some() {
@@ -526,12 +530,22 @@ impl Server {
             }
             builder
                 .layer(flight_metrics)
+                // Peers that vanish without closing are found and their connections dropped.
+                .http2_keepalive_interval(Some(Duration::from_secs(60)))
+                .http2_keepalive_timeout(Some(Duration::from_secs(20)))
                 .tcp_nodelay(true)
                 // Uploads (do_put) stream without stalling on window updates every 64 KiB.
                 .initial_stream_window_size(Some(8 << 20))
                 .initial_connection_window_size(Some(16 << 20))
                 .add_service(service.into_server())
-                .serve_with_incoming_shutdown(nodelay(listener), stopped(stop_rx.clone()))
+                .serve_with_incoming_shutdown(
+                    incoming::bounded(
+                        listener,
+                        config.server.grpc.max_connections,
+                        Duration::from_secs_f64(config.server.grpc.handshake_timeout),
+                    ),
+                    stopped(stop_rx.clone()),
+                )
                 .await
                 .context("Flight server failed")
         };
@@ -587,22 +601,6 @@ pub async fn run_reloadable(
         .with_reload(reload)
         .serve(shutdown)
         .await
-}
-
-/// The connections of `listener`, with TCP_NODELAY set: tonic applies its own `tcp_nodelay` only
-/// to listeners it binds itself, and Nagle's algorithm against delayed ACKs stalls small answers
-/// by 40 ms.
-pub fn nodelay(
-    listener: tokio::net::TcpListener,
-) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
-    use tokio_stream::StreamExt;
-    tokio_stream::wrappers::TcpListenerStream::new(listener).map(|conn| {
-        let conn = conn?;
-        if let Err(e) = conn.set_nodelay(true) {
-            tracing::debug!(error = %e, "could not set TCP_NODELAY");
-        }
-        Ok(conn)
-    })
 }
 
 /// Completes on SIGINT or SIGTERM.

@@ -722,6 +722,53 @@ fn tls_settings_are_checked_and_served() {
     }
 }
 
+/// Flight's listener is bounded too: a connection that sends nothing within
+/// `server.grpc.handshake_timeout` is closed, and past `server.grpc.max_connections` a new one
+/// waits for a slot (and is then served).
+#[test]
+fn flight_drops_silent_connections_and_bounds_their_number() {
+    let tmp = tempfile::tempdir().expect("temp folder");
+    let m = Murr::start(
+        &tmp.path().join("data"),
+        &[],
+        &[
+            ("MURR_SERVER__GRPC__HANDSHAKE_TIMEOUT", "3"),
+            ("MURR_SERVER__GRPC__MAX_CONNECTIONS", "2"),
+        ],
+    );
+    let connect = || std::net::TcpStream::connect(&m.grpc).expect("connects");
+    let mut silent = connect();
+    let started = std::time::Instant::now();
+    let (_, closed) = read_until_closed(&mut silent, Duration::from_secs(10));
+    assert!(closed, "a connection that sends nothing is closed");
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        started.elapsed()
+    );
+    if has_pyarrow("the Flight half") {
+        let idle: Vec<_> = (0..2).map(|_| connect()).collect();
+        let script = r#"
+import json, sys, time
+import pyarrow.flight as fl
+client = fl.connect(sys.argv[1])
+started = time.monotonic()
+flights = list(client.list_flights())
+print(json.dumps({"seconds": time.monotonic() - started, "flights": len(flights)}))
+"#;
+        let got = run_python_with(script, &[&format!("grpc://{}", m.grpc)]);
+        assert_eq!(got["flights"], 0);
+        let waited = got["seconds"].as_f64().expect("seconds");
+        assert!(
+            waited > 0.3,
+            "the third connection waited for a slot: {waited} s"
+        );
+        drop(idle);
+        wait_line(&m, "Flight is at its connection limit");
+    }
+    m.stop();
+}
+
 /// Reads what the server sends on `tcp` until it closes the connection or `within` passes;
 /// returns the text and whether it closed.
 fn read_until_closed(tcp: &mut std::net::TcpStream, within: Duration) -> (String, bool) {
