@@ -1,7 +1,6 @@
 //! The Arrow Flight transport.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use arrow_array::RecordBatch;
 use arrow_flight::decode::FlightRecordBatchStream;
@@ -19,7 +18,7 @@ use std::borrow::Cow;
 
 use murr_api::{CreateTableAction, DType, DropTableAction, FetchRequest, WriteAnswer};
 
-use crate::{ColumnDef, Error, Result, TableSchema, single};
+use crate::{ClientBuilder, ColumnDef, Error, Result, TableSchema, single};
 
 /// HTTP/2 flow-control window of one call, in bytes.
 const H2_STREAM_WINDOW: u32 = 8 << 20;
@@ -177,22 +176,14 @@ fn json_keys(name: &str, array: &dyn arrow_array::Array) -> Result<Vec<serde_jso
 }
 
 impl FlightClient {
-    pub(crate) fn new(
-        url: &str,
-        timeout: Duration,
-        connect_timeout: Duration,
-        token: Option<&str>,
-        ca: Option<&[u8]>,
-    ) -> Result<Self> {
-        let bearer = match token {
-            Some(t) => {
-                let v = crate::bearer_header(t)?;
-                let text = v.to_str().map_err(|_| {
-                    Error::InvalidArgument("the token is not printable ASCII".to_owned())
-                })?;
-                let mut v = tonic::metadata::AsciiMetadataValue::try_from(text).map_err(|_| {
-                    Error::InvalidArgument("the token is not printable ASCII".to_owned())
-                })?;
+    pub(crate) fn new(settings: &ClientBuilder) -> Result<Self> {
+        let url = &settings.url;
+        let bearer = match settings.bearer_header()? {
+            Some(v) => {
+                let mut v =
+                    tonic::metadata::AsciiMetadataValue::try_from(v.as_bytes()).map_err(|_| {
+                        Error::InvalidArgument("the token is not printable ASCII".to_owned())
+                    })?;
                 v.set_sensitive(true);
                 Some(v)
             }
@@ -200,8 +191,8 @@ impl FlightClient {
         };
         let endpoint = Endpoint::from_shared(url.to_owned())
             .map_err(|e| Error::InvalidArgument(format!("server URL {url:?}: {e}")))?
-            .timeout(timeout)
-            .connect_timeout(connect_timeout)
+            .timeout(settings.timeout)
+            .connect_timeout(settings.connect_timeout)
             .tcp_nodelay(true)
             // Answers of a few MB flow without waiting for window updates, and small answers
             // do not cost a WINDOW_UPDATE round per call.
@@ -214,7 +205,7 @@ impl FlightClient {
             // tonic builds its TLS configuration with the process's default provider.
             let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
             let mut tls = tonic::transport::ClientTlsConfig::new().with_native_roots();
-            if let Some(pem) = ca {
+            if let Some(pem) = &settings.ca {
                 tls = tls.ca_certificate(tonic::transport::Certificate::from_pem(pem));
             }
             endpoint

@@ -10,7 +10,7 @@ use std::borrow::Cow;
 
 use murr_api::{ARROW_STREAM, ErrorAnswer, FetchRequest, WriteAnswer};
 
-use crate::{Error, Result, TableSchema, single};
+use crate::{ClientBuilder, Error, Result, TableSchema, single};
 
 #[derive(Debug, Clone)]
 pub(crate) struct HttpClient {
@@ -23,30 +23,25 @@ fn transport(e: &reqwest::Error) -> Error {
 }
 
 impl HttpClient {
-    pub(crate) fn new(
-        url: &str,
-        timeout: Duration,
-        connect_timeout: Duration,
-        token: Option<&str>,
-        ca: Option<&[u8]>,
-    ) -> Result<Self> {
+    pub(crate) fn new(settings: &ClientBuilder) -> Result<Self> {
+        let url = &settings.url;
         let base = url.trim_end_matches('/').to_owned();
         reqwest::Url::parse(&base)
             .map_err(|e| Error::InvalidArgument(format!("server URL {url:?}: {e}")))?;
         let mut headers = reqwest::header::HeaderMap::new();
-        if let Some(token) = token {
-            headers.insert(reqwest::header::AUTHORIZATION, crate::bearer_header(token)?);
+        if let Some(bearer) = settings.bearer_header()? {
+            headers.insert(reqwest::header::AUTHORIZATION, bearer);
         }
         let mut builder = reqwest::Client::builder();
-        if let Some(pem) = ca {
+        if let Some(pem) = &settings.ca {
             let ca = reqwest::Certificate::from_pem(pem)
                 .map_err(|e| Error::InvalidArgument(format!("the CA certificate: {e}")))?;
             builder = builder.add_root_certificate(ca);
         }
         let http = builder
             .default_headers(headers)
-            .timeout(timeout)
-            .connect_timeout(connect_timeout)
+            .timeout(settings.timeout)
+            .connect_timeout(settings.connect_timeout)
             .tcp_nodelay(true)
             .pool_idle_timeout(Duration::from_secs(90))
             .build()

@@ -51,14 +51,6 @@ pub enum Error {
     Protocol(String),
 }
 
-/// `Bearer <token>` as a header value, marked sensitive (never printed).
-fn bearer_header(token: &str) -> Result<reqwest::header::HeaderValue> {
-    let mut v = reqwest::header::HeaderValue::from_str(&format!("Bearer {}", token.trim()))
-        .map_err(|_| Error::InvalidArgument("the token is not printable ASCII".to_owned()))?;
-    v.set_sensitive(true);
-    Ok(v)
-}
-
 /// The client's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -71,7 +63,7 @@ pub enum Transport {
     Flight,
 }
 
-/// Builds a [`Client`].
+/// Builds a [`Client`]. Both transports read their settings from it.
 #[derive(Debug, Clone)]
 pub struct ClientBuilder {
     url: String,
@@ -80,6 +72,19 @@ pub struct ClientBuilder {
     connect_timeout: Duration,
     token: Option<String>,
     ca: Option<Vec<u8>>,
+}
+
+impl ClientBuilder {
+    /// `Bearer <token>` as a header value, marked sensitive (never printed), when a token is set.
+    fn bearer_header(&self) -> Result<Option<reqwest::header::HeaderValue>> {
+        let Some(token) = &self.token else {
+            return Ok(None);
+        };
+        let mut v = reqwest::header::HeaderValue::from_str(&format!("Bearer {}", token.trim()))
+            .map_err(|_| Error::InvalidArgument("the token is not printable ASCII".to_owned()))?;
+        v.set_sensitive(true);
+        Ok(Some(v))
+    }
 }
 
 impl ClientBuilder {
@@ -126,20 +131,8 @@ impl ClientBuilder {
     /// [`Error::InvalidArgument`] for a URL that cannot be used.
     pub fn build(self) -> Result<Client> {
         let inner = match self.transport {
-            Transport::Http => Inner::Http(http::HttpClient::new(
-                &self.url,
-                self.timeout,
-                self.connect_timeout,
-                self.token.as_deref(),
-                self.ca.as_deref(),
-            )?),
-            Transport::Flight => Inner::Flight(flight::FlightClient::new(
-                &self.url,
-                self.timeout,
-                self.connect_timeout,
-                self.token.as_deref(),
-                self.ca.as_deref(),
-            )?),
+            Transport::Http => Inner::Http(http::HttpClient::new(&self)?),
+            Transport::Flight => Inner::Flight(flight::FlightClient::new(&self)?),
         };
         Ok(Client { inner })
     }
