@@ -17,6 +17,7 @@ mod guard;
 mod handlers;
 mod json;
 mod json_text;
+mod listener;
 mod metrics;
 mod node;
 pub mod openapi;
@@ -33,6 +34,7 @@ use murr_table::Store;
 use tokio::net::TcpListener;
 
 pub use error::{ApiError, ApiResult};
+pub use listener::BoundedListener;
 pub use metrics::HttpMetrics;
 use murr_api::FetchLimits;
 use murr_api::auth::{AuthHandle, Scope};

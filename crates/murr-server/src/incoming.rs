@@ -3,13 +3,13 @@
 //! timeout is closed (tonic and hyper wait for an HTTP/2 preface forever).
 
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use murr_http::BoundedListener;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Sleep;
 
 /// A TCP connection that holds a slot while it lives, and must send its first bytes before a
@@ -92,44 +92,25 @@ impl tonic::transport::server::Connected for Bounded {
     }
 }
 
-/// The connections of `listener`, at most `max` open at once.
+/// The connections of `listener`, at most `max` open at once (more wait in the backlog), each
+/// of which must send its first bytes within `handshake`.
 pub fn bounded(
     listener: TcpListener,
     max: usize,
     handshake: Duration,
 ) -> impl tokio_stream::Stream<Item = std::io::Result<Bounded>> {
-    let slots = Arc::new(Semaphore::new(max.max(1)));
-    let state = (listener, slots, None::<Instant>);
-    futures_util::stream::unfold(state, move |(listener, slots, mut warned)| async move {
-        let slot = match Arc::clone(&slots).try_acquire_owned() {
-            Ok(s) => s,
-            Err(_) => {
-                if warned.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
-                    tracing::warn!(
-                        max_connections = max,
-                        "Flight is at its connection limit (server.grpc.max_connections): new connections wait until one closes"
-                    );
-                    warned = Some(Instant::now());
-                }
-                Arc::clone(&slots).acquire_owned().await.ok()?
-            }
+    let listener = BoundedListener::new(
+        listener,
+        max,
+        "Flight is at its connection limit (server.grpc.max_connections): new connections wait until one closes",
+    );
+    futures_util::stream::unfold(listener, move |mut listener| async move {
+        let (tcp, slot) = listener.accept().await;
+        let connection = Bounded {
+            tcp,
+            first_bytes: Some(Box::pin(tokio::time::sleep(handshake))),
+            _slot: slot,
         };
-        let accepted = listener.accept().await;
-        if let Err(e) = &accepted {
-            // Out of file descriptors and the like: a pause rather than a spin.
-            tracing::warn!(error = %e, "Flight accept failed");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let item = accepted.map(|(tcp, _)| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "could not set TCP_NODELAY");
-            }
-            Bounded {
-                tcp,
-                first_bytes: Some(Box::pin(tokio::time::sleep(handshake))),
-                _slot: slot,
-            }
-        });
-        Some((item, (listener, slots, warned)))
+        Some((Ok(connection), listener))
     })
 }
