@@ -178,6 +178,20 @@ pub struct AuthConfig {
 /// The shortest token murr accepts: a guessable token is no protection.
 pub const MIN_TOKEN_LEN: usize = 16;
 
+/// The digest of a token given in full (`source` says where, for the message), refused when
+/// shorter than [`MIN_TOKEN_LEN`].
+///
+/// # Errors
+/// A short token; the message never holds it.
+pub fn token_digest(token: &str, source: &str) -> Result<auth::TokenDigest> {
+    if token.len() < MIN_TOKEN_LEN {
+        bail!(
+            "the token{source} is shorter than {MIN_TOKEN_LEN} characters; use a random one (openssl rand -hex 32)"
+        );
+    }
+    Ok(auth::digest(token.as_bytes()))
+}
+
 /// One token of `server.auth.tokens`: a name (for logs), the secret in exactly one of three
 /// forms, and its scopes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -249,23 +263,16 @@ impl AuthConfig {
             if sources.iter().filter(|s| **s).count() != 1 {
                 bail!("{at}: give exactly one of token, token_sha256, token_file");
             }
-            let long_enough = |token: &str, source: &str| {
-                if token.len() < MIN_TOKEN_LEN {
-                    bail!(
-                        "{at}: the token{source} is shorter than {MIN_TOKEN_LEN} characters; use a random one (openssl rand -hex 32)"
-                    );
-                }
-                Ok(auth::digest(token.as_bytes()))
-            };
             let digest = if let Some(token) = &t.token {
-                long_enough(token.expose(), "")?
+                token_digest(token.expose(), "").map_err(|e| anyhow::anyhow!("{at}: {e}"))?
             } else if let Some(hex) = &t.token_sha256 {
                 auth::parse_digest_hex(hex)
                     .map_err(|e| anyhow::anyhow!("{at}: token_sha256: {e}"))?
             } else if let Some(file) = &t.token_file {
                 let text = std::fs::read_to_string(file)
                     .with_context(|| format!("{at}: cannot read token_file {}", file.display()))?;
-                long_enough(text.trim(), &format!(" in {}", file.display()))?
+                token_digest(text.trim(), &format!(" in {}", file.display()))
+                    .map_err(|e| anyhow::anyhow!("{at}: {e}"))?
             } else {
                 unreachable!("one source, checked above")
             };

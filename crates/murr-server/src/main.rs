@@ -76,19 +76,16 @@ fn hash_token() -> ExitCode {
         eprintln!("murr hash-token: cannot read standard input: {e}");
         return ExitCode::from(2);
     }
-    let token = text.trim();
-    if token.len() < config::MIN_TOKEN_LEN {
-        eprintln!(
-            "murr hash-token: the token on standard input is shorter than {} characters; use a random one (openssl rand -hex 32)",
-            config::MIN_TOKEN_LEN
-        );
-        return ExitCode::from(2);
+    match config::token_digest(text.trim(), " on standard input") {
+        Ok(digest) => {
+            println!("{}", murr_api::auth::digest_hex(&digest));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("murr hash-token: {e}");
+            ExitCode::from(2)
+        }
     }
-    println!(
-        "{}",
-        murr_api::auth::digest_hex(&murr_api::auth::digest(token.as_bytes()))
-    );
-    ExitCode::SUCCESS
 }
 
 fn main() -> ExitCode {
