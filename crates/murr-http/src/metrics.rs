@@ -83,10 +83,16 @@ impl HttpMetrics {
         ConnectionGuard(self.connections.clone())
     }
 
-    fn observe(&self, method: &Method, route: &'static str, status: StatusCode, took: Duration) {
+    fn observe(
+        &self,
+        method: &'static str,
+        route: &'static str,
+        status: StatusCode,
+        took: Duration,
+    ) {
         self.requests
             .get_or_create(&RequestLabels {
-                method: method_name(method),
+                method,
                 route,
                 status: status.as_u16(),
             })
@@ -139,10 +145,10 @@ pub(crate) async fn observe(
     next: Next,
 ) -> Response {
     let started = Instant::now();
-    let method = request.method().clone();
+    let method = method_name(request.method());
     let route = route_name(request.extensions().get::<MatchedPath>());
     let response = next.run(request).await;
-    metrics.observe(&method, route, response.status(), started.elapsed());
+    metrics.observe(method, route, response.status(), started.elapsed());
     response
 }
 

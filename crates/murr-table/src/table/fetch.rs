@@ -120,15 +120,17 @@ impl Table {
                 }
             }
         }
-        self.counters
-            .fetched(keys.len(), locs.iter().filter(|l| l.is_found()).count());
         let mut found = Vec::new();
-        if sparse {
+        let hits = if sparse {
             found = (0..locs.len() as u32)
                 .filter(|&k| locs[k as usize].is_found())
                 .collect();
             locs.retain(|l| l.is_found());
-        }
+            locs.len()
+        } else {
+            locs.iter().filter(|l| l.is_found()).count()
+        };
+        self.counters.fetched(keys.len(), hits);
         let rows = ResolvedRows::new(&snap.segments, &locs);
         murr_directory::residency::touch_all(rows.row_ptrs());
         let wanted: Vec<(&str, DType)> = positions
