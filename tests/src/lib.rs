@@ -68,16 +68,20 @@ impl TestServer {
         self._dir.path()
     }
 
+    /// The server's URL for `transport` (`http://127.0.0.1:port`).
+    pub fn url(&self, transport: murr_client::Transport) -> &str {
+        match transport {
+            murr_client::Transport::Http => &self.http_url,
+            murr_client::Transport::Flight => &self.flight_url,
+        }
+    }
+
     /// A client of the server over `transport`.
     ///
     /// # Panics
     /// Never for the URLs this server has.
     pub fn client(&self, transport: murr_client::Transport) -> murr_client::Client {
-        let url = match transport {
-            murr_client::Transport::Http => &self.http_url,
-            murr_client::Transport::Flight => &self.flight_url,
-        };
-        murr_client::Client::builder(url.clone())
+        murr_client::Client::builder(self.url(transport))
             .transport(transport)
             .build()
             .expect("client")

@@ -55,6 +55,15 @@ fn batch(keys: &[&str], base: i64) -> RecordBatch {
     .expect("batch")
 }
 
+/// Column `i` of `batch`, an int64 column.
+fn int64s(batch: &RecordBatch, i: usize) -> &Int64Array {
+    batch
+        .column(i)
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .expect("int64")
+}
+
 async fn exercise(client: &Client, table: &str) -> (RecordBatch, RecordBatch) {
     client
         .create_table(table, &schema())
@@ -97,11 +106,7 @@ async fn both_transports_give_identical_batches() {
     assert_eq!(h_none, f_none);
     assert_eq!(h_full.num_rows(), 53);
     assert_eq!(h_none.num_rows(), 0);
-    let n = h_full
-        .column(1)
-        .as_any()
-        .downcast_ref::<Int64Array>()
-        .expect("int64");
+    let n = int64s(&h_full, 1);
     // k49 was last written by the second batch (base 100, position 29); k0 only by the first.
     assert_eq!((n.value(0), n.is_null(50), n.value(51)), (129, true, 0));
     // Each transport reads what the other wrote.
@@ -207,12 +212,9 @@ async fn tokens_are_sent_and_refusals_typed_on_both_transports() {
     })
     .await;
     for transport in [Transport::Http, Transport::Flight] {
-        let url = match transport {
-            Transport::Http => &server.http_url,
-            Transport::Flight => &server.flight_url,
-        };
+        let url = server.url(transport);
         let with = |token: Option<&str>| {
-            let b = Client::builder(url.clone()).transport(transport);
+            let b = Client::builder(url).transport(transport);
             match token {
                 Some(t) => b.token(t),
                 None => b,
@@ -257,14 +259,7 @@ async fn tokens_are_sent_and_refusals_typed_on_both_transports() {
             .await
             .expect("admin writes");
         let got = reader.fetch(&name, &["a"], &["n"]).await.expect("reads");
-        assert_eq!(
-            got.column(0)
-                .as_any()
-                .downcast_ref::<Int64Array>()
-                .expect("int64")
-                .value(0),
-            7
-        );
+        assert_eq!(int64s(&got, 0).value(0), 7);
         assert!(matches!(
             anonymous.fetch(&name, &["a"], &["n"]).await,
             Err(Error::Unauthenticated(_))
@@ -284,10 +279,7 @@ async fn tls_on_both_transports_with_a_private_ca() {
     })
     .await;
     for transport in [Transport::Http, Transport::Flight] {
-        let plain = match transport {
-            Transport::Http => &server.http_url,
-            Transport::Flight => &server.flight_url,
-        };
+        let plain = server.url(transport);
         let secure = plain.replacen("http://", "https://", 1);
         let trusting = Client::builder(secure.clone())
             .transport(transport)
@@ -307,14 +299,7 @@ async fn tls_on_both_transports_with_a_private_ca() {
             .fetch(&name, &["b"], &["n"])
             .await
             .expect("reads over TLS");
-        assert_eq!(
-            got.column(0)
-                .as_any()
-                .downcast_ref::<Int64Array>()
-                .expect("int64")
-                .value(0),
-            6
-        );
+        assert_eq!(int64s(&got, 0).value(0), 6);
         let untrusting = Client::builder(secure)
             .transport(transport)
             .timeout(std::time::Duration::from_secs(5))
@@ -322,7 +307,7 @@ async fn tls_on_both_transports_with_a_private_ca() {
             .expect("client");
         let err = untrusting.list_tables().await.expect_err("an unknown CA");
         assert!(matches!(err, Error::Transport(_)), "{transport:?}: {err}");
-        let cleartext = Client::builder(plain.clone())
+        let cleartext = Client::builder(plain)
             .transport(transport)
             .timeout(std::time::Duration::from_secs(5))
             .build()

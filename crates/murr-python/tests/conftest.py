@@ -77,6 +77,13 @@ class Server:
         self.http_url = f"http://{found['http']}"
         self.grpc_url = f"grpc://{found['grpc']}"
 
+    @classmethod
+    def with_config(cls, tmp_path: Path, yaml: str) -> "Server":
+        """A server started with ``yaml`` as its config file (written into ``tmp_path``)."""
+        config = tmp_path / "murr.yaml"
+        config.write_text(yaml)
+        return cls(tmp_path / "server", ("--config", str(config)))
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.terminate()

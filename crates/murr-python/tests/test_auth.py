@@ -29,13 +29,12 @@ SCHEMA = TableSchema(
 
 @pytest.fixture
 def guarded(tmp_path: Path):
-    config = tmp_path / "murr.yaml"
-    config.write_text(
+    s = Server.with_config(
+        tmp_path,
         "server:\n  auth:\n    tokens:\n"
         f'      - {{name: ops, token: "{ADMIN}", scopes: [read, write, admin]}}\n'
-        f'      - {{name: inference, token: "{READER}", scopes: [read]}}\n'
+        f'      - {{name: inference, token: "{READER}", scopes: [read]}}\n',
     )
-    s = Server(tmp_path / "server", ("--config", str(config)))
     yield s
     s.stop()
 

@@ -50,12 +50,11 @@ def test_every_operation_conforms_open(server) -> None:
 
 @pytest.fixture
 def guarded(tmp_path: Path):
-    config = tmp_path / "murr.yaml"
-    config.write_text(
+    s = Server.with_config(
+        tmp_path,
         "server:\n  auth:\n    tokens:\n"
-        f'      - {{name: ops, token: "{ADMIN}", scopes: [read, write, admin]}}\n'
+        f'      - {{name: ops, token: "{ADMIN}", scopes: [read, write, admin]}}\n',
     )
-    s = Server(tmp_path / "server", ("--config", str(config)))
     yield s
     s.stop()
 

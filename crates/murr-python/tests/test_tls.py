@@ -27,11 +27,10 @@ def tls_server(tmp_path: Path):
     cert.cert_chain_pems[0].write_to_path(str(tmp_path / "server.pem"))
     cert.private_key_pem.write_to_path(str(tmp_path / "server.key"))
     ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
-    config = tmp_path / "murr.yaml"
-    config.write_text(
-        f"server:\n  tls:\n    cert: {tmp_path / 'server.pem'}\n    key: {tmp_path / 'server.key'}\n"
+    s = Server.with_config(
+        tmp_path,
+        f"server:\n  tls:\n    cert: {tmp_path / 'server.pem'}\n    key: {tmp_path / 'server.key'}\n",
     )
-    s = Server(tmp_path / "server", ("--config", str(config)))
     s.ca_path = tmp_path / "ca.pem"
     yield s
     s.stop()

@@ -3,6 +3,7 @@ Arrow string arrays or lists of str for keys. Nothing here copies values that Ar
 
 from __future__ import annotations
 
+import os
 from typing import Any, Sequence
 
 import pyarrow as pa
@@ -154,3 +155,14 @@ def key_table(keys: Any) -> pa.Table:
         f"keys: expected a pyarrow Table or RecordBatch, or a mapping of key column to values, "
         f"got {type(keys).__name__}"
     )
+
+
+def ca_pem(ca_cert: str | os.PathLike[str] | bytes | None) -> bytes | None:
+    """A client's ``ca_cert``: PEM bytes as they are, a path read, None as None."""
+    if ca_cert is None or isinstance(ca_cert, bytes):
+        return ca_cert
+    try:
+        with open(ca_cert, "rb") as f:
+            return f.read()
+    except OSError as e:
+        raise InvalidInputError(f"ca_cert: cannot read {os.fspath(ca_cert)!r}: {e}") from None

@@ -14,7 +14,7 @@ from typing import Any, Sequence
 import pyarrow as pa
 
 from murr import _murr
-from murr._convert import arrow_stream, columns_of, conform, is_data_frame, key_table, keys_of
+from murr._convert import arrow_stream, ca_pem, columns_of, conform, is_data_frame, key_table, keys_of
 from murr.errors import InvalidInputError
 from murr.schema import ColumnSchema, TableSchema, check_ttl
 
@@ -27,16 +27,6 @@ def _schema_json(schema: TableSchema | dict[str, Any]) -> str:
     if not isinstance(schema, TableSchema):
         raise InvalidInputError(f"schema: expected a TableSchema, got {type(schema).__name__}")
     return schema.model_dump_json()
-
-
-def _pem(ca_cert: str | os.PathLike[str] | bytes | None) -> bytes | None:
-    if ca_cert is None or isinstance(ca_cert, bytes):
-        return ca_cert
-    try:
-        with open(ca_cert, "rb") as f:
-            return f.read()
-    except OSError as e:
-        raise InvalidInputError(f"ca_cert: cannot read {os.fspath(ca_cert)!r}: {e}") from None
 
 
 class Murr:
@@ -77,7 +67,7 @@ class Murr:
         every call carries it as a bearer token (for a server with ``server.auth.tokens``;
         AuthenticationError / PermissionDeniedError otherwise). ``ca_cert`` is a certificate
         authority to trust besides the system's: a PEM file's path, or PEM bytes."""
-        return cls(_murr.Remote(endpoint, timeout, token, _pem(ca_cert)))
+        return cls(_murr.Remote(endpoint, timeout, token, ca_pem(ca_cert)))
 
     @property
     def http_url(self) -> str | None:

@@ -9,7 +9,7 @@ from typing import Any, Callable, TypeVar
 import pyarrow as pa
 
 from murr import _murr
-from murr._convert import columns_of, key_table
+from murr._convert import ca_pem, columns_of, key_table
 from murr.client.errors import InvalidRequestError, translated
 from murr.schema import TableSchema
 
@@ -30,9 +30,7 @@ class Client:
         """A client of the server at ``endpoint`` (``http://`` or ``https://``); with
         ``token``, every call carries it as a bearer token (for a server with
         ``server.auth.tokens``); ``ca_cert`` is a CA to trust (a PEM file's path, or PEM bytes)."""
-        from murr.sync import _pem
-
-        self._native = _murr.Remote(endpoint.rstrip("/"), float(timeout), token, _pem(ca_cert))
+        self._native = _murr.Remote(endpoint.rstrip("/"), float(timeout), token, ca_pem(ca_cert))
 
     async def _call(self, f: Callable[..., T], *args: Any) -> T:
         def run() -> T:
