@@ -386,11 +386,6 @@ impl Server {
         self
     }
 
-    /// The tokens the front-ends check; [`AuthHandle::replace`] changes them at once.
-    pub fn auth(&self) -> &AuthHandle {
-        &self.auth
-    }
-
     /// The HTTP address (with the port picked when the configured one was 0).
     pub fn http_addr(&self) -> SocketAddr {
         self.http_addr
@@ -576,22 +571,13 @@ impl Server {
 }
 
 /// Opens the store, serves HTTP and Arrow Flight until `shutdown` completes, then finishes
-/// requests in flight and closes the store: [`Server::bind`] then [`Server::serve`].
+/// requests in flight and closes the store: [`Server::bind`], [`Server::with_reload`] (on
+/// SIGHUP, `reload` gives the configuration whose tokens replace the ones in use), then
+/// [`Server::serve`].
 ///
 /// # Errors
 /// When the data folder cannot be opened or the address cannot be bound.
 pub async fn run(
-    config: Config,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<()> {
-    Server::bind(config).await?.serve(shutdown).await
-}
-
-/// [`run`], reading the configuration again with `reload` on SIGHUP (for the tokens).
-///
-/// # Errors
-/// As [`run`].
-pub async fn run_reloadable(
     config: Config,
     reload: impl Fn() -> Result<Config> + Send + Sync + 'static,
     shutdown: impl Future<Output = ()> + Send + 'static,

@@ -162,7 +162,7 @@ fn main() -> ExitCode {
             &flags,
         )
     };
-    match runtime.block_on(murr_server::run_reloadable(
+    match runtime.block_on(murr_server::run(
         config,
         reload,
         murr_server::shutdown_signal(),
