@@ -673,3 +673,49 @@ fn a_drop_never_deletes_the_files_of_a_table_created_again() {
         store.drop_table("t").expect("drops");
     }
 }
+
+/// A manifest whose schema disagrees with the segments it lists (found by fuzzing: the table
+/// loaded, and every read of the column then failed as an internal error) leaves the table
+/// unavailable, naming the segment and the column.
+#[test]
+fn a_manifest_whose_schema_disagrees_with_its_segments_is_corrupt() {
+    let dir = Arc::new(RamDirectory::new());
+    {
+        let store = Store::open(dir.clone(), quiet()).expect("opens");
+        store
+            .create_table("t", schema())
+            .expect("creates")
+            .write(&[valued(&["a".into()], 1)])
+            .expect("writes");
+    }
+    let manifest = dir
+        .list("tables/t")
+        .expect("lists")
+        .into_iter()
+        .map(|f| f.path)
+        .find(|p| p.file_name().starts_with("MANIFEST"))
+        .expect("a manifest");
+    let bytes = dir.open(&manifest).expect("opens");
+    let (version, json) =
+        murr_format::envelope::open(*b"MURRMANI", 1, &bytes).expect("a manifest envelope");
+    let mut m: serde_json::Value = serde_json::from_slice(json).expect("JSON");
+    let columns = m["schema"]["columns"].as_object_mut().expect("columns");
+    columns["n"]["dtype"] = "int32".into();
+    dir.delete(&manifest).expect("deletes");
+    let sealed = murr_format::envelope::seal(
+        *b"MURRMANI",
+        version,
+        &serde_json::to_vec(&m).expect("JSON"),
+    );
+    dir.write_new(&manifest, &sealed).expect("writes");
+
+    let store = Store::open(dir, quiet()).expect("opens despite a bad table");
+    let err = store.table("t").expect_err("unavailable");
+    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+    let statuses = store.tables();
+    assert!(
+        matches!(&statuses[0], (_, TableStatus::Failed(r))
+            if r.contains("stores column \"n\" as int64, the schema says int32")),
+        "{statuses:?}"
+    );
+}

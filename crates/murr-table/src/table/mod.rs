@@ -336,10 +336,29 @@ pub(crate) fn open_segments(
         .into_iter()
         .map(|s| s.expect("every entry opened"))
         .collect();
+    let manifest_file = manifest_path(&manifest.table, manifest.version)?.to_string();
+    let key = KeyCodec::new(&manifest.schema)
+        .map(|codec| {
+            if codec.is_text() {
+                manifest.schema.keys[0].clone()
+            } else {
+                murr_format::ENCODED_KEY_COLUMN.to_owned()
+            }
+        })
+        .map_err(|e| Error::CorruptManifest {
+            path: manifest_file.clone(),
+            reason: format!("schema: {e}"),
+        })?;
     for (seg, entry) in segments.iter().zip(entries) {
+        if let Err(reason) = agrees(seg, &manifest.schema, &key) {
+            return Err(Error::CorruptManifest {
+                path: manifest_file,
+                reason: format!("segment {}: {reason}", entry.file),
+            });
+        }
         if seg.rows() as u64 != entry.rows {
             return Err(Error::CorruptManifest {
-                path: manifest_path(&manifest.table, manifest.version)?.to_string(),
+                path: manifest_file,
                 reason: format!(
                     "segment {} has {} rows, the manifest says {}",
                     entry.file,
@@ -350,6 +369,34 @@ pub(crate) fn open_segments(
         }
     }
     Ok(segments)
+}
+
+/// Whether `seg` can be read as a segment of a table of `schema`, whose keys it stores in column
+/// `key`: the same key column, and each column the schema has stored with the schema's type (a
+/// segment may lack columns: they read as null). A manifest that lists a segment of another
+/// schema is corrupt; without this check, every read of the column would fail.
+fn agrees(seg: &Segment, schema: &TableSchema, key: &str) -> std::result::Result<(), String> {
+    let meta = seg.view().meta();
+    let stored_key = meta
+        .columns
+        .get(meta.key_column as usize)
+        .map_or("", |c| c.name.as_str());
+    if stored_key != key {
+        return Err(format!(
+            "its key column is {stored_key:?}, the schema's is {key:?}"
+        ));
+    }
+    for c in &meta.columns {
+        if let Some(def) = schema.column(&c.name)
+            && def.dtype != c.dtype
+        {
+            return Err(format!(
+                "it stores column {:?} as {}, the schema says {}",
+                c.name, c.dtype, def.dtype
+            ));
+        }
+    }
+    Ok(())
 }
 
 impl Table {
