@@ -1243,3 +1243,89 @@ async fn parquet_footers_that_lie_are_400() {
         (StatusCode::OK, json!({"columns": {"n": [null]}}))
     );
 }
+
+/// An Arrow stream whose record batch puts a buffer outside its message's body: arrow-ipc's
+/// reader panics on it instead of failing (found by fuzzing, `fuzz/regressions/fetch_arrow`;
+/// its first byte picked the fuzz target's table). Before the fix a fetch dropped the
+/// connection, a write answered 500 and Flight's `do_put` failed as an internal error; now each
+/// is bad input.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn arrow_streams_that_panic_the_ipc_reader_are_bad_input() {
+    use arrow_flight::flight_service_client::FlightServiceClient;
+    use arrow_flight::{FlightData, FlightDescriptor};
+    let input = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../fuzz/regressions/fetch_arrow/buffer-outside-body"
+    ))
+    .expect("the regression input");
+    let stream = input[1..].to_vec();
+    let s = start().await;
+    s.create("t").await;
+    for (method, path) in [
+        (M::POST, "/api/v1/table/t/fetch"),
+        (M::PUT, "/api/v1/table/t/write"),
+    ] {
+        s.expect_error(
+            method,
+            path,
+            Some(ARROW_STREAM),
+            stream.clone(),
+            StatusCode::BAD_REQUEST,
+            "the Arrow IPC reader failed on malformed input",
+        )
+        .await;
+    }
+
+    // The stream's messages as Flight data: each message's metadata and body.
+    let mut messages = Vec::new();
+    let mut at = 0;
+    while at + 8 <= stream.len() {
+        let len = i32::from_le_bytes(stream[at + 4..at + 8].try_into().expect("4 bytes"));
+        let len = usize::try_from(len).expect("a length");
+        if len == 0 {
+            break;
+        }
+        let meta = &stream[at + 8..at + 8 + len];
+        let body_len = arrow_ipc::root_as_message(meta)
+            .expect("a message")
+            .bodyLength();
+        let body_len = usize::try_from(body_len).expect("a body length");
+        let body = &stream[at + 8 + len..at + 8 + len + body_len];
+        messages.push(FlightData {
+            flight_descriptor: messages
+                .is_empty()
+                .then(|| FlightDescriptor::new_path(vec!["t".to_owned()])),
+            data_header: meta.to_vec().into(),
+            data_body: body.to_vec().into(),
+            ..FlightData::default()
+        });
+        at += 8 + len + body_len;
+    }
+    assert_eq!(messages.len(), 2, "a schema and a record batch");
+    let channel = tonic::transport::Endpoint::from_shared(s.server.flight_url.clone())
+        .expect("url")
+        .connect()
+        .await
+        .expect("connects");
+    let status = FlightServiceClient::new(channel)
+        .do_put(futures_util::stream::iter(messages))
+        .await
+        .expect_err("refused");
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    assert!(
+        status
+            .message()
+            .contains("the Arrow IPC reader failed on malformed input"),
+        "{status:?}"
+    );
+    // The server is whole: the table still takes writes and answers fetches.
+    let (status, _, _) = s
+        .send(
+            M::PUT,
+            "/api/v1/table/t/write",
+            Some(ARROW_STREAM),
+            ipc(&[batch(&["a"], &[1])]),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+}

@@ -103,8 +103,9 @@ impl KeyedFetch {
     /// # Errors
     /// A message saying what is wrong with the stream or the metadata.
     pub fn from_arrow(body: &[u8]) -> Result<KeyedFetch, String> {
-        let reader = arrow_ipc::reader::StreamReader::try_new(Cursor::new(body), None)
-            .map_err(|e| format!("the body is not an Arrow IPC stream: {e}"))?;
+        let reader =
+            crate::decode_ipc(|| arrow_ipc::reader::StreamReader::try_new(Cursor::new(body), None))
+                .map_err(|e| format!("the body is not an Arrow IPC stream: {e}"))?;
         let schema = reader.schema();
         let Some(columns) = schema.metadata().get(COLUMNS_METADATA) else {
             return Err(format!(
@@ -115,8 +116,7 @@ impl KeyedFetch {
         let columns: Vec<String> = serde_json::from_str(columns).map_err(|e| {
             format!("schema metadata {COLUMNS_METADATA:?} is not a JSON list of names: {e}")
         })?;
-        let batches = reader
-            .collect::<Result<Vec<_>, _>>()
+        let batches = crate::decode_ipc(|| reader.collect::<Result<Vec<_>, _>>())
             .map_err(|e| format!("the Arrow stream is broken: {e}"))?;
         let keys = arrow_select::concat::concat_batches(&schema, &batches)
             .map_err(|e| format!("the Arrow stream's batches do not join: {e}"))?;

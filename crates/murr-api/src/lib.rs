@@ -21,6 +21,25 @@ use murr_format::{ColumnsJson, TtlJson};
 pub use request::FetchRequest;
 use serde::{Deserialize, Serialize};
 
+/// Runs `decode`, a read of Arrow IPC bytes a client sent; a panic inside it becomes an error.
+///
+/// arrow-ipc's reader asserts on some malformed input instead of returning an error (a buffer
+/// that lies outside its message's body, found by fuzzing murr's fetch and write bodies), and a
+/// panic would drop the client's connection or answer 500. Every front-end decodes request
+/// IPC through this, so bad bytes get the 400 / `invalid_argument` any other bad input gets.
+///
+/// # Errors
+/// `decode`'s, or [`ArrowError::IpcError`] when it panicked.
+pub fn decode_ipc<T>(
+    decode: impl FnOnce() -> Result<T, arrow_schema::ArrowError>,
+) -> Result<T, arrow_schema::ArrowError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(decode)).unwrap_or_else(|_| {
+        Err(arrow_schema::ArrowError::IpcError(
+            "the Arrow IPC reader failed on malformed input".to_owned(),
+        ))
+    })
+}
+
 /// Content type of Arrow IPC streams.
 pub const ARROW_STREAM: &str = "application/vnd.apache.arrow.stream";
 /// Content type of Parquet files.

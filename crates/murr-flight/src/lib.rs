@@ -24,7 +24,7 @@ use arrow_flight::{
     HandshakeRequest, HandshakeResponse, PollInfo, PutResult, SchemaAsIpc, SchemaResult, Ticket,
 };
 use arrow_schema::Schema;
-use futures_util::{Stream, StreamExt, TryStreamExt};
+use futures_util::{FutureExt, Stream, StreamExt, TryStreamExt};
 use murr_api::auth::{AuthHandle, Scope};
 use murr_api::{
     AnyFetch, CompactAnswer, CreateTableAction, DropAnswer, DropTableAction, FetchLimits,
@@ -408,7 +408,17 @@ impl FlightService for MurrFlight {
             }))
         });
         loop {
-            let item = batches.next().await.map(|item| {
+            // The decoder asserts on some malformed messages: a panic is bad data, as in
+            // `murr_api::decode_ipc`.
+            let next = std::panic::AssertUnwindSafe(batches.next())
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|_| {
+                    Some(Err(FlightError::DecodeError(
+                        "the Arrow IPC reader failed on malformed input".to_owned(),
+                    )))
+                });
+            let item = next.map(|item| {
                 item.map_err(|e| murr_table::Error::Invalid(format!("invalid Flight data: {e}")))
             });
             let late = item.is_none() && deadline.is_some_and(|d| tokio::time::Instant::now() >= d);

@@ -182,10 +182,12 @@ pub(crate) async fn write(
             let (streamed, pump) = body::stream(body, limit);
             let body::Streamed { reader, fault } = streamed;
             let work = blocking(move || {
-                let mut reader = arrow_ipc::reader::StreamReader::try_new(
-                    BufReader::with_capacity(1 << 16, reader),
-                    None,
-                )
+                let mut reader = murr_api::decode_ipc(|| {
+                    arrow_ipc::reader::StreamReader::try_new(
+                        BufReader::with_capacity(1 << 16, reader),
+                        None,
+                    )
+                })
                 .map_err(|e| ApiError::bad_request(format!("invalid Arrow IPC stream: {e}")))?;
                 let invalid = |e: &dyn std::fmt::Display| {
                     murr_table::Error::Invalid(format!("invalid Arrow IPC stream: {e}"))
@@ -197,7 +199,7 @@ pub(crate) async fn write(
                     if done {
                         return None;
                     }
-                    match reader.next() {
+                    match murr_api::decode_ipc(|| reader.next().transpose()).transpose() {
                         Some(batch) => Some(batch.map_err(|e| invalid(&e))),
                         None => {
                             done = true;
