@@ -2,6 +2,7 @@
 //! folder), built by `murr_server::Server` as the binary builds it, for tests that drive it from
 //! outside, like `murr-client`'s and the HTTP API's.
 
+pub mod fuzz;
 pub mod seaweed;
 pub mod tls;
 

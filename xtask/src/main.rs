@@ -33,11 +33,16 @@
 //!   against the release `murr` binary: N SIGKILLs at random moments (default 100) of a server
 //!   taking a stream of writes, each restart checking every acknowledged write and that the
 //!   write in flight landed whole or not at all. `cargo xtask test` runs 10 of them.
+//! - `fuzz [--secs N] [TARGET ...]`: every fuzz target of `fuzz/` (or those named) for N
+//!   seconds each (default 60) with cargo-fuzz, installed first if absent; a table of inputs
+//!   run and crashes at the end. `fuzz --seeds` writes the seed corpus `fuzz/seeds/`. See
+//!   `fuzz.rs`.
 //! - `tidy`: the workspace's structural rules (layering, no module cycles, no references to
 //!   files outside the repository); see `tidy.rs`.
 
 #![allow(clippy::print_stderr, reason = "a command-line tool")]
 
+mod fuzz;
 mod tidy;
 
 use std::path::PathBuf;
@@ -106,6 +111,7 @@ fn main() -> ExitCode {
         }
         "test" => test(&args),
         "crash" => crash(&args),
+        "fuzz" => fuzz::run(&root(), &args),
         "tidy" => match tidy::run(&root()) {
             Ok(problems) if problems.is_empty() => {
                 eprintln!("tidy: layers, module graph and references are in order");
@@ -125,7 +131,7 @@ fn main() -> ExitCode {
         },
         other => {
             eprintln!(
-                "xtask: unknown task {other:?} (bench, criterion, crash, load-report, test, tidy)"
+                "xtask: unknown task {other:?} (bench, criterion, crash, fuzz, load-report, test, tidy)"
             );
             ExitCode::FAILURE
         }

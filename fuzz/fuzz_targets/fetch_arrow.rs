@@ -1,0 +1,6 @@
+//! Fuzz target `fetch_arrow`: see `murr_tests::fuzz`.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(init: murr_tests::fuzz::panic_hook(), |data: &[u8]| {
+    murr_tests::fuzz::run("fetch_arrow", data);
+});
