@@ -286,6 +286,45 @@ fn tokens_guard_every_route_by_scope_and_reload_on_sighup() {
         );
         assert_eq!(m.call_as(Some(OPS), method, path, body).0, 200, "{path}");
     }
+    // Every route asks for the scope `ROUTE_SCOPES` (and so `/openapi.json`) gives it, no more
+    // and no less: 401 without a token, 403 with a token that lacks the scope; the others open.
+    for (method, path) in murr_http::ROUTES {
+        let (method, path) = (method.to_uppercase(), path.replace("{name}", "t"));
+        let scope = murr_http::ROUTE_SCOPES
+            .iter()
+            .find(|(m, p, _)| m.eq_ignore_ascii_case(&method) && p.replace("{name}", "t") == path)
+            .map(|(_, _, scope)| *scope);
+        let (status, body) = m.call(&method, &path, None);
+        let Some(scope) = scope else {
+            assert!(
+                status != 401 && status != 403,
+                "{method} {path} is open: {status} {body}"
+            );
+            continue;
+        };
+        assert_eq!(status, 401, "{method} {path} needs a token: {body}");
+        let lacking = match scope {
+            murr_api::auth::Scope::Read => None,
+            murr_api::auth::Scope::Write => Some(READER),
+            murr_api::auth::Scope::Admin => Some(PIPELINE),
+        };
+        if let Some(token) = lacking {
+            let (status, body) = m.call_as(Some(token), &method, &path, None);
+            assert_eq!(status, 403, "{method} {path} needs {scope:?}: {body}");
+        }
+        // A token that holds the scope passes (on a table that does not exist: nothing changes).
+        let holding = match scope {
+            murr_api::auth::Scope::Read => READER,
+            murr_api::auth::Scope::Write => PIPELINE,
+            murr_api::auth::Scope::Admin => OPS,
+        };
+        let absent = path.replace("/table/t", "/table/absent");
+        let (status, body) = m.call_as(Some(holding), &method, &absent, None);
+        assert!(
+            status != 401 && status != 403,
+            "{method} {absent} takes a {scope:?} token: {status} {body}"
+        );
+    }
     if has_pyarrow("the Flight half") {
         let script = r#"
 import json, sys
