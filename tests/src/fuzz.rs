@@ -258,6 +258,24 @@ fn filled() -> (Arc<Store>, RamDirectory, axum::Router) {
 /// The filled store the read-only targets share.
 static FILLED: LazyLock<(Arc<Store>, RamDirectory, axum::Router)> = LazyLock::new(filled);
 
+/// A store of its own holding what [`FILLED`] holds, for a target that changes it: a copy of
+/// its files, opened as the server opens its folder.
+fn fresh() -> (Arc<Store>, axum::Router) {
+    let (_, source, _) = &*FILLED;
+    let dir = RamDirectory::new();
+    for file in source.list("").expect("a listing") {
+        let bytes = source.open(&file.path).expect("a file in memory");
+        dir.write_new(&file.path, &bytes).expect("a file in memory");
+    }
+    let options = StoreOptions {
+        background_merges: false,
+        ..StoreOptions::default()
+    };
+    let store = Arc::new(Store::open(Arc::new(dir), options).expect("a copy opens"));
+    let app = router(Arc::clone(&store));
+    (store, app)
+}
+
 /// The table the first byte picks, and the rest.
 fn pick(data: &[u8]) -> (&'static str, &[u8]) {
     match data.split_first() {
@@ -306,7 +324,7 @@ fn fetch(data: &[u8], content_type: &str) -> bool {
 
 fn write(data: &[u8], content_type: &str) -> bool {
     let (table, body) = pick(data);
-    let (store, _, app) = filled();
+    let (store, app) = fresh();
     let (status, _) = call(
         &app,
         Method::PUT,
@@ -395,7 +413,7 @@ fn check_status(status: &tonic::Status) {
 
 fn admin(data: &[u8]) -> bool {
     let (op, body) = data.split_first().map_or((0, data), |(b, rest)| (*b, rest));
-    let (store, _, app) = filled();
+    let (store, app) = fresh();
     let (method, table) = match op % 3 {
         0 => (Method::PUT, "new"),
         1 => (Method::PATCH, "items"),
@@ -426,7 +444,7 @@ fn flight_action(data: &[u8]) -> bool {
         "compact",
     ];
     let (op, body) = data.split_first().map_or((0, data), |(b, rest)| (*b, rest));
-    let (store, _, _) = filled();
+    let (store, _) = fresh();
     let flight = MurrFlight::new(store, FlightConfig::default());
     RUNTIME.block_on(async {
         let request = tonic::Request::new(Action {
@@ -447,7 +465,7 @@ fn flight_put(data: &[u8]) -> bool {
         frames.extend_from_slice(&u32::try_from(bytes.len()).expect("small").to_be_bytes());
         frames.extend_from_slice(&bytes);
     }
-    let (store, _, _) = filled();
+    let (store, _) = fresh();
     let flight = MurrFlight::new(Arc::clone(&store), FlightConfig::default());
     let ok = RUNTIME.block_on(async {
         let decoder = tonic_prost::ProstCodec::<FlightData, FlightData>::default().decoder();
