@@ -333,13 +333,17 @@ fn write(data: &[u8], content_type: &str) -> bool {
         body,
     );
     if status.is_success() {
-        // What was written reads back, merges and reads again.
-        let table = store.table(table).expect("the table is there");
-        read_all(&table);
-        table.compact().expect("a table merges after a write");
-        read_all(&table);
+        read_merge_read(&store, table);
     }
     status.is_success()
+}
+
+/// After a change that succeeded: `table` reads back whole, merges and reads again.
+fn read_merge_read(store: &Store, table: &str) {
+    let table = store.table(table).expect("the table is there");
+    read_all(&table);
+    table.compact().expect("a table merges after a change");
+    read_all(&table);
 }
 
 /// Fetches every column of every row the table's segments hold, and a missing key.
@@ -427,10 +431,7 @@ fn admin(data: &[u8]) -> bool {
         body,
     );
     if status.is_success() {
-        let table = store.table(table).expect("the table is there");
-        read_all(&table);
-        table.compact().expect("a table merges after a change");
-        read_all(&table);
+        read_merge_read(&store, table);
     }
     status.is_success()
 }

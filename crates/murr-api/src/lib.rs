@@ -21,6 +21,10 @@ use murr_format::{ColumnsJson, TtlJson};
 pub use request::FetchRequest;
 use serde::{Deserialize, Serialize};
 
+/// What [`decode_ipc`] (and Flight's `do_put`, around its own decoder) says when the Arrow IPC
+/// reader panicked.
+pub const MALFORMED_IPC: &str = "the Arrow IPC reader failed on malformed input";
+
 /// Runs `decode`, a read of Arrow IPC bytes a client sent; a panic inside it becomes an error.
 ///
 /// arrow-ipc's reader asserts on some malformed input instead of returning an error (a buffer
@@ -33,11 +37,8 @@ use serde::{Deserialize, Serialize};
 pub fn decode_ipc<T>(
     decode: impl FnOnce() -> Result<T, arrow_schema::ArrowError>,
 ) -> Result<T, arrow_schema::ArrowError> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(decode)).unwrap_or_else(|_| {
-        Err(arrow_schema::ArrowError::IpcError(
-            "the Arrow IPC reader failed on malformed input".to_owned(),
-        ))
-    })
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(decode))
+        .unwrap_or_else(|_| Err(arrow_schema::ArrowError::IpcError(MALFORMED_IPC.to_owned())))
 }
 
 /// Content type of Arrow IPC streams.

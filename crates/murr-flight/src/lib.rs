@@ -415,7 +415,7 @@ impl FlightService for MurrFlight {
                 .await
                 .unwrap_or_else(|_| {
                     Some(Err(FlightError::DecodeError(
-                        "the Arrow IPC reader failed on malformed input".to_owned(),
+                        murr_api::MALFORMED_IPC.to_owned(),
                     )))
                 });
             let item = next.map(|item| {

@@ -121,6 +121,16 @@ impl KeyCodec {
         self.columns.len() == 1 && self.columns[0].1 == DType::Utf8
     }
 
+    /// The column a segment stores the keys in: the key column itself for a key of one utf8
+    /// column ([`KeyCodec::is_text`]), [`ENCODED_KEY_COLUMN`] otherwise.
+    pub fn stored_column(&self) -> &str {
+        if self.is_text() {
+            &self.columns[0].0
+        } else {
+            ENCODED_KEY_COLUMN
+        }
+    }
+
     /// The encoded key of a key given as text (the generation-1 API's form of a key), borrowed.
     ///
     /// # Errors

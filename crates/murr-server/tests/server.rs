@@ -303,21 +303,17 @@ fn tokens_guard_every_route_by_scope_and_reload_on_sighup() {
             continue;
         };
         assert_eq!(status, 401, "{method} {path} needs a token: {body}");
-        let lacking = match scope {
-            murr_api::auth::Scope::Read => None,
-            murr_api::auth::Scope::Write => Some(READER),
-            murr_api::auth::Scope::Admin => Some(PIPELINE),
+        // A token without the scope (every token reads), and one that holds it.
+        let (lacking, holding) = match scope {
+            murr_api::auth::Scope::Read => (None, READER),
+            murr_api::auth::Scope::Write => (Some(READER), PIPELINE),
+            murr_api::auth::Scope::Admin => (Some(PIPELINE), OPS),
         };
         if let Some(token) = lacking {
             let (status, body) = m.call_as(Some(token), &method, &path, None);
             assert_eq!(status, 403, "{method} {path} needs {scope:?}: {body}");
         }
-        // A token that holds the scope passes (on a table that does not exist: nothing changes).
-        let holding = match scope {
-            murr_api::auth::Scope::Read => READER,
-            murr_api::auth::Scope::Write => PIPELINE,
-            murr_api::auth::Scope::Admin => OPS,
-        };
+        // The one that holds it passes (on a table that does not exist: nothing changes).
         let absent = path.replace("/table/t", "/table/absent");
         let (status, body) = m.call_as(Some(holding), &method, &absent, None);
         assert!(

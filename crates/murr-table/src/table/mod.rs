@@ -337,20 +337,12 @@ pub(crate) fn open_segments(
         .map(|s| s.expect("every entry opened"))
         .collect();
     let manifest_file = manifest_path(&manifest.table, manifest.version)?.to_string();
-    let key = KeyCodec::new(&manifest.schema)
-        .map(|codec| {
-            if codec.is_text() {
-                manifest.schema.keys[0].clone()
-            } else {
-                murr_format::ENCODED_KEY_COLUMN.to_owned()
-            }
-        })
-        .map_err(|e| Error::CorruptManifest {
-            path: manifest_file.clone(),
-            reason: format!("schema: {e}"),
-        })?;
+    let codec = KeyCodec::new(&manifest.schema).map_err(|e| Error::CorruptManifest {
+        path: manifest_file.clone(),
+        reason: format!("schema: {e}"),
+    })?;
     for (seg, entry) in segments.iter().zip(entries) {
-        if let Err(reason) = agrees(seg, &manifest.schema, &key) {
+        if let Err(reason) = agrees(seg, &manifest.schema, codec.stored_column()) {
             return Err(Error::CorruptManifest {
                 path: manifest_file,
                 reason: format!("segment {}: {reason}", entry.file),
