@@ -150,6 +150,7 @@ pub fn serve_http(store: Arc<Store>) -> (String, tokio::runtime::Runtime) {
         store,
         config: Arc::new(murr_http::HttpConfig::default()),
         registry: None,
+        loads: Arc::default(),
     });
     rt.spawn(async move {
         murr_http::serve(

@@ -182,6 +182,7 @@ fn router(store: Arc<Store>) -> axum::Router {
         }),
         node: Arc::default(),
         registry: None,
+        loads: Arc::default(),
     })
 }
 

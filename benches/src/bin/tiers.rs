@@ -17,6 +17,11 @@
 //!    table). Reported: fetch latency, RSS, and the hit ratio, 1 - page faults of the server per
 //!    key read (a miss maps the row's page again, from the page cache or the disk).
 //!
+//! 6. Loading a Parquet dump: the same `--rows` rows as 10 Parquet files (row groups of 128k
+//!    rows) in the bucket, loaded by a local-mode node with `POST /api/v1/table/{name}/load`
+//!    (the server reads the bucket), against the same files sent one by one with `PUT …/write`
+//!    from this process (Parquet bodies). Rows per second, wall clock, start to commit.
+//!
 //! Prints a markdown table; writes JSON to `--out`.
 
 #![allow(
@@ -375,6 +380,9 @@ fn run() -> Res<()> {
     let tier = zipf_run(&limited, &zipf, &cols)?;
     drop(limited);
 
+    // A Parquet dump in the bucket: loaded by the server, and sent through HTTP.
+    let dump = dump_load(&args, &s3, &http, tmp.path())?;
+
     let ratio = replica_fetch.mean / local_fetch.mean;
     println!(
         "\n## murr on object storage (SeaweedFS on loopback), {} rows x 10 float32\n",
@@ -421,6 +429,26 @@ fn run() -> Res<()> {
         full.rss_bytes as f64 / 1048576.0,
         tier.rss_bytes as f64 / 1048576.0
     );
+    println!(
+        "\n### Loading a Parquet dump: {} rows x 10 float32 in 10 files\n",
+        args.rows
+    );
+    println!("| path | rows/s | seconds |");
+    println!("|---|---|---|");
+    println!(
+        "| `POST …/load` from the bucket (the server reads it) | {:.0} | {:.1} |",
+        dump.load_rows_per_s,
+        args.rows as f64 / dump.load_rows_per_s
+    );
+    println!(
+        "| `PUT …/write`, one Parquet body per file | {:.0} | {:.1} |",
+        dump.put_rows_per_s,
+        args.rows as f64 / dump.put_rows_per_s
+    );
+    println!(
+        "| load / PUT | {:.2}x | |",
+        dump.load_rows_per_s / dump.put_rows_per_s
+    );
     let report = serde_json::json!({
         "rows": args.rows,
         "visibility_ms": vis,
@@ -428,10 +456,131 @@ fn run() -> Res<()> {
         "fetch_us": {"replica": replica_fetch, "local": local_fetch, "ratio": ratio},
         "write_rows_per_s": {"bucket": remote_rate, "local": local_rate},
         "ram_tier": {"segment_bytes": segment_bytes, "budget": budget, "all_in_ram": full, "limited": tier},
+        "parquet_dump": {"load_rows_per_s": dump.load_rows_per_s, "put_rows_per_s": dump.put_rows_per_s, "parquet_bytes": dump.bytes},
     });
     if let Some(dir) = args.out.parent() {
         std::fs::create_dir_all(dir)?;
     }
     std::fs::write(&args.out, serde_json::to_vec_pretty(&report)?)?;
     Ok(())
+}
+
+/// Rows per second of a dump loaded from the bucket and sent through HTTP.
+struct DumpRates {
+    load_rows_per_s: f64,
+    put_rows_per_s: f64,
+    bytes: u64,
+}
+
+/// Step 6: writes the dump into the bucket (and keeps the files here), then times a load of it
+/// into one table and its upload into another, on a fresh local-mode node.
+fn dump_load(
+    args: &Args,
+    s3: &Seaweed,
+    http: &reqwest::blocking::Client,
+    dir: &Path,
+) -> Res<DumpRates> {
+    use murr_directory::Directory;
+    use std::io::Write;
+    let options = murr_directory::RemoteOptions {
+        endpoint: Some(s3.endpoint.clone()),
+        allow_http: true,
+        s3_keys: Some((
+            seaweed::ACCESS_KEY.to_owned(),
+            seaweed::SECRET_KEY.to_owned(),
+        )),
+        ..murr_directory::RemoteOptions::default()
+    };
+    let bucket = murr_directory::ObjectStoreDirectory::from_url(&s3.url("dump"), &options)?;
+    eprintln!(
+        "bench-dump: writing {} rows as 10 Parquet files into the bucket",
+        args.rows
+    );
+    let mut files = Vec::new();
+    let per_file = args.rows.div_ceil(10);
+    let mut bytes = 0u64;
+    for f in 0..10 {
+        let (start, end) = (f * per_file, ((f + 1) * per_file).min(args.rows));
+        if start >= end {
+            break;
+        }
+        let mut out = Vec::new();
+        let props = parquet::file::properties::WriterProperties::builder()
+            .set_max_row_group_row_count(Some(128 * 1024))
+            .build();
+        let first = murr_benches::batch(start, start, 10, 42);
+        let mut w = parquet::arrow::ArrowWriter::try_new(&mut out, first.schema(), Some(props))?;
+        let mut at = start;
+        while at < end {
+            let next = (at + 100_000).min(end);
+            w.write(&murr_benches::batch(at, next, 10, 42))?;
+            at = next;
+        }
+        w.close()?;
+        let mut file = bucket.create(&murr_directory::FilePath::new(format!(
+            "part-{f:03}.parquet"
+        ))?)?;
+        file.write_all(&out)?;
+        file.finish()?;
+        bytes += out.len() as u64;
+        files.push((end - start, out));
+    }
+    let yaml = format!(
+        "storage:\n  cache_dir: {}\n  s3: {{endpoint: \"{}\", allow_http: true}}\n",
+        dir.join("dump-node").display(),
+        s3.endpoint
+    );
+    let (node, _) = Node::start(&args.murr, &yaml, dir, &s3.env())?;
+    let schema_json = serde_json::to_string(&murr_benches::schema(10))?;
+    for table in ["by_load", "by_put"] {
+        let resp = http
+            .put(format!("{}/api/v1/table/{table}", node.http))
+            .body(schema_json.clone())
+            .send()?;
+        if !resp.status().is_success() {
+            return Err(format!("create table: {}", resp.text()?).into());
+        }
+    }
+    eprintln!("bench-dump: loading from the bucket");
+    let t = Instant::now();
+    let resp = http
+        .post(format!("{}/api/v1/table/by_load/load", node.http))
+        .header("content-type", "application/json")
+        .body(serde_json::json!({"url": s3.url("dump/"), "mode": "replace"}).to_string())
+        .send()?;
+    let started: serde_json::Value = serde_json::from_str(&resp.text()?)?;
+    let id = started["id"].as_str().ok_or("no load id")?.to_owned();
+    let load_s = loop {
+        std::thread::sleep(Duration::from_millis(50));
+        let status: serde_json::Value = serde_json::from_str(
+            &http
+                .get(format!("{}/api/v1/table/by_load/load/{id}", node.http))
+                .send()?
+                .text()?,
+        )?;
+        match status["state"].as_str() {
+            Some("running") => {}
+            Some("done") => break t.elapsed().as_secs_f64(),
+            _ => return Err(format!("the load failed: {status}").into()),
+        }
+    };
+    node.settle(args.rows, Duration::from_secs(30));
+    eprintln!("bench-dump: the same files through PUT /write");
+    let t = Instant::now();
+    for (_, body) in files {
+        let resp = http
+            .put(format!("{}/api/v1/table/by_put/write", node.http))
+            .header("content-type", "application/vnd.apache.parquet")
+            .body(body)
+            .send()?;
+        if !resp.status().is_success() {
+            return Err(format!("write: {}", resp.text()?).into());
+        }
+    }
+    let put_s = t.elapsed().as_secs_f64();
+    Ok(DumpRates {
+        load_rows_per_s: args.rows as f64 / load_s,
+        put_rows_per_s: args.rows as f64 / put_s,
+        bytes,
+    })
 }

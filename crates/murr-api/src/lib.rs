@@ -202,6 +202,71 @@ pub struct WriteAnswer {
     pub bytes: u64,
 }
 
+/// How a load (`POST /api/v1/table/{name}/load`) changes the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LoadMode {
+    /// The dump's rows become the table's only rows (one swap when the load is complete).
+    Replace,
+    /// The dump's rows are one write: they replace the rows of their keys, the others stay.
+    #[default]
+    Upsert,
+}
+
+/// A load request: `{"url": "s3://bucket/prefix/", "mode": "replace" | "upsert"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoadRequest {
+    /// The Parquet files: one file, a prefix (every file under it whose name does not start
+    /// with `_` or `.`), or a glob (`s3://b/dump/part-*.parquet`), in any `object_store`
+    /// scheme (`s3://`, `gs://`, `az://`, `file:///`).
+    pub url: String,
+    /// Default `upsert`.
+    #[serde(default)]
+    pub mode: LoadMode,
+}
+
+/// Where a load is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LoadState {
+    /// Listing or reading the files.
+    Running,
+    /// Committed: the rows are readable.
+    Done,
+    /// Nothing was committed; `error` says why.
+    Failed,
+}
+
+/// A load's progress: the answer of `POST …/load` and `GET …/load/{id}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoadStatus {
+    /// The load's id (for `GET /api/v1/table/{name}/load/{id}`).
+    pub id: String,
+    /// The table loaded into.
+    pub table: String,
+    /// The URL loaded from.
+    pub url: String,
+    /// Replace or upsert.
+    pub mode: LoadMode,
+    /// Running, done or failed.
+    pub state: LoadState,
+    /// Files to read (null until they are listed).
+    pub files: Option<u64>,
+    /// Files read to the end.
+    pub files_done: u64,
+    /// Rows read so far.
+    pub rows: u64,
+    /// Bytes of the files read to the end.
+    pub bytes: u64,
+    /// Seconds since the load started (until it ended, once it has).
+    pub seconds: f64,
+    /// Why the load failed (naming the file), when it did.
+    pub error: Option<String>,
+    /// What the commit wrote, once done.
+    pub result: Option<WriteAnswer>,
+}
+
 /// The answer to a drop: `{"dropped": "<table>"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DropAnswer {

@@ -207,6 +207,41 @@ impl HttpClient {
         arrow_answer(Self::check(resp).await?)
     }
 
+    pub(crate) async fn start_load(
+        &self,
+        name: &str,
+        url: &str,
+        mode: murr_api::LoadMode,
+    ) -> Result<murr_api::LoadStatus> {
+        let request = murr_api::LoadRequest {
+            url: url.to_owned(),
+            mode,
+        };
+        let body =
+            serde_json::to_vec(&request).map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        let resp = self
+            .http
+            .post(self.url(&format!("/api/v1/table/{name}/load")))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| transport(&e))?;
+        let body = Self::check(resp).await?;
+        serde_json::from_slice(&body).map_err(|e| Error::Protocol(format!("load status: {e}")))
+    }
+
+    pub(crate) async fn load_status(&self, name: &str, id: &str) -> Result<murr_api::LoadStatus> {
+        let resp = self
+            .http
+            .get(self.url(&format!("/api/v1/table/{name}/load/{id}")))
+            .send()
+            .await
+            .map_err(|e| transport(&e))?;
+        let body = Self::check(resp).await?;
+        serde_json::from_slice(&body).map_err(|e| Error::Protocol(format!("load status: {e}")))
+    }
+
     pub(crate) async fn compact(&self, name: &str) -> Result<()> {
         let resp = self
             .http

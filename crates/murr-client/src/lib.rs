@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use arrow_array::RecordBatch;
-pub use murr_api::{AlterRequest, ColumnDef, DType, TableSchema};
+pub use murr_api::{AlterRequest, ColumnDef, DType, LoadMode, LoadState, LoadStatus, TableSchema};
 
 /// What went wrong, classified; each carries the server's message.
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +49,10 @@ pub enum Error {
     /// The server answered something this client does not understand.
     #[error("protocol: {0}")]
     Protocol(String),
+    /// A load from object storage ended without committing anything; the server's reason,
+    /// naming the file.
+    #[error("load failed: {0}")]
+    LoadFailed(String),
 }
 
 /// The client's result type.
@@ -314,6 +318,67 @@ impl Client {
         match &self.inner {
             Inner::Http(c) => c.read(name, keys, &columns).await,
             Inner::Flight(c) => c.read(name, keys, &columns).await,
+        }
+    }
+
+    /// Starts loading Parquet files from object storage into table `name` on the server
+    /// (`url`: one file, a prefix or a glob; see [`murr_api::LoadRequest`]); returns the load's
+    /// first status at once. HTTP only.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`], [`Error::InvalidArgument`] for a URL the server cannot read from
+    /// or a Flight client, [`Error::AlreadyExists`] while the table is being loaded (HTTP 409),
+    /// transport errors.
+    pub async fn start_load(&self, name: &str, url: &str, mode: LoadMode) -> Result<LoadStatus> {
+        self.http("a load")?.start_load(name, url, mode).await
+    }
+
+    /// The status of load `id` of table `name`.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for a load the server does not know, transport errors.
+    pub async fn load_status(&self, name: &str, id: &str) -> Result<LoadStatus> {
+        self.http("a load")?.load_status(name, id).await
+    }
+
+    /// Loads Parquet files from object storage into table `name` ([`Client::start_load`]) and
+    /// waits for the load to end, calling `progress` with each status seen; returns the final
+    /// status.
+    ///
+    /// # Errors
+    /// [`Error::LoadFailed`] with the server's reason when nothing was committed, and the
+    /// errors of [`Client::start_load`].
+    pub async fn load(
+        &self,
+        name: &str,
+        url: &str,
+        mode: LoadMode,
+        mut progress: impl FnMut(&LoadStatus),
+    ) -> Result<LoadStatus> {
+        let client = self.http("a load")?;
+        let mut status = client.start_load(name, url, mode).await?;
+        loop {
+            progress(&status);
+            match status.state {
+                LoadState::Running => {}
+                LoadState::Done => return Ok(status),
+                LoadState::Failed => {
+                    return Err(Error::LoadFailed(
+                        status.error.unwrap_or_else(|| "no reason given".to_owned()),
+                    ));
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            status = client.load_status(name, &status.id).await?;
+        }
+    }
+
+    fn http(&self, what: &str) -> Result<&http::HttpClient> {
+        match &self.inner {
+            Inner::Http(c) => Ok(c),
+            Inner::Flight(_) => Err(Error::InvalidArgument(format!(
+                "{what} is an HTTP call: build the client with Transport::Http"
+            ))),
         }
     }
 

@@ -45,7 +45,7 @@ pub use error::{Error, Result};
 #[cfg(feature = "testing")]
 pub use faulty::{FaultMode, FaultyDirectory};
 pub use mmap::{MmapDirectory, UPLOAD_PREFIX};
-pub use object::{ObjectStoreDirectory, RemoteOptions};
+pub use object::{ObjectStoreDirectory, RemoteOptions, source_store};
 pub use path::FilePath;
 pub use ram::RamDirectory;
 pub use tiered::{TierStats, TieredDirectory};

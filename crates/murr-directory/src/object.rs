@@ -130,16 +130,33 @@ impl RemoteOptions {
     }
 }
 
-/// The store and the folder inside it that `url` names.
+/// A store to read data files from (the Parquet dumps a load reads) and the path inside it
+/// that `url` names: `s3://bucket/path`, `gs://`, `az://` or `file:///path` (the whole local
+/// file system, nothing created), reached with `options`, credentials from the environment as
+/// for [`ObjectStoreDirectory::from_url`].
+///
+/// # Errors
+/// [`Error::Config`] naming `setting`: an unknown scheme, a malformed URL, S3 at a custom
+/// endpoint without keys.
+pub fn source_store(
+    url: &str,
+    options: &RemoteOptions,
+    setting: &'static str,
+) -> Result<(Arc<dyn ObjectStore>, String)> {
+    store_for_url(url, options, &|k| std::env::var(k).ok(), setting, false)
+}
+
+/// The store and the folder inside it that `url` names; `file://` URLs are a folder (made when
+/// `make_folder`) served as the store's root, or (without it) the path in the whole local file
+/// system.
 fn store_for_url(
     url: &str,
     options: &RemoteOptions,
     env: &dyn Fn(&str) -> Option<String>,
+    setting: &'static str,
+    make_folder: bool,
 ) -> Result<(Arc<dyn ObjectStore>, String)> {
-    let bad = |message: String| Error::Config {
-        setting: "storage.url",
-        message,
-    };
+    let bad = |message: String| Error::Config { setting, message };
     let parsed = url::Url::parse(url).map_err(|e| bad(format!("{url:?} is not a URL: {e}")))?;
     let (scheme, path) = ObjectStoreScheme::parse(&parsed).map_err(|_| {
         bad(format!(
@@ -150,6 +167,9 @@ fn store_for_url(
     let built = |e: object_store::Error| bad(format!("{url}: {e}"));
     let prefix = path.as_ref().to_owned();
     let store: Arc<dyn ObjectStore> = match scheme {
+        ObjectStoreScheme::Local if !make_folder => {
+            Arc::new(object_store::local::LocalFileSystem::new())
+        }
         ObjectStoreScheme::Local => {
             let root = std::path::PathBuf::from(parsed.path());
             std::fs::create_dir_all(&root)
@@ -261,7 +281,13 @@ impl ObjectStoreDirectory {
     /// [`Error::Config`] naming the setting: an unknown scheme, a malformed URL, S3 at a custom
     /// endpoint without keys.
     pub fn from_url(url: &str, options: &RemoteOptions) -> Result<Self> {
-        let (store, prefix) = store_for_url(url, options, &|k| std::env::var(k).ok())?;
+        let (store, prefix) = store_for_url(
+            url,
+            options,
+            &|k| std::env::var(k).ok(),
+            "storage.url",
+            true,
+        )?;
         ObjectStoreDirectory::new(store, &prefix)
     }
 

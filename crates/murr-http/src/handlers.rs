@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use murr_api::{
     ARROW_STREAM, AlterRequest, AnyFetch, CompactAnswer, DropAnswer, FetchLimits, JSON, KeyedFetch,
-    PARQUET, SMALL_FETCH_CELLS, TableSchema, WriteAnswer, encode_keys, sparse_answer,
+    LoadRequest, PARQUET, SMALL_FETCH_CELLS, TableSchema, WriteAnswer, encode_keys, sparse_answer,
 };
 
 use crate::body::{self, FETCH_PAYLOAD_SETTING, PAYLOAD_SETTING, check_declared_length};
@@ -406,6 +406,73 @@ pub(crate) async fn compact(
             segments,
         },
     ))
+}
+
+/// Starts loading Parquet files from object storage into a table; answers 202 with the load's
+/// status at once (`Location` is where to follow it).
+pub(crate) async fn load(
+    State(state): State<AppState>,
+    TableName(name): TableName,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    check_declared_length(
+        &headers,
+        state.config.max_fetch_payload_size,
+        FETCH_PAYLOAD_SETTING,
+    )?;
+    let bytes = body::read_all(
+        body,
+        state.config.max_fetch_payload_size,
+        FETCH_PAYLOAD_SETTING,
+    )
+    .await?;
+    let request: LoadRequest = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::bad_request(format!("invalid load request: {e}")))?;
+    let store = Arc::clone(&state.store);
+    let loads = Arc::clone(&state.loads);
+    let status = blocking(move || loads.start(&store, &name, request)).await?;
+    let mut response = json_response(StatusCode::ACCEPTED, &status);
+    let location = format!(
+        "/api/v1/table/{}/load/{}",
+        encode_path(&status.table),
+        status.id
+    );
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(response)
+}
+
+/// A load's status.
+pub(crate) async fn load_status(
+    State(state): State<AppState>,
+    path: Result<Path<(String, String)>, axum::extract::rejection::PathRejection>,
+) -> ApiResult<Response> {
+    let Path((name, id)) = path
+        .map_err(|e| ApiError::bad_request(format!("the path is not valid: {}", e.body_text())))?;
+    match state.loads.status(&name, &id) {
+        Some(status) => Ok(json_response(StatusCode::OK, &status)),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!(
+                "table {name:?} has no load {id:?} (a server keeps the status of its last loads until it restarts)"
+            ),
+        )),
+    }
+}
+
+/// `name` as one path segment.
+fn encode_path(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 pub(crate) async fn not_found() -> ApiError {

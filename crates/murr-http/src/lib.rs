@@ -18,6 +18,7 @@ mod handlers;
 mod json;
 mod json_text;
 mod listener;
+mod load;
 mod metrics;
 mod node;
 pub mod openapi;
@@ -35,6 +36,7 @@ use tokio::net::TcpListener;
 
 pub use error::{ApiError, ApiResult};
 pub use listener::BoundedListener;
+pub use load::Loads;
 pub use metrics::HttpMetrics;
 use murr_api::FetchLimits;
 use murr_api::auth::{AuthHandle, Scope};
@@ -99,6 +101,8 @@ pub struct AppState {
     pub node: Arc<NodeStatus>,
     /// What `GET /metrics` renders (404 without one).
     pub registry: Option<Arc<prometheus_client::registry::Registry>>,
+    /// The loads from object storage, running and finished.
+    pub loads: Arc<Loads>,
 }
 
 /// Every route: method and path, as `/openapi.json` documents them (a test keeps the two equal).
@@ -114,6 +118,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("put", "/api/v1/table/{name}/write"),
     ("post", "/api/v1/table/{name}/fetch"),
     ("post", "/api/v1/table/{name}/compact"),
+    ("post", "/api/v1/table/{name}/load"),
+    ("get", "/api/v1/table/{name}/load/{id}"),
 ];
 
 /// The scope each route needs when tokens are configured (routes not listed are open).
@@ -123,6 +129,8 @@ pub const ROUTE_SCOPES: &[(&str, &str, Scope)] = &[
     ("get", "/api/v1/table/{name}/schema", Scope::Read),
     ("post", "/api/v1/table/{name}/fetch", Scope::Read),
     ("put", "/api/v1/table/{name}/write", Scope::Write),
+    ("post", "/api/v1/table/{name}/load", Scope::Write),
+    ("get", "/api/v1/table/{name}/load/{id}", Scope::Write),
     ("put", "/api/v1/table/{name}", Scope::Admin),
     ("patch", "/api/v1/table/{name}", Scope::Admin),
     ("delete", "/api/v1/table/{name}", Scope::Admin),
@@ -149,6 +157,8 @@ pub fn router(state: AppState) -> Router {
         .route_layer(guard(Scope::Read));
     let write = Router::new()
         .route("/api/v1/table/{name}/write", put(handlers::write))
+        .route("/api/v1/table/{name}/load", post(handlers::load))
+        .route("/api/v1/table/{name}/load/{id}", get(handlers::load_status))
         .route_layer(guard(Scope::Write));
     let admin = Router::new()
         .route(

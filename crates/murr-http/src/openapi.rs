@@ -98,6 +98,8 @@ const OPERATION_IDS: &[(&str, &str, &str)] = &[
     ("put", "/api/v1/table/{name}/write", "write"),
     ("post", "/api/v1/table/{name}/fetch", "fetch"),
     ("post", "/api/v1/table/{name}/compact", "compact"),
+    ("post", "/api/v1/table/{name}/load", "load"),
+    ("get", "/api/v1/table/{name}/load/{id}", "loadStatus"),
 ];
 
 #[allow(
@@ -242,10 +244,50 @@ fn routes() -> Value {
                     "409": error_response("This node is a read replica"),
                     "503": error_response("The table failed to load, or storage failed")
                 }
+            }},
+            "/api/v1/table/{name}/load": {"post": {
+                "summary": "Load Parquet files from object storage (one file, every file under a prefix but those named _* or .*, or a glob) into the table, reading them on the server: replace swaps the table's rows for the files' in one commit, upsert writes them like one write. Readers see the old rows until the load is complete; a failed load commits nothing. Answers at once with the load's status; follow it at Location",
+                "parameters": [name_param()],
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/LoadRequest"}, "example": {"url": "s3://bucket/dumps/2026-11-28/", "mode": "replace"}}}},
+                "responses": {
+                    "202": {"description": "Started", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/LoadStatus"}}}},
+                    "400": error_response("Malformed request, or a URL that names no object store murr reads (file:// included)"),
+                    "404": error_response("No such table"),
+                    "409": error_response("The table is being loaded already, or this node is a read replica"),
+                    "413": error_response("Body over server.http.max_fetch_payload_size"),
+                    "503": error_response("The table failed to load")
+                }
+            }},
+            "/api/v1/table/{name}/load/{id}": {"get": {
+                "summary": "A load's progress (files, rows, bytes), and once ended, its result or the error that stopped it (naming the file)",
+                "parameters": [name_param(), {"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "responses": {
+                    "200": {"description": "The load's status", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/LoadStatus"}}}},
+                    "400": error_response("A path that does not decode"),
+                    "404": error_response("No such load of this table (a server keeps its last loads' status until it restarts)")
+                }
             }}
         },
         "components": {"schemas": {
             "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
+            "LoadRequest": {"type": "object", "required": ["url"], "additionalProperties": false, "properties": {
+                "url": {"type": "string", "description": "s3://bucket/prefix/, s3://bucket/dump/part-*.parquet, gs://…, az://…"},
+                "mode": {"type": "string", "enum": ["replace", "upsert"], "default": "upsert"}
+            }},
+            "LoadStatus": {"type": "object", "required": ["id", "table", "url", "mode", "state", "files", "files_done", "rows", "bytes", "seconds", "error", "result"], "properties": {
+                "id": {"type": "string"},
+                "table": {"type": "string"},
+                "url": {"type": "string"},
+                "mode": {"type": "string", "enum": ["replace", "upsert"]},
+                "state": {"type": "string", "enum": ["running", "done", "failed"]},
+                "files": {"type": ["integer", "null"], "description": "Files to read; null until listed"},
+                "files_done": {"type": "integer"},
+                "rows": {"type": "integer"},
+                "bytes": {"type": "integer"},
+                "seconds": {"type": "number"},
+                "error": {"type": ["string", "null"]},
+                "result": {"oneOf": [{"$ref": "#/components/schemas/WriteResult"}, {"type": "null"}]}
+            }},
             "DType": {"oneOf": [
                 {"type": "string", "enum": dtypes},
                 {"type": "string", "pattern": dtype_patterns[0], "description": "A timestamp: a signed 64-bit count of the unit since the epoch, with an optional time zone name (UTC, +05:30, Europe/Paris)"},

@@ -19,17 +19,13 @@ use crate::error::{ApiError, ApiResult};
 pub(crate) const MAX_ROW_GROUP_BYTES: i64 = 2 << 30;
 
 /// Rows per decoded batch.
-const BATCH_ROWS: usize = 64 * 1024;
+pub(crate) const BATCH_ROWS: usize = 64 * 1024;
 
 fn invalid(e: &dyn std::fmt::Display) -> ApiError {
     ApiError::bad_request(format!("invalid Parquet file: {e}"))
 }
 
-/// A reader of `file`'s record batches for `table`, after checking from the file's footer alone
-/// that every column is one of the table's (`columns`) and that no row group declares more
-/// uncompressed data than [`MAX_ROW_GROUP_BYTES`]. String columns that the file
-/// dictionary-encodes are read as dictionaries, so that what they expand to is checked (by the
-/// table's input validation) before they are expanded.
+/// A reader of `file`'s record batches for `table`, after [`checked`] has looked at its footer.
 ///
 /// # Errors
 /// 400 naming the column, the row group or what the reader refused.
@@ -40,6 +36,29 @@ pub(crate) fn reader(
 ) -> ApiResult<ParquetRecordBatchReader> {
     let meta =
         ArrowReaderMetadata::load(&file, ArrowReaderOptions::new()).map_err(|e| invalid(&e))?;
+    let file_len = file.metadata().map_or(u64::MAX, |m| m.len());
+    let meta = checked(&meta, file_len, table, columns)?;
+    ParquetRecordBatchReaderBuilder::new_with_metadata(file, meta)
+        .with_batch_size(BATCH_ROWS)
+        .build()
+        .map_err(|e| invalid(&e))
+}
+
+/// How to read a Parquet file of `file_len` bytes whose footer is `meta` into `table`, after
+/// checking from the footer alone that every column is one of the table's (`columns`), that
+/// every column chunk lies inside the file, and that no row group declares more uncompressed
+/// data than [`MAX_ROW_GROUP_BYTES`]. String columns that the file dictionary-encodes are read
+/// as dictionaries, so that what they expand to is checked (by the table's input validation)
+/// before they are expanded.
+///
+/// # Errors
+/// 400 naming the column, the row group or what the reader refused.
+pub(crate) fn checked(
+    meta: &ArrowReaderMetadata,
+    file_len: u64,
+    table: &str,
+    columns: &[&str],
+) -> ApiResult<ArrowReaderMetadata> {
     let schema = meta.schema();
     if let Some(extra) = schema
         .fields()
@@ -53,9 +72,7 @@ pub(crate) fn reader(
         )));
     }
     let parquet = meta.metadata();
-    let file_len = file
-        .metadata()
-        .map_or(i64::MAX, |m| i64::try_from(m.len()).unwrap_or(i64::MAX));
+    let file_len = i64::try_from(file_len).unwrap_or(i64::MAX);
     for (i, group) in parquet.row_groups().iter().enumerate() {
         // Where each column chunk lies: the reader asserts (panics) on negative values.
         for (c, chunk) in group.columns().iter().enumerate() {
@@ -113,13 +130,9 @@ pub(crate) fn reader(
         })
         .collect();
     let hint = Arc::new(Schema::new_with_metadata(hinted, schema.metadata().clone()));
-    let meta = ArrowReaderMetadata::try_new(
+    ArrowReaderMetadata::try_new(
         Arc::clone(parquet),
         ArrowReaderOptions::new().with_schema(hint),
     )
-    .map_err(|e| invalid(&e))?;
-    ParquetRecordBatchReaderBuilder::new_with_metadata(file, meta)
-        .with_batch_size(BATCH_ROWS)
-        .build()
-        .map_err(|e| invalid(&e))
+    .map_err(|e| invalid(&e))
 }

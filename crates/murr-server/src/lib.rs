@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod incoming;
+pub mod load_cli;
 mod metrics;
 
 use std::net::SocketAddr;
@@ -159,6 +160,17 @@ fn store_unreachable(config: &Config, e: &murr_directory::Error) -> anyhow::Erro
     }
 }
 
+/// How murr reaches S3-compatible stores: `storage.s3` (the durable store and the sources of
+/// loads alike).
+fn remote_options(s3: &config::S3Config) -> RemoteOptions {
+    RemoteOptions {
+        endpoint: s3.endpoint.clone(),
+        region: s3.region.clone(),
+        allow_http: s3.allow_http,
+        ..RemoteOptions::default()
+    }
+}
+
 /// Opens the store `config` names, without serving it: for a program that embeds the engine
 /// (the Python package). [`Server::bind`] does the same before it binds its listeners.
 ///
@@ -192,13 +204,7 @@ fn open_store(config: &Config, role: Role) -> Result<Store> {
         store.gc(Duration::ZERO)?;
         return Ok(store);
     };
-    let s3 = &config.storage.s3;
-    let options = RemoteOptions {
-        endpoint: s3.endpoint.clone(),
-        region: s3.region.clone(),
-        allow_http: s3.allow_http,
-        ..RemoteOptions::default()
-    };
+    let options = remote_options(&config.storage.s3);
     let remote = ObjectStoreDirectory::from_url(url, &options).map_err(anyhow::Error::from)?;
     let started = Instant::now();
     remote.probe().map_err(|e| store_unreachable(config, &e))?;
@@ -498,6 +504,7 @@ impl Server {
             store: Arc::clone(&store),
             config: Arc::clone(&http_config),
             registry: Some(registry),
+            loads: Arc::new(murr_http::Loads::new(remote_options(&config.storage.s3))),
         });
         let http = murr_http::serve(listener, router, &http_config, stopped(stop_rx.clone()));
         let flight = async {

@@ -66,6 +66,31 @@ enum Command {
     /// Reads a token from standard input and prints its SHA-256, for `token_sha256` in
     /// server.auth.tokens (so that the config file holds no secret).
     HashToken,
+    /// Loads Parquet files from object storage into a table of a running murr server and waits
+    /// for the load to end (progress on stderr, the final status as JSON on stdout). The server
+    /// reads the files, with its own storage.s3 settings and AWS_* environment.
+    Load {
+        /// The table to load into.
+        table: String,
+        /// One file, a prefix (every file under it but _* and .*), or a glob:
+        /// s3://bucket/dumps/2026-11-28/, s3://bucket/dump/part-*.parquet, gs://…, az://…
+        url: String,
+        /// replace: the files' rows become the table's only rows; upsert: they are one write.
+        #[arg(long, value_enum, default_value = "upsert")]
+        mode: LoadModeArg,
+        /// The server's HTTP address.
+        #[arg(long, default_value = "http://127.0.0.1:8080", value_name = "URL")]
+        server: String,
+        /// A bearer token with the write scope, for a server with server.auth.tokens.
+        #[arg(long, env = "MURR_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum LoadModeArg {
+    Replace,
+    Upsert,
 }
 
 /// `murr hash-token`: the digest of the token on standard input (without its line end).
@@ -90,8 +115,22 @@ fn hash_token() -> ExitCode {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    if let Some(Command::HashToken) = args.command {
-        return hash_token();
+    match args.command {
+        Some(Command::HashToken) => return hash_token(),
+        Some(Command::Load {
+            table,
+            url,
+            mode,
+            server,
+            token,
+        }) => {
+            let mode = match mode {
+                LoadModeArg::Replace => murr_api::LoadMode::Replace,
+                LoadModeArg::Upsert => murr_api::LoadMode::Upsert,
+            };
+            return murr_server::load_cli::run(&server, token.as_deref(), &table, &url, mode);
+        }
+        None => {}
     }
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));

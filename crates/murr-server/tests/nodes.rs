@@ -4,6 +4,9 @@
 //! acknowledged and leaves nothing half-written for replicas; two writers racing on one table
 //! cannot both commit; a replica rebuilds a wiped cache, keeps serving while the bucket is
 //! unreachable and says so; bad storage settings stop the start with a message naming them.
+//! Loads: Parquet dumps written by pyarrow into the bucket, loaded with `murr load` (replace and
+//! upsert, a prefix and a glob), a corrupt file in the middle, a missing prefix, reads during a
+//! load.
 
 #![allow(clippy::disallowed_methods, clippy::print_stderr, reason = "tests")]
 
@@ -86,8 +89,13 @@ fn murr(config_text: &str, dir: &Path, env: &[(&str, String)]) -> (Command, Path
 
 impl Node {
     fn start(s3: &Seaweed, prefix: &str, role: &str, cache: &Path) -> Node {
+        Node::start_with(s3, &config(s3, prefix, role, cache), role, cache)
+    }
+
+    /// A node started with `yaml` (the keys of `s3` in its environment).
+    fn start_with(s3: &Seaweed, yaml: &str, role: &str, cache: &Path) -> Node {
         let dir = cache.parent().expect("cache folder has a parent");
-        let (mut cmd, _) = murr(&config(s3, prefix, role, cache), dir, &s3.env());
+        let (mut cmd, _) = murr(yaml, dir, &s3.env());
         let mut child = cmd.spawn().expect("starts murr");
         let stderr = child.stderr.take().expect("stderr");
         let (tx, rx) = mpsc::channel();
@@ -608,4 +616,217 @@ fn bad_storage_settings_stop_the_start_and_name_the_setting() {
             "case {i}: names {expected:?}: {err}"
         );
     }
+}
+
+/// Writes a dump with pyarrow straight into the bucket: `files` Parquet files of `rows` rows
+/// each (row groups of `group` rows) under `prefix`, keys k{start}.., both columns `v`, and a
+/// `_SUCCESS` marker; the file numbered `corrupt`, if any, is garbage instead.
+fn pyarrow_dump(
+    s3: &Seaweed,
+    prefix: &str,
+    files: usize,
+    rows: usize,
+    group: usize,
+    v: i64,
+    corrupt: Option<usize>,
+) {
+    let script = r#"
+import sys
+import pyarrow as pa, pyarrow.fs as fs, pyarrow.parquet as pq
+endpoint, bucket, prefix, key, secret = sys.argv[1:6]
+files, rows, group, v, corrupt = (int(a) for a in sys.argv[6:11])
+s3 = fs.S3FileSystem(access_key=key, secret_key=secret, endpoint_override=endpoint, scheme="http", region="us-east-1")
+for f in range(files):
+    path = f"{bucket}/{prefix}/part-{f:05}.parquet"
+    if f == corrupt:
+        with s3.open_output_stream(path) as out:
+            out.write(b"PAR1" + b"not a parquet file" * 100 + b"PAR1")
+        continue
+    ids = pa.array([f"k{f * rows + i}" for i in range(rows)])
+    vs = pa.array([v] * rows, pa.int64())
+    pq.write_table(pa.table({"id": ids, "v": vs, "w": vs}), path, filesystem=s3, row_group_size=group)
+with s3.open_output_stream(f"{bucket}/{prefix}/_SUCCESS") as out:
+    pass
+"#;
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args([
+            &s3.endpoint,
+            &s3.bucket,
+            prefix,
+            seaweed::ACCESS_KEY,
+            seaweed::SECRET_KEY,
+        ])
+        .args([files, rows, group].map(|n| n.to_string()))
+        .arg(v.to_string())
+        .arg(corrupt.map_or("-1".to_owned(), |c| c.to_string()))
+        .output()
+        .expect("python3 runs (cargo xtask test puts the venv's first on PATH)");
+    assert!(
+        out.status.success(),
+        "pyarrow writes the dump: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `murr load TABLE URL --mode MODE --server BASE`: exit code, stdout (JSON), stderr.
+fn murr_load(base: &str, table: &str, url: &str, mode: &str) -> (Option<i32>, Value, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_murr"))
+        .args(["load", table, url, "--mode", mode, "--server", base])
+        .env_remove("MURR_TOKEN")
+        .output()
+        .expect("murr load runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    (
+        out.status.code(),
+        serde_json::from_str(&stdout).unwrap_or(Value::String(stdout.into_owned())),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The `v` of each key, null for a key never written.
+fn read_v(base: &str, table: &str, keys: &[&str]) -> Vec<Value> {
+    let body = json!({"keys": keys, "columns": ["v"]}).to_string();
+    let (status, v) = call(
+        base,
+        "POST",
+        &format!("/api/v1/table/{table}/fetch"),
+        Some(&body),
+    );
+    assert_eq!(status, 200, "{v}");
+    v["columns"]["v"].as_array().cloned().expect("column v")
+}
+
+#[test]
+fn parquet_dumps_load_from_the_bucket_whole_or_not_at_all() {
+    let s3 = Seaweed::start("dumps");
+    let tmp = tempfile::tempdir().expect("temp folder");
+    let cache = tmp.path().join("data");
+    // Tables on local disk; the bucket holds only the dumps.
+    let yaml = format!(
+        "storage:\n  cache_dir: {}\n  s3: {{endpoint: \"{}\", allow_http: true}}\n",
+        cache.display(),
+        s3.endpoint
+    );
+    let mut node = Node::start_with(&s3, &yaml, "local", &cache);
+    let base = node.base.clone();
+    let (status, _) = node.call("PUT", "/api/v1/table/t", Some(SCHEMA));
+    assert_eq!(status, 201);
+    let body = json!({"columns": {"id": ["k0", "old"], "v": [-1, -1], "w": [-1, -1]}}).to_string();
+    assert_eq!(
+        node.call("PUT", "/api/v1/table/t/write", Some(&body)).0,
+        200
+    );
+
+    // Upsert of a prefix: 3 files of 4 row groups; the marker is skipped; the other rows stay.
+    pyarrow_dump(&s3, "dumps/a", 3, 2000, 500, 1, None);
+    let (code, status, stderr) = murr_load(&base, "t", &s3.url("dumps/a/"), "upsert");
+    assert_eq!(code, Some(0), "{status}\n{stderr}");
+    assert_eq!(status["state"], "done");
+    assert_eq!(
+        (status["files"].as_u64(), status["rows"].as_u64()),
+        (Some(3), Some(6000))
+    );
+    assert_eq!(status["result"]["stored"], 6000);
+    assert_eq!(
+        read_v(&base, "t", &["k0", "k5999", "old", "k6000"]),
+        [json!(1), json!(1), json!(-1), Value::Null]
+    );
+    node.wait_for_line("load done", Duration::from_secs(10));
+
+    // Replace from a glob: the table holds exactly the dump's rows afterwards.
+    pyarrow_dump(&s3, "dumps/b", 2, 1000, 1000, 2, None);
+    let (code, status, stderr) =
+        murr_load(&base, "t", &s3.url("dumps/b/part-*.parquet"), "replace");
+    assert_eq!(code, Some(0), "{status}\n{stderr}");
+    assert_eq!(status["rows"], 2000);
+    assert_eq!(
+        read_v(&base, "t", &["k0", "k1999", "k2000", "old"]),
+        [json!(2), json!(2), Value::Null, Value::Null]
+    );
+
+    // A corrupt file in the middle: the load fails naming it, and nothing is committed.
+    pyarrow_dump(&s3, "dumps/c", 3, 1000, 250, 3, Some(1));
+    let (code, status, stderr) = murr_load(&base, "t", &s3.url("dumps/c/"), "replace");
+    assert_eq!(code, Some(1), "{status}\n{stderr}");
+    assert_eq!(status["state"], "failed");
+    let error = status["error"].as_str().expect("an error");
+    assert!(
+        error.contains("s3://dumps/dumps/c/part-00001.parquet"),
+        "{error}"
+    );
+    assert_eq!(
+        read_v(&base, "t", &["k0", "k1999", "k2000"]),
+        [json!(2), json!(2), Value::Null]
+    );
+
+    // A prefix with nothing under it, a file:// URL, an unknown table, an unknown load.
+    let (code, status, _) = murr_load(&base, "t", &s3.url("dumps/none/"), "upsert");
+    assert_eq!(code, Some(1));
+    assert!(
+        status["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("no files at s3://dumps/dumps/none/")),
+        "{status}"
+    );
+    let (code, _, stderr) = murr_load(&base, "t", "file:///etc/", "upsert");
+    assert_eq!(code, Some(2));
+    assert!(
+        stderr.contains("400") && stderr.contains("not the server's own disk"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = murr_load(&base, "nope", &s3.url("dumps/a/"), "upsert");
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("404"), "{stderr}");
+    let (status, body) = node.call("GET", "/api/v1/table/t/load/123-4", None);
+    assert_eq!(status, 404, "{body}");
+    let (status, body) = node.call(
+        "POST",
+        "/api/v1/table/t/load",
+        Some(r#"{"url": "s3://dumps/x", "mode": "merge"}"#),
+    );
+    assert_eq!(status, 400, "{body}");
+
+    // Reads during a load see the old rows until it commits, then only the new ones.
+    pyarrow_dump(&s3, "dumps/d", 8, 40_000, 10_000, 4, None);
+    let request = json!({"url": s3.url("dumps/d/"), "mode": "replace"}).to_string();
+    let (status, started) = node.call("POST", "/api/v1/table/t/load", Some(&request));
+    assert_eq!(status, 202, "{started}");
+    let id = started["id"].as_str().expect("an id").to_owned();
+    // Every read sees the whole old table or the whole new one; while the load has read rows
+    // and not committed, the old one.
+    let old = [json!(2), Value::Null, Value::Null];
+    let new = [json!(4), json!(4), json!(4)];
+    let mut old_while_loading = 0;
+    let done = loop {
+        let values = read_v(&base, "t", &["k0", "k2000", "k319999"]);
+        let (_, now) = node.call("GET", &format!("/api/v1/table/t/load/{id}"), None);
+        assert!(
+            values == old || values == new,
+            "a read sees one table or the other: {values:?}"
+        );
+        match now["state"].as_str() {
+            Some("running") => {
+                if values == old && now["rows"].as_u64().is_some_and(|r| r > 0) {
+                    old_while_loading += 1;
+                }
+            }
+            Some("done") => break now,
+            _ => panic!("the load ends well: {now}"),
+        }
+    };
+    assert!(
+        old_while_loading > 0,
+        "the old rows were read while the load had read rows"
+    );
+    assert_eq!(
+        (done["files_done"].as_u64(), done["rows"].as_u64()),
+        (Some(8), Some(320_000))
+    );
+    assert_eq!(
+        read_v(&base, "t", &["k0", "k2000", "k319999"]),
+        [json!(4), json!(4), json!(4)]
+    );
+    node.stop();
 }

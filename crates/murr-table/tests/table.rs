@@ -603,6 +603,69 @@ fn a_streamed_write_is_cut_into_segments_and_is_atomic() {
 }
 
 #[test]
+fn a_replacing_write_swaps_every_row_at_once_or_changes_nothing() {
+    let opts = StoreOptions {
+        background_merges: false,
+        write_segment_bytes: 1,
+        ..StoreOptions::default()
+    };
+    let store = Store::open(Arc::new(RamDirectory::new()), opts).expect("opens");
+    let t = store.create_table("t", schema()).expect("creates");
+    let keys: Vec<String> = (0..10).map(|i| format!("k{i}")).collect();
+    t.write(&[valued(&keys[..5], 1)]).expect("writes");
+    t.write(&[valued(&keys[3..8], 2)]).expect("writes");
+    // A failure in the middle: the old rows stay, and no new file is left.
+    let failing = (0..3).map(|v| {
+        if v == 1 {
+            Err(murr_table::Error::Invalid("broken dump".into()))
+        } else {
+            Ok(valued(&keys[8..], 9))
+        }
+    });
+    let err = t.replace_stream(failing).expect_err("fails");
+    assert!(err.to_string().contains("broken dump"));
+    assert_eq!(t.stats().segments, 2);
+    let files = |store: &Store| store.directory().list("tables/t").expect("lists").len();
+    let before = files(&store);
+    // Replaced: only the new rows are left (cut into segments as any streamed write), and the
+    // replaced segments' files are gone.
+    let stats = t
+        .replace_stream([Ok(valued(&keys[8..], 3)), Ok(valued(&keys[9..], 4))])
+        .expect("replaces");
+    assert_eq!((stats.rows, t.stats().segments), (3, 2));
+    assert_eq!(
+        ns(&t.fetch(&keys, &["n"]).expect("fetches"), 0),
+        [
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            Some(3),
+            Some(4)
+        ]
+    );
+    assert_eq!(files(&store), before, "two segments replaced two");
+    // Replacing with nothing empties the table.
+    let stats = t.replace_stream(std::iter::empty()).expect("replaces");
+    assert_eq!((stats.rows, t.stats().segments, t.stats().rows), (0, 0, 0));
+    assert_eq!(
+        ns(&t.fetch(&keys[8..], &["n"]).expect("fetches"), 0),
+        [None, None]
+    );
+    // And the table reopens as it was left.
+    drop(t);
+    let reopened = Store::open(Arc::clone(store.directory()), StoreOptions::default())
+        .expect("reopens")
+        .table("t")
+        .expect("table");
+    assert_eq!(reopened.stats().segments, 0);
+}
+
+#[test]
 fn an_idle_table_is_compacted_into_one_segment() {
     let opts = StoreOptions {
         idle_compaction: Some(std::time::Duration::from_millis(50)),

@@ -258,7 +258,11 @@ impl Table {
                     .map(Segment::path)
                     .eq(old.iter());
             if !still_there {
-                return Err(Error::Internal("segments changed under a merge".to_owned()));
+                // Only a replacing write swaps segments out from under a merge.
+                return Err(Error::Conflict {
+                    table: self.name.clone(),
+                    what: "the segments being merged (a replacing write swapped them)".to_owned(),
+                });
             }
             segments.splice(range.clone(), merged.clone());
             Ok(())

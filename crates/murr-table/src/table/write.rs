@@ -53,6 +53,27 @@ impl Table {
         &self,
         batches: impl IntoIterator<Item = Result<RecordBatch>>,
     ) -> Result<WriteStats> {
+        self.write_stream_as(batches, false)
+    }
+
+    /// As [`Table::write_stream`], but the rows written become the table's only rows: one
+    /// commit swaps every segment for the new ones (readers see the old rows until then, and
+    /// the old rows alone after an error). No rows at all leave the table empty.
+    ///
+    /// # Errors
+    /// As [`Table::write_stream`].
+    pub fn replace_stream(
+        &self,
+        batches: impl IntoIterator<Item = Result<RecordBatch>>,
+    ) -> Result<WriteStats> {
+        self.write_stream_as(batches, true)
+    }
+
+    fn write_stream_as(
+        &self,
+        batches: impl IntoIterator<Item = Result<RecordBatch>>,
+        replace: bool,
+    ) -> Result<WriteStats> {
         self.check_writable("a write")?;
         let _slot = self.config.write_slots.acquire(&self.name);
         let started = Instant::now();
@@ -66,14 +87,18 @@ impl Table {
                 return Err(e);
             }
         };
-        if written.is_empty() {
+        if written.is_empty() && !replace {
             return Ok(stats);
         }
         // Written files are mapped cold: read them in before readers see them.
         for s in &written {
             self.dir.warm(s.view().bytes());
         }
+        let mut replaced = Vec::new();
         self.commit(|segments| {
+            if replace {
+                replaced = std::mem::take(segments);
+            }
             segments.extend(written.iter().cloned());
             Ok(())
         })
@@ -82,6 +107,13 @@ impl Table {
                 self.discard(&written);
             }
         })?;
+        if self.config.delete_at_once {
+            for s in &replaced {
+                if let Err(e) = self.dir.delete_if_exists(s.path()) {
+                    tracing::warn!(table = %self.name, file = %s.path(), error = %e, "could not delete a replaced segment; gc removes it");
+                }
+            }
+        }
         self.counters.wrote(stats.rows);
         tracing::debug!(
             table = %self.name,
@@ -89,6 +121,7 @@ impl Table {
             stored = stats.stored,
             bytes = stats.bytes,
             segments = written.len(),
+            replaced = replaced.len(),
             ms = started.elapsed().as_secs_f64() * 1e3,
             "write"
         );
