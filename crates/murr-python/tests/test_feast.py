@@ -50,6 +50,7 @@ driver_stats = FeatureView(
         Field(name="city", dtype=String),
         Field(name="avatar", dtype=Bytes),
         Field(name="embedding", dtype=Array(Float32)),
+        Field(name="vector", dtype=Array(Float32), vector_length=3),
         Field(name="tags", dtype=Array(String)),
         Field(name="seen", dtype=UnixTimestamp),
     ],
@@ -69,7 +70,7 @@ pair_stats = FeatureView(
 
 DRIVER_FEATURES = [
     f"driver_stats:{f}"
-    for f in ["conv_rate", "acc_rate", "trips", "rank", "active", "city", "avatar", "embedding", "tags", "seen"]
+    for f in ["conv_rate", "acc_rate", "trips", "rank", "active", "city", "avatar", "embedding", "vector", "tags", "seen"]
 ]
 
 
@@ -94,6 +95,7 @@ def write_data(data: Path) -> None:
                     "city": None if d % 11 == 0 else f"city-{d}-{version}",
                     "avatar": bytes([d, version, 255]),
                     "embedding": [float(x) for x in rng.random(4).astype(np.float32)],
+                    "vector": None if d % 13 == 5 else [float(x) for x in rng.random(3).astype(np.float32)],
                     "tags": [f"t{d}", f"v{version}"],
                     "seen": ts - timedelta(hours=d),
                 }
@@ -113,6 +115,7 @@ def write_data(data: Path) -> None:
                 ("city", pa.string()),
                 ("avatar", pa.binary()),
                 ("embedding", pa.list_(pa.float32())),
+                ("vector", pa.list_(pa.float32())),
                 ("tags", pa.list_(pa.string())),
                 ("seen", pa.timestamp("us", tz="UTC")),
             ]
@@ -224,6 +227,7 @@ def test_feast_on_the_murr_server_answers_as_feasts_sqlite_store(tmp_path: Path,
         tables = db.list_tables()
         assert {"murr_test.driver_stats", "murr_test.pair_stats"} <= set(tables)
         assert str(tables["murr_test.driver_stats"].columns["embedding"].dtype) == "list<float32>"
+        assert str(tables["murr_test.driver_stats"].columns["vector"].dtype) == "fixed_size_list<float32, 3>"
 
         # Freshness: a write older than the stored row changes nothing; a newer one replaces it.
         store = FeatureStore(repo_path=str(repo))
@@ -246,6 +250,7 @@ def test_feast_on_the_murr_server_answers_as_feasts_sqlite_store(tmp_path: Path,
                     "city": ["late", "late"],
                     "avatar": [b"x", b"y"],
                     "embedding": [[1.0], [2.0]],
+                    "vector": [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]],
                     "tags": [["a"], ["b"]],
                     "seen": [late, late],
                 }

@@ -92,12 +92,16 @@ _LISTS: Dict[ValueType, ValueType] = {
 }
 
 
-def _column_type(value_type: ValueType) -> Tuple[str, pa.DataType]:
-    """The murr dtype and Arrow type of a feature of ``value_type``: the matching type, or
-    binary holding the serialized Feast value for types murr has no column type for."""
+def _column_type(value_type: ValueType, vector_length: int = 0) -> Tuple[str, pa.DataType]:
+    """The murr dtype and Arrow type of a feature of ``value_type``: the matching type (an
+    embedding, a float list with a ``vector_length``, as a fixed-size list), or binary holding
+    the serialized Feast value for types murr has no column type for."""
     if value_type in _SCALARS:
         dtype, arrow, _ = _SCALARS[value_type]
         return dtype, arrow
+    if value_type in (ValueType.FLOAT_LIST, ValueType.DOUBLE_LIST) and vector_length > 0:
+        dtype, arrow, _ = _SCALARS[_LISTS[value_type]]
+        return f"fixed_size_list<{dtype}, {vector_length}>", pa.list_(arrow, vector_length)
     if value_type in _LISTS:
         dtype, arrow, _ = _SCALARS[_LISTS[value_type]]
         return f"list<{dtype}>", pa.list_(arrow)
@@ -110,6 +114,10 @@ def _value_type(field: Any) -> ValueType:
     return field.dtype.to_value_type()
 
 
+def _field_type(field: Any) -> Tuple[str, pa.DataType]:
+    return _column_type(_value_type(field), getattr(field, "vector_length", 0) or 0)
+
+
 def _table_name(config: RepoConfig, table: FeatureView) -> str:
     return f"{config.project}.{table.name}"
 
@@ -117,7 +125,7 @@ def _table_name(config: RepoConfig, table: FeatureView) -> str:
 def _schema(table: FeatureView) -> TableSchema:
     columns: Dict[str, ColumnSchema] = {KEY: ColumnSchema(dtype="utf8", nullable=False)}
     for field in table.features:
-        columns[field.name] = ColumnSchema(dtype=_column_type(_value_type(field))[0])
+        columns[field.name] = ColumnSchema(dtype=_field_type(field)[0])
     columns[EVENT_TS] = ColumnSchema(dtype=_TS)
     columns[CREATED_TS] = ColumnSchema(dtype=_TS)
     return TableSchema(key=KEY, columns=columns)
@@ -433,7 +441,7 @@ class MurrOnlineStore(OnlineStore):
             columns: Dict[str, pa.Array] = {KEY: pa.array([keys[i] for i in rows], pa.string())}
             for field in table.features:
                 value_type = _value_type(field)
-                arrow = _column_type(value_type)[1]
+                arrow = _field_type(field)[1]
                 protos = [data[i][1].get(field.name, ValueProto()) for i in rows]
                 columns[field.name] = _python_values(protos, value_type, arrow)
             ts_type = pa.timestamp("us", tz="UTC")
