@@ -36,7 +36,7 @@ use tokio::net::TcpListener;
 
 pub use error::{ApiError, ApiResult};
 pub use listener::BoundedListener;
-pub use load::Loads;
+pub use load::{Loads, Watch};
 pub use metrics::HttpMetrics;
 use murr_api::FetchLimits;
 use murr_api::auth::{AuthHandle, Scope};

@@ -220,6 +220,150 @@ impl Loads {
     }
 }
 
+/// A table that reloads when a new dump appears: `load.watch` of the server's configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Watch {
+    /// The table loaded into.
+    pub table: String,
+    /// The prefix watched: the dump's folder (rewritten in place), or the parent of dated
+    /// folders, one per dump.
+    pub url: String,
+    /// How each new dump is loaded (`replace` for a full dump).
+    pub mode: LoadMode,
+    /// How often the prefix is listed.
+    pub interval: Duration,
+    /// A file where the last dump loaded is remembered across restarts.
+    pub state_file: std::path::PathBuf,
+}
+
+/// A dump's completion marker: its identity (path, time and tag) and the folder it completes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Marker {
+    identity: String,
+    folder: String,
+}
+
+/// The newest `_SUCCESS` marker under `prefix`: the greatest path (the latest dated folder), or
+/// the one marker of a folder rewritten in place (a rewrite changes its time and tag).
+async fn latest_marker(
+    source: &dyn ObjectStore,
+    prefix: &str,
+) -> object_store::Result<Option<Marker>> {
+    let under = (!prefix.is_empty()).then(|| StorePath::from(prefix));
+    let listed: Vec<ObjectMeta> = source.list(under.as_ref()).try_collect().await?;
+    Ok(listed
+        .into_iter()
+        .filter(|m| m.location.filename() == Some("_SUCCESS"))
+        .max_by(|a, b| a.location.cmp(&b.location))
+        .map(|m| {
+            let name = m.location.as_ref();
+            Marker {
+                identity: format!(
+                    "{name} {} {}",
+                    m.last_modified.to_rfc3339(),
+                    m.e_tag.unwrap_or_default()
+                ),
+                folder: name.trim_end_matches("_SUCCESS").to_owned(),
+            }
+        }))
+}
+
+impl Loads {
+    /// Starts watching `watch.url` for table `watch.table` of `store`: every `watch.interval`
+    /// the prefix is listed, and when its newest `_SUCCESS` marker is not the one of the last
+    /// dump loaded (remembered in `watch.state_file`), that marker's folder is loaded. A load
+    /// that fails is logged and not retried for the same marker. The thread ends when the
+    /// store or the loads are dropped.
+    ///
+    /// # Errors
+    /// 400 for a URL that names no store murr can read; the thread failing to start.
+    pub fn watch(self: &Arc<Self>, store: &Arc<Store>, watch: Watch) -> ApiResult<()> {
+        if watch
+            .url
+            .trim_start()
+            .to_ascii_lowercase()
+            .starts_with("file:")
+        {
+            return Err(ApiError::bad_request(format!(
+                "load.watch {}: {:?} is not object storage (s3://, gs://, az://)",
+                watch.table, watch.url
+            )));
+        }
+        let (source, prefix) =
+            murr_directory::source_store(&watch.url, &self.sources, "load.watch")
+                .map_err(|e| ApiError::bad_request(format!("load.watch {}: {e}", watch.table)))?;
+        let root = match watch.url.rfind(prefix.as_str()) {
+            Some(i) if !prefix.is_empty() => watch.url[..i].to_owned(),
+            _ => format!("{}/", watch.url.trim_end_matches('/')),
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| {
+                ApiError::new(axum::http::StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+            })?;
+        let (loads, store) = (Arc::downgrade(self), Arc::downgrade(store));
+        tracing::info!(table = %watch.table, url = %watch.url, every_s = watch.interval.as_secs_f64(), "watching for dumps");
+        std::thread::Builder::new()
+            .name("murr-load-watch".to_owned())
+            .spawn(move || {
+                let mut last = std::fs::read_to_string(&watch.state_file).ok();
+                let mut failing = false;
+                loop {
+                    let marker = runtime.block_on(latest_marker(source.as_ref(), &prefix));
+                    let (Some(loads), Some(store)) = (loads.upgrade(), store.upgrade()) else {
+                        return;
+                    };
+                    match marker {
+                        Err(e) => {
+                            if !failing {
+                                tracing::warn!(table = %watch.table, url = %watch.url, error = %e, "cannot list the watched prefix; trying again");
+                            }
+                            failing = true;
+                        }
+                        Ok(None) => failing = false,
+                        Ok(Some(m)) if last.as_deref() == Some(m.identity.as_str()) => failing = false,
+                        Ok(Some(m)) => {
+                            failing = false;
+                            let url = format!("{root}{}", m.folder);
+                            tracing::info!(table = %watch.table, url = %url, "a new dump is complete");
+                            let request = LoadRequest { url, mode: watch.mode };
+                            match loads.start(&store, &watch.table, request) {
+                                Ok(status) => {
+                                    let ended = loads.wait(&watch.table, &status.id);
+                                    if ended.is_some_and(|s| s.state == LoadState::Failed) {
+                                        tracing::error!(table = %watch.table, marker = %m.identity, "the new dump did not load; the table keeps its rows until the next dump");
+                                    }
+                                    if let Err(e) = std::fs::write(&watch.state_file, &m.identity) {
+                                        tracing::warn!(file = %watch.state_file.display(), error = %e, "cannot remember the dump loaded; it loads again after a restart");
+                                    }
+                                    last = Some(m.identity);
+                                }
+                                // Another load of the table is running: the next poll tries again.
+                                Err(e) => tracing::warn!(table = %watch.table, error = %e.message, "cannot load the new dump yet"),
+                            }
+                        }
+                    }
+                    drop((loads, store));
+                    std::thread::sleep(watch.interval);
+                }
+            })
+            .map_err(|e| ApiError::new(axum::http::StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+        Ok(())
+    }
+
+    /// Waits for load `id` of `table` to end; its last status (`None` for a load unknown).
+    pub fn wait(&self, table: &str, id: &str) -> Option<LoadStatus> {
+        loop {
+            let status = self.status(table, id)?;
+            if status.state != LoadState::Running {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
 /// Runs load `job` into `table` from `path` of `source`, and records how it ended.
 fn run(job: &Job, table: &Table, source: Arc<dyn ObjectStore>, path: &str) {
     let outcome = load(job, table, source, path);

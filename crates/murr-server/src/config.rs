@@ -22,6 +22,42 @@ pub struct Config {
     pub server: ServerConfig,
     /// Where data lives.
     pub storage: StorageConfig,
+    /// `load.*`: loads of Parquet dumps from object storage.
+    pub load: LoadConfig,
+}
+
+/// `load.*`
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LoadConfig {
+    /// Tables that reload when a new dump appears under a prefix (a new `_SUCCESS` marker).
+    pub watch: Vec<WatchConfig>,
+}
+
+/// One entry of `load.watch`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WatchConfig {
+    /// The table (it must exist).
+    pub table: String,
+    /// The prefix watched: `s3://bucket/dumps/items/` holding the dump itself (rewritten in
+    /// place, with a `_SUCCESS` marker written last) or dated folders, one dump each
+    /// (`…/2026-11-28/_SUCCESS`): the folder of the newest marker is loaded.
+    pub url: String,
+    /// `replace` (the default) or `upsert`.
+    #[serde(default = "replace")]
+    pub mode: murr_api::LoadMode,
+    /// Seconds between two listings of the prefix. Default 60.
+    #[serde(default = "sixty", deserialize_with = "positive_seconds")]
+    pub interval: f64,
+}
+
+fn replace() -> murr_api::LoadMode {
+    murr_api::LoadMode::Replace
+}
+
+fn sixty() -> f64 {
+    60.0
 }
 
 /// `server.*`

@@ -341,6 +341,9 @@ impl Server {
         if config.server.grpc.max_connections == 0 {
             bail!("server.grpc.max_connections: 0 would refuse every client; give at least 1");
         }
+        if role == Role::Replica && !config.load.watch.is_empty() {
+            bail!("load.watch: a replica takes no writes; watch for dumps on the writer");
+        }
         let auth = AuthHandle::new(auth_of(&config)?);
         let tls = config.server.tls.load()?;
         if tls.is_some() {
@@ -499,12 +502,30 @@ impl Server {
             open_metrics: config.server.auth.open_metrics,
             tls: tls.as_ref().map(|t| Arc::clone(&t.http)),
         });
+        let loads = Arc::new(murr_http::Loads::new(remote_options(&config.storage.s3)));
+        for w in &config.load.watch {
+            let folder = config.storage.cache_dir.join("watch");
+            std::fs::create_dir_all(&folder)
+                .with_context(|| format!("cannot create {}", folder.display()))?;
+            loads
+                .watch(
+                    &store,
+                    murr_http::Watch {
+                        table: w.table.clone(),
+                        url: w.url.clone(),
+                        mode: w.mode,
+                        interval: Duration::from_secs_f64(w.interval),
+                        state_file: folder.join(format!("{}.last", w.table)),
+                    },
+                )
+                .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+        }
         let router = murr_http::router(murr_http::AppState {
             node: Arc::clone(&node),
             store: Arc::clone(&store),
             config: Arc::clone(&http_config),
             registry: Some(registry),
-            loads: Arc::new(murr_http::Loads::new(remote_options(&config.storage.s3))),
+            loads: Arc::clone(&loads),
         });
         let http = murr_http::serve(listener, router, &http_config, stopped(stop_rx.clone()));
         let flight = async {

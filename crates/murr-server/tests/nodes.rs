@@ -620,7 +620,9 @@ fn bad_storage_settings_stop_the_start_and_name_the_setting() {
 
 /// Writes a dump with pyarrow straight into the bucket: `files` Parquet files of `rows` rows
 /// each (row groups of `group` rows) under `prefix`, keys k{start}.., both columns `v`, and a
-/// `_SUCCESS` marker; the file numbered `corrupt`, if any, is garbage instead.
+/// `_SUCCESS` marker (unless `marker` is false); the file numbered `corrupt`, if any, is
+/// garbage instead.
+#[allow(clippy::too_many_arguments, reason = "a test helper")]
 fn pyarrow_dump(
     s3: &Seaweed,
     prefix: &str,
@@ -629,12 +631,13 @@ fn pyarrow_dump(
     group: usize,
     v: i64,
     corrupt: Option<usize>,
+    marker: bool,
 ) {
     let script = r#"
 import sys
 import pyarrow as pa, pyarrow.fs as fs, pyarrow.parquet as pq
 endpoint, bucket, prefix, key, secret = sys.argv[1:6]
-files, rows, group, v, corrupt = (int(a) for a in sys.argv[6:11])
+files, rows, group, v, corrupt, marker = (int(a) for a in sys.argv[6:12])
 s3 = fs.S3FileSystem(access_key=key, secret_key=secret, endpoint_override=endpoint, scheme="http", region="us-east-1")
 for f in range(files):
     path = f"{bucket}/{prefix}/part-{f:05}.parquet"
@@ -645,8 +648,9 @@ for f in range(files):
     ids = pa.array([f"k{f * rows + i}" for i in range(rows)])
     vs = pa.array([v] * rows, pa.int64())
     pq.write_table(pa.table({"id": ids, "v": vs, "w": vs}), path, filesystem=s3, row_group_size=group)
-with s3.open_output_stream(f"{bucket}/{prefix}/_SUCCESS") as out:
-    pass
+if marker:
+    with s3.open_output_stream(f"{bucket}/{prefix}/_SUCCESS") as out:
+        pass
 "#;
     let out = Command::new("python3")
         .arg("-c")
@@ -661,6 +665,7 @@ with s3.open_output_stream(f"{bucket}/{prefix}/_SUCCESS") as out:
         .args([files, rows, group].map(|n| n.to_string()))
         .arg(v.to_string())
         .arg(corrupt.map_or("-1".to_owned(), |c| c.to_string()))
+        .arg(if marker { "1" } else { "0" })
         .output()
         .expect("python3 runs (cargo xtask test puts the venv's first on PATH)");
     assert!(
@@ -720,7 +725,7 @@ fn parquet_dumps_load_from_the_bucket_whole_or_not_at_all() {
     );
 
     // Upsert of a prefix: 3 files of 4 row groups; the marker is skipped; the other rows stay.
-    pyarrow_dump(&s3, "dumps/a", 3, 2000, 500, 1, None);
+    pyarrow_dump(&s3, "dumps/a", 3, 2000, 500, 1, None, true);
     let (code, status, stderr) = murr_load(&base, "t", &s3.url("dumps/a/"), "upsert");
     assert_eq!(code, Some(0), "{status}\n{stderr}");
     assert_eq!(status["state"], "done");
@@ -736,7 +741,7 @@ fn parquet_dumps_load_from_the_bucket_whole_or_not_at_all() {
     node.wait_for_line("load done", Duration::from_secs(10));
 
     // Replace from a glob: the table holds exactly the dump's rows afterwards.
-    pyarrow_dump(&s3, "dumps/b", 2, 1000, 1000, 2, None);
+    pyarrow_dump(&s3, "dumps/b", 2, 1000, 1000, 2, None, true);
     let (code, status, stderr) =
         murr_load(&base, "t", &s3.url("dumps/b/part-*.parquet"), "replace");
     assert_eq!(code, Some(0), "{status}\n{stderr}");
@@ -747,7 +752,7 @@ fn parquet_dumps_load_from_the_bucket_whole_or_not_at_all() {
     );
 
     // A corrupt file in the middle: the load fails naming it, and nothing is committed.
-    pyarrow_dump(&s3, "dumps/c", 3, 1000, 250, 3, Some(1));
+    pyarrow_dump(&s3, "dumps/c", 3, 1000, 250, 3, Some(1), true);
     let (code, status, stderr) = murr_load(&base, "t", &s3.url("dumps/c/"), "replace");
     assert_eq!(code, Some(1), "{status}\n{stderr}");
     assert_eq!(status["state"], "failed");
@@ -789,7 +794,7 @@ fn parquet_dumps_load_from_the_bucket_whole_or_not_at_all() {
     assert_eq!(status, 400, "{body}");
 
     // Reads during a load see the old rows until it commits, then only the new ones.
-    pyarrow_dump(&s3, "dumps/d", 8, 40_000, 10_000, 4, None);
+    pyarrow_dump(&s3, "dumps/d", 8, 40_000, 10_000, 4, None, true);
     let request = json!({"url": s3.url("dumps/d/"), "mode": "replace"}).to_string();
     let (status, started) = node.call("POST", "/api/v1/table/t/load", Some(&request));
     assert_eq!(status, 202, "{started}");
@@ -829,4 +834,67 @@ fn parquet_dumps_load_from_the_bucket_whole_or_not_at_all() {
         [json!(4), json!(4), json!(4)]
     );
     node.stop();
+}
+
+#[test]
+fn a_watched_prefix_reloads_the_table_when_a_new_dump_is_complete() {
+    let s3 = Seaweed::start("watched");
+    let tmp = tempfile::tempdir().expect("temp folder");
+    let cache = tmp.path().join("data");
+    let yaml = format!(
+        "storage:\n  cache_dir: {}\n  s3: {{endpoint: \"{}\", allow_http: true}}\nload:\n  watch:\n    - {{table: t, url: \"{}\", interval: 0.2}}\n",
+        cache.display(),
+        s3.endpoint,
+        s3.url("daily/")
+    );
+    let node = Node::start_with(&s3, &yaml, "local", &cache);
+    let base = node.base.clone();
+    assert_eq!(node.call("PUT", "/api/v1/table/t", Some(SCHEMA)).0, 201);
+    // The first day's dump, with its marker: loaded.
+    pyarrow_dump(&s3, "daily/2026-11-27", 2, 100, 100, 1, None, true);
+    eventually("the first dump is loaded", Duration::from_secs(30), || {
+        read_v(&base, "t", &["k0", "k199"]) == [json!(1), json!(1)]
+    });
+    // The next day's files without their marker yet: nothing changes...
+    pyarrow_dump(&s3, "daily/2026-11-28", 1, 50, 50, 2, None, false);
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(read_v(&base, "t", &["k0", "k199"]), [json!(1), json!(1)]);
+    // ...until the marker is written: then the new day replaces the table.
+    pyarrow_dump(&s3, "daily/2026-11-28", 1, 50, 50, 2, None, true);
+    eventually(
+        "the second dump replaces the first",
+        Duration::from_secs(30),
+        || read_v(&base, "t", &["k0", "k49", "k199"]) == [json!(2), json!(2), Value::Null],
+    );
+    // A restart remembers the dump loaded: no load of it again.
+    node.stop();
+    let mut node = Node::start_with(&s3, &yaml, "local", &cache);
+    node.wait_for_line("watching for dumps", Duration::from_secs(10));
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(
+        !node
+            .seen
+            .iter()
+            .chain(node.lines.try_iter().collect::<Vec<_>>().iter())
+            .any(|l| l.contains("load started")),
+        "the dump loaded before the restart is not loaded again"
+    );
+    assert_eq!(read_v(&node.base, "t", &["k0"]), [json!(2)]);
+}
+
+#[test]
+fn a_replica_refuses_to_watch_for_dumps() {
+    let s3 = Seaweed::start("watch-replica");
+    let tmp = tempfile::tempdir().expect("temp folder");
+    let yaml = format!(
+        "{}load:\n  watch:\n    - {{table: t, url: \"{}\"}}\n",
+        config(&s3, "p", "replica", &tmp.path().join("cache")),
+        s3.url("daily/")
+    );
+    let (code, log) = start_fails(&yaml, &s3.env());
+    assert_ne!(code, Some(0));
+    assert!(
+        log.contains("load.watch: a replica takes no writes"),
+        "{log}"
+    );
 }
