@@ -211,7 +211,7 @@ def sqlite_answer(tmp_path_factory) -> dict:
     return online(repo)
 
 
-def test_feast_on_the_murr_server_answers_as_feasts_sqlite_store(tmp_path: Path, sqlite_answer):
+def test_feast_on_the_murr_server_answers_as_feasts_sqlite_store(tmp_path: Path, sqlite_answer, monkeypatch):
     server = Server(tmp_path / "server")
     try:
         online_store = f"online_store:\n  type: murr.feast.MurrOnlineStore\n  endpoint: {server.http_url}\n"
@@ -260,6 +260,40 @@ def test_feast_on_the_murr_server_answers_as_feasts_sqlite_store(tmp_path: Path,
             features=["driver_stats:trips"], entity_rows=[{"driver_id": 1}, {"driver_id": 2}]
         ).to_dict()["trips"]
         assert after == [before[0], 222]
+
+        # A write in parts (three rows each): the freshness rule holds across the parts.
+        monkeypatch.setattr("murr.feast.WRITE_ROWS", 3)
+        drivers = [d for d in range(200, 210) for _ in range(2)]
+        times = [late + timedelta(minutes=(1 if i % 4 == 1 else -1) * i) for i in range(20)]
+        store.write_to_online_store(
+            "driver_stats",
+            pd.DataFrame(
+                {
+                    "driver_id": drivers,
+                    "event_timestamp": times,
+                    "created": times,
+                    "conv_rate": np.zeros(20, dtype=np.float32),
+                    "acc_rate": [0.0] * 20,
+                    "trips": list(range(20)),
+                    "rank": np.zeros(20, dtype=np.int32),
+                    "active": [True] * 20,
+                    "city": ["x"] * 20,
+                    "avatar": [b"x"] * 20,
+                    "embedding": [[1.0]] * 20,
+                    "vector": [[1.0, 2.0, 3.0]] * 20,
+                    "tags": [["a"]] * 20,
+                    "seen": times,
+                }
+            ),
+        )
+        newest = {}
+        for i, (d, t) in enumerate(zip(drivers, times)):
+            if d not in newest or t > times[newest[d]]:
+                newest[d] = i
+        got = store.get_online_features(
+            features=["driver_stats:trips"], entity_rows=[{"driver_id": d} for d in range(200, 210)]
+        ).to_dict()["trips"]
+        assert got == [newest[d] for d in range(200, 210)]
 
         # Dropping a feature view drops its table.
         make_repo(tmp_path / "repo", online_store, pairs=False)

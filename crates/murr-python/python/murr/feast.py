@@ -348,6 +348,48 @@ def _murr_keys(columns: Dict[str, Sequence[ValueProto]], rows: int, version: int
     return [b"".join(row).hex() for row in zip(*parts)]
 
 
+#: Rows of a Feast write sent in one murr write (after one read of their stored event times).
+WRITE_ROWS = 50_000
+
+
+def _write_part(
+    db: Murr,
+    name: str,
+    table: FeatureView,
+    version: int,
+    data: Sequence[Tuple[EntityKeyProto, Dict[str, ValueProto], datetime, Optional[datetime]]],
+) -> None:
+    """Writes the rows of ``data`` newer than their entity's stored row (Feast's freshness
+    rule: a row replaces its entity's only if its event time is later than the stored row's
+    and than an earlier row of ``data``)."""
+    keys = [serialize_entity_key(k, entity_key_serialization_version=version).hex() for k, _, _, _ in data]
+    event = [_micros(ts) for _, _, ts, _ in data]
+    latest: Dict[str, int] = {}
+    unique = list(dict.fromkeys(keys))
+    stored = db.read(name, unique, [EVENT_TS]).column(0).cast(pa.int64()).to_pylist()
+    for k, ts in zip(unique, stored):
+        if ts is not None:
+            latest[k] = ts
+    chosen: Dict[str, int] = {}
+    for i, (k, ts) in enumerate(zip(keys, event)):
+        t = ts if ts is not None else 0
+        if k in latest and t <= latest[k]:
+            continue
+        latest[k] = t
+        chosen[k] = i
+    rows = list(chosen.values())
+    if not rows:
+        return
+    columns: Dict[str, pa.Array] = {KEY: pa.array([keys[i] for i in rows], pa.string())}
+    for field in table.features:
+        protos = [data[i][1].get(field.name, ValueProto()) for i in rows]
+        columns[field.name] = _python_values(protos, _value_type(field), _field_type(field)[1])
+    ts_type = pa.timestamp("us", tz="UTC")
+    columns[EVENT_TS] = pa.array([event[i] for i in rows], pa.int64()).cast(ts_type)
+    columns[CREATED_TS] = pa.array([_micros(data[i][3]) for i in rows], pa.int64()).cast(ts_type)
+    db.write(name, pa.table(columns))
+
+
 class MurrOnlineStore(OnlineStore):
     """Feast's online store on murr: see the module's documentation."""
 
@@ -414,42 +456,14 @@ class MurrOnlineStore(OnlineStore):
         data: List[Tuple[EntityKeyProto, Dict[str, ValueProto], datetime, Optional[datetime]]],
         progress: Optional[Callable[[int], Any]],
     ) -> None:
-        if not data:
-            return
         db = self._murr(config)
         name = _table_name(config, table)
-        version = config.entity_key_serialization_version
-        keys = [serialize_entity_key(k, entity_key_serialization_version=version).hex() for k, _, _, _ in data]
-        event = [_micros(ts) for _, _, ts, _ in data]
-        # Feast's freshness rule: a row replaces its entity's only if its event time is later
-        # (than the stored row's, and than an earlier row of this batch).
-        latest: Dict[str, int] = {}
-        unique = list(dict.fromkeys(keys))
-        stored = db.read(name, unique, [EVENT_TS]).column(0).cast(pa.int64()).to_pylist()
-        for k, ts in zip(unique, stored):
-            if ts is not None:
-                latest[k] = ts
-        chosen: Dict[str, int] = {}
-        for i, (k, ts) in enumerate(zip(keys, event)):
-            t = ts if ts is not None else 0
-            if k in latest and t <= latest[k]:
-                continue
-            latest[k] = t
-            chosen[k] = i
-        rows = list(chosen.values())
-        if rows:
-            columns: Dict[str, pa.Array] = {KEY: pa.array([keys[i] for i in rows], pa.string())}
-            for field in table.features:
-                value_type = _value_type(field)
-                arrow = _field_type(field)[1]
-                protos = [data[i][1].get(field.name, ValueProto()) for i in rows]
-                columns[field.name] = _python_values(protos, value_type, arrow)
-            ts_type = pa.timestamp("us", tz="UTC")
-            columns[EVENT_TS] = pa.array([event[i] for i in rows], pa.int64()).cast(ts_type)
-            columns[CREATED_TS] = pa.array([_micros(data[i][3]) for i in rows], pa.int64()).cast(ts_type)
-            db.write(name, pa.table(columns))
-        if progress:
-            progress(len(data))
+        # In parts: each part's read of stored event times stays under the server's max_keys.
+        for start in range(0, len(data), WRITE_ROWS):
+            part = data[start : start + WRITE_ROWS]
+            _write_part(db, name, table, config.entity_key_serialization_version, part)
+            if progress:
+                progress(len(part))
 
     def online_read(
         self,
