@@ -224,6 +224,8 @@ fn invalid_input(e: &ArrowError) -> murr_table::Error {
 #[pyclass(frozen, module = "murr._murr")]
 struct Engine {
     state: RwLock<Option<EngineState>>,
+    /// Loads from object storage (credentials and endpoint from the `AWS_*` environment).
+    loads: Arc<murr_http::Loads>,
 }
 
 struct EngineState {
@@ -328,6 +330,7 @@ impl Engine {
         let state = py.detach(|| open_engine(cache_dir, http_port, grpc_port, host))?;
         Ok(Engine {
             state: RwLock::new(Some(state)),
+            loads: Arc::new(murr_http::Loads::new(env_remote_options())),
         })
     }
 
@@ -462,6 +465,33 @@ impl Engine {
     fn compact(&self, py: Python<'_>, name: &str) -> PyResult<()> {
         let store = self.store()?;
         Ok(py.detach(|| -> Res<()> { Ok(store.table(name)?.compact()?) })?)
+    }
+
+    /// Loads Parquet files from object storage (`url`: a file, a prefix or a glob) into table
+    /// `name` and waits for the load to end; its final status as JSON.
+    fn load(&self, py: Python<'_>, name: &str, url: &str, mode: &str) -> PyResult<String> {
+        let store = self.store()?;
+        let mode = load_mode(mode)?;
+        let loads = Arc::clone(&self.loads);
+        let request = murr_api::LoadRequest {
+            url: url.to_owned(),
+            mode,
+        };
+        let status = py.detach(|| -> Res<murr_api::LoadStatus> {
+            let started = loads.start(&store, name, request).map_err(|e| {
+                let kind = match e.status.as_u16() {
+                    404 => Kind::NotFound,
+                    400 => Kind::Invalid,
+                    409 => Kind::Exists,
+                    _ => Kind::Other,
+                };
+                Failure::new(kind, e.message)
+            })?;
+            loads
+                .wait(name, &started.id)
+                .ok_or_else(|| Failure::new(Kind::Other, "the load's status was forgotten"))
+        })?;
+        Ok(load_answer(status)?)
     }
 
     /// Stops serving (when it does), and closes the tables. Calls after this raise ClosedError.
@@ -670,12 +700,69 @@ impl Remote {
         Ok(self.call(py, async move { c.compact(name).await })?)
     }
 
+    fn load(&self, py: Python<'_>, name: &str, url: &str, mode: &str) -> PyResult<String> {
+        let c = self.client()?;
+        let mode = load_mode(mode)?;
+        let status = self.call(py, async move {
+            match c.load(name, url, mode, |_| {}).await {
+                Err(murr_client::Error::LoadFailed(reason)) => Ok(Err(reason)),
+                other => other.map(Ok),
+            }
+        })?;
+        match status {
+            Ok(status) => Ok(load_answer(status)?),
+            Err(reason) => Err(Failure::new(
+                Kind::Invalid,
+                format!("load failed, nothing was committed: {reason}"),
+            )
+            .into()),
+        }
+    }
+
     fn close(&self) {
         self.client
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .take();
     }
+}
+
+/// How the embedded engine's loads reach object storage: an S3-compatible endpoint from
+/// `AWS_ENDPOINT_URL` (or `AWS_ENDPOINT`), plain HTTP allowed with `AWS_ALLOW_HTTP=true`; the
+/// keys and region from the rest of the `AWS_*` environment.
+fn env_remote_options() -> murr_directory::RemoteOptions {
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    murr_directory::RemoteOptions {
+        endpoint: env("AWS_ENDPOINT_URL").or_else(|| env("AWS_ENDPOINT")),
+        allow_http: env("AWS_ALLOW_HTTP").is_some_and(|v| v.eq_ignore_ascii_case("true")),
+        ..murr_directory::RemoteOptions::default()
+    }
+}
+
+/// `replace` or `upsert`.
+fn load_mode(mode: &str) -> Res<murr_api::LoadMode> {
+    match mode {
+        "replace" => Ok(murr_api::LoadMode::Replace),
+        "upsert" => Ok(murr_api::LoadMode::Upsert),
+        other => Err(Failure::new(
+            Kind::Invalid,
+            format!("mode {other:?}: a load's mode is \"replace\" or \"upsert\""),
+        )),
+    }
+}
+
+/// A load's final status as JSON, or the failure that ended it.
+fn load_answer(status: murr_api::LoadStatus) -> Res<String> {
+    if status.state == murr_api::LoadState::Failed {
+        return Err(Failure::new(
+            Kind::Invalid,
+            format!(
+                "load failed, nothing was committed: {}",
+                status.error.as_deref().unwrap_or("no reason given")
+            ),
+        ));
+    }
+    serde_json::to_string(&status).map_err(|e| Failure::new(Kind::Other, e.to_string()))
 }
 
 /// The native module.

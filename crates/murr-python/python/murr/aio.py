@@ -81,6 +81,10 @@ class Murr:
     async def compact(self, table: str) -> None:
         await asyncio.to_thread(self._inner.compact, table)
 
+    async def load(self, table: str, url: str, mode: str = "upsert") -> dict[str, Any]:
+        """As :meth:`murr.sync.Murr.load`."""
+        return await asyncio.to_thread(self._inner.load, table, url, mode)
+
     async def list_tables(self) -> dict[str, TableSchema]:
         return await asyncio.to_thread(self._inner.list_tables)
 

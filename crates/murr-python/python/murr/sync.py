@@ -147,6 +147,22 @@ class Murr:
         returns when done."""
         self._native.compact(table)
 
+    def load(self, table: str, url: str, mode: str = "upsert") -> dict[str, Any]:
+        """Loads Parquet files from object storage into ``table`` and waits for the load to
+        end; returns its final status (``rows``, ``files``, ``bytes``, ``seconds``, ``result``).
+
+        ``url`` is one file, a prefix (every file under it but ``_*`` and ``.*`` ones, such as
+        ``_SUCCESS``) or a glob: ``s3://bucket/dumps/2026-11-28/``, ``gs://…``, ``az://…``. A
+        server reads the files itself, with its ``storage.s3`` settings and environment; the
+        embedded engine with this process's ``AWS_*`` environment (``AWS_ENDPOINT`` and
+        ``AWS_ALLOW_HTTP=true`` for an S3-compatible server on plain HTTP). ``mode``:
+        ``"upsert"`` (one write: rows of other keys stay) or ``"replace"`` (the files' rows
+        become the table's only rows). Readers see the old rows until the load commits; a
+        failed load commits nothing and raises InvalidInputError naming the file."""
+        if mode not in ("upsert", "replace"):
+            raise InvalidInputError(f'mode {mode!r}: a load\'s mode is "replace" or "upsert"')
+        return json.loads(self._native.load(table, url, mode))
+
     def list_tables(self) -> dict[str, TableSchema]:
         """Every table and its schema."""
         return {
