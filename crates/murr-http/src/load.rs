@@ -334,8 +334,9 @@ impl Loads {
                                     if ended.is_some_and(|s| s.state == LoadState::Failed) {
                                         tracing::error!(table = %watch.table, marker = %m.identity, "the new dump did not load; the table keeps its rows until the next dump");
                                     }
-                                    if let Err(e) = std::fs::write(&watch.state_file, &m.identity) {
-                                        tracing::warn!(file = %watch.state_file.display(), error = %e, "cannot remember the dump loaded; it loads again after a restart");
+                                    match std::fs::write(&watch.state_file, &m.identity) {
+                                        Ok(()) => tracing::info!(table = %watch.table, url = %status.url, "dump remembered"),
+                                        Err(e) => tracing::warn!(file = %watch.state_file.display(), error = %e, "cannot remember the dump loaded; it loads again after a restart"),
                                     }
                                     last = Some(m.identity);
                                 }

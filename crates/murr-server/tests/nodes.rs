@@ -847,7 +847,7 @@ fn a_watched_prefix_reloads_the_table_when_a_new_dump_is_complete() {
         s3.endpoint,
         s3.url("daily/")
     );
-    let node = Node::start_with(&s3, &yaml, "local", &cache);
+    let mut node = Node::start_with(&s3, &yaml, "local", &cache);
     let base = node.base.clone();
     assert_eq!(node.call("PUT", "/api/v1/table/t", Some(SCHEMA)).0, 201);
     // The first day's dump, with its marker: loaded.
@@ -867,6 +867,10 @@ fn a_watched_prefix_reloads_the_table_when_a_new_dump_is_complete() {
         || read_v(&base, "t", &["k0", "k49", "k199"]) == [json!(2), json!(2), Value::Null],
     );
     // A restart remembers the dump loaded: no load of it again.
+    node.wait_for_line(
+        "dump remembered table=t url=s3://watched/daily/2026-11-28/",
+        Duration::from_secs(10),
+    );
     node.stop();
     let mut node = Node::start_with(&s3, &yaml, "local", &cache);
     node.wait_for_line("watching for dumps", Duration::from_secs(10));
