@@ -140,12 +140,7 @@ impl Loads {
                 what: "a load".to_owned(),
             }));
         }
-        if request
-            .url
-            .trim_start()
-            .to_ascii_lowercase()
-            .starts_with("file:")
-        {
+        if is_local(&request.url) {
             return Err(ApiError::bad_request(format!(
                 "cannot load from {:?}: a load reads object storage (s3://, gs://, az://), not the server's own disk; write a local file with PUT /api/v1/table/{table}/write",
                 request.url
@@ -278,12 +273,7 @@ impl Loads {
     /// # Errors
     /// 400 for a URL that names no store murr can read; the thread failing to start.
     pub fn watch(self: &Arc<Self>, store: &Arc<Store>, watch: Watch) -> ApiResult<()> {
-        if watch
-            .url
-            .trim_start()
-            .to_ascii_lowercase()
-            .starts_with("file:")
-        {
+        if is_local(&watch.url) {
             return Err(ApiError::bad_request(format!(
                 "load.watch {}: {:?} is not object storage (s3://, gs://, az://)",
                 watch.table, watch.url
@@ -292,10 +282,7 @@ impl Loads {
         let (source, prefix) =
             murr_directory::source_store(&watch.url, &self.sources, "load.watch")
                 .map_err(|e| ApiError::bad_request(format!("load.watch {}: {e}", watch.table)))?;
-        let root = match watch.url.rfind(prefix.as_str()) {
-            Some(i) if !prefix.is_empty() => watch.url[..i].to_owned(),
-            _ => format!("{}/", watch.url.trim_end_matches('/')),
-        };
+        let root = store_root(&watch.url, &prefix);
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -404,11 +391,8 @@ fn load(
     job.files.store(files.len() as u64, Ordering::Relaxed);
     let schema = table.schema();
     let columns: Vec<String> = schema.columns.iter().map(|c| c.name.clone()).collect();
-    // Where the store's paths start in the URL: errors name a file by its whole URL.
-    let root = match job.url.rfind(path) {
-        Some(i) if !path.is_empty() => job.url[..i].to_owned(),
-        _ => format!("{}/", job.url.trim_end_matches('/')),
-    };
+    // Errors name a file by its whole URL.
+    let root = store_root(&job.url, path);
     let batches = Batches {
         root,
         runtime: runtime.handle().clone(),
@@ -439,6 +423,20 @@ fn load(
         stored: stats.stored,
         bytes: stats.bytes,
     })
+}
+
+/// Whether `url` names the local file system (`file://`), which loads never read.
+fn is_local(url: &str) -> bool {
+    url.trim_start().to_ascii_lowercase().starts_with("file:")
+}
+
+/// The part of `url` before `path`, the path inside its store: `s3://bucket/` for
+/// `s3://bucket/dumps/a/` and `dumps/a` (a store path appended to it is the object's URL).
+fn store_root(url: &str, path: &str) -> String {
+    match url.rfind(path) {
+        Some(i) if !path.is_empty() => url[..i].to_owned(),
+        _ => format!("{}/", url.trim_end_matches('/')),
+    }
 }
 
 /// Whether `path` is a glob (has `*`, `?` or `[`).
@@ -676,6 +674,13 @@ impl Iterator for Batches<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_store_path_appended_to_the_root_is_the_objects_url() {
+        assert_eq!(store_root("s3://b/dumps/a/", "dumps/a"), "s3://b/");
+        assert_eq!(store_root("s3://b", ""), "s3://b/");
+        assert!(is_local(" FILE:///etc") && !is_local("s3://file/x"));
+    }
 
     #[test]
     fn globs_are_told_from_paths() {
