@@ -356,6 +356,18 @@ impl RawHttp {
     }
 }
 
+/// A blocking HTTP client for the benches. Its pool drops a connection idle for 20 s, before the
+/// server closes it (`server.http.header_read_timeout`, 30 s): a request sent on a connection the
+/// server is closing at that moment fails with "error sending request".
+/// # Errors
+/// When the TLS backend cannot be set up.
+pub fn http_client(timeout: Duration) -> reqwest::Result<reqwest::blocking::Client> {
+    reqwest::blocking::Client::builder()
+        .timeout(timeout)
+        .pool_idle_timeout(Duration::from_secs(20))
+        .build()
+}
+
 /// Loads `rows` rows into murr's `bench` table with one Arrow IPC upload; returns rows/s.
 /// # Errors
 /// When the table cannot be created or the upload fails.

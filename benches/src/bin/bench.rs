@@ -191,9 +191,7 @@ fn run() -> Res<()> {
         .clone()
         .unwrap_or_else(|| tmp.path().to_path_buf());
     let server = MurrServer::start(&args.murr_bin, &data)?;
-    let http = reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(600))
-        .build()?;
+    let http = murr_benches::http_client(Duration::from_secs(600))?;
     let loaded = http
         .get(format!("{}/api/v1/table", server.http))
         .send()?

@@ -457,9 +457,7 @@ fn run() -> Res<()> {
     let tmp = tempfile::tempdir()?;
     let server = MurrServer::start(&args.murr_bin, tmp.path())?;
     let pid = server.child.id();
-    let http = reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(600))
-        .build()?;
+    let http = murr_benches::http_client(Duration::from_secs(600))?;
     let resp = http
         .put(format!("{}/api/v1/table/bench", server.http))
         .body(serde_json::to_string(&schema(10))?)

@@ -265,9 +265,7 @@ fn run() -> Res<()> {
     let before = steady_rss(pid, Duration::from_secs(1), Duration::from_secs(10))
         .or_else(|| rss_of(pid))
         .unwrap_or(0);
-    let http = reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(600))
-        .build()?;
+    let http = murr_benches::http_client(Duration::from_secs(600))?;
     load_server(&http, &server.http, "wide", WIDE, rows, sparse)?;
     let large = rows >= 200_000;
     server.settle(rows, Duration::from_secs(if large { 30 } else { 3 }));

@@ -269,9 +269,7 @@ fn run() -> Res<()> {
         "storage:\n  cache_dir: {}\n",
         tmp.path().join("local").display()
     );
-    let http = reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(3600))
-        .build()?;
+    let http = murr_benches::http_client(Duration::from_secs(3600))?;
 
     eprintln!(
         "bench-s3: {} rows x 10 float32, local disk vs SeaweedFS",

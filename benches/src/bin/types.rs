@@ -243,9 +243,7 @@ fn run() -> Res<()> {
     eprintln!("bench-types: the murr server over HTTP (Arrow IPC)");
     let data = tempfile::tempdir()?;
     let server = MurrServer::start(&args.murr_bin, data.path())?;
-    let http = reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(600))
-        .build()?;
+    let http = murr_benches::http_client(Duration::from_secs(600))?;
     let resp = http
         .put(format!("{}/api/v1/table/t", server.http))
         .body(serde_json::to_string(&schema(embedding_type()))?)

@@ -43,7 +43,10 @@ impl HttpClient {
             .timeout(settings.timeout)
             .connect_timeout(settings.connect_timeout)
             .tcp_nodelay(true)
-            .pool_idle_timeout(Duration::from_secs(90))
+            // The server closes a connection idle for `server.http.header_read_timeout` (30 s by
+            // default); dropping it from the pool first keeps a request from being sent on a
+            // connection the server is closing at that moment.
+            .pool_idle_timeout(Duration::from_secs(20))
             .build()
             .map_err(|e| transport(&e))?;
         Ok(HttpClient { http, base })

@@ -42,6 +42,7 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
 fn write_until_killed(base: &str, ledger: &Mutex<Ledger>, seed: u64) {
     let client = reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(10))
+        .pool_idle_timeout(Duration::from_secs(20))
         .build()
         .expect("client");
     let mut rng = SmallRng::seed_from_u64(seed);

@@ -175,6 +175,7 @@ impl Node {
 fn call(base: &str, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
     let client = reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(60))
+        .pool_idle_timeout(Duration::from_secs(20))
         .build()
         .expect("client");
     let req = client
