@@ -28,7 +28,7 @@ pub use schema::{
 pub use segment::{
     ColumnMeta, ColumnSpec, ColumnView, FORMAT_VERSION, Items, ListView, MAGIC, MIN_FORMAT_VERSION,
     Native, RowTimes, Section, SegmentEncoder, SegmentMeta, SegmentView, SparseMeta, Storage,
-    StorageKind, ValueStats, Verify, WriteTimes,
+    StorageKind, ValueStats, Verify, WriteTimes, peek_version,
 };
 
 #[cfg(test)]

@@ -37,12 +37,16 @@ mod error;
 mod manifest;
 mod merger;
 mod policy;
+mod publish;
 mod store;
 mod table;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, ErrorKind, Result};
 pub use manifest::Manifest;
+pub use publish::{
+    Built as PublishSegment, FORMATS, PublishMode, PublishStats, StoreFormats, publish,
+};
 pub use store::{GcStats, RefreshStats, Store, StoreOptions, TableStatus, is_segment_file};
 pub use table::{
     Alter, MERGE_BATCH_ROWS, Snapshot, Table, TableCounters, TableMeta, TableStats, WriteStats,

@@ -34,6 +34,11 @@ pub struct StoreOptions {
     /// true). With replicas on shared storage, set it off and run [`Store::gc`] with a grace
     /// period, so that a replica still loading them finds them.
     pub delete_at_once: bool,
+    /// With [`StoreOptions::delete_at_once`]: how long a superseded manifest stays. Another
+    /// process that commits to the table (a publish) reads the newest manifest and creates the
+    /// next version within this time; were the version it creates already deleted, its commit
+    /// would land in a slot nobody reads. Default: 60 s.
+    pub manifest_grace: Duration,
     /// Check every segment's checksum when opening (one pass over its bytes). Default: true.
     pub verify_checksums: bool,
     /// Writes that run at once, over all tables; more wait for one to finish (each holds up to
@@ -73,6 +78,7 @@ impl Default for StoreOptions {
         StoreOptions {
             read_only: false,
             delete_at_once: true,
+            manifest_grace: Duration::from_secs(60),
             verify_checksums: true,
             max_concurrent_writes: 2,
             merge_factor: 4,
@@ -235,6 +241,11 @@ impl Store {
         }
         let ready = store.ready(&entries);
         *store.tables.get_mut() = entries;
+        if !store.options.read_only
+            && let Err(e) = crate::publish::StoreFormats::record(store.dir.as_ref())
+        {
+            tracing::warn!(error = %e, "could not record the segment format versions this server reads; a publish checks against its own");
+        }
         tracing::info!(
             tables = ready.len(),
             read_only = store.options.read_only,
@@ -277,6 +288,7 @@ impl Store {
                 .as_ref()
                 .map(|m| Arc::new(m.merger().clone()) as Arc<dyn crate::table::MergeRequests>),
             delete_at_once: self.options.delete_at_once,
+            manifest_grace: self.options.manifest_grace,
             read_only: self.options.read_only,
             clock: Arc::clone(&self.options.clock),
         }
@@ -466,7 +478,17 @@ impl Store {
         self.check_writable("garbage collection")?;
         let started = Instant::now();
         let now = SystemTime::now();
-        let old = |f: &FileMeta| now.duration_since(f.modified).unwrap_or_default() >= grace;
+        let age = |f: &FileMeta| now.duration_since(f.modified).unwrap_or_default();
+        // A publish's copies wait in the table's folder for its commit, from another process:
+        // they are kept for PUBLISH_GRACE at least, whatever the grace.
+        let old = |f: &FileMeta| {
+            let at_least = if crate::publish::is_publish_copy(f.path.file_name()) {
+                grace.max(crate::publish::PUBLISH_GRACE)
+            } else {
+                grace
+            };
+            age(f) >= at_least
+        };
         let mut doomed: Vec<&FileMeta> = Vec::new();
         let by_table = files_by_table(self.dir.as_ref())?;
         for (name, files) in &by_table {
@@ -530,6 +552,53 @@ impl Store {
             );
         }
         Ok(stats)
+    }
+
+    /// For a writer: applies the manifests other processes committed to the tables it serves
+    /// (segments published with [`crate::publish`]), so that their rows serve without a
+    /// restart. Tables created or dropped elsewhere are not picked up: a writer owns its
+    /// catalog. Returns how many tables changed. One listing of the directory per call.
+    ///
+    /// # Errors
+    /// Storage errors while listing; a table whose new state does not load keeps serving the
+    /// old one (logged).
+    pub fn follow_commits(&self) -> Result<usize> {
+        let by_table = files_by_table(self.dir.as_ref())?;
+        let tables = self.ready(&self.tables.read());
+        let mut changed = 0;
+        for table in tables {
+            let Some(files) = by_table.get(table.name()) else {
+                continue;
+            };
+            let (incarnation, version) = table.version();
+            let newer = crate::manifest::manifests(files)
+                .last()
+                .and_then(|f| manifest_version(&f.path).flatten())
+                .is_some_and(|v| v > version);
+            if !newer {
+                continue;
+            }
+            let applied =
+                read_latest(self.dir.as_ref(), table.name(), files).and_then(|found| match found {
+                    Some((m, file)) if m.incarnation == incarnation => {
+                        table.apply_manifest(m, file, self.verify())
+                    }
+                    _ => Ok(false),
+                });
+            match applied {
+                Ok(true) => {
+                    changed += 1;
+                    let stats = table.stats();
+                    tracing::info!(table = %table.name(), version = table.version().1, rows = stats.rows, segments = stats.segments, "applied a commit of another writer (a publish)");
+                    table.request_merge();
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(table = %table.name(), error = %e, "another writer's commit does not load; the table keeps serving what it has");
+                }
+            }
+        }
+        Ok(changed)
     }
 
     /// Brings the catalog up to date with the directory, as another process (the writer) left

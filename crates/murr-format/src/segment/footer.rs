@@ -509,3 +509,20 @@ pub(crate) fn decode_meta(bytes: &[u8], version: u32) -> Result<SegmentMeta> {
         columns,
     })
 }
+
+/// The format version a segment file's header names, read without validating the file (which
+/// [`SegmentView::open`](crate::SegmentView::open) does): what a tool checks first, to tell
+/// "written by a newer murr" from "damaged". `None` when `bytes` do not start with a segment
+/// header.
+///
+/// ```
+/// let mut file = murr_format::MAGIC.to_vec();
+/// file.extend_from_slice(&5u32.to_le_bytes());
+/// assert_eq!(murr_format::peek_version(&file), Some(5));
+/// assert_eq!(murr_format::peek_version(b"PAR1"), None);
+/// ```
+pub fn peek_version(bytes: &[u8]) -> Option<u32> {
+    let header = bytes.get(..12)?;
+    (header[..8] == MAGIC)
+        .then(|| u32::from_le_bytes([header[8], header[9], header[10], header[11]]))
+}

@@ -21,7 +21,7 @@ mod view;
 pub use encoder::SegmentEncoder;
 pub use footer::{
     ColumnMeta, FORMAT_VERSION, Items, MAGIC, MIN_FORMAT_VERSION, RowTimes, Section, SegmentMeta,
-    SparseMeta, Storage, StorageKind, WriteTimes,
+    SparseMeta, Storage, StorageKind, WriteTimes, peek_version,
 };
 pub use layout::{ColumnSpec, ValueStats};
 pub use view::{ColumnView, ListView, SegmentView, Verify};

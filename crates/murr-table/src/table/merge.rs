@@ -50,7 +50,7 @@ fn chunk_bounds(
 }
 
 impl Table {
-    pub(super) fn request_merge(&self) {
+    pub(crate) fn request_merge(&self) {
         if let Some(merger) = &self.config.merger {
             merger.request(&self.me);
         }

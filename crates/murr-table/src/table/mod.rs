@@ -37,7 +37,11 @@ pub struct TableMeta {
 }
 
 impl TableMeta {
-    pub(crate) fn new(schema: TableSchema) -> Result<TableMeta> {
+    /// What a table of `schema` derives from it.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for a schema that is not valid.
+    pub fn new(schema: TableSchema) -> Result<TableMeta> {
         Ok(TableMeta {
             key: KeyCodec::new(&schema)?,
             // Stored batches: the table's columns, in order, with their nullability.
@@ -76,6 +80,22 @@ impl TableMeta {
     /// The Arrow schema of the table's columns, in order, with the schema's nullability.
     pub fn arrow_schema(&self) -> &SchemaRef {
         &self.storage_schema
+    }
+
+    /// Checks `batch` against the schema and brings it to the schema's exact columns, order and
+    /// types, as a write does (`table` names the table in errors): what
+    /// [`murr_segment::SegmentBuilder`] takes, from Parquet or Arrow data of wider or other
+    /// compatible types.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] naming the column: one the table lacks, a type that does not convert
+    /// losslessly, a missing non-nullable column, a null key.
+    pub fn normalize(
+        &self,
+        table: &str,
+        batch: &arrow_array::RecordBatch,
+    ) -> Result<arrow_array::RecordBatch> {
+        normalize::normalize(table, self, batch)
     }
 
     /// The position of the column with this name.
@@ -244,6 +264,7 @@ pub(crate) struct TableConfig {
     /// Delete superseded manifests and merged segments at once (local disk, one process):
     /// nobody else can be reading them. Otherwise `Store::gc` removes them after its grace.
     pub(crate) delete_at_once: bool,
+    pub(crate) manifest_grace: std::time::Duration,
     pub(crate) read_only: bool,
     pub(crate) clock: Arc<dyn Clock>,
 }
@@ -367,7 +388,11 @@ pub(crate) fn open_segments(
 /// `key`: the same key column, and each column the schema has stored with the schema's type (a
 /// segment may lack columns: they read as null). A manifest that lists a segment of another
 /// schema is corrupt; without this check, every read of the column would fail.
-fn agrees(seg: &Segment, schema: &TableSchema, key: &str) -> std::result::Result<(), String> {
+pub(crate) fn agrees(
+    seg: &Segment,
+    schema: &TableSchema,
+    key: &str,
+) -> std::result::Result<(), String> {
     let meta = seg.view().meta();
     let stored_key = meta
         .columns
@@ -573,20 +598,39 @@ impl Table {
             Err(e) => return Err(e),
         };
         state.manifest = manifest;
-        let superseded = std::mem::replace(&mut state.file, file);
+        state.file = file;
         self.snapshot.store(Arc::new(Snapshot {
             meta: new_meta,
             segments,
         }));
         drop(state);
-        // The manifest just superseded (a legacy `MANIFEST` the first time), when nobody else
-        // can be reading it.
-        if self.config.delete_at_once
-            && let Err(e) = self.dir.delete_if_exists(&superseded)
-        {
-            tracing::warn!(table = %self.name, file = %superseded, error = %e, "could not delete a superseded manifest; gc removes it");
+        if self.config.delete_at_once {
+            self.drop_superseded_manifests();
         }
         Ok(())
+    }
+
+    /// Deletes the manifests superseded for longer than the manifest grace (a writer alone on
+    /// its storage: nobody else reads them; see `StoreOptions::manifest_grace`).
+    fn drop_superseded_manifests(&self) {
+        let folder = crate::manifest::table_folder(&self.name);
+        let files = match self.dir.list(&folder) {
+            Ok(files) => files,
+            Err(e) => {
+                tracing::warn!(table = %self.name, error = %e, "could not list the table's manifests; superseded ones stay until gc");
+                return;
+            }
+        };
+        let now = std::time::SystemTime::now();
+        let versions = crate::manifest::manifests(&files);
+        for (m, next) in versions.iter().zip(versions.iter().skip(1)) {
+            let superseded_for = now.duration_since(next.modified).unwrap_or_default();
+            if superseded_for >= self.config.manifest_grace
+                && let Err(e) = self.dir.delete_if_exists(&m.path)
+            {
+                tracing::warn!(table = %self.name, file = %m.path, error = %e, "could not delete a superseded manifest; gc removes it");
+            }
+        }
     }
 
     /// Changes the table's schema: adds nullable columns after the existing ones (rows written
@@ -721,7 +765,24 @@ impl Table {
             .fetch_max(manifest.next_segment, Ordering::SeqCst);
         state.manifest = manifest;
         state.file = file;
+        let dropped: Vec<FilePath> = snap
+            .segments
+            .iter()
+            .filter(|s| !segments.iter().any(|n| n.path() == s.path()))
+            .map(|s| s.path().clone())
+            .collect();
         self.snapshot.store(Arc::new(Snapshot { meta, segments }));
+        drop(state);
+        // A writer alone on its storage applies another process's commit (a publish): what
+        // that commit superseded, nobody else reads.
+        if self.config.delete_at_once && !self.config.read_only {
+            self.drop_superseded_manifests();
+            for path in &dropped {
+                if let Err(e) = self.dir.delete_if_exists(path) {
+                    tracing::warn!(table = %self.name, file = %path, error = %e, "could not delete a file another writer's commit superseded; gc removes it");
+                }
+            }
+        }
         Ok(true)
     }
 }

@@ -4,10 +4,9 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use arrow_array::RecordBatch;
-use hashbrown::HashMap;
 use murr_directory::DirectoryExt;
-use murr_format::{Verify, index};
-use murr_segment::{Input, RowKeys, Segment, Written, encode};
+use murr_format::Verify;
+use murr_segment::{Input, RowKeys, Segment, Written, encode, last_of_each_key};
 
 use super::normalize::normalize;
 use super::{Table, TableMeta};
@@ -16,7 +15,10 @@ use crate::manifest::segment_path;
 
 /// Rows per segment of a streamed write, at most: the most a segment's key index holds in
 /// 4-byte slots (one more row would double the index's memory).
-pub(crate) const SEGMENT_ROWS: usize = index::MAX_ROWS_NARROW as usize;
+pub(crate) const SEGMENT_ROWS: usize = murr_segment::MAX_SEGMENT_ROWS;
+
+/// How many times a write commits again after another writer committed first.
+const COMMIT_ATTEMPTS: usize = 16;
 
 /// What a write did; its JSON form is the write answer of the front-ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
@@ -95,14 +97,26 @@ impl Table {
             self.dir.warm(s.view().bytes());
         }
         let mut replaced = Vec::new();
-        self.commit(|segments| {
-            if replace {
-                replaced = std::mem::take(segments);
+        let mut attempt = 0;
+        // Another writer (a publish) may commit first: the commit then loads its state, and the
+        // write commits again on top of it, so that both land.
+        let committed = loop {
+            let result = self.commit(|segments| {
+                if replace {
+                    replaced = std::mem::take(segments);
+                }
+                segments.extend(written.iter().cloned());
+                Ok(())
+            });
+            match result {
+                Err(Error::Conflict { .. }) if attempt < COMMIT_ATTEMPTS => {
+                    attempt += 1;
+                    tracing::info!(table = %self.name, attempt, "another writer committed first; the write commits on top of it");
+                }
+                other => break other,
             }
-            segments.extend(written.iter().cloned());
-            Ok(())
-        })
-        .inspect_err(|e| {
+        };
+        committed.inspect_err(|e| {
             if matches!(e, Error::TableNotFound { .. } | Error::Conflict { .. }) {
                 self.discard(&written);
             }
@@ -229,11 +243,37 @@ impl Table {
         &self,
         fill: impl FnOnce(&mut dyn std::io::Write) -> Result<u64>,
     ) -> Result<Segment> {
-        let id = self.next_segment.fetch_add(1, Ordering::SeqCst);
-        let file = self.state.lock().manifest.segment_file(id);
-        let path = segment_path(&self.name, &file)?;
+        let (mut file, mut path, mut writer);
+        let mut attempt = 0;
+        loop {
+            let id = self.next_segment.fetch_add(1, Ordering::SeqCst);
+            file = self.state.lock().manifest.segment_file(id);
+            path = segment_path(&self.name, &file)?;
+            match self.dir.create(&path) {
+                Ok(w) => {
+                    writer = w;
+                    break;
+                }
+                // Another writer of this table took the number: number past its segments.
+                Err(murr_directory::Error::AlreadyExists { .. }) if attempt < 2 => {
+                    attempt += 1;
+                    let files = self.dir.list(&crate::manifest::table_folder(&self.name))?;
+                    if let Some(id) =
+                        crate::manifest::highest_segment(&files, &self.manifest().incarnation)
+                    {
+                        self.number_segments_after(id);
+                    }
+                }
+                Err(e) => {
+                    return Err(Error::create_failed(
+                        &self.name,
+                        &format!("segment {file}"),
+                        e,
+                    ));
+                }
+            }
+        }
         let taken = |e| Error::create_failed(&self.name, &format!("segment {file}"), e);
-        let mut writer = self.dir.create(&path).map_err(taken)?;
         fill(&mut writer)?;
         let bytes = writer.finish().map_err(taken)?;
         Segment::from_bytes(bytes, path.clone(), Verify::FooterOnly).map_err(|e| {
@@ -241,30 +281,6 @@ impl Table {
             Error::from(e)
         })
     }
-}
-
-/// The rows to store from each batch: the last row of every key.
-fn last_of_each_key(batches: &[RowKeys<'_>]) -> Vec<Vec<u32>> {
-    let total: usize = batches.iter().map(RowKeys::len).sum();
-    let mut last: HashMap<&[u8], (u32, u32)> = HashMap::with_capacity(total);
-    for (b, keys) in batches.iter().enumerate() {
-        for r in 0..keys.len() {
-            last.insert(keys.get(r), (b as u32, r as u32));
-        }
-    }
-    batches
-        .iter()
-        .enumerate()
-        .map(|(b, keys)| {
-            let n = keys.len() as u32;
-            if last.len() == total {
-                return (0..n).collect();
-            }
-            (0..n)
-                .filter(|&r| last[keys.get(r as usize)] == (b as u32, r))
-                .collect()
-        })
-        .collect()
 }
 
 #[cfg(test)]
@@ -275,7 +291,10 @@ mod tests {
     fn a_full_streamed_segment_keeps_narrow_index_slots() {
         // A segment of SEGMENT_ROWS rows is the largest a streamed write cuts: its key index
         // must still use 4-byte slots (8-byte ones take twice the memory per key).
-        assert_eq!(index::slot_width_for(SEGMENT_ROWS as u64), 4);
-        assert_eq!(index::slot_width_for(SEGMENT_ROWS as u64 + 1), 8);
+        assert_eq!(murr_format::index::slot_width_for(SEGMENT_ROWS as u64), 4);
+        assert_eq!(
+            murr_format::index::slot_width_for(SEGMENT_ROWS as u64 + 1),
+            8
+        );
     }
 }
