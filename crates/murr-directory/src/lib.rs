@@ -44,7 +44,7 @@ mod faulty;
 pub use error::{Error, Result};
 #[cfg(feature = "testing")]
 pub use faulty::{FaultMode, FaultyDirectory};
-pub use mmap::{MmapDirectory, UPLOAD_PREFIX};
+pub use mmap::{MmapDirectory, UPLOAD_PREFIX, map_path};
 pub use object::{ObjectStoreDirectory, RemoteOptions, source_store};
 pub use path::FilePath;
 pub use ram::RamDirectory;

@@ -51,6 +51,36 @@ pub struct MmapDirectory {
 }
 
 impl MmapDirectory {
+    /// Opens the folder `root` of a murr process that may be running (a server's data folder),
+    /// without its lock: for a second writer that only adds files beside it (a publish of
+    /// segments built elsewhere). Files are created once, under names the server never gives
+    /// (temporary files carry this process's id), so neither overwrites the other's; the
+    /// temporary files of a crashed writer are left for the folder's owner to remove.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when the folder is not a murr data folder (it has no `LOCK`),
+    /// [`Error::Io`] otherwise.
+    pub fn open_shared(root: impl AsRef<Path>) -> Result<Self> {
+        let root = root.as_ref().to_path_buf();
+        let shown = root.display().to_string();
+        let lock_path = root.join(LOCK_FILE);
+        if !lock_path.exists() {
+            return Err(Error::Config {
+                setting: "data folder",
+                message: format!(
+                    "{shown} is not a murr data folder (it has no {LOCK_FILE} file): give the folder a murr server created"
+                ),
+            });
+        }
+        let lock = File::open(&lock_path).map_err(|e| Error::io("open lock file", &shown, e))?;
+        Ok(MmapDirectory {
+            root,
+            populate: true,
+            _lock: lock,
+            counter: AtomicU64::new(0),
+        })
+    }
+
     /// Opens (creating it if needed) the folder `root`.
     ///
     /// # Errors
@@ -283,6 +313,16 @@ struct MmapWriter {
     tmp: PathBuf,
     dest: PathBuf,
     shown: String,
+}
+
+/// Maps a file read-only, without reading it in: a segment built by
+/// `murr_segment::SegmentBuilder` and not yet in any directory (a publish reads it from here).
+/// The file must not change while mapped.
+///
+/// # Errors
+/// [`Error::Io`] when it cannot be opened or mapped.
+pub fn map_path(path: &Path) -> Result<Bytes> {
+    map_file(path, &path.display().to_string(), false)
 }
 
 /// Maps the file at `full` read-only (populated up front with `populate`).

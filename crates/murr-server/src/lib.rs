@@ -8,6 +8,7 @@ pub mod config;
 pub mod incoming;
 pub mod load_cli;
 mod metrics;
+pub mod segment_cli;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -162,7 +163,8 @@ fn store_unreachable(config: &Config, e: &murr_directory::Error) -> anyhow::Erro
 
 /// How murr reaches S3-compatible stores: `storage.s3` (the durable store and the sources of
 /// loads alike).
-fn remote_options(s3: &config::S3Config) -> RemoteOptions {
+/// How to reach object storage, from `storage.s3`.
+pub fn remote_options(s3: &config::S3Config) -> RemoteOptions {
     RemoteOptions {
         endpoint: s3.endpoint.clone(),
         region: s3.region.clone(),
@@ -297,6 +299,35 @@ async fn follow_store(
                 }
             }
             Err(e) => tracing::error!(error = %e, "the sync task panicked"),
+        }
+    }
+}
+
+/// A writer's loop: applies what other processes committed to its tables (segments published
+/// with `murr segment publish`), every `storage.poll_interval`.
+async fn follow_publishes(
+    store: Arc<Store>,
+    every: Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_warning: Option<Instant> = None;
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        let s = Arc::clone(&store);
+        match tokio::task::spawn_blocking(move || s.follow_commits()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                if last_warning.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
+                    tracing::warn!(error = %e, "cannot look for commits of other writers; trying again");
+                    last_warning = Some(Instant::now());
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "the task following other writers panicked"),
         }
     }
 }
@@ -479,6 +510,10 @@ impl Server {
                 ));
             }
             Role::Local => {}
+        }
+        if node.role() != Role::Replica {
+            let every = Duration::from_secs_f64(config.storage.poll_interval.max(0.01));
+            tokio::spawn(follow_publishes(Arc::clone(&store), every, stop_rx.clone()));
         }
         let mut registry = prometheus_client::registry::Registry::default();
         let http_metrics = murr_http::HttpMetrics::register(&mut registry);

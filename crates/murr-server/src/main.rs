@@ -85,6 +85,62 @@ enum Command {
         #[arg(long, env = "MURR_TOKEN", hide_env_values = true)]
         token: Option<String>,
     },
+    /// Segments built outside a server: build them from Parquet files, publish them to a
+    /// table's store, look into one.
+    #[command(subcommand)]
+    Segment(SegmentCommand),
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum SegmentCommand {
+    /// Builds segment files from Parquet files, several files at a time (progress on stderr, a
+    /// summary as JSON on stdout). Within a file and across files, the last row of a key wins
+    /// (files in the order given; a folder's .parquet files in name order).
+    Build {
+        /// The table's schema: the JSON a table is created with (PUT /api/v1/table/{name}).
+        #[arg(long, value_name = "FILE")]
+        schema: PathBuf,
+        /// The key column, when the schema file names none (or to check the one it names).
+        #[arg(long)]
+        key: Option<String>,
+        /// Files built at once. Default: the machine's cores.
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Parquet files or folders of them, then the folder to write the segments to (new or
+        /// empty).
+        #[arg(required = true, num_args = 2.., value_name = "INPUT.parquet... OUT_DIR")]
+        paths: Vec<PathBuf>,
+    },
+    /// Commits built segments to a table (checksums, format version and schema are checked
+    /// first; a bad file commits nothing). Running servers and replicas pick the commit up
+    /// within their storage.poll_interval.
+    Publish {
+        /// A folder of built segments (its .murr files, in name order) or one segment file.
+        segments: PathBuf,
+        /// The store: s3://bucket/prefix (as the server's storage.url), gs://, az://, file://,
+        /// or a local server's data folder.
+        target: String,
+        /// The table (it must exist).
+        #[arg(long)]
+        table: String,
+        /// The segments become the table's only rows; without it they are added, and their
+        /// rows win over the rows already there.
+        #[arg(long)]
+        replace: bool,
+        /// A murr configuration file whose storage.s3 settings reach the store (the
+        /// MURR_STORAGE__S3__* environment works too).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+    /// Prints a segment file's header, checksums, columns and first rows (exit 1 when the file
+    /// is damaged).
+    Inspect {
+        /// The segment file.
+        file: PathBuf,
+        /// Rows to print.
+        #[arg(long, default_value = "5")]
+        rows: usize,
+    },
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -113,6 +169,62 @@ fn hash_token() -> ExitCode {
     }
 }
 
+/// The configuration file's name and text, if one is given; exit 2 when it cannot be read.
+fn read_config_file(path: Option<&std::path::Path>) -> Result<Option<(String, String)>, ExitCode> {
+    let Some(path) = path else {
+        return Ok(None);
+    };
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(Some((path.display().to_string(), text))),
+        Err(e) => {
+            eprintln!("murr: cannot read config file {}: {e}", path.display());
+            Err(ExitCode::from(2))
+        }
+    }
+}
+
+/// `murr segment ...`: see [`murr_server::segment_cli`].
+fn segment(command: SegmentCommand) -> ExitCode {
+    use murr_server::segment_cli;
+    match command {
+        SegmentCommand::Build {
+            schema,
+            key,
+            threads,
+            mut paths,
+        } => {
+            let out = paths.pop().expect("clap asks for two paths at least");
+            segment_cli::build(&schema, key.as_deref(), &paths, &out, threads)
+        }
+        SegmentCommand::Publish {
+            segments,
+            target,
+            table,
+            replace,
+            config,
+        } => {
+            let yaml = match read_config_file(config.as_deref()) {
+                Ok(yaml) => yaml,
+                Err(code) => return code,
+            };
+            let config = match config::load(
+                yaml.as_ref().map(|(n, t)| (n.as_str(), t.as_str())),
+                std::env::vars(),
+                &Overrides::default(),
+            ) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("murr: {e:#}");
+                    return ExitCode::from(2);
+                }
+            };
+            let remote = murr_server::remote_options(&config.storage.s3);
+            segment_cli::publish(&segments, &target, &table, replace, &remote)
+        }
+        SegmentCommand::Inspect { file, rows } => segment_cli::inspect(&file, rows),
+    }
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     match args.command {
@@ -130,6 +242,7 @@ fn main() -> ExitCode {
             };
             return murr_server::load_cli::run(&server, token.as_deref(), &table, &url, mode);
         }
+        Some(Command::Segment(command)) => return segment(command),
         None => {}
     }
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -143,15 +256,9 @@ fn main() -> ExitCode {
     } else {
         builder.init();
     }
-    let yaml = match &args.config {
-        Some(path) => match std::fs::read_to_string(path) {
-            Ok(text) => Some((path.display().to_string(), text)),
-            Err(e) => {
-                eprintln!("murr: cannot read config file {}: {e}", path.display());
-                return ExitCode::from(2);
-            }
-        },
-        None => None,
+    let yaml = match read_config_file(args.config.as_deref()) {
+        Ok(yaml) => yaml,
+        Err(code) => return code,
     };
     let flags = Overrides {
         host: args.host,

@@ -95,7 +95,12 @@ impl Node {
     /// A node started with `yaml` (the keys of `s3` in its environment).
     fn start_with(s3: &Seaweed, yaml: &str, role: &str, cache: &Path) -> Node {
         let dir = cache.parent().expect("cache folder has a parent");
-        let (mut cmd, _) = murr(yaml, dir, &s3.env());
+        let (cmd, _) = murr(yaml, dir, &s3.env());
+        Node::spawn(cmd, role)
+    }
+
+    /// Starts `cmd` and waits for it to listen; its log lines are tagged with `role`.
+    fn spawn(mut cmd: Command, role: &str) -> Node {
         let mut child = cmd.spawn().expect("starts murr");
         let stderr = child.stderr.take().expect("stderr");
         let (tx, rx) = mpsc::channel();
@@ -902,4 +907,318 @@ fn a_replica_refuses_to_watch_for_dumps() {
         log.contains("load.watch: a replica takes no writes"),
         "{log}"
     );
+}
+
+/// Writes `files` Parquet files with pyarrow into `dir`: file `f` holds keys
+/// k{offset + f * step}.. (`rows` of them), both columns `v` = `v` + f.
+fn parquet_files(dir: &Path, files: usize, rows: usize, step: usize, offset: usize, v: i64) {
+    let script = r#"
+import sys
+import pyarrow as pa, pyarrow.parquet as pq
+folder = sys.argv[1]
+files, rows, step, offset, v = (int(a) for a in sys.argv[2:7])
+for f in range(files):
+    ids = pa.array([f"k{offset + f * step + i}" for i in range(rows)])
+    vs = pa.array([v + f] * rows, pa.int32())
+    pq.write_table(pa.table({"id": ids, "v": vs, "w": vs}), f"{folder}/part-{f:05}.parquet", row_group_size=max(rows // 3, 1))
+"#;
+    std::fs::create_dir_all(dir).expect("folder");
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(dir)
+        .args([files, rows, step, offset].map(|n| n.to_string()))
+        .arg(v.to_string())
+        .output()
+        .expect("python3 runs (cargo xtask test puts the venv's first on PATH)");
+    assert!(
+        out.status.success(),
+        "pyarrow writes the files: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `murr segment ARGS` with `env`: exit code, stdout, stderr.
+fn murr_segment(args: &[&str], env: &[(&str, String)]) -> (Option<i32>, String, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_murr"));
+    cmd.arg("segment").args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("murr segment runs");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    eprintln!("murr segment {args:?}: {stderr}");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr,
+    )
+}
+
+/// `murr segment build` of the Parquet files in `parquet` into `out` (must succeed).
+fn build_segments(dir: &Path, parquet: &Path, out: &Path) -> Value {
+    let schema = dir.join("schema.json");
+    std::fs::write(
+        &schema,
+        r#"{"columns": {"id": {"dtype": "utf8", "nullable": false}, "v": {"dtype": "int64"}, "w": {"dtype": "int64"}}}"#,
+    )
+    .expect("schema file");
+    let (code, stdout, stderr) = murr_segment(
+        &[
+            "build",
+            "--schema",
+            schema.to_str().expect("utf8"),
+            "--key",
+            "id",
+            parquet.to_str().expect("utf8"),
+            out.to_str().expect("utf8"),
+        ],
+        &[],
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    serde_json::from_str(&stdout).expect("a JSON summary")
+}
+
+#[test]
+fn segments_built_offline_publish_to_a_bucket_and_serve_on_the_writer_and_a_replica() {
+    let s3 = Seaweed::start("publish");
+    let tmp = tempfile::tempdir().expect("temp folder");
+    let w = Node::start(&s3, "p", "writer", &tmp.path().join("w"));
+    let r = Node::start(&s3, "p", "replica", &tmp.path().join("r"));
+    assert_eq!(w.call("PUT", "/api/v1/table/t", Some(SCHEMA)).0, 201);
+    assert_eq!(write_version(&w.base, "t", 1, 10).0, 200);
+    // Three files of 3000 rows; the second overlaps the first by 1000 keys and wins them.
+    parquet_files(&tmp.path().join("dump"), 3, 3000, 2000, 0, 10);
+    let summary = build_segments(
+        tmp.path(),
+        &tmp.path().join("dump"),
+        &tmp.path().join("built"),
+    );
+    assert_eq!(
+        (summary["files"].as_u64(), summary["rows"].as_u64()),
+        (Some(3), Some(9000))
+    );
+    let mut env = s3.env();
+    env.push(("MURR_STORAGE__S3__ENDPOINT", s3.endpoint.clone()));
+    env.push(("MURR_STORAGE__S3__ALLOW_HTTP", "true".to_owned()));
+    let built = tmp.path().join("built");
+    let built = built.to_str().expect("utf8");
+    let target = s3.url("p");
+    let (code, stdout, stderr) = murr_segment(&["publish", built, &target, "--table", "t"], &env);
+    assert_eq!(code, Some(0), "{stderr}");
+    let stats: Value = serde_json::from_str(&stdout).expect("JSON");
+    assert_eq!(
+        (stats["segments"].as_u64(), stats["rows"].as_u64()),
+        (Some(3), Some(9000))
+    );
+    // Both nodes serve the published rows, after the writer's own.
+    let keys = ["k0", "k1999", "k2000", "k2999", "k3000", "k6999", "k7000"];
+    let want = [
+        json!(10),
+        json!(10),
+        json!(11),
+        json!(11),
+        json!(11),
+        json!(12),
+        Value::Null,
+    ];
+    for node in [&w, &r] {
+        eventually("the published rows serve", Duration::from_secs(20), || {
+            read_v(&node.base, "t", &keys) == want
+        });
+    }
+    // A damaged segment is refused by name; nothing changes.
+    let bad = tmp.path().join("bad");
+    std::fs::create_dir_all(&bad).expect("folder");
+    let mut bytes = std::fs::read(tmp.path().join("built/00001-0000.murr")).expect("built");
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x10;
+    std::fs::write(bad.join("00001-0000.murr"), bytes).expect("writes");
+    let (code, _, stderr) = murr_segment(
+        &[
+            "publish",
+            bad.to_str().expect("utf8"),
+            &target,
+            "--table",
+            "t",
+            "--replace",
+        ],
+        &env,
+    );
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("00001-0000.murr") && stderr.contains("nothing was committed"),
+        "{stderr}"
+    );
+    // An unknown table, and a store that is not there, are usage errors.
+    let (code, _, stderr) = murr_segment(&["publish", built, &target, "--table", "nope"], &env);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("nope"), "{stderr}");
+    // Replace, racing the writer's writes: both land, and the replaced rows are gone.
+    parquet_files(&tmp.path().join("dump2"), 2, 500, 500, 100_000, 50);
+    build_segments(
+        tmp.path(),
+        &tmp.path().join("dump2"),
+        &tmp.path().join("built2"),
+    );
+    let writes = {
+        let base = w.base.clone();
+        std::thread::spawn(move || {
+            for i in 0..20 {
+                let body =
+                    json!({"columns": {"id": [format!("w{i}")], "v": [i], "w": [i]}}).to_string();
+                let (status, answer) = call(&base, "PUT", "/api/v1/table/t/write", Some(&body));
+                assert_eq!(status, 200, "{answer}");
+            }
+        })
+    };
+    let built2 = tmp.path().join("built2");
+    let (code, _, stderr) = murr_segment(
+        &[
+            "publish",
+            built2.to_str().expect("utf8"),
+            &target,
+            "--table",
+            "t",
+            "--replace",
+        ],
+        &env,
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    writes.join().expect("writes");
+    for node in [&w, &r] {
+        eventually("the replace serves", Duration::from_secs(20), || {
+            read_v(&node.base, "t", &["k0", "k100000", "k100999"])
+                == [Value::Null, json!(50), json!(51)]
+        });
+    }
+    // Every acknowledged write is there, on both nodes: those before the replace's commit were
+    // replaced, so the writer sees what the replica sees.
+    let ids: Vec<String> = (0..20).map(|i| format!("w{i}")).collect();
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let on_w = read_v(&w.base, "t", &ids);
+    eventually("the replica agrees", Duration::from_secs(20), || {
+        read_v(&r.base, "t", &ids) == on_w
+    });
+    assert_eq!(
+        on_w.last(),
+        Some(&json!(19)),
+        "the last write is after the replace: {on_w:?}"
+    );
+    w.stop();
+    r.stop();
+}
+
+#[test]
+fn segments_published_into_a_running_local_server_s_folder_race_its_writes_and_lose_nothing() {
+    let tmp = tempfile::tempdir().expect("temp folder");
+    let data = tmp.path().join("data");
+    let yaml = format!(
+        "storage:\n  cache_dir: {}\n  poll_interval: 0.2\n",
+        data.display()
+    );
+    let node = Node::spawn(murr(&yaml, tmp.path(), &[]).0, "local");
+    assert_eq!(node.call("PUT", "/api/v1/table/t", Some(SCHEMA)).0, 201);
+    // Ten builds of 200 rows each, published while the server takes ten writes.
+    for b in 0..10 {
+        parquet_files(
+            &tmp.path().join(format!("dump{b}")),
+            1,
+            200,
+            0,
+            b * 1000,
+            100,
+        );
+        build_segments(
+            tmp.path(),
+            &tmp.path().join(format!("dump{b}")),
+            &tmp.path().join(format!("built{b}")),
+        );
+    }
+    let writes = {
+        let base = node.base.clone();
+        std::thread::spawn(move || {
+            for i in 0..10 {
+                let body =
+                    json!({"columns": {"id": [format!("w{i}")], "v": [i], "w": [i]}}).to_string();
+                let (status, answer) = call(&base, "PUT", "/api/v1/table/t/write", Some(&body));
+                assert_eq!(status, 200, "{answer}");
+            }
+        })
+    };
+    let folder = data.to_str().expect("utf8").to_owned();
+    for b in 0..10 {
+        let built = tmp.path().join(format!("built{b}"));
+        let (code, _, stderr) = murr_segment(
+            &[
+                "publish",
+                built.to_str().expect("utf8"),
+                &folder,
+                "--table",
+                "t",
+            ],
+            &[],
+        );
+        assert_eq!(code, Some(0), "{stderr}");
+    }
+    writes.join().expect("writes");
+    let mut keys: Vec<String> = (0..10).map(|i| format!("w{i}")).collect();
+    keys.extend((0..10).flat_map(|b| [format!("k{}", b * 1000), format!("k{}", b * 1000 + 199)]));
+    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let mut want: Vec<Value> = (0..10).map(|i| json!(i)).collect();
+    want.extend(std::iter::repeat_n(json!(100), 20));
+    eventually(
+        "every write and every publish serves",
+        Duration::from_secs(20),
+        || read_v(&node.base, "t", &keys) == want,
+    );
+    // And after a restart, from the folder alone.
+    node.stop();
+    let node = Node::spawn(murr(&yaml, tmp.path(), &[]).0, "local");
+    assert_eq!(read_v(&node.base, "t", &keys), want);
+    // A folder that is not a murr data folder is refused.
+    let (code, _, stderr) = murr_segment(
+        &[
+            "publish",
+            tmp.path().join("built0").to_str().expect("utf8"),
+            tmp.path().join("dump0").to_str().expect("utf8"),
+            "--table",
+            "t",
+        ],
+        &[],
+    );
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("not a murr data folder"), "{stderr}");
+    node.stop();
+}
+
+#[test]
+fn inspect_prints_a_segment_of_release_0_1_and_refuses_a_damaged_one() {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/data-0.1/tables/items/seg-18ebc8188dc66492-0000000001.murr");
+    let (code, stdout, stderr) = murr_segment(&["inspect", fixture.to_str().expect("utf8")], &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    for expected in [
+        "segment version 2",
+        "checksums   ok",
+        "rows        3",
+        "column \"id\"",
+        "tag ",
+        "utf8",
+        "id=k1  score=0.5  n=1  tag=a  flag=true",
+        "id=k2  score=null  n=2  tag=null  flag=false",
+    ] {
+        assert!(stdout.contains(expected), "{expected:?} in {stdout}");
+    }
+    let tmp = tempfile::tempdir().expect("temp folder");
+    let mut bytes = std::fs::read(&fixture).expect("fixture");
+    bytes[70] ^= 0x01;
+    let damaged = tmp.path().join("damaged.murr");
+    std::fs::write(&damaged, bytes).expect("writes");
+    let (code, stdout, stderr) = murr_segment(&["inspect", damaged.to_str().expect("utf8")], &[]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stdout.contains("checksums   FAILED"), "{stdout}");
+    assert!(stderr.contains("damaged.murr"), "{stderr}");
+    let (code, _, stderr) = murr_segment(&["inspect", "/nonexistent.murr"], &[]);
+    assert_eq!(code, Some(2), "{stderr}");
 }
