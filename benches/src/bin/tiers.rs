@@ -58,6 +58,8 @@ struct Args {
     writes: usize,
     murr: PathBuf,
     out: PathBuf,
+    /// Run step 6 alone (the Parquet dump: load, PUT, offline build and publish).
+    only_dump: bool,
 }
 
 fn parse_args() -> Res<Args> {
@@ -67,6 +69,7 @@ fn parse_args() -> Res<Args> {
         writes: 200,
         murr: PathBuf::from("target/release/murr"),
         out: PathBuf::from("target/bench/object_store.json"),
+        only_dump: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -77,6 +80,7 @@ fn parse_args() -> Res<Args> {
             "--writes" => a.writes = value()?.parse()?,
             "--murr" => a.murr = PathBuf::from(value()?),
             "--out" => a.out = PathBuf::from(value()?),
+            "--only-dump" => a.only_dump = true,
             other => return Err(format!("unknown flag {other}").into()),
         }
     }
@@ -270,6 +274,11 @@ fn run() -> Res<()> {
         tmp.path().join("local").display()
     );
     let http = murr_benches::http_client(Duration::from_secs(3600))?;
+    if args.only_dump {
+        let dump = dump_load(&args, &s3, &http, tmp.path())?;
+        print_dump(&args, &dump);
+        return Ok(());
+    }
 
     eprintln!(
         "bench-s3: {} rows x 10 float32, local disk vs SeaweedFS",
@@ -427,6 +436,25 @@ fn run() -> Res<()> {
         full.rss_bytes as f64 / 1048576.0,
         tier.rss_bytes as f64 / 1048576.0
     );
+    print_dump(&args, &dump);
+    let report = serde_json::json!({
+        "rows": args.rows,
+        "visibility_ms": vis,
+        "cold_start_s": cold.as_secs_f64(),
+        "fetch_us": {"replica": replica_fetch, "local": local_fetch, "ratio": ratio},
+        "write_rows_per_s": {"bucket": remote_rate, "local": local_rate},
+        "ram_tier": {"segment_bytes": segment_bytes, "budget": budget, "all_in_ram": full, "limited": tier},
+        "parquet_dump": {"load_rows_per_s": dump.load_rows_per_s, "put_rows_per_s": dump.put_rows_per_s, "parquet_bytes": dump.bytes, "build_s": dump.build_s, "publish_s": dump.publish_s, "publish_visible_s": dump.publish_visible_s},
+    });
+    if let Some(dir) = args.out.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(&args.out, serde_json::to_vec_pretty(&report)?)?;
+    Ok(())
+}
+
+/// Step 6's table.
+fn print_dump(args: &Args, dump: &DumpRates) {
     println!(
         "\n### Loading a Parquet dump: {} rows x 10 float32 in 10 files\n",
         args.rows
@@ -447,20 +475,24 @@ fn run() -> Res<()> {
         "| load / PUT | {:.2}x | |",
         dump.load_rows_per_s / dump.put_rows_per_s
     );
-    let report = serde_json::json!({
-        "rows": args.rows,
-        "visibility_ms": vis,
-        "cold_start_s": cold.as_secs_f64(),
-        "fetch_us": {"replica": replica_fetch, "local": local_fetch, "ratio": ratio},
-        "write_rows_per_s": {"bucket": remote_rate, "local": local_rate},
-        "ram_tier": {"segment_bytes": segment_bytes, "budget": budget, "all_in_ram": full, "limited": tier},
-        "parquet_dump": {"load_rows_per_s": dump.load_rows_per_s, "put_rows_per_s": dump.put_rows_per_s, "parquet_bytes": dump.bytes},
-    });
-    if let Some(dir) = args.out.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    std::fs::write(&args.out, serde_json::to_vec_pretty(&report)?)?;
-    Ok(())
+    println!(
+        "| `murr segment build` of the same files from local disk (both cores) | {:.0} | {:.1} |",
+        args.rows as f64 / dump.build_s,
+        dump.build_s
+    );
+    println!(
+        "| `murr segment publish` into the node's folder, until served | | {:.2} ({:.2} the command) |",
+        dump.publish_visible_s, dump.publish_s
+    );
+    let offline = dump.build_s + dump.publish_visible_s;
+    println!(
+        "| build + publish, until served | {:.0} | {offline:.1} |",
+        args.rows as f64 / offline
+    );
+    println!(
+        "| build / PUT | {:.2}x | |",
+        args.rows as f64 / dump.build_s / dump.put_rows_per_s
+    );
 }
 
 /// Rows per second of a dump loaded from the bucket and sent through HTTP.
@@ -468,6 +500,12 @@ struct DumpRates {
     load_rows_per_s: f64,
     put_rows_per_s: f64,
     bytes: u64,
+    /// `murr segment build` of the same files from local disk.
+    build_s: f64,
+    /// `murr segment publish` of the built segments into the node's data folder.
+    publish_s: f64,
+    /// From the publish's start until the node serves the rows.
+    publish_visible_s: f64,
 }
 
 /// Step 6: writes the dump into the bucket (and keeps the files here), then times a load of it
@@ -565,20 +603,105 @@ fn dump_load(
     node.settle(args.rows, Duration::from_secs(30));
     eprintln!("bench-dump: the same files through PUT /write");
     let t = Instant::now();
-    for (_, body) in files {
+    for (_, body) in &files {
         let resp = http
             .put(format!("{}/api/v1/table/by_put/write", node.http))
             .header("content-type", "application/vnd.apache.parquet")
-            .body(body)
+            .body(body.clone())
             .send()?;
         if !resp.status().is_success() {
             return Err(format!("write: {}", resp.text()?).into());
         }
     }
     let put_s = t.elapsed().as_secs_f64();
+    node.settle(args.rows, Duration::from_secs(30));
+    let (build_s, publish_s, publish_visible_s) =
+        build_and_publish(args, http, dir, &node.http, &files, &schema_json)?;
     Ok(DumpRates {
         load_rows_per_s: args.rows as f64 / load_s,
         put_rows_per_s: args.rows as f64 / put_s,
         bytes,
+        build_s,
+        publish_s,
+        publish_visible_s,
     })
+}
+
+/// The same Parquet files, from local disk, through `murr segment build` (both cores) and
+/// `murr segment publish` into the running node's data folder: seconds to build, to publish,
+/// and from the publish's start until the node serves every row.
+fn build_and_publish(
+    args: &Args,
+    http: &reqwest::blocking::Client,
+    dir: &Path,
+    base: &str,
+    files: &[(usize, Vec<u8>)],
+    schema_json: &str,
+) -> Res<(f64, f64, f64)> {
+    let parquet = dir.join("dump-files");
+    std::fs::create_dir_all(&parquet)?;
+    for (i, (_, body)) in files.iter().enumerate() {
+        std::fs::write(parquet.join(format!("part-{i:03}.parquet")), body)?;
+    }
+    let schema = dir.join("dump-schema.json");
+    std::fs::write(&schema, schema_json)?;
+    let built = dir.join("dump-built");
+    let resp = http
+        .put(format!("{base}/api/v1/table/by_publish"))
+        .body(schema_json.to_owned())
+        .send()?;
+    if !resp.status().is_success() {
+        return Err(format!("create table: {}", resp.text()?).into());
+    }
+    eprintln!("bench-dump: murr segment build of the same files (local disk, both cores)");
+    let t = Instant::now();
+    let out = Command::new(&args.murr)
+        .arg("segment")
+        .arg("build")
+        .arg("--schema")
+        .arg(&schema)
+        .arg(&parquet)
+        .arg(&built)
+        .stdout(Stdio::null())
+        .status()?;
+    if !out.success() {
+        return Err("murr segment build failed".into());
+    }
+    let build_s = t.elapsed().as_secs_f64();
+    eprintln!("bench-dump: murr segment publish into the node's data folder");
+    let t = Instant::now();
+    let out = Command::new(&args.murr)
+        .arg("segment")
+        .arg("publish")
+        .arg(&built)
+        .arg(dir.join("dump-node"))
+        .args(["--table", "by_publish"])
+        .stdout(Stdio::null())
+        .status()?;
+    if !out.success() {
+        return Err("murr segment publish failed".into());
+    }
+    let publish_s = t.elapsed().as_secs_f64();
+    // The node applies the commit at its next poll (storage.poll_interval, 1 s by default).
+    let last = murr_benches::key(args.rows - 1);
+    let body = serde_json::json!({"keys": [last], "columns": ["f0"]}).to_string();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let answer: serde_json::Value = serde_json::from_str(
+            &http
+                .post(format!("{base}/api/v1/table/by_publish/fetch"))
+                .header("content-type", "application/json")
+                .body(body.clone())
+                .send()?
+                .text()?,
+        )?;
+        if !answer["columns"]["f0"][0].is_null() {
+            break;
+        }
+        if Instant::now() > deadline {
+            return Err("the published rows did not serve within 60 s".into());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok((build_s, publish_s, t.elapsed().as_secs_f64()))
 }

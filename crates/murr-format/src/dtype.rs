@@ -39,7 +39,7 @@ macro_rules! dtypes {
         /// Each type has a stable one-byte code written into segment files. A code, once
         /// released, is never reused; new types get new codes. Codes 64 and up are parametrised
         /// types (timestamps with a unit, lists), whose parameters follow the code in the column
-        /// directory ([`DType::encode`], see `docs/format.md`).
+        /// directory (`DType::encode`, see `docs/format.md`).
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         #[non_exhaustive]
         pub enum DType {

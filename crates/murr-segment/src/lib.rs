@@ -1,12 +1,19 @@
 //! murr's immutable segments, in Arrow terms.
 //!
-//! A [`Segment`] is one segment file opened from a [`Directory`](murr_directory::Directory):
+//! A [`Segment`] is one segment file opened from a [`Directory`]:
 //! [`encode`] writes record batches into the format of [`murr_format`], [`Segment::open`]
 //! validates a file once, [`Segment::find`] looks an encoded key up in its index, and
 //! [`gather_columns`] builds Arrow arrays of columns for rows spread over several segments.
 //! [`downcast_dtype!`] is the one dispatch from a dtype to code generic over its Arrow type.
 //!
 //! Reads are synchronous and never touch storage: the segment's bytes are resident.
+//!
+//! Outside a server, [`SegmentBuilder`] builds a segment file from record batches (a batch job
+//! does, and `murr segment publish` commits the files to a table), and [`Segment::from_bytes`]
+//! opens any segment file, from any source, with one validation. Files carry their format version
+//! ([`murr_format::FORMAT_VERSION`]; this build reads back to [`murr_format::MIN_FORMAT_VERSION`]);
+//! the `read_segment` example prints a file's rows with this public API alone, and
+//! `docs/format.md` specifies the bytes for readers in other languages.
 
 mod builder;
 mod dispatch;

@@ -413,7 +413,8 @@ fn publish_inner(
     } else {
         return Err(usage(format!("{}: no such file or folder", from.display())));
     };
-    if paths.is_empty() && !replace {
+    // A replace with nothing would empty the table: a wrong folder must not do that.
+    if paths.is_empty() {
         return Err(usage(format!("{} holds no .murr file", from.display())));
     }
     let segments = paths

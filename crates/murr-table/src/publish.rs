@@ -197,12 +197,14 @@ pub fn publish(
             };
             let codec = KeyCodec::new(&manifest.schema)?;
             for (seg, built) in opened.iter().zip(segments) {
-                agrees(seg, &manifest.schema, codec.stored_column()).map_err(|reason| {
-                    Error::invalid(format!(
-                        "segment {} does not fit table {table:?}: {reason}",
-                        built.name
-                    ))
-                })?;
+                agrees(seg, &manifest.schema, codec.stored_column())
+                    .and_then(|()| fits(seg, &manifest.schema))
+                    .map_err(|reason| {
+                        Error::invalid(format!(
+                            "segment {} does not fit table {table:?}: {reason}",
+                            built.name
+                        ))
+                    })?;
             }
             if copies
                 .as_ref()
@@ -265,6 +267,38 @@ pub fn publish(
         "segments published"
     );
     Ok(stats)
+}
+
+/// What a server's write guarantees and `agrees` does not check (a segment written by the table
+/// itself always holds): no column the table lacks, and values in every non-nullable column.
+fn fits(seg: &Segment, schema: &murr_format::TableSchema) -> std::result::Result<(), String> {
+    let meta = seg.view().meta();
+    for c in &meta.columns {
+        if c.name != murr_format::ENCODED_KEY_COLUMN && schema.column(&c.name).is_none() {
+            return Err(format!(
+                "it has column {:?}, which the table does not",
+                c.name
+            ));
+        }
+    }
+    for def in schema.columns.iter().filter(|d| !d.nullable) {
+        match meta.columns.iter().find(|c| c.name == def.name) {
+            None => {
+                return Err(format!(
+                    "it lacks column {:?}, which the table says is not nullable",
+                    def.name
+                ));
+            }
+            Some(c) if c.null_bit.is_some() => {
+                return Err(format!(
+                    "it has nulls in column {:?}, which the table says is not nullable",
+                    def.name
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
 }
 
 /// Opens a built segment, checking its version against what the store's servers read and

@@ -194,6 +194,54 @@ fn a_bad_segment_commits_nothing_and_is_named() {
         PublishMode::Append,
     );
     assert!(msg.contains("float.murr") && msg.contains("\"n\""), "{msg}");
+    // A column the table lacks, and nulls in a column the table says is not nullable.
+    let wider = TableSchema::new(
+        "id",
+        vec![
+            ColumnDef::new("id", DType::Utf8, false),
+            ColumnDef::new("n", DType::Int64, true),
+            ColumnDef::new("extra", DType::Int64, true),
+        ],
+    );
+    let batch = RecordBatch::try_from_iter(vec![
+        (
+            "id",
+            Arc::new(arrow_array::StringArray::from(vec!["k0", "k1"])) as arrow_array::ArrayRef,
+        ),
+        (
+            "n",
+            Arc::new(arrow_array::Int64Array::from(vec![Some(1), None])) as arrow_array::ArrayRef,
+        ),
+        (
+            "extra",
+            Arc::new(arrow_array::Int64Array::from(vec![1, 2])) as arrow_array::ArrayRef,
+        ),
+    ])
+    .expect("batch");
+    let msg = refused(
+        &[built_with(
+            &wider,
+            "extra.murr",
+            std::slice::from_ref(&batch),
+        )],
+        PublishMode::Append,
+    );
+    assert!(
+        msg.contains("extra.murr") && msg.contains("\"extra\""),
+        "{msg}"
+    );
+    let msg = refused(
+        &[built_with(
+            &wider,
+            "nulls.murr",
+            &[batch.project(&[0, 1]).expect("two columns")],
+        )],
+        PublishMode::Append,
+    );
+    assert!(
+        msg.contains("nulls.murr") && msg.contains("not nullable"),
+        "{msg}"
+    );
     // Unknown table.
     let err = publish(dir.as_ref(), "nope", &[good], PublishMode::Append).expect_err("no table");
     assert!(matches!(err, Error::TableNotFound { .. }), "{err}");
