@@ -194,6 +194,7 @@ const TEST_PACKAGES: &[&str] = &[
     "schemathesis>=4.3,<5",
     "trustme>=1.1",
     "feast[redis]>=0.67,<0.68",
+    "xxhash>=3",
 ];
 
 /// Upstream murr's own Python client (generation 2 of the API), which the Python tests run
