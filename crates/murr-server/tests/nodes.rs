@@ -2,11 +2,12 @@
 //! real S3 server (SeaweedFS). What a writer acknowledges is in the bucket and reaches every
 //! replica; creates and drops propagate; a writer killed with SIGKILL loses nothing it
 //! acknowledged and leaves nothing half-written for replicas; two writers racing on one table
-//! cannot both commit; a replica rebuilds a wiped cache, keeps serving while the bucket is
-//! unreachable and says so; bad storage settings stop the start with a message naming them.
-//! Loads: Parquet dumps written by pyarrow into the bucket, loaded with `murr load` (replace and
-//! upsert, a prefix and a glob), a corrupt file in the middle, a missing prefix, reads during a
-//! load.
+//! never commit one version and lose no acknowledged write; a replica rebuilds a wiped cache,
+//! keeps serving while the bucket is unreachable and says so; bad storage settings stop the
+//! start with a message naming them. Loads: Parquet dumps written by pyarrow into the bucket,
+//! loaded with `murr load` (replace and upsert, a prefix and a glob), a corrupt file in the
+//! middle, a missing prefix, reads during a load. Segments built offline (`murr segment build`)
+//! and published to the bucket or a local server's folder, racing writes; `inspect`.
 
 #![allow(clippy::disallowed_methods, clippy::print_stderr, reason = "tests")]
 
@@ -436,7 +437,7 @@ fn a_writer_killed_mid_stream_loses_nothing_it_acknowledged() {
 }
 
 #[test]
-fn two_writers_racing_on_one_table_cannot_both_commit() {
+fn two_writers_racing_on_one_table_lose_no_acknowledged_write() {
     let s3 = Seaweed::start("race");
     let tmp = tempfile::tempdir().expect("temp folder");
     let a = Node::start(&s3, "p", "writer", &tmp.path().join("a"));
