@@ -160,6 +160,10 @@ impl Directory for FaultyDirectory {
     fn warm(&self, bytes: &[u8]) {
         self.inner.warm(bytes);
     }
+
+    fn release(&self, bytes: &[u8], range: std::ops::Range<usize>) {
+        self.inner.release(bytes, range);
+    }
 }
 
 #[cfg(test)]

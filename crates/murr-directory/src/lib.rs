@@ -122,6 +122,14 @@ pub trait Directory: Send + Sync + Debug + 'static {
     fn warm(&self, bytes: &[u8]) {
         let _ = bytes;
     }
+
+    /// Tells the directory that `range` of `bytes` (a file it opened or wrote) will not be read
+    /// for a while (rows newer segments have replaced): a directory that maps its files drops
+    /// the whole pages of that range from the process's memory, and a later read brings them
+    /// back from the file, unchanged. Other directories keep the bytes.
+    fn release(&self, bytes: &[u8], range: std::ops::Range<usize>) {
+        let _ = (bytes, range);
+    }
 }
 
 /// Reads one byte of every page of `bytes`, so that a lazily mapped file becomes resident (the

@@ -421,6 +421,11 @@ impl Directory for MmapDirectory {
         }
     }
 
+    fn release(&self, bytes: &[u8], range: std::ops::Range<usize>) {
+        // Every non-empty file this directory hands out is a map of the file.
+        crate::residency::release(bytes, range);
+    }
+
     fn read_range(&self, path: &FilePath, offset: u64, len: usize) -> Result<Bytes> {
         use std::os::unix::fs::FileExt;
         crate::assert_blocking_allowed();

@@ -242,6 +242,24 @@ fn resident_pages(r: &Region) -> Vec<u16> {
     out
 }
 
+/// Drops the whole pages inside `bytes[range]` (a read-only map of a file murr never modifies)
+/// from the process: a later read brings them back from the file, unchanged.
+pub(crate) fn release(bytes: &[u8], range: std::ops::Range<usize>) {
+    let base = bytes.as_ptr() as usize;
+    let start = (base + range.start.min(bytes.len())).next_multiple_of(PAGE);
+    let end = (base + range.end.min(bytes.len())) / PAGE * PAGE;
+    if end <= start {
+        return;
+    }
+    #[expect(unsafe_code, reason = "madvise has no safe wrapper")]
+    // SAFETY: the pages lie inside `bytes`, a live, read-only map of a file (the caller holds
+    // it). Dropping clean file pages changes no content: the next access reads the same bytes
+    // from the file.
+    unsafe {
+        libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED);
+    }
+}
+
 /// Drops chunk `c` of `r` from memory.
 fn evict(r: &Region, c: usize) {
     let start = c * CHUNK;

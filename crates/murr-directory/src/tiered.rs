@@ -345,6 +345,10 @@ impl Directory for TieredDirectory {
     fn warm(&self, bytes: &[u8]) {
         self.inner.local.warm(bytes);
     }
+
+    fn release(&self, bytes: &[u8], range: std::ops::Range<usize>) {
+        self.inner.local.release(bytes, range);
+    }
 }
 
 #[cfg(test)]

@@ -21,7 +21,9 @@ mod encode;
 mod gather;
 
 use std::fmt;
+use std::ops::Range;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use bytes::Bytes;
 use murr_directory::{Directory, FilePath};
@@ -96,6 +98,24 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub struct Segment {
     view: Arc<SegmentView>,
     path: FilePath,
+    shadows: Arc<Shadows>,
+}
+
+/// Bytes of a memory page: the unit [`Segment::shadow`] hands back.
+const PAGE: usize = 4096;
+
+/// Which rows of a segment newer segments have replaced, and how many rows of each page of the
+/// row block are not replaced yet; allocated at the first [`Segment::shadow`].
+#[derive(Debug, Default)]
+struct Shadows {
+    state: std::sync::OnceLock<ShadowState>,
+}
+
+#[derive(Debug)]
+struct ShadowState {
+    rows: Box<[AtomicU64]>,
+    /// Rows of each page of the file (those holding part of the row block) not shadowed yet.
+    live: Box<[AtomicU32]>,
 }
 
 impl fmt::Debug for Segment {
@@ -136,6 +156,7 @@ impl Segment {
         Ok(Segment {
             view: Arc::new(view),
             path,
+            shadows: Arc::default(),
         })
     }
 
@@ -178,4 +199,96 @@ impl Segment {
     pub fn key(&self, row: usize) -> &[u8] {
         self.view.key(row)
     }
+
+    /// Whether [`Segment::shadow`] marked `row` replaced by a newer segment: a merge skips it
+    /// without reading it.
+    #[inline]
+    pub fn is_shadowed(&self, row: usize) -> bool {
+        self.shadows
+            .state
+            .get()
+            .is_some_and(|s| s.rows[row / 64].load(Ordering::Relaxed) & (1 << (row % 64)) != 0)
+    }
+
+    /// Rows marked shadowed so far.
+    pub fn shadowed_rows(&self) -> usize {
+        self.shadows.state.get().map_or(0, |s| {
+            s.rows
+                .iter()
+                .map(|w| w.load(Ordering::Relaxed).count_ones() as usize)
+                .sum()
+        })
+    }
+
+    /// Marks `rows` as replaced by a newer segment (their keys are in one): no read needs them
+    /// again, since a fetch finds their keys in the newer segment first. Returns the byte ranges
+    /// of the file whose every row is now replaced, whole pages of the row block, for the
+    /// directory to drop from memory ([`murr_directory::Directory::release`]); each range is
+    /// returned once.
+    ///
+    /// # Panics
+    /// If a row is out of range.
+    pub fn shadow(&self, rows: &[u32]) -> Vec<Range<usize>> {
+        let meta = self.view.meta();
+        let width = meta.row_width as usize;
+        let (start, len) = (
+            meta.rows_section.offset as usize,
+            meta.rows_section.len as usize,
+        );
+        let n = self.rows();
+        let state = self.shadows.state.get_or_init(|| {
+            let first_page = start / PAGE;
+            let pages = if len == 0 {
+                0
+            } else {
+                (start + len - 1) / PAGE + 1 - first_page
+            };
+            let live: Vec<AtomicU32> = (0..pages).map(|_| AtomicU32::new(0)).collect();
+            for r in 0..n {
+                for p in row_pages(start, width, r) {
+                    live[p - first_page].fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            ShadowState {
+                rows: (0..n.div_ceil(64)).map(|_| AtomicU64::new(0)).collect(),
+                live: live.into_boxed_slice(),
+            }
+        });
+        let first_page = start / PAGE;
+        let mut dead = Vec::new();
+        for &row in rows {
+            let r = row as usize;
+            assert!(r < n, "row {r} of a segment of {n} rows");
+            let bit = 1u64 << (r % 64);
+            if state.rows[r / 64].fetch_or(bit, Ordering::Relaxed) & bit != 0 {
+                continue;
+            }
+            for p in row_pages(start, width, r) {
+                if state.live[p - first_page].fetch_sub(1, Ordering::Relaxed) == 1 {
+                    // Only pages wholly inside the row block: the others hold the header or
+                    // another section too.
+                    let (a, b) = (p * PAGE, (p + 1) * PAGE);
+                    if a >= start && b <= start + len {
+                        dead.push(a..b);
+                    }
+                }
+            }
+        }
+        dead.sort_by_key(|r| r.start);
+        // Adjacent pages as one range: fewer calls to drop them.
+        let mut merged: Vec<Range<usize>> = Vec::with_capacity(dead.len());
+        for r in dead {
+            match merged.last_mut() {
+                Some(last) if last.end == r.start => last.end = r.end,
+                _ => merged.push(r),
+            }
+        }
+        merged
+    }
+}
+
+/// The pages (of the file) row `r` of a row block at `start`, rows of `width` bytes, lies on.
+fn row_pages(start: usize, width: usize, r: usize) -> std::ops::RangeInclusive<usize> {
+    let a = start + r * width;
+    a / PAGE..=(a + width.max(1) - 1) / PAGE
 }

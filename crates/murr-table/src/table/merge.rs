@@ -63,6 +63,7 @@ impl Table {
     pub fn merge_step(&self) -> Result<bool> {
         self.check_writable("a merge")?;
         let _merging = self.merging.lock();
+        self.apply_shadows();
         let snap = self.snapshot.load_full();
         let rows: Vec<u64> = snap.segments.iter().map(|s| s.rows() as u64).collect();
         let bytes: Vec<u64> = snap.segments.iter().map(|s| s.size() as u64).collect();
@@ -74,6 +75,64 @@ impl Table {
         ) {
             Some(range) => self.merge(snap, range).map(|()| true),
             None => Ok(false),
+        }
+    }
+
+    /// For each write committed since the last call: marks the rows of the older segments more
+    /// than twice its size that its keys replace, and has the directory drop the pages of the
+    /// row block whose every row is replaced. A table rewritten by a refresh then does not hold
+    /// the old rows and the new ones in memory together until the merges catch up, and the
+    /// merges skip the marked rows without reading them. (Smaller segments are merged soon
+    /// anyway; looking the write's keys up in each would cost more than their pages.)
+    pub(crate) fn apply_shadows(&self) {
+        let pending = std::mem::take(&mut *self.shadow_queue.lock());
+        if pending.is_empty() {
+            return;
+        }
+        let started = Instant::now();
+        let snap = self.snapshot.load_full();
+        let (mut marked, mut released) = (0usize, 0usize);
+        for w in pending {
+            let Some(pos) = snap.segments.iter().position(|s| s.path() == w.path()) else {
+                continue; // merged or replaced already
+            };
+            for s in snap.segments[..pos]
+                .iter()
+                .filter(|s| s.rows() > 2 * w.rows())
+            {
+                let one = std::slice::from_ref(s);
+                let mut rows: Vec<u32> = Vec::with_capacity(SHADOW_BLOCK);
+                let mut dead: Vec<std::ops::Range<usize>> = Vec::new();
+                for start in (0..w.rows()).step_by(SHADOW_BLOCK) {
+                    let keys: Vec<&[u8]> = (start..(start + SHADOW_BLOCK).min(w.rows()))
+                        .map(|r| w.key(r))
+                        .collect();
+                    rows.clear();
+                    rows.extend(
+                        locate(one, &keys)
+                            .iter()
+                            .filter(|l| l.is_found())
+                            .map(|l| l.row),
+                    );
+                    marked += rows.len();
+                    dead.extend(s.shadow(&rows));
+                }
+                // Dropped once the lookups are done: a lookup's page fault maps the pages
+                // around it back in (the kernel's fault-around).
+                for range in dead {
+                    released += range.len();
+                    self.dir.release(s.view().bytes(), range);
+                }
+            }
+        }
+        if marked > 0 {
+            tracing::debug!(
+                table = %self.name,
+                rows = marked,
+                released_mb = released >> 20,
+                ms = started.elapsed().as_secs_f64() * 1e3,
+                "rows replaced by newer writes marked"
+            );
         }
     }
 
@@ -182,6 +241,8 @@ impl Table {
                 rows.clear();
                 rows.extend(
                     (start..(start + SHADOW_BLOCK).min(seg.rows()))
+                        // Rows known replaced are not read: their pages may be dropped.
+                        .filter(|&row| !seg.is_shadowed(row))
                         .filter(|&row| expired_at.is_none_or(|at| self.written(seg, row) > at))
                         .map(|row| row as u32),
                 );

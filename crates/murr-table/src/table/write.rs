@@ -128,6 +128,9 @@ impl Table {
                 }
             }
         }
+        if !replace && self.config.merger.is_some() {
+            self.shadow_queue.lock().extend(written.iter().cloned());
+        }
         self.counters.wrote(stats.rows);
         tracing::debug!(
             table = %self.name,

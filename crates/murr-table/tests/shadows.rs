@@ -1,0 +1,117 @@
+//! Rows a newer write replaces stop costing memory before the merges: the merge thread marks
+//! them in the larger, older segment and the directory drops the pages whose every row is
+//! replaced; reads stay right (a dropped page comes back from the file if read), and merges
+//! skip the marked rows.
+
+#![allow(clippy::disallowed_methods, clippy::clone_on_ref_ptr, reason = "tests")]
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::*;
+use murr_directory::MmapDirectory;
+use murr_table::{Store, StoreOptions};
+
+#[test]
+fn rows_a_write_replaces_leave_memory_and_reads_stay_right() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let store = Store::open(
+        Arc::new(MmapDirectory::open(tmp.path()).expect("opens")),
+        StoreOptions {
+            // The merge thread runs, but merges nothing here: the marks are what is tested.
+            merge_factor: 1000,
+            idle_compaction: None,
+            ..StoreOptions::default()
+        },
+    )
+    .expect("opens");
+    let t = store.create_table("t", schema()).expect("creates");
+    let n = 200_000;
+    t.write(&[valued(&keys(0..n), 1)]).expect("writes");
+    let old = t.snapshot().segments()[0].clone();
+    let resident = || murr_directory::residency::resident_pages_of(old.view().bytes());
+    let before = resident();
+    // A write of the first quarter of the keys, with new values.
+    t.write(&[valued(&keys(0..n / 4), 2)]).expect("rewrites");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while old.shadowed_rows() < n / 4 {
+        assert!(Instant::now() < deadline, "marked {}", old.shadowed_rows());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(old.shadowed_rows(), n / 4, "only the rewritten keys");
+    assert!(old.is_shadowed(0) && old.is_shadowed(n / 4 - 1) && !old.is_shadowed(n / 4));
+    // The rows of the first quarter filled about a quarter of the row block's pages.
+    let row_block = old.view().meta().rows_section.len as usize;
+    let quarter_pages = row_block / 4 / 4096;
+    let after = resident();
+    assert!(
+        before - after + 2 >= quarter_pages,
+        "resident pages {before} -> {after}, a quarter of the rows is {quarter_pages} pages"
+    );
+    // Reads: the new values, and the old ones of the keys not rewritten.
+    let probe = [0, n / 4 - 1, n / 4, n - 1];
+    let probe_keys: Vec<String> = probe.iter().map(|&i| format!("k{i}")).collect();
+    assert_eq!(
+        ns(&t.fetch(&probe_keys, &["n"]).expect("reads"), 0),
+        [Some(2), Some(2), Some(1), Some(1)]
+    );
+    // A reader of the old snapshot reads a dropped row: it comes back from the file.
+    let row0 = murr_segment::gather(
+        std::slice::from_ref(&old),
+        "n",
+        murr_format::DType::Int64,
+        &[murr_segment::Loc { seg: 0, row: 0 }],
+    )
+    .expect("gathers");
+    let row0 = row0
+        .as_any()
+        .downcast_ref::<arrow_array::Int64Array>()
+        .expect("int64");
+    assert_eq!(row0.value(0), 1);
+    // A merge skips the marked rows and keeps every key's last write.
+    t.compact().expect("compacts");
+    assert_eq!(t.stats().rows, n as u64);
+    assert_eq!(
+        ns(&t.fetch(&probe_keys, &["n"]).expect("reads"), 0),
+        [Some(2), Some(2), Some(1), Some(1)]
+    );
+}
+
+#[test]
+fn a_refresh_in_random_order_marks_every_old_row_and_merges_right() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let store = Store::open(
+        Arc::new(MmapDirectory::open(tmp.path()).expect("opens")),
+        StoreOptions {
+            idle_compaction: None,
+            ..StoreOptions::default()
+        },
+    )
+    .expect("opens");
+    let t = store.create_table("t", schema()).expect("creates");
+    let n = 60_000;
+    t.write(&[valued(&keys(0..n), 1)]).expect("writes");
+    let old = t.snapshot().segments()[0].clone();
+    // Every key again, in five writes of scattered keys, merged as they come.
+    for part in 0..5 {
+        let ks: Vec<String> = (0..n)
+            .filter(|i| (i * 7919) % 5 == part)
+            .map(|i| format!("k{i}"))
+            .collect();
+        t.write(&[valued(&ks, 2 + part as i64)]).expect("rewrites");
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while t.stats().segments > 1 || t.stats().rows > n as u64 {
+        assert!(Instant::now() < deadline, "{:?}", t.stats());
+        t.compact().expect("compacts");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(old.shadowed_rows() > 0, "the merge thread marked rows");
+    let all = keys(0..n);
+    let got = ns(&t.fetch(&all, &["n"]).expect("reads"), 0);
+    for (i, v) in got.iter().enumerate() {
+        assert_eq!(*v, Some(2 + ((i * 7919) % 5) as i64), "k{i}");
+    }
+}
