@@ -113,6 +113,9 @@ struct Shadows {
 
 #[derive(Debug)]
 struct ShadowState {
+    /// The newest table version whose commit marked rows here: a reader whose snapshot is
+    /// older may still need the marked rows (it does not see the segment that replaced them).
+    version: AtomicU64,
     rows: Box<[AtomicU64]>,
     /// Rows of each page of the file (those holding part of the row block) not shadowed yet.
     live: Box<[AtomicU32]>,
@@ -207,7 +210,24 @@ impl Segment {
         self.shadows
             .state
             .get()
-            .is_some_and(|s| s.rows[row / 64].load(Ordering::Relaxed) & (1 << (row % 64)) != 0)
+            .is_some_and(|s| s.rows[row / 64].load(Ordering::Acquire) & (1 << (row % 64)) != 0)
+    }
+
+    /// For a lookup by a reader whose table snapshot has version `version`: the rows it may
+    /// skip unread (marked by commits its snapshot includes, so their keys are found in a newer
+    /// segment first). `None` when no row is marked.
+    #[inline]
+    pub fn shadowed_as_of(&self, version: u64) -> Option<impl Fn(u32) -> bool + '_> {
+        let state = self.shadows.state.get()?;
+        Some(move |row: u32| {
+            let r = row as usize;
+            // The bit is read first: its mark's version was stored before it (see `shadow`).
+            state
+                .rows
+                .get(r / 64)
+                .is_some_and(|w| w.load(Ordering::Acquire) & (1 << (r % 64)) != 0)
+                && version >= state.version.load(Ordering::Acquire)
+        })
     }
 
     /// Rows marked shadowed so far.
@@ -220,15 +240,16 @@ impl Segment {
         })
     }
 
-    /// Marks `rows` as replaced by a newer segment (their keys are in one): no read needs them
-    /// again, since a fetch finds their keys in the newer segment first. Returns the byte ranges
+    /// Marks `rows` as replaced by a newer segment, committed in table version `version` (their
+    /// keys are in it): no read of a snapshot that includes that commit needs them again, since
+    /// a fetch finds their keys in the newer segment first. Returns the byte ranges
     /// of the file whose every row is now replaced, whole pages of the row block, for the
     /// directory to drop from memory ([`murr_directory::Directory::release`]); each range is
     /// returned once.
     ///
     /// # Panics
     /// If a row is out of range.
-    pub fn shadow(&self, rows: &[u32]) -> Vec<Range<usize>> {
+    pub fn shadow(&self, rows: &[u32], version: u64) -> Vec<Range<usize>> {
         let meta = self.view.meta();
         let width = meta.row_width as usize;
         let (start, len) = (
@@ -250,17 +271,20 @@ impl Segment {
                 }
             }
             ShadowState {
+                version: AtomicU64::new(0),
                 rows: (0..n.div_ceil(64)).map(|_| AtomicU64::new(0)).collect(),
                 live: live.into_boxed_slice(),
             }
         });
+        // The version first, then the bits: a reader that sees a bit sees its version.
+        state.version.fetch_max(version, Ordering::Release);
         let first_page = start / PAGE;
         let mut dead = Vec::new();
         for &row in rows {
             let r = row as usize;
             assert!(r < n, "row {r} of a segment of {n} rows");
             let bit = 1u64 << (r % 64);
-            if state.rows[r / 64].fetch_or(bit, Ordering::Relaxed) & bit != 0 {
+            if state.rows[r / 64].fetch_or(bit, Ordering::Release) & bit != 0 {
                 continue;
             }
             for p in row_pages(start, width, r) {

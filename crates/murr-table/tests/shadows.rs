@@ -50,12 +50,26 @@ fn rows_a_write_replaces_leave_memory_and_reads_stay_right() {
         before - after + 2 >= quarter_pages,
         "resident pages {before} -> {after}, a quarter of the rows is {quarter_pages} pages"
     );
+    // A second write of the next quarter drops its pages too.
+    t.write(&[valued(&keys(n / 4..n / 2), 3)])
+        .expect("rewrites");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while old.shadowed_rows() < n / 2 {
+        assert!(Instant::now() < deadline, "marked {}", old.shadowed_rows());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    let after2 = resident();
+    assert!(
+        after - after2 + 2 >= quarter_pages,
+        "resident pages {after} -> {after2} after the second write, a quarter of the rows is {quarter_pages} pages"
+    );
     // Reads: the new values, and the old ones of the keys not rewritten.
     let probe = [0, n / 4 - 1, n / 4, n - 1];
     let probe_keys: Vec<String> = probe.iter().map(|&i| format!("k{i}")).collect();
     assert_eq!(
         ns(&t.fetch(&probe_keys, &["n"]).expect("reads"), 0),
-        [Some(2), Some(2), Some(1), Some(1)]
+        [Some(2), Some(2), Some(3), Some(1)]
     );
     // A reader of the old snapshot reads a dropped row: it comes back from the file.
     let row0 = murr_segment::gather(
@@ -75,7 +89,7 @@ fn rows_a_write_replaces_leave_memory_and_reads_stay_right() {
     assert_eq!(t.stats().rows, n as u64);
     assert_eq!(
         ns(&t.fetch(&probe_keys, &["n"]).expect("reads"), 0),
-        [Some(2), Some(2), Some(1), Some(1)]
+        [Some(2), Some(2), Some(3), Some(1)]
     );
 }
 
@@ -114,4 +128,52 @@ fn a_refresh_in_random_order_marks_every_old_row_and_merges_right() {
     for (i, v) in got.iter().enumerate() {
         assert_eq!(*v, Some(2 + ((i * 7919) % 5) as i64), "k{i}");
     }
+}
+
+#[test]
+fn a_refresh_in_order_drops_the_old_rows_write_by_write() {
+    // As a server runs: merges after each write, then a compaction, so the old rows sit in a
+    // merged segment; then each quarter of the keys is rewritten. Each write's lookups must not
+    // bring back the pages the writes before it dropped (a lookup skips the marked rows).
+    let tmp = tempfile::tempdir().expect("tmp");
+    let store = Store::open(
+        Arc::new(MmapDirectory::open(tmp.path()).expect("opens")),
+        StoreOptions {
+            idle_compaction: None,
+            ..StoreOptions::default()
+        },
+    )
+    .expect("opens");
+    let t = store.create_table("t", schema()).expect("creates");
+    let n = 400_000;
+    for i in 0..4 {
+        t.write(&[valued(&keys(i * n / 4..(i + 1) * n / 4), 1)])
+            .expect("writes");
+    }
+    // What idle compaction does (the merged file is read in before it returns).
+    t.compact().expect("compacts");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let old = t.snapshot().segments()[0].clone();
+    let resident = || murr_directory::residency::resident_pages_of(old.view().bytes());
+    let start = resident();
+    let quarter = old.view().meta().rows_section.len as usize / 4 / 4096;
+    for i in 0..4 {
+        t.write(&[valued(&keys(i * n / 4..(i + 1) * n / 4), 2)])
+            .expect("rewrites");
+        while old.shadowed_rows() < (i + 1) * n / 4 {
+            assert!(Instant::now() < deadline, "marked {}", old.shadowed_rows());
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let now = resident();
+        assert!(
+            start - now + 2 * (i + 1) >= (i + 1) * quarter,
+            "after rewrite {i}: resident pages {start} -> {now}, {quarter} a quarter"
+        );
+    }
+    let all = keys(0..n);
+    assert!(
+        ns(&t.fetch(&all, &["n"]).expect("reads"), 0)
+            .iter()
+            .all(|v| *v == Some(2))
+    );
 }

@@ -53,9 +53,24 @@ impl SegmentView {
         keys: &[K],
         hashes: &[u64],
         todo: &mut Vec<u32>,
+        found: impl FnMut(u32, u32),
+    ) {
+        self.find_many_skipping(keys, hashes, todo, |_| false, found);
+    }
+
+    /// As [`SegmentView::find_many`], never reading the rows `skip` names: their slots count as
+    /// tag collisions. For rows the caller knows hold no key it looks for (rows newer segments
+    /// replaced, whose pages may have left memory: reading one would bring its page back).
+    pub fn find_many_skipping<K: AsRef<[u8]>>(
+        &self,
+        keys: &[K],
+        hashes: &[u64],
+        todo: &mut Vec<u32>,
+        skip: impl Fn(u32) -> bool,
         mut found: impl FnMut(u32, u32),
     ) {
         let rows = self.rows();
+        let key_checked = |r: u32| (!skip(r)).then(|| self.key_checked(r)).flatten();
         let index = self.index();
         let width = usize::from(self.meta().index_slot_width);
         let prefetch_slot = |i: u32| {
@@ -77,13 +92,15 @@ impl SegmentView {
             let h = hashes[i as usize];
             let mut budget = index.capacity();
             match index.candidate(h, index.home(h), &mut budget) {
-                Some((pos, row)) if (row as usize) < rows => cands.push((i, pos, row)),
+                Some((pos, row)) if (row as usize) < rows && !skip(row) => {
+                    cands.push((i, pos, row));
+                }
                 Some((pos, _)) => match index.find_from(
                     keys[i as usize].as_ref(),
                     h,
                     index.next(pos),
                     &mut budget,
-                    |r| self.key_checked(r),
+                    key_checked,
                 ) {
                     Some(row) => found(i, row),
                     None => missing.push(i),
@@ -100,9 +117,7 @@ impl SegmentView {
             } else {
                 let mut budget = index.capacity();
                 let h = hashes[i as usize];
-                match index.find_from(key, h, index.next(pos), &mut budget, |r| {
-                    self.key_checked(r)
-                }) {
+                match index.find_from(key, h, index.next(pos), &mut budget, key_checked) {
                     Some(row) => found(i, row),
                     None => missing.push(i),
                 }

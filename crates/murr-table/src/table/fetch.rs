@@ -104,7 +104,7 @@ impl Table {
             }
             positions.push(p);
         }
-        let mut locs = locate(&snap.segments, keys);
+        let mut locs = locate(&snap.segments, keys, snap.version);
         if let Some(ttl) = meta.schema.ttl {
             // A key's newest row decides: an expired row reads as missing (the older rows of
             // the key were written before it, so they expired too).
@@ -159,7 +159,10 @@ impl Table {
 
 /// For each encoded key, where its newest row lives: segments are searched newest first, each
 /// for the keys not found yet, in one batched lookup.
-pub(crate) fn locate<K: AsRef<[u8]>>(segments: &[Segment], keys: &[K]) -> Vec<Loc> {
+///
+/// `version` is the version of the snapshot `segments` come from: rows that newer writes of
+/// that snapshot replaced are skipped unread (their pages may have left memory).
+pub(crate) fn locate<K: AsRef<[u8]>>(segments: &[Segment], keys: &[K], version: u64) -> Vec<Loc> {
     let mut locs = vec![Loc::MISSING; keys.len()];
     if segments.is_empty() {
         return locs;
@@ -180,9 +183,11 @@ pub(crate) fn locate<K: AsRef<[u8]>>(segments: &[Segment], keys: &[K]) -> Vec<Lo
             }
             hashed_with = Some(view.hash_seed());
         }
-        view.find_many(keys, &hashes, &mut todo, |k, row| {
-            locs[k as usize] = Loc { seg: i as u32, row };
-        });
+        let found = |k: u32, row: u32| locs[k as usize] = Loc { seg: i as u32, row };
+        match s.shadowed_as_of(version) {
+            Some(skip) => view.find_many_skipping(keys, &hashes, &mut todo, skip, found),
+            None => view.find_many(keys, &hashes, &mut todo, found),
+        }
     }
     locs
 }

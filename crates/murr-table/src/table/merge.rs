@@ -92,14 +92,9 @@ impl Table {
         let started = Instant::now();
         let snap = self.snapshot.load_full();
         let (mut marked, mut released) = (0usize, 0usize);
-        for w in pending {
-            let Some(pos) = snap.segments.iter().position(|s| s.path() == w.path()) else {
-                continue; // merged or replaced already
-            };
-            for s in snap.segments[..pos]
-                .iter()
-                .filter(|s| s.rows() > 2 * w.rows())
-            {
+        for (w, older, version) in pending {
+            // Those still in the table: a segment merged since is another one, unmarked.
+            for s in snap.segments.iter().filter(|s| older.contains(s.path())) {
                 let one = std::slice::from_ref(s);
                 let mut rows: Vec<u32> = Vec::with_capacity(SHADOW_BLOCK);
                 let mut dead: Vec<std::ops::Range<usize>> = Vec::new();
@@ -109,13 +104,14 @@ impl Table {
                         .collect();
                     rows.clear();
                     rows.extend(
-                        locate(one, &keys)
+                        // Rows marked already need no second look.
+                        locate(one, &keys, u64::MAX)
                             .iter()
                             .filter(|l| l.is_found())
                             .map(|l| l.row),
                     );
                     marked += rows.len();
-                    dead.extend(s.shadow(&rows));
+                    dead.extend(s.shadow(&rows, version));
                 }
                 // Dropped once the lookups are done: a lookup's page fault maps the pages
                 // around it back in (the kernel's fault-around).
@@ -247,7 +243,7 @@ impl Table {
                         .map(|row| row as u32),
                 );
                 let keys: Vec<&[u8]> = rows.iter().map(|&r| seg.key(r as usize)).collect();
-                let newest = locate(later, &keys);
+                let newest = locate(later, &keys, snap.version);
                 survivors.extend(
                     rows.iter()
                         .zip(&newest)

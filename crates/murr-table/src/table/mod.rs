@@ -111,6 +111,8 @@ impl TableMeta {
 pub struct Snapshot {
     meta: Arc<TableMeta>,
     segments: Vec<Segment>,
+    /// The version of the table's manifest this snapshot shows.
+    version: u64,
 }
 
 impl Snapshot {
@@ -292,7 +294,7 @@ pub struct Table {
     /// Segments of writes committed since the merge thread last looked: the rows of larger,
     /// older segments that their keys replace are marked, and their pages dropped
     /// (`Table::apply_shadows`).
-    shadow_queue: Mutex<Vec<Segment>>,
+    shadow_queue: Mutex<Vec<(Segment, Vec<FilePath>, u64)>>,
     config: TableConfig,
     /// When the table was loaded: the write time of rows in segments of format versions before
     /// 5, which did not record one.
@@ -433,7 +435,11 @@ impl Table {
         Ok(Arc::new_cyclic(|me| Table {
             name: manifest.table.clone(),
             dir,
-            snapshot: ArcSwap::from_pointee(Snapshot { meta, segments }),
+            snapshot: ArcSwap::from_pointee(Snapshot {
+                meta,
+                segments,
+                version: manifest.version,
+            }),
             next_segment: AtomicU64::new(manifest.next_segment),
             state: Mutex::new(State {
                 manifest,
@@ -602,11 +608,13 @@ impl Table {
             }
             Err(e) => return Err(e),
         };
+        let version = manifest.version;
         state.manifest = manifest;
         state.file = file;
         self.snapshot.store(Arc::new(Snapshot {
             meta: new_meta,
             segments,
+            version,
         }));
         drop(state);
         if self.config.delete_at_once {
@@ -768,6 +776,7 @@ impl Table {
         };
         self.next_segment
             .fetch_max(manifest.next_segment, Ordering::SeqCst);
+        let version = manifest.version;
         state.manifest = manifest;
         state.file = file;
         let dropped: Vec<FilePath> = snap
@@ -776,7 +785,11 @@ impl Table {
             .filter(|s| !segments.iter().any(|n| n.path() == s.path()))
             .map(|s| s.path().clone())
             .collect();
-        self.snapshot.store(Arc::new(Snapshot { meta, segments }));
+        self.snapshot.store(Arc::new(Snapshot {
+            meta,
+            segments,
+            version,
+        }));
         drop(state);
         // A writer alone on its storage applies another process's commit (a publish): what
         // that commit superseded, nobody else reads.

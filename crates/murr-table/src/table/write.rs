@@ -129,7 +129,24 @@ impl Table {
             }
         }
         if !replace && self.config.merger.is_some() {
-            self.shadow_queue.lock().extend(written.iter().cloned());
+            // With the segments older than each, as the commit left them: a write merged away
+            // before the merge thread looks still replaces their rows.
+            let snap = self.snapshot.load();
+            let mut queue = self.shadow_queue.lock();
+            for w in &written {
+                // Not there: a merge took it already, with rows of its own (never mark those).
+                let Some(pos) = snap.segments.iter().position(|s| s.path() == w.path()) else {
+                    continue;
+                };
+                let older = snap.segments[..pos]
+                    .iter()
+                    .filter(|s| s.rows() > 2 * w.rows())
+                    .map(|s| s.path().clone())
+                    .collect::<Vec<_>>();
+                if !older.is_empty() {
+                    queue.push((w.clone(), older, snap.version));
+                }
+            }
         }
         self.counters.wrote(stats.rows);
         tracing::debug!(
