@@ -341,6 +341,11 @@ impl Table {
         }
         let ms = started.elapsed().as_secs_f64() * 1e3;
         self.counters.merged(started.elapsed());
+        // The inputs' pages leave memory now, whoever still holds the segments (a reader that
+        // took the old snapshot brings back what it reads, from the file).
+        for s in run {
+            self.dir.release(s.view().bytes(), 0..s.size());
+        }
         // The inputs are let go (readers drop theirs as their fetches end) before the merged
         // file is read in.
         drop(columns);
