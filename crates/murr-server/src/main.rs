@@ -14,17 +14,19 @@ use murr_server::config::{self, Overrides};
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-/// jemalloc's options: freed pages go back to the system after 1 s (the default is 10 s, and then
-/// 10 s more as "muzzy" pages, which still count as resident). A load or a refresh frees a
-/// write's buffers every second or so; with the defaults they added up to a fifth of the data's
-/// size in RSS before going back. The background thread does the returning.
+/// jemalloc's options: freed pages go back to the system after 250 ms (the default is 10 s, and
+/// then 10 s more as "muzzy" pages, which still count as resident). A load or a refresh frees a
+/// write's buffers every half second or so; with the defaults they added up to a fifth of the
+/// data's size in RSS before going back, and with 1 s two writes' buffers still overlapped
+/// (murr-bench-load's load peak 1.52-1.55x the data with 1 s, 1.47x with 250 ms). The background
+/// thread does the returning.
 #[expect(
     unsafe_code,
     reason = "jemalloc reads its options from this exported symbol"
 )]
 #[unsafe(export_name = "_rjem_malloc_conf")]
-pub static MALLOC_CONF: &[u8; 60] =
-    b"background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0\0";
+pub static MALLOC_CONF: &[u8; 59] =
+    b"background_thread:true,dirty_decay_ms:250,muzzy_decay_ms:0\0";
 
 /// murr: a columnar in-memory cache for ML inference.
 #[derive(Debug, Parser)]
