@@ -25,8 +25,7 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
     reason = "jemalloc reads its options from this exported symbol"
 )]
 #[unsafe(export_name = "_rjem_malloc_conf")]
-pub static MALLOC_CONF: &[u8; 59] =
-    b"background_thread:true,dirty_decay_ms:250,muzzy_decay_ms:0\0";
+pub static MALLOC_CONF: &[u8; 59] = b"background_thread:true,dirty_decay_ms:250,muzzy_decay_ms:0\0";
 
 /// murr: a columnar in-memory cache for ML inference.
 #[derive(Debug, Parser)]
