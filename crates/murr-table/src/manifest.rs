@@ -86,6 +86,30 @@ pub(crate) fn manifests(files: &[FileMeta]) -> Vec<&FileMeta> {
     found.into_iter().map(|(_, f)| f).collect()
 }
 
+/// The manifests among `files` (one table's folder) split by the rule of superseded ones: a
+/// manifest goes once the one after it is `old` (readers, and writers about to create the next
+/// version, have had time to move on); the newest always stays. Returns (the ones that go, the
+/// ones that stay, the newest first); both empty when the folder holds no manifest.
+pub(crate) fn superseded(
+    files: &[FileMeta],
+    old: impl Fn(&FileMeta) -> bool,
+) -> (Vec<&FileMeta>, Vec<&FileMeta>) {
+    let versions = manifests(files);
+    let Some((&newest, older)) = versions.split_last() else {
+        return (Vec::new(), Vec::new());
+    };
+    let mut kept = vec![newest];
+    let mut gone = Vec::new();
+    for (m, next) in older.iter().zip(versions.iter().skip(1)) {
+        if old(next) {
+            gone.push(*m);
+        } else {
+            kept.push(*m);
+        }
+    }
+    (gone, kept)
+}
+
 /// The table a path under [`TABLES`] belongs to.
 pub(crate) fn table_of(path: &FilePath) -> Option<&str> {
     let mut parts = path.as_str().splitn(3, '/');

@@ -18,7 +18,7 @@ use parking_lot::RwLock;
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
 use crate::manifest::{
-    Manifest, TABLES, highest_segment, manifest_version, manifests, read_latest, table_of,
+    Manifest, TABLES, manifest_version, manifests, read_latest, superseded, table_of,
 };
 use crate::merger::MergeThread;
 use crate::table::{Table, TableConfig, WriteSlots, WriteStats, open_segments};
@@ -302,7 +302,6 @@ impl Store {
         files: &[FileMeta],
     ) -> Result<Arc<Table>> {
         let segments = open_segments(self.dir.as_ref(), &manifest, &[], self.verify())?;
-        let seen = highest_segment(files, &manifest.incarnation);
         let table = Table::new(
             Arc::clone(&self.dir),
             manifest,
@@ -310,9 +309,7 @@ impl Store {
             segments,
             self.config(),
         )?;
-        if let Some(id) = seen {
-            table.number_segments_after(id);
-        }
+        table.number_past_segments_in(files);
         Ok(table)
     }
 
@@ -492,25 +489,16 @@ impl Store {
         let mut doomed: Vec<&FileMeta> = Vec::new();
         let by_table = files_by_table(self.dir.as_ref())?;
         for (name, files) in &by_table {
-            let versions = manifests(files);
-            let Some((&newest, older)) = versions.split_last() else {
+            // A manifest stays while the one after it is younger than the grace period: a
+            // replica may still be loading the segments it lists.
+            let (superseded, kept) = superseded(files, old);
+            if kept.is_empty() {
                 doomed.extend(
                     files
                         .iter()
                         .filter(|f| is_segment(f.path.file_name()) && old(f)),
                 );
                 continue;
-            };
-            // A manifest stays while the one after it is younger than the grace period: a
-            // replica may still be loading the segments it lists.
-            let mut kept = vec![newest];
-            let mut superseded = Vec::new();
-            for (m, next) in older.iter().zip(versions.iter().skip(1)) {
-                if old(next) {
-                    superseded.push(*m);
-                } else {
-                    kept.push(m);
-                }
             }
             let mut live: HashSet<String> = HashSet::new();
             let mut readable = true;

@@ -14,20 +14,27 @@ use common::*;
 use murr_directory::MmapDirectory;
 use murr_table::{Store, StoreOptions};
 
-#[test]
-fn rows_a_write_replaces_leave_memory_and_reads_stay_right() {
+/// A store on local disk (pages that can be dropped) with table `t`, with the merge thread
+/// running, without idle compaction, merging `merge_factor` segments of a tier.
+fn table_on_disk(merge_factor: usize) -> (tempfile::TempDir, Store, Arc<murr_table::Table>) {
     let tmp = tempfile::tempdir().expect("tmp");
     let store = Store::open(
         Arc::new(MmapDirectory::open(tmp.path()).expect("opens")),
         StoreOptions {
-            // The merge thread runs, but merges nothing here: the marks are what is tested.
-            merge_factor: 1000,
+            merge_factor,
             idle_compaction: None,
             ..StoreOptions::default()
         },
     )
     .expect("opens");
     let t = store.create_table("t", schema()).expect("creates");
+    (tmp, store, t)
+}
+
+#[test]
+fn rows_a_write_replaces_leave_memory_and_reads_stay_right() {
+    // The merge thread runs, but merges nothing here: the marks are what is tested.
+    let (_tmp, _store, t) = table_on_disk(1000);
     let n = 200_000;
     t.write(&[valued(&keys(0..n), 1)]).expect("writes");
     let old = t.snapshot().segments()[0].clone();
@@ -95,16 +102,7 @@ fn rows_a_write_replaces_leave_memory_and_reads_stay_right() {
 
 #[test]
 fn a_refresh_in_random_order_marks_every_old_row_and_merges_right() {
-    let tmp = tempfile::tempdir().expect("tmp");
-    let store = Store::open(
-        Arc::new(MmapDirectory::open(tmp.path()).expect("opens")),
-        StoreOptions {
-            idle_compaction: None,
-            ..StoreOptions::default()
-        },
-    )
-    .expect("opens");
-    let t = store.create_table("t", schema()).expect("creates");
+    let (_tmp, _store, t) = table_on_disk(StoreOptions::default().merge_factor);
     let n = 60_000;
     t.write(&[valued(&keys(0..n), 1)]).expect("writes");
     let old = t.snapshot().segments()[0].clone();
@@ -135,16 +133,7 @@ fn a_refresh_in_order_drops_the_old_rows_write_by_write() {
     // As a server runs: merges after each write, then a compaction, so the old rows sit in a
     // merged segment; then each quarter of the keys is rewritten. Each write's lookups must not
     // bring back the pages the writes before it dropped (a lookup skips the marked rows).
-    let tmp = tempfile::tempdir().expect("tmp");
-    let store = Store::open(
-        Arc::new(MmapDirectory::open(tmp.path()).expect("opens")),
-        StoreOptions {
-            idle_compaction: None,
-            ..StoreOptions::default()
-        },
-    )
-    .expect("opens");
-    let t = store.create_table("t", schema()).expect("creates");
+    let (_tmp, _store, t) = table_on_disk(StoreOptions::default().merge_factor);
     let n = 400_000;
     for i in 0..4 {
         t.write(&[valued(&keys(i * n / 4..(i + 1) * n / 4), 1)])

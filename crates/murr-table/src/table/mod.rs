@@ -12,7 +12,7 @@ use std::sync::{Arc, Weak};
 
 use arc_swap::ArcSwap;
 use arrow_schema::{Field, FieldRef, Schema, SchemaRef};
-use murr_directory::{Directory, DirectoryExt, FilePath};
+use murr_directory::{Directory, DirectoryExt, FileMeta, FilePath};
 use murr_format::{ColumnDef, KeyCodec, TableSchema, Verify};
 use murr_segment::Segment;
 use parking_lot::Mutex;
@@ -455,9 +455,14 @@ impl Table {
         }))
     }
 
-    /// Numbers the segments this table writes from here on past `id`.
-    pub(crate) fn number_segments_after(&self, id: u64) {
-        self.next_segment.fetch_max(id + 1, Ordering::SeqCst);
+    /// Numbers the segments this table writes from here on past every segment of its
+    /// incarnation among `files` (its folder's listing), committed or not: a segment another
+    /// writer (or a crashed write) left has a number no new segment may take.
+    pub(crate) fn number_past_segments_in(&self, files: &[FileMeta]) {
+        let incarnation = self.state.lock().manifest.incarnation.clone();
+        if let Some(id) = crate::manifest::highest_segment(files, &incarnation) {
+            self.next_segment.fetch_max(id + 1, Ordering::SeqCst);
+        }
     }
 
     /// The files of the segments the table serves.
@@ -635,12 +640,11 @@ impl Table {
             }
         };
         let now = std::time::SystemTime::now();
-        let versions = crate::manifest::manifests(&files);
-        for (m, next) in versions.iter().zip(versions.iter().skip(1)) {
-            let superseded_for = now.duration_since(next.modified).unwrap_or_default();
-            if superseded_for >= self.config.manifest_grace
-                && let Err(e) = self.dir.delete_if_exists(&m.path)
-            {
+        let (superseded, _) = crate::manifest::superseded(&files, |f| {
+            now.duration_since(f.modified).unwrap_or_default() >= self.config.manifest_grace
+        });
+        for m in superseded {
+            if let Err(e) = self.dir.delete_if_exists(&m.path) {
                 tracing::warn!(table = %self.name, file = %m.path, error = %e, "could not delete a superseded manifest; gc removes it");
             }
         }
@@ -722,11 +726,7 @@ impl Table {
             .list(&folder)
             .map_err(Error::from)
             .and_then(|files| {
-                if let Some(id) =
-                    crate::manifest::highest_segment(&files, &self.manifest().incarnation)
-                {
-                    self.number_segments_after(id);
-                }
+                self.number_past_segments_in(&files);
                 match crate::manifest::read_latest(self.dir.as_ref(), &self.name, &files)? {
                     Some((m, file)) => self.apply_manifest(m, file, Verify::Full),
                     None => Ok(false),

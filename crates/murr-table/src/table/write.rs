@@ -278,11 +278,7 @@ impl Table {
                 Err(murr_directory::Error::AlreadyExists { .. }) if attempt < 2 => {
                     attempt += 1;
                     let files = self.dir.list(&crate::manifest::table_folder(&self.name))?;
-                    if let Some(id) =
-                        crate::manifest::highest_segment(&files, &self.manifest().incarnation)
-                    {
-                        self.number_segments_after(id);
-                    }
+                    self.number_past_segments_in(&files);
                 }
                 Err(e) => {
                     return Err(Error::create_failed(
