@@ -99,7 +99,7 @@ impl SegmentBuilder {
     /// [`Error::Invalid`] when the batch lacks a key column, has one of another type, or holds
     /// a null key (the other columns are checked by [`SegmentBuilder::finish`]).
     pub fn push(&mut self, batch: RecordBatch) -> Result<()> {
-        RowKeys::new(&self.codec, &batch)?;
+        RowKeys::check(&self.codec, &batch)?;
         self.rows += batch.num_rows();
         self.bytes += batch.get_array_memory_size();
         if batch.num_rows() > 0 {
@@ -166,7 +166,7 @@ fn now() -> i64 {
 
 /// The rows to keep of each batch, in order: the last row of every key over all of them (a
 /// later batch's row wins over an earlier one's).
-pub fn last_of_each_key(batches: &[RowKeys<'_>]) -> Vec<Vec<u32>> {
+fn last_of_each_key(batches: &[RowKeys<'_>]) -> Vec<Vec<u32>> {
     let total: usize = batches.iter().map(RowKeys::len).sum();
     let mut last: HashMap<&[u8], (u32, u32)> = HashMap::with_capacity(total);
     for (b, keys) in batches.iter().enumerate() {

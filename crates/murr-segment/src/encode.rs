@@ -33,24 +33,7 @@ impl<'a> RowKeys<'a> {
     /// [`Error::Invalid`] when the batch lacks a key column, one has another type, or holds a
     /// null.
     pub fn new(codec: &KeyCodec, batch: &'a RecordBatch) -> Result<RowKeys<'a>> {
-        let arrays = codec
-            .columns()
-            .map(|(name, dtype)| {
-                batch
-                    .column_by_name(name)
-                    .filter(|a| a.data_type() == &dtype.to_arrow())
-                    .ok_or_else(|| {
-                        Error::Invalid(format!("key column {name:?} is missing or not {dtype}"))
-                    })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        if let Some(((name, _), _)) = codec
-            .columns()
-            .zip(&arrays)
-            .find(|(_, a)| a.null_count() > 0)
-        {
-            return Err(Error::Invalid(format!("key column {name:?} holds a null")));
-        }
+        let arrays = key_arrays(codec, batch)?;
         if codec.is_text() {
             return Ok(RowKeys::Text(arrays[0].as_string::<i32>()));
         }
@@ -59,6 +42,14 @@ impl<'a> RowKeys<'a> {
             &arrays,
             batch.num_rows(),
         )))
+    }
+
+    /// Checks what [`RowKeys::new`] checks, without encoding the keys.
+    ///
+    /// # Errors
+    /// As [`RowKeys::new`].
+    pub fn check(codec: &KeyCodec, batch: &RecordBatch) -> Result<()> {
+        key_arrays(codec, batch).map(drop)
     }
 
     /// The encoded key of row `row`.
@@ -82,6 +73,30 @@ impl<'a> RowKeys<'a> {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// The key columns of `batch`, in key order, checked: present, of the codec's types, without
+/// nulls.
+fn key_arrays<'a>(codec: &KeyCodec, batch: &'a RecordBatch) -> Result<Vec<&'a ArrayRef>> {
+    let arrays = codec
+        .columns()
+        .map(|(name, dtype)| {
+            batch
+                .column_by_name(name)
+                .filter(|a| a.data_type() == &dtype.to_arrow())
+                .ok_or_else(|| {
+                    Error::Invalid(format!("key column {name:?} is missing or not {dtype}"))
+                })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    if let Some(((name, _), _)) = codec
+        .columns()
+        .zip(&arrays)
+        .find(|(_, a)| a.null_count() > 0)
+    {
+        return Err(Error::Invalid(format!("key column {name:?} holds a null")));
+    }
+    Ok(arrays)
 }
 
 /// The encoded keys of `rows` rows whose key columns (in key order, of the codec's types, without

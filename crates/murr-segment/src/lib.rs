@@ -29,7 +29,7 @@ use bytes::Bytes;
 use murr_directory::{Directory, FilePath};
 use murr_format::{SegmentView, Verify};
 
-pub use builder::{Built, MAX_SEGMENT_ROWS, SegmentBuilder, last_of_each_key};
+pub use builder::{Built, MAX_SEGMENT_ROWS, SegmentBuilder};
 pub use encode::{
     Chunk, Counts, Input, MAX_CHUNK_ROWS, RowKeys, Written, encode, encode_key_arrays, encode_merge,
 };

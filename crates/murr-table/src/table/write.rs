@@ -6,7 +6,7 @@ use std::time::Instant;
 use arrow_array::RecordBatch;
 use murr_directory::DirectoryExt;
 use murr_format::Verify;
-use murr_segment::{Input, RowKeys, Segment, Written, encode, last_of_each_key};
+use murr_segment::{Segment, SegmentBuilder};
 
 use super::normalize::normalize;
 use super::{Table, TableMeta};
@@ -193,12 +193,11 @@ impl Table {
             if (last || chunk_bytes >= self.config.segment_bytes || chunk_rows >= SEGMENT_ROWS)
                 && chunk_rows > 0
             {
-                let (rows, stored, segment) = self.write_chunk(meta, &chunk)?;
+                let (rows, stored, segment) = self.write_chunk(meta, std::mem::take(&mut chunk))?;
                 stats.rows += rows;
                 stats.stored += stored;
                 stats.bytes += segment.size() as u64;
                 written.push(segment);
-                chunk.clear();
                 (chunk_rows, chunk_bytes) = (0, 0);
                 if !last {
                     tracing::info!(
@@ -214,48 +213,25 @@ impl Table {
         Ok(stats)
     }
 
-    /// Keeps the last row of each key of `batches` and writes them as one uncommitted segment.
+    /// Keeps the last row of each key of `batches` and writes them as one uncommitted segment
+    /// (opened from the bytes just written: no read back; nothing refers to it yet).
     fn write_chunk(
         &self,
         meta: &TableMeta,
-        batches: &[RecordBatch],
+        batches: Vec<RecordBatch>,
     ) -> Result<(u64, u64, Segment)> {
-        let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
-        let keys = batches
-            .iter()
-            .map(|b| RowKeys::new(meta.key_codec(), b))
-            .collect::<Result<Vec<_>, _>>()?;
-        let selections = last_of_each_key(&keys);
-        let stored: usize = selections.iter().map(Vec::len).sum();
-        let now = vec![Written::At(self.config.clock.now()); batches.len()];
-        Ok((
-            rows as u64,
-            stored as u64,
-            self.write_segment(meta, batches, &selections, &now)?,
-        ))
-    }
-
-    /// Encodes the rows `selections[i]` of each `batches[i]`, written at `written[i]`, as a new
-    /// segment file and opens it (from the bytes just written: no read back). Nothing refers to
-    /// it yet.
-    pub(super) fn write_segment(
-        &self,
-        meta: &TableMeta,
-        batches: &[RecordBatch],
-        selections: &[Vec<u32>],
-        written: &[Written<'_>],
-    ) -> Result<Segment> {
-        let inputs: Vec<Input<'_>> = batches
-            .iter()
-            .zip(selections)
-            .zip(written)
-            .map(|((batch, row_ids), &written)| Input {
-                batch,
-                row_ids,
-                written,
-            })
-            .collect();
-        self.create_segment(|mut out| Ok(encode(meta.schema(), &inputs, &mut out)?))
+        let mut builder = SegmentBuilder::new(meta.schema())?.written_at(self.config.clock.now());
+        for batch in batches {
+            builder.push(batch)?;
+        }
+        let mut built = None;
+        let segment = self.create_segment(|mut out| {
+            let b = builder.finish(&mut out)?;
+            built = Some(b);
+            Ok(b.bytes)
+        })?;
+        let built = built.expect("a segment created is a segment built");
+        Ok((built.rows, built.stored, segment))
     }
 
     /// Creates the next segment file with what `fill` writes into it, and opens it.
