@@ -265,9 +265,13 @@ impl MmapDirectory {
             } else {
                 format!("{rel}/{name}")
             };
-            let ft = entry
-                .file_type()
-                .map_err(|e| Error::io("stat", &child, e))?;
+            // A file deleted while the folder is listed (another thread's or process's merge,
+            // say) is not listed.
+            let Some(ft) =
+                gone_is_none(entry.file_type()).map_err(|e| Error::io("stat", &child, e))?
+            else {
+                continue;
+            };
             if ft.is_dir() {
                 self.list_into(&entry.path(), &child, out)?;
             } else {
@@ -277,9 +281,11 @@ impl MmapDirectory {
                 }
                 // Names that are not valid paths were not written by murr: leave them alone.
                 if let Ok(path) = FilePath::new(child) {
-                    let meta = entry
-                        .metadata()
-                        .map_err(|e| Error::io("stat", path.as_str(), e))?;
+                    let Some(meta) = gone_is_none(entry.metadata())
+                        .map_err(|e| Error::io("stat", path.as_str(), e))?
+                    else {
+                        continue;
+                    };
                     let modified = meta
                         .modified()
                         .map_err(|e| Error::io("stat", path.as_str(), e))?;
@@ -292,6 +298,15 @@ impl MmapDirectory {
             }
         }
         Ok(())
+    }
+}
+
+/// `None` for a file that is gone (deleted between the folder's read and this look at it).
+fn gone_is_none<T>(r: std::io::Result<T>) -> std::io::Result<Option<T>> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
     }
 }
 
@@ -500,6 +515,27 @@ mod tests {
                 .expect("opens")
                 .with_populate(false),
         );
+    }
+
+    #[test]
+    fn a_file_deleted_while_its_folder_is_listed_is_left_out() {
+        // What a listing meets when another thread or process deletes a file between reading
+        // the folder and looking at the file: before, the whole listing failed with NotFound.
+        let tmp = tempfile::tempdir().expect("tmp");
+        std::fs::write(tmp.path().join("a"), b"a").expect("writes");
+        let entry = std::fs::read_dir(tmp.path())
+            .expect("reads")
+            .next()
+            .expect("one entry")
+            .expect("entry");
+        std::fs::remove_file(tmp.path().join("a")).expect("removes");
+        assert!(
+            gone_is_none(entry.metadata())
+                .expect("not an error")
+                .is_none()
+        );
+        let other = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        assert!(gone_is_none::<()>(Err(other)).is_err());
     }
 
     #[test]
