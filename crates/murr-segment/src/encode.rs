@@ -199,11 +199,100 @@ pub fn encode(schema: &TableSchema, inputs: &[Input<'_>], out: &mut impl Write) 
     let mut counts = Counts::new(schema);
     counts.add(schema, inputs, &keys)?;
     let plan = Plan::new(schema, &codec, &counts)?;
-    let mut enc = SegmentEncoder::new(plan.specs.clone(), plan.key, counts.total, plan.times)
-        .map_err(invalid)?
-        .with_hash_seed(random_seed(counts.total));
-    plan.fill(&mut enc, schema, inputs, &keys)?;
+    // The rows go out a window at a time, as a merge's do: the encoder holds one window's rows,
+    // not the whole segment's (which would double a write's memory beside its batches).
+    let mut enc = SegmentEncoder::streaming(
+        plan.specs.clone(),
+        plan.key,
+        counts.total,
+        plan.times,
+        MAX_CHUNK_ROWS,
+    )
+    .map_err(invalid)?
+    .with_hash_seed(random_seed(counts.total));
+    let key_of = SelectedKeys::new(&codec, inputs, &keys);
+    let window = enc.window();
+    let mut pieces: Vec<Input<'_>> = Vec::new();
+    let mut piece_keys: Vec<ArrayRef> = Vec::new();
+    let mut filled = 0usize;
+    for (i, input) in inputs.iter().enumerate() {
+        let mut part = input.row_ids;
+        while !part.is_empty() {
+            let (now, rest) = part.split_at(part.len().min(window - filled));
+            pieces.push(Input {
+                row_ids: now,
+                ..*input
+            });
+            if let Some(k) = keys.get(i) {
+                piece_keys.push(Arc::clone(k));
+            }
+            filled += now.len();
+            part = rest;
+            if filled == window {
+                plan.fill(&mut enc, schema, &pieces, &piece_keys)?;
+                enc.flush_rows_resolving(out, filled, |row| key_of.get(row))
+                    .map_err(invalid)?;
+                (filled, pieces, piece_keys) = (0, Vec::new(), Vec::new());
+            }
+        }
+    }
+    if filled > 0 {
+        plan.fill(&mut enc, schema, &pieces, &piece_keys)?;
+        enc.flush_rows_resolving(out, filled, |row| key_of.get(row))
+            .map_err(invalid)?;
+    }
     enc.finish(out).map_err(invalid)
+}
+
+/// The key of each selected row of [`encode`]'s inputs, by its row number in the segment: the
+/// encoder asks for those of rows already written out to refuse a key that repeats.
+struct SelectedKeys<'a> {
+    inputs: &'a [Input<'a>],
+    /// Per input, the segment's row number of its first selected row.
+    starts: Vec<u64>,
+    /// Per input, its keys as stored: the utf8 key column, or the encoded keys.
+    keys: Vec<Option<&'a GenericByteArray<BinaryType>>>,
+    text: Vec<Option<&'a GenericByteArray<Utf8Type>>>,
+}
+
+impl<'a> SelectedKeys<'a> {
+    fn new(codec: &KeyCodec, inputs: &'a [Input<'a>], encoded: &'a [ArrayRef]) -> Self {
+        let mut starts = Vec::with_capacity(inputs.len());
+        let mut at = 0u64;
+        for input in inputs {
+            starts.push(at);
+            at += input.row_ids.len() as u64;
+        }
+        let text = inputs
+            .iter()
+            .map(|i| {
+                if !codec.is_text() {
+                    return None;
+                }
+                let arrays = key_arrays(codec, i.batch).ok()?;
+                arrays.first().and_then(|a| a.as_string_opt::<i32>())
+            })
+            .collect();
+        let keys = encoded.iter().map(|a| a.as_binary_opt::<i32>()).collect();
+        SelectedKeys {
+            inputs,
+            starts,
+            keys,
+            text,
+        }
+    }
+
+    fn get(&self, row: u64) -> Option<&'a [u8]> {
+        let i = self.starts.partition_point(|&s| s <= row).checked_sub(1)?;
+        let input = self.inputs.get(i)?;
+        let r = *input
+            .row_ids
+            .get(usize::try_from(row - self.starts[i]).ok()?)? as usize;
+        if let Some(Some(text)) = self.text.get(i) {
+            return Some(text.value(r).as_bytes());
+        }
+        self.keys.get(i).copied().flatten().map(|k| k.value(r))
+    }
 }
 
 /// Rows read for [`encode_merge`]: a batch of the table's columns (every row of it is taken)

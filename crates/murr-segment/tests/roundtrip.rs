@@ -543,3 +543,177 @@ fn inputs_with_and_without_nulls_share_a_segment() {
         vec![Some("p"), Some("q"), None, Some("r")]
     );
 }
+
+/// Rows for [`many_windows`]: deterministic, varied, with nulls.
+fn plain_rows(n: usize) -> Vec<Row> {
+    (0..n)
+        .map(|i| {
+            let x = (i as i64).wrapping_mul(0x9E37_79B9_7F4A_7C15_u64 as i64);
+            Row {
+                ints: (0..10).map(|j| x.rotate_left(j * 7) ^ j as i64).collect(),
+                f: (i as f64) * 1.5 - 1e5,
+                // Mostly short strings, now and then one too long to sit in the row.
+                s: if i % 97 == 0 {
+                    format!("a longer string, too long for a row's slot, number {i}")
+                } else {
+                    format!("s{}", i % 1000)
+                },
+                null_mask: x as u64,
+            }
+        })
+        .collect()
+}
+
+/// A segment of more rows than the encoder holds at once (it writes them out a window at a
+/// time): inputs that end mid-window, rows skipped, every storage kind; each key's values come
+/// back as they went in.
+#[test]
+fn rows_over_many_windows_round_trip() {
+    let types = [
+        DType::Int64,
+        DType::Float32,
+        DType::Bool,
+        DType::Utf8,
+        DType::Binary,
+        "list<int32>".parse::<DType>().expect("a type"),
+        "fixed_size_list<float32, 3>"
+            .parse::<DType>()
+            .expect("a type"),
+    ];
+    let mut cols = vec![ColumnDef::new("id", DType::Utf8, false)];
+    for t in types {
+        cols.push(ColumnDef::new(format!("{t}_n"), t, true));
+        cols.push(ColumnDef::new(format!("{t}_r"), t, false));
+    }
+    let schema = TableSchema::new("id", cols);
+    let n = 2 * murr_segment::MAX_CHUNK_ROWS + 12_345;
+    let keys: Vec<String> = (0..n).map(|i| format!("k{i}")).collect();
+    let rows = plain_rows(n);
+    // Three batches, of a third of the rows each; every seventh row is left out.
+    let third = n / 3 + 1;
+    let batches: Vec<RecordBatch> = (0..3)
+        .map(|b| {
+            let range = b * third..((b + 1) * third).min(n);
+            batch(&schema, &keys[range.clone()], &rows[range])
+        })
+        .collect();
+    let ids: Vec<Vec<u32>> = batches
+        .iter()
+        .enumerate()
+        .map(|(b, batch)| {
+            (0..batch.num_rows() as u32)
+                .filter(|r| !(b * third + *r as usize).is_multiple_of(7))
+                .collect()
+        })
+        .collect();
+    let inputs: Vec<Input<'_>> = batches
+        .iter()
+        .zip(&ids)
+        .map(|(batch, row_ids)| Input {
+            batch,
+            row_ids,
+            written: murr_segment::Written::At(0),
+        })
+        .collect();
+    let mut bytes = Vec::new();
+    encode(&schema, &inputs, &mut bytes).expect("encodes");
+    let dir = RamDirectory::new();
+    let path = FilePath::new("many").expect("valid");
+    dir.write_new(&path, &bytes).expect("writes");
+    let seg = Segment::open(&dir, &path, Verify::Full).expect("opens");
+    assert_eq!(seg.rows(), ids.iter().map(Vec::len).sum::<usize>());
+    for k in (0..n).filter(|k| k.is_multiple_of(7)) {
+        assert_eq!(seg.find(keys[k].as_bytes()), None, "key {k} was left out");
+    }
+    let kept: Vec<usize> = (0..n).filter(|k| !k.is_multiple_of(7)).collect();
+    let locs: Vec<Loc> = kept
+        .iter()
+        .map(|&k| Loc {
+            seg: 0,
+            row: seg.find(keys[k].as_bytes()).expect("present"),
+        })
+        .collect();
+    let segments = [seg];
+    for c in &schema.columns {
+        let got = gather(&segments, &c.name, c.dtype, &locs).expect("gathers");
+        for (i, &k) in kept.iter().enumerate() {
+            let (b, r) = (k / third, k % third);
+            let want = batches[b].column_by_name(&c.name).expect("column");
+            assert_eq!(
+                got.slice(i, 1).to_data(),
+                want.slice(r, 1).to_data(),
+                "column {} key {k}",
+                c.name
+            );
+        }
+    }
+}
+
+/// A key that repeats one written out in an earlier window is refused, as one within a window
+/// is: short keys live in the rows, which the encoder no longer holds, so it asks for them.
+#[test]
+fn a_key_repeated_windows_apart_is_refused() {
+    let n = murr_segment::MAX_CHUNK_ROWS + 10;
+    // A utf8 key, and a compound one (stored encoded), both short enough to sit in the rows.
+    let text = TableSchema::new(
+        "id",
+        vec![
+            ColumnDef::new("id", DType::Utf8, false),
+            ColumnDef::new("v", DType::Int32, true),
+        ],
+    );
+    let compound = TableSchema::compound(
+        &["a", "b"],
+        vec![
+            ColumnDef::new("a", DType::Int32, false),
+            ColumnDef::new("b", DType::Utf8, false),
+            ColumnDef::new("v", DType::Int32, true),
+        ],
+    );
+    for schema in [text, compound] {
+        // Key 3 again as the last row: in the second window.
+        let k = |i: usize| if i == n - 1 { 3 } else { i };
+        let arrays: Vec<(&str, ArrayRef)> = if schema.keys.len() == 1 {
+            vec![
+                (
+                    "id",
+                    Arc::new(StringArray::from_iter_values(
+                        (0..n).map(|i| format!("{}", k(i))),
+                    )),
+                ),
+                ("v", Arc::new(Int32Array::from_iter_values(0..n as i32))),
+            ]
+        } else {
+            vec![
+                (
+                    "a",
+                    Arc::new(Int32Array::from_iter_values((0..n).map(|i| k(i) as i32))),
+                ),
+                (
+                    "b",
+                    Arc::new(StringArray::from_iter_values(
+                        (0..n).map(|i| format!("{}", k(i) % 3)),
+                    )),
+                ),
+                ("v", Arc::new(Int32Array::from_iter_values(0..n as i32))),
+            ]
+        };
+        let batch = RecordBatch::try_from_iter(arrays).expect("batch");
+        let rows: Vec<u32> = (0..n as u32).collect();
+        let err = encode(
+            &schema,
+            &[Input {
+                batch: &batch,
+                row_ids: &rows,
+                written: murr_segment::Written::At(0),
+            }],
+            &mut Vec::new(),
+        )
+        .expect_err("a repeated key");
+        assert!(
+            err.to_string().contains("appears twice"),
+            "{:?}: {err}",
+            schema.keys
+        );
+    }
+}

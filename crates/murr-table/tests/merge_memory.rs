@@ -1,5 +1,6 @@
 //! A large merge keeps the last write of every key and streams: its peak heap is a few merge
-//! batches, not the table (a counting allocator in this test binary measures it).
+//! batches, not the table; a large write holds little beside its batch (a counting allocator in
+//! this test binary measures both).
 
 #![allow(
     clippy::disallowed_methods,
@@ -212,4 +213,42 @@ fn merge(notes: bool) {
         }
     }
     assert_eq!(merged.rows(), KEYS);
+}
+
+/// A write of a batch holds little beside the batch itself: the keys' selection and the new
+/// segment's index and encoder (the file is written as it is encoded, never held in memory).
+#[test]
+fn a_large_write_holds_little_beside_its_batch() {
+    let folder = tempfile::tempdir().expect("tempdir");
+    let dir = Arc::new(MmapDirectory::open(folder.path()).expect("dir"));
+    let store = Store::open(
+        dir,
+        StoreOptions {
+            background_merges: false,
+            ..StoreOptions::default()
+        },
+    )
+    .expect("store");
+    let table = store.create_table("t", schema(false)).expect("create");
+    let keys: Vec<usize> = (0..KEYS).collect();
+    let batch = batch(&keys, 0, false);
+    let batch_bytes = batch.get_array_memory_size();
+
+    let before = NOW.with(Cell::get);
+    PEAK.with(|p| p.set(before));
+    table.write(&[batch]).expect("write");
+    let peak = PEAK.with(Cell::get) - before;
+    println!("write of {KEYS} keys, batch {batch_bytes} bytes: peak heap beside it {peak} bytes");
+    // Beside the batch: the table finding each key's last row (4 bytes a row, at most half
+    // full), the rows kept, the new key index and one window of encoded rows. The whole
+    // segment's rows (what the encoder held before it wrote them a window at a time) would
+    // be as large as the batch.
+    let window = MERGE_BATCH_ROWS * (4 * COLUMNS + 16);
+    let bound = 24 * KEYS + window;
+    assert!(peak <= bound, "peak heap {peak} bytes > {bound}");
+    assert!(
+        peak <= batch_bytes / 4,
+        "peak heap {peak} bytes, batch {batch_bytes}"
+    );
+    assert_eq!(table.snapshot().segments()[0].rows(), KEYS);
 }

@@ -603,6 +603,22 @@ impl SegmentEncoder {
     /// [`Error::Invalid`] when the rows are more than the window or than the segment has left,
     /// a value did not fit, or a key repeats; [`Error::Io`] when the writer fails.
     pub fn flush_rows(&mut self, out: &mut impl Write, rows: usize) -> Result<()> {
+        self.flush_rows_resolving(out, rows, |_| None)
+    }
+
+    /// As [`SegmentEncoder::flush_rows`], given the keys of the rows of earlier windows:
+    /// `earlier(row)` is the key of row `row` (numbered from the segment's first). A key stored
+    /// in the rows is gone once its window is written out, so without it a key that repeats
+    /// one of an earlier window goes unnoticed; with it, it is refused as any repeat is.
+    ///
+    /// # Errors
+    /// As [`SegmentEncoder::flush_rows`].
+    pub fn flush_rows_resolving<'k>(
+        &mut self,
+        out: &mut impl Write,
+        rows: usize,
+        earlier: impl Fn(u64) -> Option<&'k [u8]>,
+    ) -> Result<()> {
         if let Some(overflow) = self.overflow.take() {
             return Err(Error::invalid(overflow));
         }
@@ -617,7 +633,7 @@ impl SegmentEncoder {
             Some(index) => index,
             None => index::Builder::new(self.rows as u64, self.hash_seed)?,
         };
-        let inserted = self.index_rows(&mut index, rows);
+        let inserted = self.index_rows(&mut index, rows, earlier);
         self.index = Some(index);
         inserted?;
         let mut w = SectionWriter::new(out, &mut self.out_pos, &mut self.out_crc);
@@ -631,7 +647,12 @@ impl SegmentEncoder {
     }
 
     /// Puts the keys of the window's first `rows` rows into `index`.
-    fn index_rows(&self, index: &mut index::Builder, rows: usize) -> Result<()> {
+    fn index_rows<'k>(
+        &self,
+        index: &mut index::Builder,
+        rows: usize,
+        earlier: impl Fn(u64) -> Option<&'k [u8]>,
+    ) -> Result<()> {
         // The keys' home slots are prefetched a fixed distance ahead, so that the misses of
         // different keys overlap (a large segment's index is far larger than the cache).
         const AHEAD: usize = 16;
@@ -647,13 +668,16 @@ impl SegmentEncoder {
                 index.prefetch(h);
             }
             let at = block_start + r as u64;
-            index.insert_hashed(at, self.key_bytes(r), hashes[r], |earlier| {
+            index.insert_hashed(at, self.key_bytes(r), hashes[r], |at_row| {
                 if let Some(keys) = var {
-                    return Some(var_value(keys, usize::try_from(earlier).ok()?));
+                    return Some(var_value(keys, usize::try_from(at_row).ok()?));
                 }
                 let i = inline.expect("the key is inline or variable");
-                // Rows of earlier windows were written out: their keys are gone.
-                let r = usize::try_from(earlier.checked_sub(block_start)?).ok()?;
+                // Rows of earlier windows were written out: only the caller has their keys.
+                let Some(r) = at_row.checked_sub(block_start) else {
+                    return earlier(at_row);
+                };
+                let r = usize::try_from(r).ok()?;
                 (r < rows).then(|| {
                     inline_value(
                         &block[r * width..(r + 1) * width],
