@@ -308,7 +308,8 @@ pub struct Chunk {
 /// Encodes the rows `locs` of `segments` (stored with the table's columns), in order, as one
 /// segment into `out` (a merge); returns the bytes written. `counts` says what the rows hold
 /// (which decides each column's storage): take it from [`Counts::of_rows`]. The rows go in
-/// `chunks` (ranges of `locs`, at most [`MAX_CHUNK_ROWS`] each), each written out before the
+/// `chunks` (ranges of positions in `locs`, at most [`MAX_CHUNK_ROWS`] each; `locs` is read a
+/// chunk at a time, so it need not be held whole), each written out before the
 /// next is read: memory is one chunk's rows, the key index and the sections written after the
 /// rows (variable-width values, lists, sparse records), not the whole segment's rows, as
 /// [`encode`] takes. The keys must be distinct (a merge's are; this is not checked across
@@ -325,7 +326,7 @@ pub fn encode_merge(
     schema: &TableSchema,
     counts: &Counts,
     segments: &[Segment],
-    locs: &[Loc],
+    locs: impl IntoIterator<Item = Loc>,
     chunks: &[std::ops::Range<usize>],
     written: impl Fn(Loc) -> i64,
     mut gather: impl FnMut(&[Loc]) -> Result<Chunk>,
@@ -333,13 +334,7 @@ pub fn encode_merge(
 ) -> Result<u64> {
     let codec = KeyCodec::new(schema).map_err(invalid)?;
     let plan = Plan::new(schema, &codec, counts)?;
-    if locs.len() != counts.total {
-        return Err(Error::Invalid(format!(
-            "{} rows to merge, {} counted",
-            locs.len(),
-            counts.total
-        )));
-    }
+    let mut locs = locs.into_iter();
     let mut enc = SegmentEncoder::streaming(
         plan.specs.clone(),
         plan.key,
@@ -351,14 +346,24 @@ pub fn encode_merge(
     .with_hash_seed(random_seed(counts.total));
     let same: Vec<bool> = segments.iter().map(|s| enc.same_rows(s.view())).collect();
     let mut done = 0usize;
+    let mut part: Vec<Loc> = Vec::new();
     for (i, range) in chunks.iter().enumerate() {
-        let part = &locs[range.clone()];
-        if range.start != done || part.len() > enc.window() {
+        if range.start != done || range.len() > enc.window() {
             return Err(Error::Invalid(format!(
                 "chunk {i} ({range:?}) does not follow the last or is larger than {}",
                 enc.window()
             )));
         }
+        part.clear();
+        part.extend(locs.by_ref().take(range.len()));
+        if part.len() != range.len() || range.end > counts.total {
+            return Err(Error::Invalid(format!(
+                "chunk {i} ({range:?}) is past the {} rows to merge ({} counted)",
+                done + part.len(),
+                counts.total
+            )));
+        }
+        let part = part.as_slice();
         done = range.end;
         let one = part.first().map(|l| l.seg);
         let copy = one.is_some_and(|s| same[s as usize] && part.iter().all(|l| l.seg == s));
@@ -391,10 +396,12 @@ pub fn encode_merge(
         }
         enc.flush_rows(out, part.len()).map_err(invalid)?;
     }
-    if done != locs.len() {
+    let left = locs.count();
+    if done != counts.total || left > 0 {
         return Err(Error::Invalid(format!(
-            "the chunks cover {done} of {} rows",
-            locs.len()
+            "the chunks cover {done} of {} rows ({} counted)",
+            done + left,
+            counts.total
         )));
     }
     enc.finish(out).map_err(invalid)
@@ -452,17 +459,17 @@ impl Counts {
     pub fn of_rows(
         schema: &TableSchema,
         segments: &[Segment],
-        locs: &[Loc],
+        locs: impl Iterator<Item = Loc> + Clone,
         written: impl Fn(Loc) -> i64,
     ) -> Result<Counts> {
         let codec = KeyCodec::new(schema).map_err(invalid)?;
         let mut counts = Counts::new(schema);
-        counts.total = locs.len();
         // Rows taken from each segment: a column without nulls there has a value in each.
         let mut taken = vec![0usize; segments.len()];
-        for loc in locs {
+        for loc in locs.clone() {
             taken[loc.seg as usize] += 1;
         }
+        counts.total = taken.iter().sum();
         // Per segment, the columns to look at row by row: those with nulls, and strings.
         let mut per_row: Vec<Vec<(usize, ColumnView<'_>, bool)>> = Vec::new();
         let mut keys: Vec<Option<ColumnView<'_>>> = Vec::new();
@@ -491,7 +498,7 @@ impl Counts {
                 Some(view.column(p))
             });
         }
-        for &loc in locs {
+        for loc in locs {
             let s = loc.seg as usize;
             let r = loc.row as usize;
             let row = segments[s].view().row(r);

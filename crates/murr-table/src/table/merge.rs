@@ -49,6 +49,55 @@ fn chunk_bounds(
     out
 }
 
+/// The rows of a merge's inputs that survive it: a bit a row, read back in order (input by
+/// input, row by row) as often as the merge needs.
+struct Survivors {
+    bits: Vec<Vec<u64>>,
+    kept: usize,
+}
+
+impl Survivors {
+    fn new(run: &[Segment]) -> Survivors {
+        Survivors {
+            bits: run.iter().map(|s| vec![0; s.rows().div_ceil(64)]).collect(),
+            kept: 0,
+        }
+    }
+
+    fn keep(&mut self, seg: usize, row: u32) {
+        let word = &mut self.bits[seg][row as usize / 64];
+        let bit = 1u64 << (row % 64);
+        if *word & bit == 0 {
+            *word |= bit;
+            self.kept += 1;
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = Loc> + Clone + '_ {
+        self.bits.iter().enumerate().flat_map(|(seg, words)| {
+            words.iter().enumerate().flat_map(move |(w, &word)| {
+                let mut left = word;
+                std::iter::from_fn(move || {
+                    (left != 0).then(|| {
+                        let bit = left.trailing_zeros();
+                        left &= left - 1;
+                        Loc {
+                            seg: seg as u32,
+                            row: w as u32 * 64 + bit,
+                        }
+                    })
+                })
+            })
+        })
+    }
+}
+
+/// Rows of a segment that a write replaces: see [`Table::find_replaced`].
+pub(crate) struct Replaced {
+    segment: Segment,
+    rows: Vec<u32>,
+}
+
 impl Table {
     pub(crate) fn request_merge(&self) {
         if let Some(merger) = &self.config.merger {
@@ -63,7 +112,6 @@ impl Table {
     pub fn merge_step(&self) -> Result<bool> {
         self.check_writable("a merge")?;
         let _merging = self.merging.lock();
-        self.apply_shadows();
         let snap = self.snapshot.load_full();
         let rows: Vec<u64> = snap.segments.iter().map(|s| s.rows() as u64).collect();
         let bytes: Vec<u64> = snap.segments.iter().map(|s| s.size() as u64).collect();
@@ -78,31 +126,23 @@ impl Table {
         }
     }
 
-    /// For each write committed since the last call: marks the rows of the older segments more
-    /// than twice its size that its keys replace, and has the directory drop the pages of the
-    /// row block whose every row is replaced. A table rewritten by a refresh then does not hold
-    /// the old rows and the new ones in memory together until the merges catch up, and the
-    /// merges skip the marked rows without reading them. (Smaller segments are merged soon
-    /// anyway; looking the write's keys up in each would cost more than their pages.)
-    pub(crate) fn apply_shadows(&self) {
-        let pending = std::mem::take(&mut *self.shadow_queue.lock());
-        if pending.is_empty() {
-            return;
-        }
-        let started = Instant::now();
-        let snap = self.snapshot.load_full();
-        let (mut marked, mut released) = (0usize, 0usize);
-        for (w, older, version) in pending {
-            // Those still in the table: a segment merged since is another one, unmarked.
-            for s in snap.segments.iter().filter(|s| older.contains(s.path())) {
-                let one = std::slice::from_ref(s);
-                let mut rows: Vec<u32> = Vec::with_capacity(SHADOW_BLOCK);
-                let mut dead: Vec<std::ops::Range<usize>> = Vec::new();
+    /// The rows of the table's segments more than twice the size of one of `written` (a
+    /// write's segments, not committed yet) that their keys replace. Found before the write
+    /// commits, so that [`Table::mark_replaced`] marks them and drops their pages right after:
+    /// the new segment is read in before the commit, and the old rows' pages should not stay
+    /// beside it for the time the lookups take. (Smaller segments are merged soon anyway;
+    /// looking the write's keys up in each would cost more than their pages.)
+    pub(crate) fn find_replaced(&self, written: &[Segment]) -> Vec<Replaced> {
+        let snap = self.snapshot.load();
+        let mut found = Vec::new();
+        for s in snap.segments.iter() {
+            let one = std::slice::from_ref(s);
+            let mut rows: Vec<u32> = Vec::new();
+            for w in written.iter().filter(|w| s.rows() > 2 * w.rows()) {
                 for start in (0..w.rows()).step_by(SHADOW_BLOCK) {
                     let keys: Vec<&[u8]> = (start..(start + SHADOW_BLOCK).min(w.rows()))
                         .map(|r| w.key(r))
                         .collect();
-                    rows.clear();
                     rows.extend(
                         // Rows marked already need no second look.
                         locate(one, &keys, u64::MAX)
@@ -110,15 +150,42 @@ impl Table {
                             .filter(|l| l.is_found())
                             .map(|l| l.row),
                     );
-                    marked += rows.len();
-                    dead.extend(s.shadow(&rows, version));
                 }
-                // Dropped once the lookups are done: a lookup's page fault maps the pages
-                // around it back in (the kernel's fault-around).
-                for range in dead {
-                    released += range.len();
-                    self.dir.release(s.view().bytes(), range);
-                }
+            }
+            if !rows.is_empty() {
+                found.push(Replaced {
+                    segment: s.clone(),
+                    rows,
+                });
+            }
+        }
+        found
+    }
+
+    /// Marks the rows [`Table::find_replaced`] found, once the write that replaces them is
+    /// committed, and has the directory drop the pages of the row block whose every row is
+    /// replaced. A table rewritten by a refresh then does not hold the old rows and the new
+    /// ones in memory together until the merges catch up, and the merges skip the marked rows
+    /// without reading them.
+    pub(crate) fn mark_replaced(&self, replaced: Vec<Replaced>) {
+        if replaced.is_empty() {
+            return;
+        }
+        let started = Instant::now();
+        // The commit's version or a later one: a reader skips a mark only once its snapshot
+        // holds the write.
+        let snap = self.snapshot.load_full();
+        let (mut marked, mut released) = (0usize, 0usize);
+        for Replaced { segment, rows } in replaced {
+            // Only a segment still in the table: one merged since is another one, unmarked (a
+            // merge that took the write too holds its rows).
+            if !snap.segments.iter().any(|s| s.path() == segment.path()) {
+                continue;
+            }
+            marked += rows.len();
+            for range in segment.shadow(&rows, snap.version) {
+                released += range.len();
+                self.dir.release(segment.view().bytes(), range);
             }
         }
         if marked > 0 {
@@ -226,7 +293,8 @@ impl Table {
         // The rows that survive: not shadowed by a newer segment, not expired.
         // The segments after each are looked up for a block of its keys at once, as a fetch
         // does (the index misses of different keys overlap).
-        let mut survivors: Vec<Loc> = Vec::new();
+        // A bit a row: a merge of 10M rows kept 80 MB of `Loc`s for its whole length.
+        let mut survivors = Survivors::new(run);
         let mut rows: Vec<u32> = Vec::with_capacity(SHADOW_BLOCK);
         for (j, seg) in run.iter().enumerate() {
             let later = &snap.segments[range.start + j + 1..];
@@ -244,15 +312,14 @@ impl Table {
                 );
                 let keys: Vec<&[u8]> = rows.iter().map(|&r| seg.key(r as usize)).collect();
                 let newest = locate(later, &keys, snap.version);
-                survivors.extend(
-                    rows.iter()
-                        .zip(&newest)
-                        .filter(|(_, loc)| !loc.is_found())
-                        .map(|(&row, _)| Loc { seg: j as u32, row }),
-                );
+                for (&row, loc) in rows.iter().zip(&newest) {
+                    if !loc.is_found() {
+                        survivors.keep(j, row);
+                    }
+                }
             }
         }
-        let kept = survivors.len();
+        let kept = survivors.kept;
         // The bytes each survivor's variable-width values and lists take, to bound a batch.
         let chunks = {
             let var: Vec<Vec<_>> = run
@@ -280,7 +347,7 @@ impl Table {
         // stored rows. Then each batch is read back from the segments when the encoder asks
         // for it, so that only one is in memory at a time.
         let written = |loc: Loc| self.written(&run[loc.seg as usize], loc.row as usize);
-        let counts = Counts::of_rows(meta.schema(), run, &survivors, written)?;
+        let counts = Counts::of_rows(meta.schema(), run, survivors.iter(), written)?;
         // A batch of rows that cannot be copied as they are is read into arrays.
         let gather = |locs: &[Loc]| -> murr_segment::Result<Chunk> {
             let rows = ResolvedRows::new(run, locs);
@@ -298,7 +365,7 @@ impl Table {
                     meta.schema(),
                     &counts,
                     run,
-                    &survivors,
+                    survivors.iter(),
                     &chunks,
                     written,
                     gather,

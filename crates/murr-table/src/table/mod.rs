@@ -291,10 +291,6 @@ pub struct Table {
     state: Mutex<State>,
     next_segment: AtomicU64,
     merging: Mutex<()>,
-    /// Segments of writes committed since the merge thread last looked: the rows of larger,
-    /// older segments that their keys replace are marked, and their pages dropped
-    /// (`Table::apply_shadows`).
-    shadow_queue: Mutex<Vec<(Segment, Vec<FilePath>, u64)>>,
     config: TableConfig,
     /// When the table was loaded: the write time of rows in segments of format versions before
     /// 5, which did not record one.
@@ -447,7 +443,6 @@ impl Table {
                 dropped: false,
             }),
             merging: Mutex::new(()),
-            shadow_queue: Mutex::new(Vec::new()),
             config,
             loaded_at,
             counters: Counters::default(),

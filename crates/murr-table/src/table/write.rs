@@ -92,6 +92,13 @@ impl Table {
         if written.is_empty() && !replace {
             return Ok(stats);
         }
+        // The rows of larger, older segments that this write replaces, marked once it is
+        // committed. (Only with merges running: they are what drops the marked rows.)
+        let replacing = if !replace && self.config.merger.is_some() {
+            self.find_replaced(&written)
+        } else {
+            Vec::new()
+        };
         // Written files are mapped cold: read them in before readers see them.
         for s in &written {
             self.dir.warm(s.view().bytes());
@@ -128,26 +135,7 @@ impl Table {
                 }
             }
         }
-        if !replace && self.config.merger.is_some() {
-            // With the segments older than each, as the commit left them: a write merged away
-            // before the merge thread looks still replaces their rows.
-            let snap = self.snapshot.load();
-            let mut queue = self.shadow_queue.lock();
-            for w in &written {
-                // Not there: a merge took it already, with rows of its own (never mark those).
-                let Some(pos) = snap.segments.iter().position(|s| s.path() == w.path()) else {
-                    continue;
-                };
-                let older = snap.segments[..pos]
-                    .iter()
-                    .filter(|s| s.rows() > 2 * w.rows())
-                    .map(|s| s.path().clone())
-                    .collect::<Vec<_>>();
-                if !older.is_empty() {
-                    queue.push((w.clone(), older, snap.version));
-                }
-            }
-        }
+        self.mark_replaced(replacing);
         self.counters.wrote(stats.rows);
         tracing::debug!(
             table = %self.name,
