@@ -210,7 +210,7 @@ pub fn encode(schema: &TableSchema, inputs: &[Input<'_>], out: &mut impl Write) 
     )
     .map_err(invalid)?
     .with_hash_seed(random_seed(counts.total));
-    let key_of = SelectedKeys::new(&codec, inputs, &keys);
+    let key_of = SelectedKeys::new(&codec, inputs, &keys)?;
     let window = enc.window();
     let mut pieces: Vec<Input<'_>> = Vec::new();
     let mut piece_keys: Vec<ArrayRef> = Vec::new();
@@ -250,48 +250,44 @@ struct SelectedKeys<'a> {
     inputs: &'a [Input<'a>],
     /// Per input, the segment's row number of its first selected row.
     starts: Vec<u64>,
-    /// Per input, its keys as stored: the utf8 key column, or the encoded keys.
-    keys: Vec<Option<&'a GenericByteArray<BinaryType>>>,
-    text: Vec<Option<&'a GenericByteArray<Utf8Type>>>,
+    /// Per input, its keys as stored.
+    keys: Vec<RowKeys<'a>>,
 }
 
 impl<'a> SelectedKeys<'a> {
-    fn new(codec: &KeyCodec, inputs: &'a [Input<'a>], encoded: &'a [ArrayRef]) -> Self {
+    /// `encoded` as [`encoded_keys`] gave them (empty for a utf8 key, read from the batches).
+    fn new(codec: &KeyCodec, inputs: &'a [Input<'a>], encoded: &[ArrayRef]) -> Result<Self> {
         let mut starts = Vec::with_capacity(inputs.len());
         let mut at = 0u64;
         for input in inputs {
             starts.push(at);
             at += input.row_ids.len() as u64;
         }
-        let text = inputs
-            .iter()
-            .map(|i| {
-                if !codec.is_text() {
-                    return None;
-                }
-                let arrays = key_arrays(codec, i.batch).ok()?;
-                arrays.first().and_then(|a| a.as_string_opt::<i32>())
-            })
-            .collect();
-        let keys = encoded.iter().map(|a| a.as_binary_opt::<i32>()).collect();
-        SelectedKeys {
+        let keys = if codec.is_text() {
+            inputs
+                .iter()
+                .map(|i| RowKeys::new(codec, i.batch))
+                .collect::<Result<_>>()?
+        } else {
+            encoded
+                .iter()
+                .map(|a| RowKeys::Encoded(a.as_binary::<i32>().clone()))
+                .collect()
+        };
+        Ok(SelectedKeys {
             inputs,
             starts,
             keys,
-            text,
-        }
+        })
     }
 
-    fn get(&self, row: u64) -> Option<&'a [u8]> {
+    fn get(&self, row: u64) -> Option<&[u8]> {
         let i = self.starts.partition_point(|&s| s <= row).checked_sub(1)?;
         let input = self.inputs.get(i)?;
         let r = *input
             .row_ids
-            .get(usize::try_from(row - self.starts[i]).ok()?)? as usize;
-        if let Some(Some(text)) = self.text.get(i) {
-            return Some(text.value(r).as_bytes());
-        }
-        self.keys.get(i).copied().flatten().map(|k| k.value(r))
+            .get(usize::try_from(row - self.starts[i]).ok()?)?;
+        Some(self.keys.get(i)?.get(r as usize))
     }
 }
 
