@@ -8,7 +8,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::error::Error;
-use crate::table::{MergeRequests, Table};
+use crate::table::{MergeRequests, MergeStep, Table};
 
 /// A request to the merge thread.
 enum Request {
@@ -90,6 +90,22 @@ fn log_failure(table: &Table, e: &Error) {
     }
 }
 
+/// Runs `table`'s size-tiered merges until none is left; `Some(wait)` when the next one waits
+/// for the table's writes to stop (look again after `wait`).
+fn run_merges(table: &Table) -> Option<Duration> {
+    loop {
+        match table.merge_step_unless_writing() {
+            Ok(MergeStep::Merged) => {}
+            Ok(MergeStep::Nothing) => return None,
+            Ok(MergeStep::Held(wait)) => return Some(wait),
+            Err(e) => {
+                log_failure(table, &e);
+                return None;
+            }
+        }
+    }
+}
+
 /// A table with a time to live, and when to drop its expired rows next.
 struct Expiring {
     table: Weak<Table>,
@@ -122,6 +138,8 @@ fn merge_loop(
     // Tables written since their last full compaction, by when they were last written.
     let mut pending: Vec<(Weak<Table>, Instant)> = Vec::new();
     let mut expiring: Vec<Expiring> = Vec::new();
+    // Tables whose next merge waits for their writes to stop, and when to look again.
+    let mut held: Vec<(Weak<Table>, Instant)> = Vec::new();
     loop {
         let idle_wait = match (idle, pending.iter().map(|(_, at)| *at).min()) {
             (Some(idle), Some(oldest)) => idle.saturating_sub(oldest.elapsed()),
@@ -132,22 +150,21 @@ fn merge_loop(
             .map(|e| e.due.saturating_duration_since(Instant::now()))
             .min()
             .unwrap_or(Duration::from_secs(3600));
-        let wait = idle_wait.min(expiry_wait);
+        let held_wait = held
+            .iter()
+            .map(|(_, due)| due.saturating_duration_since(Instant::now()))
+            .min()
+            .unwrap_or(Duration::from_secs(3600));
+        let wait = idle_wait.min(expiry_wait).min(held_wait);
         match rx.recv_timeout(wait) {
             Ok(Request::Stop) | Err(mpsc::RecvTimeoutError::Disconnected) => return,
             Ok(Request::Merge(weak)) => {
                 let Some(table) = weak.upgrade() else {
                     continue;
                 };
-                loop {
-                    match table.merge_step() {
-                        Ok(true) => {}
-                        Ok(false) => break,
-                        Err(e) => {
-                            log_failure(&table, &e);
-                            break;
-                        }
-                    }
+                held.retain(|(w, _)| !Weak::ptr_eq(w, &weak));
+                if let Some(wait) = run_merges(&table) {
+                    held.push((Weak::clone(&weak), Instant::now() + wait));
                 }
                 let last = expiring
                     .iter()
@@ -167,6 +184,16 @@ fn merge_loop(
             Err(mpsc::RecvTimeoutError::Timeout) => {}
         }
         let now = Instant::now();
+        let (due, waiting): (Vec<_>, Vec<_>) = held.drain(..).partition(|(_, at)| *at <= now);
+        held = waiting;
+        for (weak, _) in due {
+            let Some(table) = weak.upgrade() else {
+                continue;
+            };
+            if let Some(wait) = run_merges(&table) {
+                held.push((weak, Instant::now() + wait));
+            }
+        }
         let (due, waiting): (Vec<_>, Vec<_>) = expiring.drain(..).partition(|e| e.due <= now);
         expiring = waiting;
         for e in due {

@@ -64,6 +64,14 @@ pub struct StoreOptions {
     /// Tables larger than this (bytes of segment files) are not compacted when idle: a full merge
     /// needs about twice the table's size in memory while it runs. Default: 8 GiB.
     pub idle_compaction_max_bytes: u64,
+    /// With background merges: a merge of more than this many bytes of segments waits while
+    /// writes to its table come in (one is running, or one ended less than
+    /// [`StoreOptions::write_quiet`] ago), unless the table has more than 16 segments. A large
+    /// merge beside a large write holds both in memory and takes the cores that reads need; a
+    /// refresh's writes are merged once they stop. Smaller merges run at once. Default: 64 MiB.
+    pub merge_hold_bytes: u64,
+    /// How long a table's writes must have stopped for a held merge to run. Default: 500 ms.
+    pub write_quiet: Duration,
     /// With background merges: how often, at most, a table with a time to live has its expired
     /// rows dropped (each time, the segments holding any are rewritten without them). Rows read
     /// as missing from the second they expire; this bounds only how long they keep costing
@@ -87,6 +95,8 @@ impl Default for StoreOptions {
             write_segment_bytes: 512 << 20,
             idle_compaction: Some(Duration::from_secs(2)),
             idle_compaction_max_bytes: 8 << 30,
+            merge_hold_bytes: 64 << 20,
+            write_quiet: Duration::from_millis(500),
             expiry_interval: Duration::from_secs(60),
             clock: Arc::new(SystemClock),
         }
@@ -282,6 +292,8 @@ impl Store {
             write_slots: Arc::clone(&self.write_slots),
             merge_factor: self.options.merge_factor,
             max_merge_bytes: self.options.max_merge_bytes,
+            merge_hold_bytes: self.options.merge_hold_bytes,
+            write_quiet: self.options.write_quiet,
             segment_bytes: self.options.write_segment_bytes.max(1),
             merger: self
                 .merge_thread

@@ -2,7 +2,7 @@
 
 use std::ops::Range;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use arrow_array::RecordBatch;
 use murr_directory::{DirectoryExt, FilePath};
@@ -98,6 +98,21 @@ pub(crate) struct Replaced {
     rows: Vec<u32>,
 }
 
+/// Above this many segments, merges run whatever the writes (each read probes every segment
+/// that may hold its keys).
+pub(crate) const HOLD_MAX_SEGMENTS: usize = 16;
+
+/// What one background merge step did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MergeStep {
+    /// Merged some segments; there may be more to merge.
+    Merged,
+    /// Nothing to merge.
+    Nothing,
+    /// A merge waits for writes to stop: look again after this long.
+    Held(Duration),
+}
+
 impl Table {
     pub(crate) fn request_merge(&self) {
         if let Some(merger) = &self.config.merger {
@@ -110,20 +125,53 @@ impl Table {
     /// # Errors
     /// Storage errors; the table stays as it was.
     pub fn merge_step(&self) -> Result<bool> {
+        self.merge_step_as(false)
+            .map(|step| step == MergeStep::Merged)
+    }
+
+    /// As [`Table::merge_step`] for the background merges: a merge of more than
+    /// `StoreOptions::merge_hold_bytes` waits while writes come in (one is running, or one
+    /// ended less than `StoreOptions::write_quiet` ago), unless the table has more than
+    /// [`HOLD_MAX_SEGMENTS`] segments. A large merge beside a large write held both in memory
+    /// and took the cores the reads need; a refresh's writes are merged once they stop.
+    pub(crate) fn merge_step_unless_writing(&self) -> Result<MergeStep> {
+        self.merge_step_as(true)
+    }
+
+    /// How long until writes have been quiet for `StoreOptions::write_quiet`; `None` when they
+    /// have.
+    fn writes_quiet_in(&self) -> Option<Duration> {
+        let quiet = self.config.write_quiet;
+        let w = self.writes.lock();
+        if w.running > 0 {
+            return Some(quiet.max(Duration::from_millis(10)));
+        }
+        let since = w.last_end?.elapsed();
+        (since < quiet).then(|| quiet - since)
+    }
+
+    fn merge_step_as(&self, hold_for_writes: bool) -> Result<MergeStep> {
         self.check_writable("a merge")?;
         let _merging = self.merging.lock();
         let snap = self.snapshot.load_full();
         let rows: Vec<u64> = snap.segments.iter().map(|s| s.rows() as u64).collect();
         let bytes: Vec<u64> = snap.segments.iter().map(|s| s.size() as u64).collect();
-        match pick_merge(
+        let Some(range) = pick_merge(
             &rows,
             &bytes,
             self.config.merge_factor,
             self.config.max_merge_bytes,
-        ) {
-            Some(range) => self.merge(snap, range).map(|()| true),
-            None => Ok(false),
+        ) else {
+            return Ok(MergeStep::Nothing);
+        };
+        if hold_for_writes
+            && bytes[range.clone()].iter().sum::<u64>() > self.config.merge_hold_bytes
+            && snap.segments.len() <= HOLD_MAX_SEGMENTS
+            && let Some(wait) = self.writes_quiet_in()
+        {
+            return Ok(MergeStep::Held(wait));
         }
+        self.merge(snap, range).map(|()| MergeStep::Merged)
     }
 
     /// The rows of the table's segments more than twice the size of one of `written` (a

@@ -22,6 +22,7 @@ use crate::error::{Error, Result};
 use crate::manifest::{Manifest, SegmentEntry, manifest_path, segment_path};
 
 pub use merge::MERGE_BATCH_ROWS;
+pub(crate) use merge::MergeStep;
 pub use write::WriteStats;
 
 /// What a table's readers and writers derive from its schema, built once per schema.
@@ -157,6 +158,13 @@ pub struct TableCounters {
     pub merge_micros: u64,
 }
 
+/// Writes of a table running now, and when the last one ended.
+#[derive(Debug, Default)]
+pub(crate) struct WriteActivity {
+    pub(crate) running: usize,
+    pub(crate) last_end: Option<std::time::Instant>,
+}
+
 /// The live form of [`TableCounters`]: relaxed atomics, a few per request.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
@@ -261,6 +269,8 @@ pub(crate) struct TableConfig {
     pub(crate) write_slots: Arc<WriteSlots>,
     pub(crate) merge_factor: usize,
     pub(crate) max_merge_bytes: u64,
+    pub(crate) merge_hold_bytes: u64,
+    pub(crate) write_quiet: std::time::Duration,
     pub(crate) segment_bytes: usize,
     pub(crate) merger: Option<Arc<dyn MergeRequests>>,
     /// Delete superseded manifests and merged segments at once (local disk, one process):
@@ -291,6 +301,9 @@ pub struct Table {
     state: Mutex<State>,
     next_segment: AtomicU64,
     merging: Mutex<()>,
+    /// Writes running now, and when the last one ended: large merges wait while writes come
+    /// in (see [`Table::merge_step_unless_writing`]).
+    writes: Mutex<WriteActivity>,
     config: TableConfig,
     /// When the table was loaded: the write time of rows in segments of format versions before
     /// 5, which did not record one.
@@ -443,6 +456,7 @@ impl Table {
                 dropped: false,
             }),
             merging: Mutex::new(()),
+            writes: Mutex::new(WriteActivity::default()),
             config,
             loaded_at,
             counters: Counters::default(),

@@ -31,6 +31,25 @@ pub struct WriteStats {
     pub bytes: u64,
 }
 
+/// A write of the table running: counted from its start to its end, success or not (see
+/// [`Table::merge_step_unless_writing`]).
+struct WriteRunning<'a>(&'a Table);
+
+impl<'a> WriteRunning<'a> {
+    fn start(table: &'a Table) -> Self {
+        table.writes.lock().running += 1;
+        WriteRunning(table)
+    }
+}
+
+impl Drop for WriteRunning<'_> {
+    fn drop(&mut self) {
+        let mut w = self.0.writes.lock();
+        w.running -= 1;
+        w.last_end = Some(Instant::now());
+    }
+}
+
 impl Table {
     /// Writes `batches` atomically: when this returns `Ok` every row is readable and durable;
     /// after an error none is. Within the batches and across writes, the last row of a key wins.
@@ -78,6 +97,7 @@ impl Table {
     ) -> Result<WriteStats> {
         self.check_writable("a write")?;
         let _slot = self.config.write_slots.acquire(&self.name);
+        let _running = WriteRunning::start(self);
         let started = Instant::now();
         let meta = self.meta();
         let mut written: Vec<Segment> = Vec::new();
