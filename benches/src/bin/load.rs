@@ -753,6 +753,7 @@ fn run() -> Res<()> {
         "targets": targets.iter().map(|(n, v, g)| serde_json::json!({"target": n, "measured": v, "goal": g})).collect::<Vec<_>>(),
         "timeline": {
             "rss": tl.rss.iter().map(|&(t, r)| [t, r as f64]).collect::<Vec<_>>(),
+            "reads": tl.reads.iter().map(|&(t, us)| [t, us]).collect::<Vec<_>>(),
             "writes": tl.writes.iter().map(|(s, e, l)| serde_json::json!([s, e, l])).collect::<Vec<_>>(),
             "phases": tl.phases.iter().map(|(t, l)| serde_json::json!([t, l])).collect::<Vec<_>>(),
         },
