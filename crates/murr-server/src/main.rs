@@ -24,25 +24,21 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
     unsafe_code,
     reason = "jemalloc reads its options from this exported symbol"
 )]
-///
-/// Allocations of 1 MiB and more (a write's decoded batch, a merge's index and batches of rows)
-/// come from jemalloc's arena for large allocations (`oversize_threshold`, 8 MiB by default),
-/// which returns its freed pages at once (see [`return_large_buffers_at_once`]).
 #[unsafe(export_name = "_rjem_malloc_conf")]
-pub static MALLOC_CONF: &[u8; 86] =
-    b"background_thread:true,dirty_decay_ms:250,muzzy_decay_ms:0,oversize_threshold:1048576\0";
+pub static MALLOC_CONF: &[u8; 59] = b"background_thread:true,dirty_decay_ms:250,muzzy_decay_ms:0\0";
 
-/// Has jemalloc's arena for large allocations return freed pages at once instead of on the
-/// 250 ms decay of the others (jemalloc does so itself only without background threads). A
-/// refresh frees a write's batch (a tenth of the data for a 1M-row write of a 10M-row table)
-/// and a merge's buffers every few hundred milliseconds; on the decay they stayed resident
-/// beside the next write's (murr-bench-load: the refresh's RSS peak 1.48-1.60x the data, 1.4x
-/// with every arena purging at once, which slowed the fetches' small allocations). Large
-/// allocations are few: a map and an unmap each cost nothing beside what they hold.
+/// Has jemalloc's arena for allocations of 8 MiB and more (`oversize_threshold`: a write's
+/// decoded batch, a large merge's index) return freed pages at once instead of on the 250 ms
+/// decay of the others (jemalloc does so itself only without background threads). A refresh
+/// frees a write's batch (a tenth of the data for a 1M-row write of a 10M-row table) every few
+/// hundred milliseconds; on the decay it stayed resident beside the next write's. Such
+/// allocations are few: a map and an unmap each cost little beside what they hold (a 10 MB
+/// fetch answer took as long). With the threshold at 1 MiB the refresh's peak fell as far, but
+/// a fetch of a 4 MB answer took 1.5x as long, its buffers mapped afresh each time.
 fn return_large_buffers_at_once() {
     use std::ffi::{CString, c_void};
     // The arena is made at its first allocation: make one.
-    let probe: Vec<u8> = Vec::with_capacity(4 << 20);
+    let probe: Vec<u8> = Vec::with_capacity(16 << 20);
     std::hint::black_box(&probe);
     drop(probe);
     let mut narenas: u32 = 0;
