@@ -211,13 +211,12 @@ pub fn gather_columns(
                 if dtype == DType::Bool || col.has_nulls() {
                     continue; // bit-packed in Arrow, or not dense
                 }
-                if let Some(offset) = col.fixed_offset() {
-                    match dtype.fixed_width() {
-                        Some(1) => others.push((i, offset, Dense::W1(vec![0; n]))),
-                        Some(2) => others.push((i, offset, Dense::W2(vec![0; n]))),
-                        Some(4) => dense4.push((i, offset, Dense::W4(vec![0; n]))),
-                        Some(8) => others.push((i, offset, Dense::W8(vec![0; n]))),
-                        _ => {}
+                if let Some(offset) = col.fixed_offset()
+                    && let Some(values) = dtype.fixed_width().and_then(|w| Dense::zeroed(w, n))
+                {
+                    match values {
+                        Dense::W4(_) => dense4.push((i, offset, values)),
+                        _ => others.push((i, offset, values)),
                     }
                 }
             }
@@ -904,12 +903,18 @@ mod tests {
             ("l", column),
         ])
         .expect("batch");
+        encoded(&schema, &batch)
+    }
+
+    /// Every row of `batch` as one segment of `schema`.
+    fn encoded(schema: &TableSchema, batch: &RecordBatch) -> Segment {
+        let row_ids: Vec<u32> = (0..batch.num_rows() as u32).collect();
         let mut bytes = Vec::new();
         encode(
-            &schema,
+            schema,
             &[Input {
-                batch: &batch,
-                row_ids: &[0, 1],
+                batch,
+                row_ids: &row_ids,
                 written: crate::Written::At(0),
             }],
             &mut bytes,
@@ -956,24 +961,7 @@ mod tests {
             ),
         ])
         .expect("batch");
-        let row_ids: Vec<u32> = (0..keys.len() as u32).collect();
-        let mut bytes = Vec::new();
-        encode(
-            &schema,
-            &[Input {
-                batch: &batch,
-                row_ids: &row_ids,
-                written: crate::Written::At(0),
-            }],
-            &mut bytes,
-        )
-        .expect("encodes");
-        Segment::from_bytes(
-            bytes.into(),
-            FilePath::new("s").expect("name"),
-            Verify::Full,
-        )
-        .expect("opens")
+        encoded(&schema, &batch)
     }
 
     /// Rows from two segments and keys not found: the dense columns are copied straight out

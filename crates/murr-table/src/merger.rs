@@ -90,6 +90,13 @@ fn log_failure(table: &Table, e: &Error) {
     }
 }
 
+/// How long until the first of `dues`; an hour when there is none.
+fn until_first(dues: impl Iterator<Item = Instant>) -> Duration {
+    dues.min().map_or(Duration::from_secs(3600), |due| {
+        due.saturating_duration_since(Instant::now())
+    })
+}
+
 /// Runs `table`'s size-tiered merges until none is left; `Some(wait)` when the next one waits
 /// for the table's writes to stop (look again after `wait`).
 fn run_merges(table: &Table) -> Option<Duration> {
@@ -145,16 +152,8 @@ fn merge_loop(
             (Some(idle), Some(oldest)) => idle.saturating_sub(oldest.elapsed()),
             _ => Duration::from_secs(3600),
         };
-        let expiry_wait = expiring
-            .iter()
-            .map(|e| e.due.saturating_duration_since(Instant::now()))
-            .min()
-            .unwrap_or(Duration::from_secs(3600));
-        let held_wait = held
-            .iter()
-            .map(|(_, due)| due.saturating_duration_since(Instant::now()))
-            .min()
-            .unwrap_or(Duration::from_secs(3600));
+        let expiry_wait = until_first(expiring.iter().map(|e| e.due));
+        let held_wait = until_first(held.iter().map(|(_, due)| *due));
         let wait = idle_wait.min(expiry_wait).min(held_wait);
         match rx.recv_timeout(wait) {
             Ok(Request::Stop) | Err(mpsc::RecvTimeoutError::Disconnected) => return,
