@@ -12,6 +12,7 @@ mod bin_io;
 mod dtype;
 pub mod envelope;
 mod error;
+pub mod filter;
 pub mod index;
 mod key;
 mod prefetch;

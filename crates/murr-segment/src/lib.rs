@@ -22,11 +22,12 @@ mod gather;
 
 use std::fmt;
 use std::ops::Range;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use murr_directory::{Directory, FilePath};
+use murr_format::filter::KeyFilter;
 use murr_format::{SegmentView, Verify};
 
 pub use builder::{Built, MAX_SEGMENT_ROWS, SegmentBuilder};
@@ -99,7 +100,12 @@ pub struct Segment {
     view: Arc<SegmentView>,
     path: FilePath,
     shadows: Arc<Shadows>,
+    filter: Arc<OnceLock<KeyFilter>>,
 }
+
+/// The most rows of a segment [`Segment::build_key_filter`] builds a filter for (the filter takes
+/// 1.25 bytes per row).
+pub const KEY_FILTER_MAX_ROWS: usize = 4 << 20;
 
 /// Bytes of a memory page: the unit [`Segment::shadow`] hands back.
 const PAGE: usize = 4096;
@@ -160,7 +166,31 @@ impl Segment {
             view: Arc::new(view),
             path,
             shadows: Arc::default(),
+            filter: Arc::default(),
         })
+    }
+
+    /// Builds the [`KeyFilter`] of this segment's keys, which lookups ([`Segment::key_filter`])
+    /// then consult before its index; every clone of the segment shares it. Reads every key
+    /// (for inline keys, the whole row block): for a segment whose pages were just read in,
+    /// of at most [`KEY_FILTER_MAX_ROWS`] rows. A segment of more rows is left without: it is
+    /// the oldest of its table most of the time (a merge's output), which lookups reach last.
+    pub fn build_key_filter(&self) {
+        let rows = self.rows();
+        if rows > KEY_FILTER_MAX_ROWS || self.filter.get().is_some() {
+            return;
+        }
+        let mut filter = KeyFilter::with_capacity(rows);
+        for row in 0..rows {
+            filter.insert(self.view.hash(self.view.key(row)));
+        }
+        let _ = self.filter.set(filter);
+    }
+
+    /// The filter of this segment's keys, once [`Segment::build_key_filter`] has built it.
+    #[inline]
+    pub fn key_filter(&self) -> Option<&KeyFilter> {
+        self.filter.get()
     }
 
     /// The file's name.

@@ -437,6 +437,49 @@ fn short_and_long_keys_across_segments_and_compaction() {
 }
 
 #[test]
+fn lookups_over_filtered_segments_find_every_key_and_only_the_newest_row() {
+    // Eight writes of overlapping key ranges, each segment with its key filter; then the same
+    // fetches after a reopen, whose segments have none (filters are built for segments written,
+    // not opened), and after a compaction.
+    let tmp = tempfile::tempdir().expect("temp folder");
+    let dir = Arc::new(MmapDirectory::open(tmp.path()).expect("opens"));
+    let expected = |k: usize| -> Option<i64> {
+        // Write w covers keys 100w .. 100w + 300: a key's newest write is the last that covers it.
+        (0..8)
+            .rev()
+            .find(|w| (100 * w..100 * w + 300).contains(&k))
+            .map(|w| w as i64)
+    };
+    let ask: Vec<String> = (0..1200).map(|k| format!("k{k:05}")).collect();
+    let want: Vec<Option<i64>> = (0..1200).map(expected).collect();
+    {
+        let store = Store::open(dir.clone(), quiet()).expect("opens");
+        let t = store.create_table("t", schema()).expect("creates");
+        for w in 0..8usize {
+            let keys: Vec<String> = (100 * w..100 * w + 300)
+                .map(|k| format!("k{k:05}"))
+                .collect();
+            t.write(&[valued(&keys, w as i64)]).expect("writes");
+        }
+        let snap = t.snapshot();
+        assert_eq!(snap.segments().len(), 8);
+        assert!(snap.segments().iter().all(|s| s.key_filter().is_some()));
+        assert_eq!(ns(&t.fetch(&ask, &["n"]).expect("fetches"), 0), want);
+    }
+    let store = Store::open(dir, quiet()).expect("reopens");
+    let t = store.table("t").expect("has it");
+    assert!(
+        t.snapshot()
+            .segments()
+            .iter()
+            .all(|s| s.key_filter().is_none())
+    );
+    assert_eq!(ns(&t.fetch(&ask, &["n"]).expect("fetches"), 0), want);
+    t.compact().expect("compacts");
+    assert_eq!(ns(&t.fetch(&ask, &["n"]).expect("fetches"), 0), want);
+}
+
+#[test]
 fn gc_removes_files_no_manifest_lists_and_open_removes_nothing() {
     let dir = Arc::new(RamDirectory::new());
     {

@@ -183,11 +183,49 @@ pub(crate) fn locate<K: AsRef<[u8]>>(segments: &[Segment], keys: &[K], version: 
             }
             hashed_with = Some(view.hash_seed());
         }
+        // The keys the segment's filter turns away skip its index (a cache miss each).
+        let mut passed = Vec::new();
+        let turned_away = match s.key_filter() {
+            Some(filter) => {
+                let (maybe, absent) = todo
+                    .iter()
+                    .partition(|&&k| filter.may_contain(hashes[k as usize]));
+                passed = maybe;
+                Some(absent)
+            }
+            None => None,
+        };
+        let probed = if turned_away.is_some() {
+            &mut passed
+        } else {
+            &mut todo
+        };
         let found = |k: u32, row: u32| locs[k as usize] = Loc { seg: i as u32, row };
         match s.shadowed_as_of(version) {
-            Some(skip) => view.find_many_skipping(keys, &hashes, &mut todo, skip, found),
-            None => view.find_many(keys, &hashes, &mut todo, found),
+            Some(skip) => view.find_many_skipping(keys, &hashes, probed, skip, found),
+            None => view.find_many(keys, &hashes, probed, found),
+        }
+        if let Some(absent) = turned_away {
+            todo = merge_sorted(&passed, &absent);
         }
     }
     locs
+}
+
+/// The union of two ascending lists, ascending.
+fn merge_sorted(a: &[u32], b: &[u32]) -> Vec<u32> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        if a[i] <= b[j] {
+            out.push(a[i]);
+            i += 1;
+        } else {
+            out.push(b[j]);
+            j += 1;
+        }
+    }
+    out.extend_from_slice(&a[i..]);
+    out.extend_from_slice(&b[j..]);
+    out
 }

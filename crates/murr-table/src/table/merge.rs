@@ -467,6 +467,7 @@ impl Table {
         drop(snap);
         if let Some(m) = &merged {
             self.dir.warm(m.view().bytes());
+            m.build_key_filter();
         }
         tracing::info!(
             table = %self.name,

@@ -119,9 +119,11 @@ impl Table {
         } else {
             Vec::new()
         };
-        // Written files are mapped cold: read them in before readers see them.
+        // Written files are mapped cold: read them in before readers see them, and the keys'
+        // filters with them (a pass over pages now in memory).
         for s in &written {
             self.dir.warm(s.view().bytes());
+            s.build_key_filter();
         }
         let mut replaced = Vec::new();
         let mut attempt = 0;
