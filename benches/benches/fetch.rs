@@ -5,17 +5,10 @@
 use std::sync::Arc;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use murr_benches::{columns, load, random_keys};
+use murr_benches::{columns, load, max_rows, random_keys};
 use murr_directory::RamDirectory;
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
-
-fn max_rows() -> usize {
-    std::env::var("MURR_BENCH_MAX_ROWS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(usize::MAX)
-}
 
 fn fetch(c: &mut Criterion) {
     let mut group = c.benchmark_group("fetch_1000_keys");

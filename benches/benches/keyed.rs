@@ -9,19 +9,12 @@ use std::sync::Arc;
 
 use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use murr_benches::{batch, columns, key, load};
+use murr_benches::{batch, columns, key, load, max_rows};
 use murr_directory::RamDirectory;
 use murr_format::{ColumnDef, DType, TableSchema};
 use murr_table::{Store, StoreOptions};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-
-fn max_rows() -> usize {
-    std::env::var("MURR_BENCH_MAX_ROWS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(usize::MAX)
-}
 
 fn user(i: usize) -> String {
     format!("u{:08}", i / 100)

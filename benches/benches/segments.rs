@@ -7,17 +7,10 @@
 use std::sync::Arc;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use murr_benches::{batch, columns, load, random_keys};
+use murr_benches::{batch, columns, load, max_rows, random_keys};
 use murr_directory::MmapDirectory;
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
-
-fn max_rows() -> usize {
-    std::env::var("MURR_BENCH_MAX_ROWS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(usize::MAX)
-}
 
 fn segments(c: &mut Criterion) {
     let rows = 10_000_000usize.min(max_rows());

@@ -84,6 +84,15 @@ pub fn load(
     (store, table)
 }
 
+/// The cap on a criterion bench's table sizes: `MURR_BENCH_MAX_ROWS` (e.g. 100000 for a quick
+/// run), or none.
+pub fn max_rows() -> usize {
+    std::env::var("MURR_BENCH_MAX_ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(usize::MAX)
+}
+
 /// `n` uniformly random existing keys of a table of `rows` rows.
 pub fn random_keys(rng: &mut SmallRng, rows: usize, n: usize) -> Vec<String> {
     (0..n).map(|_| key(rng.random_range(0..rows))).collect()

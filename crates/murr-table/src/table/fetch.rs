@@ -183,30 +183,22 @@ pub(crate) fn locate<K: AsRef<[u8]>>(segments: &[Segment], keys: &[K], version: 
             }
             hashed_with = Some(view.hash_seed());
         }
-        // The keys the segment's filter turns away skip its index (a cache miss each).
-        let mut passed = Vec::new();
-        let turned_away = match s.key_filter() {
-            Some(filter) => {
-                let (maybe, absent) = todo
-                    .iter()
-                    .partition(|&&k| filter.may_contain(hashes[k as usize]));
-                passed = maybe;
-                Some(absent)
-            }
-            None => None,
-        };
-        let probed = if turned_away.is_some() {
-            &mut passed
-        } else {
-            &mut todo
-        };
+        // The keys the segment's filter turns away skip its index (a cache miss each), and
+        // join the keys it did not have afterwards.
+        let turned_away = s.key_filter().map(|filter| {
+            let (maybe, absent): (Vec<u32>, Vec<u32>) = todo
+                .iter()
+                .partition(|&&k| filter.may_contain(hashes[k as usize]));
+            todo = maybe;
+            absent
+        });
         let found = |k: u32, row: u32| locs[k as usize] = Loc { seg: i as u32, row };
         match s.shadowed_as_of(version) {
-            Some(skip) => view.find_many_skipping(keys, &hashes, probed, skip, found),
-            None => view.find_many(keys, &hashes, probed, found),
+            Some(skip) => view.find_many_skipping(keys, &hashes, &mut todo, skip, found),
+            None => view.find_many(keys, &hashes, &mut todo, found),
         }
         if let Some(absent) = turned_away {
-            todo = merge_sorted(&passed, &absent);
+            todo = merge_sorted(&todo, &absent);
         }
     }
     locs
