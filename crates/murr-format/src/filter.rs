@@ -16,6 +16,9 @@ pub const BITS_PER_KEY: usize = 10;
 /// Bits set per key.
 const BITS_SET: u32 = 4;
 
+/// How many keys ahead [`KeyFilter::sift`] prefetches a key's word.
+pub const SIFT_AHEAD: usize = 16;
+
 /// A Bloom filter over hashes; no false negatives.
 #[derive(Debug, Clone)]
 pub struct KeyFilter {
@@ -59,6 +62,40 @@ impl KeyFilter {
         self.words[word] & bits == bits
     }
 
+    /// Splits `keys` (key numbers, whose hashes `hash_of` gives) into those that may have been
+    /// added, appended to `maybe`, and those that were not, appended to `absent`, each in the
+    /// order of `keys`.
+    ///
+    /// The filter of a large segment does not stay in cache beside the rows a fetch reads, so a
+    /// key's word is often a cache miss: the words are prefetched [`SIFT_AHEAD`] keys ahead, and
+    /// the split takes no branch on a key's answer (a mispredicted one would discard the loads
+    /// in flight behind it). Measured: 20 ns a key with `Iterator::partition`, see
+    /// docs/performance.md.
+    pub fn sift(
+        &self,
+        keys: &[u32],
+        hash_of: impl Fn(u32) -> u64,
+        maybe: &mut Vec<u32>,
+        absent: &mut Vec<u32>,
+    ) {
+        let (m0, a0) = (maybe.len(), absent.len());
+        maybe.resize(m0 + keys.len(), 0);
+        absent.resize(a0 + keys.len(), 0);
+        let (mut m, mut a) = (m0, a0);
+        for (i, &k) in keys.iter().enumerate() {
+            if let Some(&ahead) = keys.get(i + SIFT_AHEAD) {
+                crate::prefetch::prefetch(&self.words, self.place(hash_of(ahead)).0);
+            }
+            let pass = self.may_contain(hash_of(k));
+            maybe[m] = k;
+            absent[a] = k;
+            m += usize::from(pass);
+            a += usize::from(!pass);
+        }
+        maybe.truncate(m);
+        absent.truncate(a);
+    }
+
     /// Bytes of memory the filter holds.
     pub fn bytes(&self) -> usize {
         self.words.len() * 8
@@ -94,6 +131,27 @@ mod tests {
             "a filter of 10 bits per key passes some absent keys"
         );
         assert_eq!(filter.bytes(), 100_000 * 10 / 64 * 8);
+    }
+
+    #[test]
+    fn sift_splits_keys_as_may_contain_answers_in_order() {
+        let seed = 7;
+        let hash = |k: u32| hash_key(format!("key{k}").as_bytes(), seed);
+        let mut filter = KeyFilter::with_capacity(1000);
+        for k in (0..3000).step_by(3) {
+            filter.insert(hash(k));
+        }
+        // More keys than the prefetch distance, in no particular order, one given twice.
+        let keys: Vec<u32> = (0..3000).rev().chain([42, 42]).collect();
+        let (mut maybe, mut absent) = (vec![7777], vec![8888]);
+        filter.sift(&keys, hash, &mut maybe, &mut absent);
+        let expected: (Vec<u32>, Vec<u32>) =
+            keys.iter().partition(|&&k| filter.may_contain(hash(k)));
+        assert_eq!(maybe[0], 7777, "what was in the lists stays");
+        assert_eq!(absent[0], 8888);
+        assert_eq!(maybe[1..], expected.0[..]);
+        assert_eq!(absent[1..], expected.1[..]);
+        assert!(maybe.len() > 1000 && absent.len() > 1900);
     }
 
     #[test]
