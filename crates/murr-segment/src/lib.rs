@@ -103,6 +103,17 @@ pub struct Segment {
     filter: Arc<OnceLock<KeyFilter>>,
 }
 
+/// Whether every copy of a [`Segment`] is gone ([`Segment::watch`]), without keeping it open.
+#[derive(Debug, Clone)]
+pub struct SegmentWatch(std::sync::Weak<SegmentView>);
+
+impl SegmentWatch {
+    /// Whether no copy of the segment is left.
+    pub fn is_gone(&self) -> bool {
+        self.0.strong_count() == 0
+    }
+}
+
 /// The most rows of a segment [`Segment::build_key_filter`] builds a filter for (the filter takes
 /// 1.25 bytes per row).
 pub const KEY_FILTER_MAX_ROWS: usize = 4 << 20;
@@ -206,6 +217,12 @@ impl Segment {
     /// Size of the file in bytes.
     pub fn size(&self) -> usize {
         self.view.bytes().len()
+    }
+
+    /// A watch that tells when every copy of this segment is gone, and with them its bytes (for
+    /// a file, its map): a merge reads its output in only once readers have let go of its inputs.
+    pub fn watch(&self) -> SegmentWatch {
+        SegmentWatch(Arc::downgrade(&self.view))
     }
 
     /// The format-level view.

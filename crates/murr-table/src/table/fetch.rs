@@ -186,9 +186,8 @@ pub(crate) fn locate<K: AsRef<[u8]>>(segments: &[Segment], keys: &[K], version: 
         // The keys the segment's filter turns away skip its index (a cache miss each), and
         // join the keys it did not have afterwards.
         let turned_away = s.key_filter().map(|filter| {
-            let (maybe, absent): (Vec<u32>, Vec<u32>) = todo
-                .iter()
-                .partition(|&&k| filter.may_contain(hashes[k as usize]));
+            let (mut maybe, mut absent) = (Vec::new(), Vec::new());
+            filter.sift(&todo, |k| hashes[k as usize], &mut maybe, &mut absent);
             todo = maybe;
             absent
         });

@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 use arrow_array::RecordBatch;
 use murr_directory::{DirectoryExt, FilePath};
 use murr_format::DType;
-use murr_segment::{Chunk, Counts, Loc, ResolvedRows, Segment, encode_merge, gather_columns};
+use murr_segment::{
+    Chunk, Counts, Loc, ResolvedRows, Segment, SegmentWatch, encode_merge, gather_columns,
+};
 
 use super::fetch::locate;
 use super::{Snapshot, Table};
@@ -461,10 +463,17 @@ impl Table {
         for s in run {
             self.dir.release(s.view().bytes(), 0..s.size());
         }
-        // The inputs are let go (readers drop theirs as their fetches end) before the merged
-        // file is read in.
+        // The inputs are let go before the merged file is read in, and so are the readers'
+        // (a fetch that took the old snapshot before the commit brings back the pages it
+        // reads, each a 2 MiB folio of the file: one fetch of 1000 keys maps nearly the whole
+        // segment again). A reader that holds them longer than a bound is not waited for.
+        let inputs_gone: Vec<SegmentWatch> = run.iter().map(Segment::watch).collect();
         drop(columns);
         drop(snap);
+        let waited = wait_until_gone(&inputs_gone, READERS_LET_GO_WAIT);
+        if !waited {
+            tracing::debug!(table = %self.name, "a reader still holds a merge's inputs; reading the merged file in anyway");
+        }
         if let Some(m) = &merged {
             self.dir.warm(m.view().bytes());
             m.build_key_filter();
@@ -479,6 +488,24 @@ impl Table {
             "merged segments"
         );
         Ok(())
+    }
+}
+
+/// How long a merge waits for readers to let go of its inputs before it reads the merged file
+/// in (a fetch takes well under a millisecond; a large one, tens).
+const READERS_LET_GO_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Waits until every watched segment is gone, at most `bound`; whether they all went.
+fn wait_until_gone(watches: &[SegmentWatch], bound: std::time::Duration) -> bool {
+    let deadline = Instant::now() + bound;
+    loop {
+        if watches.iter().all(SegmentWatch::is_gone) {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
     }
 }
 
