@@ -470,11 +470,10 @@ impl Table {
         let inputs_gone: Vec<SegmentWatch> = run.iter().map(Segment::watch).collect();
         drop(columns);
         drop(snap);
-        let waited = wait_until_gone(&inputs_gone, READERS_LET_GO_WAIT);
-        if !waited {
-            tracing::debug!(table = %self.name, "a reader still holds a merge's inputs; reading the merged file in anyway");
-        }
         if let Some(m) = &merged {
+            if !wait_until_gone(&inputs_gone, READERS_LET_GO_WAIT) {
+                tracing::debug!(table = %self.name, "a reader still holds a merge's inputs; reading the merged file in anyway");
+            }
             self.dir.warm(m.view().bytes());
             m.build_key_filter();
         }
@@ -493,10 +492,10 @@ impl Table {
 
 /// How long a merge waits for readers to let go of its inputs before it reads the merged file
 /// in (a fetch takes well under a millisecond; a large one, tens).
-const READERS_LET_GO_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
+const READERS_LET_GO_WAIT: Duration = Duration::from_millis(500);
 
 /// Waits until every watched segment is gone, at most `bound`; whether they all went.
-fn wait_until_gone(watches: &[SegmentWatch], bound: std::time::Duration) -> bool {
+fn wait_until_gone(watches: &[SegmentWatch], bound: Duration) -> bool {
     let deadline = Instant::now() + bound;
     loop {
         if watches.iter().all(SegmentWatch::is_gone) {
@@ -505,7 +504,7 @@ fn wait_until_gone(watches: &[SegmentWatch], bound: std::time::Duration) -> bool
         if Instant::now() >= deadline {
             return false;
         }
-        std::thread::sleep(std::time::Duration::from_millis(1));
+        std::thread::sleep(Duration::from_millis(1));
     }
 }
 
