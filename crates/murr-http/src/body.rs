@@ -185,6 +185,11 @@ pub(crate) fn stream(body: Body, limit: u64) -> (Streamed, impl Future<Output = 
             if tx.send(piece).await.is_err() || failed {
                 return;
             }
+            // While the client sends faster than the decoder reads, every chunk is ready at
+            // once and the pump could run for tokio's whole budget (up to 128 operations, each
+            // read up to ~400 KB) before the fetches waiting on its worker got a turn: reads in
+            // the first 60 ms of each write of a refresh took up to 4 ms (docs/performance.md).
+            tokio::task::yield_now().await;
         }
         let _ = tx.send(Piece::End).await;
     };
