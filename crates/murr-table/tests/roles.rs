@@ -357,27 +357,30 @@ fn an_unreadable_newest_manifest_changes_nothing() {
     );
 }
 
-/// A directory whose writes into `tables/slow/` wait until the test lets them through: storage
-/// that hangs.
+/// The gate of a directory whose writes into `tables/slow/` wait until the test lets them
+/// through: storage that hangs.
 #[derive(Debug)]
 struct Gated {
-    inner: RamDirectory,
     entered: parking_lot::Mutex<std::sync::mpsc::Sender<()>>,
     open: std::sync::Mutex<bool>,
     opened: std::sync::Condvar,
 }
 
 impl Gated {
-    /// A gated directory, open or closed, and what tells when a write reaches the gate.
-    fn new(open: bool) -> (Arc<Gated>, std::sync::mpsc::Receiver<()>) {
+    /// The gate, open or closed; an empty directory behind it; and what tells when a write
+    /// reaches the gate.
+    fn new(open: bool) -> (Arc<Gated>, Arc<Hooked>, std::sync::mpsc::Receiver<()>) {
         let (entered_tx, entered) = std::sync::mpsc::channel();
-        let gated = Gated {
-            inner: RamDirectory::new(),
+        let gate = Arc::new(Gated {
             entered: parking_lot::Mutex::new(entered_tx),
             open: std::sync::Mutex::new(open),
             opened: std::sync::Condvar::new(),
+        });
+        let dir = {
+            let gate = Arc::clone(&gate);
+            Hooked::new(Arc::new(RamDirectory::new())).before_change(move |path| gate.wait(path))
         };
-        (Arc::new(gated), entered)
+        (gate, Arc::new(dir), entered)
     }
 
     fn wait(&self, path: &murr_directory::FilePath) {
@@ -396,43 +399,12 @@ impl Gated {
     }
 }
 
-impl Directory for Gated {
-    fn open(&self, path: &murr_directory::FilePath) -> murr_directory::Result<bytes::Bytes> {
-        self.inner.open(path)
-    }
-    fn read_range(
-        &self,
-        path: &murr_directory::FilePath,
-        offset: u64,
-        len: usize,
-    ) -> murr_directory::Result<bytes::Bytes> {
-        self.inner.read_range(path, offset, len)
-    }
-    fn create(
-        &self,
-        path: &murr_directory::FilePath,
-    ) -> murr_directory::Result<Box<dyn murr_directory::FileWriter>> {
-        self.wait(path);
-        self.inner.create(path)
-    }
-    fn list(&self, prefix: &str) -> murr_directory::Result<Vec<murr_directory::FileMeta>> {
-        self.inner.list(prefix)
-    }
-    fn delete(&self, path: &murr_directory::FilePath) -> murr_directory::Result<()> {
-        self.wait(path);
-        self.inner.delete(path)
-    }
-    fn exists(&self, path: &murr_directory::FilePath) -> murr_directory::Result<bool> {
-        self.inner.exists(path)
-    }
-}
-
 /// A create or a drop waiting on storage holds no lock that other tables' requests need; the
 /// table's own name answers "not found" or "busy" meanwhile.
 #[test]
 fn a_create_or_drop_stuck_in_storage_blocks_no_other_table() {
-    let (dir, entered) = Gated::new(false);
-    let store = Arc::new(Store::open(dir.clone(), writer()).expect("opens"));
+    let (gate, dir, entered) = Gated::new(false);
+    let store = Arc::new(Store::open(dir, writer()).expect("opens"));
     store.create_table("fast", schema()).expect("creates");
     let in_background = |op: fn(&Store) -> murr_table::Result<()>| {
         let store = Arc::clone(&store);
@@ -464,10 +436,10 @@ fn a_create_or_drop_stuck_in_storage_blocks_no_other_table() {
         .create_table("slow", schema())
         .expect_err("being created");
     assert!(matches!(err, Error::Busy { .. }), "{err}");
-    dir.release();
+    gate.release();
     create.join().expect("joins").expect("creates");
 
-    *dir.open.lock().expect("lock") = false;
+    *gate.open.lock().expect("lock") = false;
     let drop_it = in_background(|s| s.drop_table("slow"));
     entered
         .recv_timeout(Duration::from_secs(5))
@@ -476,7 +448,7 @@ fn a_create_or_drop_stuck_in_storage_blocks_no_other_table() {
         other_tables_answer(&store),
         (true, 1, Err(ErrorKind::NotFound))
     );
-    dir.release();
+    gate.release();
     drop_it.join().expect("joins").expect("drops");
     assert_eq!(
         store.table("slow").expect_err("dropped").kind(),
@@ -488,10 +460,10 @@ fn a_create_or_drop_stuck_in_storage_blocks_no_other_table() {
 /// segments are never all in memory at once.
 #[test]
 fn writes_beyond_the_limit_wait_their_turn() {
-    let (dir, entered) = Gated::new(true);
+    let (gate, dir, entered) = Gated::new(true);
     let store = Arc::new(
         Store::open(
-            dir.clone(),
+            dir,
             StoreOptions {
                 max_concurrent_writes: 1,
                 ..writer()
@@ -502,7 +474,7 @@ fn writes_beyond_the_limit_wait_their_turn() {
     store.create_table("slow", schema()).expect("creates");
     store.create_table("other", schema()).expect("creates");
     while entered.try_recv().is_ok() {}
-    *dir.open.lock().expect("lock") = false;
+    *gate.open.lock().expect("lock") = false;
     let first = {
         let store = Arc::clone(&store);
         std::thread::spawn(move || store.write("slow", &[valued(&keys(0..3), 1)]))
@@ -523,7 +495,7 @@ fn writes_beyond_the_limit_wait_their_turn() {
         done.recv_timeout(Duration::from_millis(500)).is_err(),
         "the second write ran while the first held the only slot"
     );
-    dir.release();
+    gate.release();
     first.join().expect("joins").expect("writes");
     done.recv_timeout(Duration::from_secs(5))
         .expect("the second write runs after");

@@ -167,63 +167,20 @@ fn a_refresh_in_order_drops_the_old_rows_write_by_write() {
     );
 }
 
-/// Forwards to a directory and records, at each `warm`, whether the test's reader had let go of
-/// its snapshot.
-#[derive(Debug)]
-struct WarmRecorder {
-    inner: Arc<dyn murr_directory::Directory>,
-    reader_gone: Arc<std::sync::atomic::AtomicBool>,
-    warms: Arc<std::sync::Mutex<Vec<bool>>>,
-}
-
-impl murr_directory::Directory for WarmRecorder {
-    fn open(&self, path: &murr_directory::FilePath) -> murr_directory::Result<bytes::Bytes> {
-        self.inner.open(path)
-    }
-    fn read_range(
-        &self,
-        path: &murr_directory::FilePath,
-        offset: u64,
-        len: usize,
-    ) -> murr_directory::Result<bytes::Bytes> {
-        self.inner.read_range(path, offset, len)
-    }
-    fn create(
-        &self,
-        path: &murr_directory::FilePath,
-    ) -> murr_directory::Result<Box<dyn murr_directory::FileWriter>> {
-        self.inner.create(path)
-    }
-    fn list(&self, prefix: &str) -> murr_directory::Result<Vec<murr_directory::FileMeta>> {
-        self.inner.list(prefix)
-    }
-    fn delete(&self, path: &murr_directory::FilePath) -> murr_directory::Result<()> {
-        self.inner.delete(path)
-    }
-    fn exists(&self, path: &murr_directory::FilePath) -> murr_directory::Result<bool> {
-        self.inner.exists(path)
-    }
-    fn warm(&self, bytes: &[u8]) {
-        let gone = self.reader_gone.load(std::sync::atomic::Ordering::SeqCst);
-        self.warms.lock().expect("warms").push(gone);
-        self.inner.warm(bytes);
-    }
-    fn release(&self, bytes: &[u8], range: std::ops::Range<usize>) {
-        self.inner.release(bytes, range);
-    }
-}
-
 #[test]
 fn a_merge_reads_its_output_in_once_readers_let_go_of_its_inputs() {
     // A fetch that took the old snapshot before a merge's commit brings back the inputs' pages
     // it reads (2 MiB folios of a file the server wrote): the merged file is read in only once
     // such readers are done, so the two are not resident together.
+    // At each warm: whether the test's reader had let go of its snapshot.
     let reader_gone = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let warms = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let dir = WarmRecorder {
-        inner: Arc::new(murr_directory::RamDirectory::new()),
-        reader_gone: Arc::clone(&reader_gone),
-        warms: Arc::clone(&warms),
+    let dir = {
+        let (gone, warms) = (Arc::clone(&reader_gone), Arc::clone(&warms));
+        Hooked::new(Arc::new(murr_directory::RamDirectory::new())).on_warm(move || {
+            let gone = gone.load(std::sync::atomic::Ordering::SeqCst);
+            warms.lock().expect("warms").push(gone);
+        })
     };
     let store = Store::open(
         Arc::new(dir),

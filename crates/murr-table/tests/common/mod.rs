@@ -99,3 +99,89 @@ pub fn strings(batch: &RecordBatch, column: usize) -> Vec<Option<String>> {
 pub fn all_null(a: &dyn Array) -> bool {
     a.null_count() == a.len()
 }
+
+/// A directory that forwards everything to another and calls the test's hooks: `before_change`
+/// with the path of each create and delete (before it happens), `on_warm` at each warm.
+pub struct Hooked {
+    inner: Arc<dyn murr_directory::Directory>,
+    before_change: Box<dyn Fn(&murr_directory::FilePath) + Send + Sync>,
+    on_warm: Box<dyn Fn() + Send + Sync>,
+}
+
+impl Hooked {
+    /// `inner`, with hooks that do nothing.
+    pub fn new(inner: Arc<dyn murr_directory::Directory>) -> Hooked {
+        Hooked {
+            inner,
+            before_change: Box::new(|_| {}),
+            on_warm: Box::new(|| {}),
+        }
+    }
+
+    /// Calls `f` with the path of each create and delete, before it happens.
+    pub fn before_change(
+        mut self,
+        f: impl Fn(&murr_directory::FilePath) + Send + Sync + 'static,
+    ) -> Hooked {
+        self.before_change = Box::new(f);
+        self
+    }
+
+    /// Calls `f` at each warm, before the inner directory's.
+    pub fn on_warm(mut self, f: impl Fn() + Send + Sync + 'static) -> Hooked {
+        self.on_warm = Box::new(f);
+        self
+    }
+}
+
+impl std::fmt::Debug for Hooked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hooked")
+            .field("inner", &self.inner)
+            .finish()
+    }
+}
+
+impl murr_directory::Directory for Hooked {
+    fn open(&self, path: &murr_directory::FilePath) -> murr_directory::Result<bytes::Bytes> {
+        self.inner.open(path)
+    }
+    fn read_range(
+        &self,
+        path: &murr_directory::FilePath,
+        offset: u64,
+        len: usize,
+    ) -> murr_directory::Result<bytes::Bytes> {
+        self.inner.read_range(path, offset, len)
+    }
+    fn create(
+        &self,
+        path: &murr_directory::FilePath,
+    ) -> murr_directory::Result<Box<dyn murr_directory::FileWriter>> {
+        (self.before_change)(path);
+        self.inner.create(path)
+    }
+    fn list(&self, prefix: &str) -> murr_directory::Result<Vec<murr_directory::FileMeta>> {
+        self.inner.list(prefix)
+    }
+    fn delete(&self, path: &murr_directory::FilePath) -> murr_directory::Result<()> {
+        (self.before_change)(path);
+        self.inner.delete(path)
+    }
+    fn exists(&self, path: &murr_directory::FilePath) -> murr_directory::Result<bool> {
+        self.inner.exists(path)
+    }
+    fn retain_local(
+        &self,
+        keep: &dyn Fn(&murr_directory::FilePath) -> bool,
+    ) -> murr_directory::Result<usize> {
+        self.inner.retain_local(keep)
+    }
+    fn warm(&self, bytes: &[u8]) {
+        (self.on_warm)();
+        self.inner.warm(bytes);
+    }
+    fn release(&self, bytes: &[u8], range: std::ops::Range<usize>) {
+        self.inner.release(bytes, range);
+    }
+}
