@@ -474,8 +474,7 @@ impl Table {
             if !wait_until_gone(&inputs_gone, READERS_LET_GO_WAIT) {
                 tracing::debug!(table = %self.name, "a reader still holds a merge's inputs; reading the merged file in anyway");
             }
-            self.dir.warm(m.view().bytes());
-            m.build_key_filter();
+            self.read_in(m);
         }
         tracing::info!(
             table = %self.name,

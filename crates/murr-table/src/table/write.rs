@@ -119,11 +119,9 @@ impl Table {
         } else {
             Vec::new()
         };
-        // Written files are mapped cold: read them in before readers see them, and the keys'
-        // filters with them (a pass over pages now in memory).
+        // Written files are mapped cold: read them in before readers see them.
         for s in &written {
-            self.dir.warm(s.view().bytes());
-            s.build_key_filter();
+            self.read_in(s);
         }
         let mut replaced = Vec::new();
         let mut attempt = 0;
@@ -242,6 +240,14 @@ impl Table {
         })?;
         let built = built.expect("a segment created is a segment built");
         Ok((built.rows, built.stored, segment))
+    }
+
+    /// Reads a segment this table wrote into memory (written files are mapped cold), then
+    /// builds its key filter: a pass over its keys, whose pages are then in memory (built
+    /// before, it read a merged file's pages while the merge's inputs were still resident).
+    pub(super) fn read_in(&self, segment: &Segment) {
+        self.dir.warm(segment.view().bytes());
+        segment.build_key_filter();
     }
 
     /// Creates the next segment file with what `fill` writes into it, and opens it.
