@@ -365,6 +365,85 @@ impl RawHttp {
     }
 }
 
+/// An HTTP/1.1 server that reads each request's body (to its Content-Length) into a reused
+/// buffer, throws it away and answers 200: the bytes of an upload cross the loopback as they
+/// would to murr, and nothing is done with them. The load bench sends the refresh's bodies to it
+/// to measure what moving the bytes alone does to murr's reads on the same cores.
+#[derive(Debug)]
+pub struct Sink {
+    /// `http://127.0.0.1:port`.
+    pub url: String,
+}
+
+impl Sink {
+    /// Starts the sink on a free port; its threads live as long as the process.
+    ///
+    /// # Errors
+    /// When it cannot bind.
+    pub fn start() -> Res<Sink> {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let url = format!("http://{}", listener.local_addr()?);
+        std::thread::Builder::new()
+            .name("sink".to_owned())
+            .spawn(move || {
+                for conn in listener.incoming().flatten() {
+                    std::thread::spawn(move || Sink::serve(conn));
+                }
+            })?;
+        Ok(Sink { url })
+    }
+
+    /// Serves one keep-alive connection until the client closes it or sends what it cannot read.
+    fn serve(conn: std::net::TcpStream) {
+        use std::io::{Read, Write};
+        let Ok(mut out) = conn.try_clone() else {
+            return;
+        };
+        let mut reader = BufReader::with_capacity(1 << 20, conn);
+        let mut sink = vec![0u8; 1 << 20];
+        loop {
+            let mut len = 0usize;
+            let mut seen_request = false;
+            loop {
+                let mut line = String::new();
+                match reader.read_line(&mut line) {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+                let line = line.trim_end();
+                if line.is_empty() {
+                    if seen_request {
+                        break;
+                    }
+                    continue;
+                }
+                seen_request = true;
+                if let Some((k, v)) = line.split_once(':')
+                    && k.eq_ignore_ascii_case("content-length")
+                {
+                    let Ok(n) = v.trim().parse::<usize>() else {
+                        return;
+                    };
+                    len = n;
+                }
+            }
+            while len > 0 {
+                let want = len.min(sink.len());
+                match reader.read(&mut sink[..want]) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => len -= n,
+                }
+            }
+            if out
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+                .is_err()
+            {
+                return;
+            }
+        }
+    }
+}
+
 /// A blocking HTTP client for the benches. Its pool drops a connection idle for 20 s, before the
 /// server closes it (`server.http.header_read_timeout`, 30 s): a request sent on a connection the
 /// server is closing at that moment fails with "error sending request".

@@ -9,7 +9,9 @@
 //! 3. **Many clients**: keys/s at each of `--clients` (1, 4, 16, 64) concurrent connections, for
 //!    HTTP, Flight and Redis MGET.
 //! 4. **Refresh**: the same client reads while a second thread rewrites every row (new values) in
-//!    `--writes` writes; every answer is checked to hold whole writes, applied in order.
+//!    `--writes` writes; every answer is checked to hold whole writes, applied in order. Before
+//!    it, the same bodies go to a sink (an HTTP server in this process that throws them away):
+//!    the reads during that upload show what moving the bytes alone costs on these cores.
 //!
 //! The server's RSS is sampled every 100 ms throughout. Prints markdown tables; writes JSON and
 //! two SVG plots (latency CDFs; read latency and RSS over time with the writes marked) into
@@ -35,8 +37,8 @@ use arrow_flight::Ticket;
 use arrow_flight::flight_service_client::FlightServiceClient;
 use futures_util::TryStreamExt;
 use murr_benches::{
-    MurrServer, RawHttp, Redis, Res, batch, columns, decode_ipc, fetch_body, fetch_ticket, key,
-    rss_of, schema,
+    MurrServer, RawHttp, Redis, Res, Sink, batch, columns, decode_ipc, fetch_body, fetch_ticket,
+    key, rss_of, schema,
 };
 use plotters::prelude::*;
 use rand::rngs::SmallRng;
@@ -471,6 +473,8 @@ fn run() -> Res<()> {
     );
     let load_bodies = bodies(rows, args.writes, 42, None)?;
     let refresh_bodies = bodies(rows, args.writes, 43, Some(2.0))?;
+    let sink_bodies = refresh_bodies.clone();
+    let sink = Sink::start()?;
 
     let t0 = Instant::now();
     let timeline = Arc::new(Mutex::new(Timeline::default()));
@@ -595,6 +599,20 @@ fn run() -> Res<()> {
         })
     };
     std::thread::sleep(Duration::from_secs_f64(args.idle_secs));
+    // The refresh's bytes sent to a sink first: what moving them alone costs the reads.
+    phase(&timeline, t0, "upload to a sink");
+    let sink_start = t0.elapsed().as_secs_f64();
+    let sink_rate = write_all(
+        &http,
+        &sink.url,
+        sink_bodies,
+        rows,
+        t0,
+        &Mutex::new(Timeline::default()),
+        "sink",
+    )?;
+    let sink_end = t0.elapsed().as_secs_f64();
+    std::thread::sleep(Duration::from_secs(1));
     phase(&timeline, t0, "refresh");
     let refresh_start = t0.elapsed().as_secs_f64();
     let refresh_rate = write_all(
@@ -620,7 +638,11 @@ fn run() -> Res<()> {
             .map(|&(_, us)| us)
             .collect()
     };
-    let idle = Lat::of(&window(0.0, refresh_start));
+    let idle = Lat::of(&window(0.0, sink_start));
+    let sunk = window(sink_start, sink_end);
+    let slow = |reads: &[f64]| reads.iter().filter(|&&us| us > 2.0 * idle.p99).count();
+    let (sink_slow, during_slow) = (slow(&sunk), slow(&window(refresh_start, refresh_end)));
+    let sunk = Lat::of(&sunk);
     let during = Lat::of(&window(refresh_start, refresh_end));
     let merging = Lat::of(&window(refresh_end, refresh_settled));
     timeline
@@ -651,6 +673,7 @@ fn run() -> Res<()> {
             &Lat::of(&after_load),
         ),
         ("murr HTTP, idle (before the refresh)", &idle),
+        ("murr HTTP, while the refresh's bytes go to a sink", &sunk),
         ("murr HTTP, during the refresh", &during),
         ("murr HTTP, merges after the refresh", &merging),
     ] {
@@ -726,6 +749,12 @@ fn run() -> Res<()> {
     for (name, v, goal) in &targets {
         println!("| {name} | {v:.3} | {goal} |");
     }
+    println!(
+        "\nreads over 2x the idle p99 ({:.0} µs): {during_slow} of {} during the refresh; {sink_slow} of {} while the same bytes went to a sink at {sink_rate:.0} rows/s (nothing written: the cost of moving them alone)",
+        2.0 * idle.p99,
+        during.n,
+        sunk.n
+    );
     std::fs::create_dir_all(&args.out)?;
     plot_cdf(
         &args.out.join("load-latency-cdf.svg"),
@@ -745,7 +774,8 @@ fn run() -> Res<()> {
         "redis_load_rows_per_s": redis_load,
         "settled": {"http": settled[0], "flight": settled[1], "redis_mget": settled[2]},
         "after_load": Lat::of(&after_load),
-        "refresh": {"idle": idle, "during": during, "merges": merging, "torn_answers": torn},
+        "refresh": {"idle": idle, "during": during, "merges": merging, "torn_answers": torn,
+            "sink": sunk, "sink_rows_per_s": sink_rate, "slow_during": during_slow, "slow_sink": sink_slow},
         "rss": {"load_peak": load_peak, "refresh_peak": refresh_peak, "settled": settled_rss},
         "clients": levels.iter().map(|(n, (h, hl), (f, fl), (r, rl))| serde_json::json!({
             "clients": n, "http_keys_per_s": h, "flight_keys_per_s": f, "redis_keys_per_s": r,
