@@ -466,6 +466,8 @@ fn bench(mut args: Vec<String>) -> ExitCode {
             "0.5",
             "--settle",
             "5",
+            "--refreshes",
+            "2",
             "--out",
             "target/bench/load-smoke",
         ]);
