@@ -345,23 +345,35 @@ impl RawHttp {
         if !status.starts_with("HTTP/1.1 200") {
             return Err(format!("answer: {status}").into());
         }
-        let mut len = None;
-        loop {
-            let mut line = String::new();
-            self.reader.read_line(&mut line)?;
-            let line = line.trim_end();
-            if line.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = line.split_once(':')
-                && k.eq_ignore_ascii_case("content-length")
-            {
-                len = Some(v.trim().parse::<usize>()?);
-            }
-        }
+        let len = content_length(&mut self.reader)?;
         let mut out = vec![0; len.ok_or("answer without Content-Length")?];
         self.reader.read_exact(&mut out)?;
         Ok(out)
+    }
+}
+
+/// Reads an HTTP/1.1 message's header lines up to the blank line that ends them; returns its
+/// Content-Length, if it has one.
+///
+/// # Errors
+/// A transport error, a connection closed before the blank line, or a Content-Length that is
+/// not a number.
+fn content_length(reader: &mut impl BufRead) -> Res<Option<usize>> {
+    let mut len = None;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 {
+            return Err("the connection closed inside the headers".into());
+        }
+        let line = line.trim_end();
+        if line.is_empty() {
+            return Ok(len);
+        }
+        if let Some((k, v)) = line.split_once(':')
+            && k.eq_ignore_ascii_case("content-length")
+        {
+            len = Some(v.trim().parse::<usize>()?);
+        }
     }
 }
 
@@ -402,31 +414,19 @@ impl Sink {
         let mut reader = BufReader::with_capacity(1 << 20, conn);
         let mut sink = vec![0u8; 1 << 20];
         loop {
-            let mut len = 0usize;
-            let mut seen_request = false;
-            loop {
-                let mut line = String::new();
-                match reader.read_line(&mut line) {
+            // The request line (blank lines before it are skipped), then the headers.
+            let mut request = String::new();
+            while request.trim_end().is_empty() {
+                request.clear();
+                match reader.read_line(&mut request) {
                     Ok(0) | Err(_) => return,
                     Ok(_) => {}
                 }
-                let line = line.trim_end();
-                if line.is_empty() {
-                    if seen_request {
-                        break;
-                    }
-                    continue;
-                }
-                seen_request = true;
-                if let Some((k, v)) = line.split_once(':')
-                    && k.eq_ignore_ascii_case("content-length")
-                {
-                    let Ok(n) = v.trim().parse::<usize>() else {
-                        return;
-                    };
-                    len = n;
-                }
             }
+            let Ok(len) = content_length(&mut reader) else {
+                return;
+            };
+            let mut len = len.unwrap_or(0);
             while len > 0 {
                 let want = len.min(sink.len());
                 match reader.read(&mut sink[..want]) {
