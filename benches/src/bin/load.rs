@@ -258,11 +258,11 @@ fn whole_writes(rows: &[usize], f0: &[f32], per: usize, version: f32, old: Optio
     let mut state: std::collections::BTreeMap<usize, bool> = std::collections::BTreeMap::new();
     for (&r, &v) in rows.iter().zip(f0) {
         let w = r / per;
-        let new = if (v - (version + w as f32)).abs() < 1e-3 {
+        // Column `f0` of write `w` of the round that wrote at `base`.
+        let written_at = |base: f32| (v - (base + w as f32)).abs() < 1e-3;
+        let new = if written_at(version) {
             true
-        } else if old.map_or((0.0..1.0).contains(&v), |o| {
-            (v - (o + w as f32)).abs() < 1e-3
-        }) {
+        } else if old.map_or((0.0..1.0).contains(&v), written_at) {
             false
         } else {
             return false;
