@@ -70,6 +70,11 @@ pub struct HttpConfig {
     pub open_metrics: bool,
     /// TLS: connections are accepted as TLS with this configuration (HTTP/1.1 over rustls).
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Where connections that start with a write are served (a runtime on the CPUs kept for
+    /// background work), so that receiving and decoding an upload does not take the threads
+    /// and cores that fetches run on. `None` serves every connection on the caller's runtime.
+    /// Plain TCP only: a TLS connection's first request cannot be read before its handshake.
+    pub background: Option<tokio::runtime::Handle>,
 }
 
 impl Default for HttpConfig {
@@ -86,6 +91,7 @@ impl Default for HttpConfig {
             metrics: HttpMetrics::default(),
             open_metrics: false,
             tls: None,
+            background: None,
         }
     }
 }

@@ -81,6 +81,11 @@ pub struct ServerConfig {
     /// With `storage.url`: `writer` (accepts writes, the default) or `replica` (serves reads of
     /// what the writer commits to the store).
     pub role: NodeRole,
+    /// CPUs kept for background work: HTTP connections whose first request writes (the upload's
+    /// receive, decode and write) and merges run there, so that fetches keep the other CPUs
+    /// during a refresh. The last ones of those the process may use; 0 runs everything
+    /// everywhere. Default: half of them, none on a host with one CPU.
+    pub background_cpus: Option<usize>,
 }
 
 impl Default for ServerConfig {
@@ -93,6 +98,7 @@ impl Default for ServerConfig {
             tls: TlsConfig::default(),
             shutdown_timeout: 10.0,
             role: NodeRole::Writer,
+            background_cpus: None,
         }
     }
 }

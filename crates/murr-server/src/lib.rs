@@ -4,6 +4,7 @@
 //! This is the only crate that knows the front-ends, the config file, the tokio runtime and
 //! process signals.
 
+mod background;
 pub mod config;
 pub mod incoming;
 pub mod load_cli;
@@ -49,6 +50,7 @@ pub struct Server {
     auth: AuthHandle,
     reload: Option<Reload>,
     tls: Option<config::TlsMaterial>,
+    background: background::Background,
 }
 
 /// Reads the configuration again (on SIGHUP), as `main` first read it.
@@ -183,6 +185,17 @@ pub fn open_configured_store(config: &Config) -> Result<Store> {
     open_store(config, role_of(config)?)
 }
 
+/// The CPUs `server.background_cpus` keeps for background work.
+fn background_cpus(config: &Config) -> Vec<usize> {
+    background::choose(config.server.background_cpus, &background::allowed())
+}
+
+/// Pins the merge thread to the background CPUs, if any.
+fn merge_thread_start(config: &Config) -> Option<murr_table::ThreadStart> {
+    let cpus = background_cpus(config);
+    (!cpus.is_empty()).then(|| murr_table::ThreadStart(Arc::new(move || background::pin(&cpus))))
+}
+
 /// Opens the store the configuration names: the data folder alone, or object storage with the
 /// data folder as its local tier.
 fn open_store(config: &Config, role: Role) -> Result<Store> {
@@ -199,6 +212,7 @@ fn open_store(config: &Config, role: Role) -> Result<Store> {
             Arc::new(directory),
             StoreOptions {
                 expiry_interval: expiry_interval(config),
+                merge_thread_start: merge_thread_start(config),
                 ..StoreOptions::default()
             },
         )?;
@@ -228,6 +242,7 @@ fn open_store(config: &Config, role: Role) -> Result<Store> {
                 .write_segment_bytes
                 .min(MAX_REMOTE_SEGMENT as usize / 2),
             expiry_interval: expiry_interval(config),
+            merge_thread_start: merge_thread_start(config),
             ..defaults
         },
     )?;
@@ -385,6 +400,12 @@ impl Server {
         let store = tokio::task::spawn_blocking(move || open_store(&for_loader, role))
             .await
             .context("store loader panicked")??;
+        let cpus = background_cpus(&config);
+        let background = background::Background::start(&cpus)
+            .context("cannot start the runtime for background work")?;
+        if !cpus.is_empty() {
+            tracing::info!(cpus = ?cpus, "writes and merges run on these CPUs (server.background_cpus)");
+        }
         let node = Arc::new(NodeStatus::new(role, stale_after(&config)));
         let http = murr_http::bind(config.server.http.addr())
             .await
@@ -412,6 +433,7 @@ impl Server {
             auth,
             reload: None,
             tls,
+            background,
         })
     }
 
@@ -459,6 +481,7 @@ impl Server {
             auth,
             reload,
             tls,
+            background,
         } = self;
         let (ready, failed): (Vec<_>, Vec<_>) = store
             .tables()
@@ -536,6 +559,7 @@ impl Server {
             metrics: http_metrics,
             open_metrics: config.server.auth.open_metrics,
             tls: tls.as_ref().map(|t| Arc::clone(&t.http)),
+            background: background.handle(),
         });
         let loads = Arc::new(murr_http::Loads::new(remote_options(&config.storage.s3)));
         for w in &config.load.watch {

@@ -1483,3 +1483,82 @@ print(json.dumps(out))
         "{got}"
     );
 }
+
+/// The CPUs of a `Cpus_allowed_list` line in a `/proc/.../status` file (`0-3,8,10-11`).
+fn allowed_cpus(status: &str) -> Vec<usize> {
+    let list = std::fs::read_to_string(status)
+        .expect("reads the status")
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("Cpus_allowed_list:")
+                .map(|v| v.trim().to_owned())
+        })
+        .expect("the status lists the allowed CPUs");
+    let mut cpus = Vec::new();
+    for part in list.split(',') {
+        let (a, b) = part.split_once('-').unwrap_or((part, part));
+        let (a, b): (usize, usize) = (a.parse().expect("a CPU"), b.parse().expect("a CPU"));
+        cpus.extend(a..=b);
+    }
+    cpus
+}
+
+/// `server.background_cpus`: the connections that start with a write (here every `PUT`, each on
+/// a connection of its own) are served by threads pinned to the last CPUs, where the write's
+/// decode and build run too, and so does the merge thread; the threads that serve fetches may
+/// use every CPU. `0` pins nothing. Either way, writes and fetches answer as before.
+#[test]
+fn writes_and_merges_run_on_the_background_cpus() {
+    // The server inherits this process's CPUs.
+    let allowed = allowed_cpus("/proc/self/status");
+    let half = allowed.len() / 2;
+    for (setting, kept) in [
+        (None, allowed[allowed.len() - half..].to_vec()),
+        (Some("0"), Vec::new()),
+    ] {
+        let tmp = tempfile::tempdir().expect("temp folder");
+        let env: Vec<(&str, &str)> = setting
+            .map(|s| ("MURR_SERVER__BACKGROUND_CPUS", s))
+            .into_iter()
+            .collect();
+        let m = Murr::start(&tmp.path().join("data"), &[], &env);
+        seed(&m, "t");
+        let (status, answer) = fetch(&m, "t");
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(answer["columns"]["n"], json!([2, 1, null]), "{answer}");
+        let task = format!("/proc/{}/task", m.child.id());
+        let mut threads: Vec<(String, Vec<usize>)> = Vec::new();
+        for t in std::fs::read_dir(&task).expect("lists the threads") {
+            let dir = t.expect("a thread").path();
+            let name = std::fs::read_to_string(dir.join("comm")).expect("thread name");
+            let status = dir.join("status");
+            threads.push((
+                name.trim().to_owned(),
+                allowed_cpus(status.to_str().expect("path")),
+            ));
+        }
+        let named = |n: &str| -> Vec<&Vec<usize>> {
+            threads
+                .iter()
+                .filter(|(t, _)| t == n)
+                .map(|(_, c)| c)
+                .collect()
+        };
+        let background = named("murr-background");
+        let where_merges = if kept.is_empty() { &allowed } else { &kept };
+        assert_eq!(named("murr-merge"), vec![where_merges], "{threads:?}");
+        assert!(!named("tokio-rt-worker").is_empty(), "{threads:?}");
+        assert!(
+            named("tokio-rt-worker").iter().all(|c| **c == allowed),
+            "fetches' threads may use every CPU: {threads:?}"
+        );
+        if kept.is_empty() {
+            assert!(background.is_empty(), "{threads:?}");
+        } else {
+            // One worker per kept CPU, and the blocking threads the writes ran on.
+            assert!(background.len() > kept.len(), "{threads:?}");
+            assert!(background.iter().all(|c| **c == kept), "{threads:?}");
+        }
+        m.stop();
+    }
+}

@@ -47,7 +47,9 @@ pub use manifest::Manifest;
 pub use publish::{
     Built as PublishSegment, FORMATS, PublishMode, PublishStats, StoreFormats, publish,
 };
-pub use store::{GcStats, RefreshStats, Store, StoreOptions, TableStatus, is_segment_file};
+pub use store::{
+    GcStats, RefreshStats, Store, StoreOptions, TableStatus, ThreadStart, is_segment_file,
+};
 pub use table::{
     Alter, MERGE_BATCH_ROWS, Snapshot, Table, TableCounters, TableMeta, TableStats, WriteStats,
 };

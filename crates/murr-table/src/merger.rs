@@ -56,11 +56,17 @@ impl MergeThread {
         idle: Option<Duration>,
         idle_max_bytes: u64,
         expiry_interval: Duration,
+        start: Option<crate::ThreadStart>,
     ) -> MergeThread {
         let (tx, rx) = mpsc::channel::<Request>();
         let handle = std::thread::Builder::new()
             .name("murr-merge".to_owned())
-            .spawn(move || merge_loop(&rx, idle, idle_max_bytes, expiry_interval))
+            .spawn(move || {
+                if let Some(start) = start {
+                    (start.0)();
+                }
+                merge_loop(&rx, idle, idle_max_bytes, expiry_interval);
+            })
             .expect("spawning a thread");
         MergeThread {
             merger: Merger { tx },

@@ -79,6 +79,20 @@ pub struct StoreOptions {
     pub expiry_interval: Duration,
     /// Where the table layer reads the time (rows' write times, expiry). Default: the system's.
     pub clock: Arc<dyn Clock>,
+    /// Called first on the merge thread, before it takes any work: the server confines it to
+    /// the CPUs it keeps for background work there. Default: none.
+    pub merge_thread_start: Option<ThreadStart>,
+}
+
+/// A hook run first on a thread the table layer starts (see
+/// [`StoreOptions::merge_thread_start`]).
+#[derive(Clone)]
+pub struct ThreadStart(pub Arc<dyn Fn() + Send + Sync>);
+
+impl std::fmt::Debug for ThreadStart {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ThreadStart")
+    }
 }
 
 impl Default for StoreOptions {
@@ -99,6 +113,7 @@ impl Default for StoreOptions {
             write_quiet: Duration::from_millis(500),
             expiry_interval: Duration::from_secs(60),
             clock: Arc::new(SystemClock),
+            merge_thread_start: None,
         }
     }
 }
@@ -206,6 +221,7 @@ impl Store {
                 options.idle_compaction,
                 options.idle_compaction_max_bytes,
                 options.expiry_interval,
+                options.merge_thread_start.clone(),
             )
         });
         let mut store = Store {
