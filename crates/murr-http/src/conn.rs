@@ -1,16 +1,18 @@
 //! Connections: the accept loop, with a bound on open connections, TCP_NODELAY, TLS when
 //! configured, a deadline for a request's headers (and a TLS handshake), and a graceful shutdown
-//! that lets requests in flight finish.
+//! that lets requests in flight finish. With a background runtime, a plain connection whose
+//! first request writes is served there (`first_request_is_read`; ARCHITECTURE.md, "Background
+//! CPUs").
 //!
 //! axum's own `serve` sets none of these bounds: a client that sends half a header line and
 //! waits held its connection (and a file descriptor) forever.
+
+use std::time::Duration;
 
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use hyper_util::service::TowerToHyperService;
-use std::time::Duration;
-
 use tokio::net::TcpListener;
 
 use crate::HttpConfig;
@@ -112,7 +114,8 @@ async fn first_request_is_read(tcp: &tokio::net::TcpStream, limit: Duration) -> 
 
 /// Whether a request line (or its start) is a read: see [`first_request_is_read`].
 fn is_read(line: &[u8]) -> bool {
-    let mut words = line.split(|b| *b == b' ');
+    // A server should ignore empty lines before a request line (RFC 9112, 2.2).
+    let mut words = line.trim_ascii_start().split(|b| *b == b' ');
     let method = words.next().unwrap_or_default();
     let path = words.next().unwrap_or_default();
     let path = path.split(|b| *b == b'?').next().unwrap_or_default();
@@ -140,8 +143,9 @@ mod tests {
 
     #[test]
     fn reads_and_writes_are_told_apart_by_the_request_line() {
-        let cases: [(&[u8], bool); 12] = [
+        let cases: [(&[u8], bool); 13] = [
             (b"GET /health HTTP/1.1\r\n", true),
+            (b"\r\nGET /health HTTP/1.1\r\n", true),
             (b"HEAD /metrics HTTP/1.1", true),
             (b"OPTIONS * HTTP/1.1", true),
             (b"POST /api/v1/table/t/fetch HTTP/1.1\r\nHost: x", true),

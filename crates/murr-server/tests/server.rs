@@ -1517,12 +1517,32 @@ fn writes_and_merges_run_on_the_background_cpus() {
         (Some("0"), Vec::new()),
     ] {
         let tmp = tempfile::tempdir().expect("temp folder");
-        let env: Vec<(&str, &str)> = setting
-            .map(|s| ("MURR_SERVER__BACKGROUND_CPUS", s))
-            .into_iter()
-            .collect();
+        let mut env = vec![("MURR_SERVER__HTTP__HEADER_READ_TIMEOUT", "1")];
+        env.extend(setting.map(|s| ("MURR_SERVER__BACKGROUND_CPUS", s)));
         let m = Murr::start(&tmp.path().join("data"), &[], &env);
         seed(&m, "t");
+        // A request line sent in pieces is waited for; a connection that sends nothing is
+        // closed after the header timeout, as hyper would close it.
+        let addr = m.base.trim_start_matches("http://").to_owned();
+        let mut pieces = std::net::TcpStream::connect(&addr).expect("connects");
+        let put = format!(
+            "PUT /api/v1/table/u HTTP/1.1\r\nHost: murr\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{SCHEMA}",
+            SCHEMA.len()
+        );
+        std::io::Write::write_all(&mut pieces, &put.as_bytes()[..7]).expect("writes");
+        std::thread::sleep(Duration::from_millis(50));
+        std::io::Write::write_all(&mut pieces, &put.as_bytes()[7..]).expect("writes");
+        let (answer, closed) = read_until_closed(&mut pieces, Duration::from_secs(10));
+        assert!(closed && answer.starts_with("HTTP/1.1 201"), "{answer}");
+        let mut silent = std::net::TcpStream::connect(&addr).expect("connects");
+        let started = std::time::Instant::now();
+        let (answer, closed) = read_until_closed(&mut silent, Duration::from_secs(10));
+        assert!(closed && answer.is_empty(), "{answer}");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
         let (status, answer) = fetch(&m, "t");
         assert_eq!(status, 200, "{answer}");
         assert_eq!(answer["columns"]["n"], json!([2, 1, null]), "{answer}");
