@@ -50,13 +50,9 @@ pub(crate) async fn serve(
         let handshake_limit = config.header_read_timeout;
         let background = config.background.clone();
         tokio::spawn(async move {
-            match tls {
-                None => {
-                    let Some(background) = background else {
-                        serve_one(&http, tcp, service, watcher).await;
-                        drop((slot, open));
-                        return;
-                    };
+            match (tls, background) {
+                (None, None) => serve_one(&http, tcp, service, watcher).await,
+                (None, Some(background)) => {
                     match first_request_is_read(&tcp, handshake_limit).await {
                         Some(true) => serve_one(&http, tcp, service, watcher).await,
                         Some(false) => {
@@ -72,7 +68,7 @@ pub(crate) async fn serve(
                 }
                 // The handshake runs on the connection's task, bounded like a request's
                 // headers; a shutdown that comes during it just drops the connection.
-                Some(acceptor) => {
+                (Some(acceptor), _) => {
                     match tokio::time::timeout(handshake_limit, acceptor.accept(tcp)).await {
                         Ok(Ok(stream)) => serve_one(&http, stream, service, watcher).await,
                         Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),

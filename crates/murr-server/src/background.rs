@@ -28,7 +28,7 @@ pub(crate) fn allowed() -> Vec<usize> {
 pub(crate) fn choose(setting: Option<usize>, allowed: &[usize]) -> Vec<usize> {
     let most = allowed.len().saturating_sub(1);
     let wanted = setting.unwrap_or(allowed.len() / 2);
-    if wanted > most && setting.is_some() {
+    if wanted > most {
         tracing::warn!(
             background_cpus = wanted,
             cpus = allowed.len(),
@@ -88,7 +88,8 @@ impl Background {
 
 impl Drop for Background {
     fn drop(&mut self) {
-        // Dropped on the main runtime when the server stops: its connections are done by then.
+        // Dropped on the main runtime when the server stops: its connections are done by then,
+        // or, past `server.shutdown_timeout`, dropped as the main runtime's are.
         if let Some(r) = self.runtime.take() {
             r.shutdown_background();
         }

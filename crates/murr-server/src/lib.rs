@@ -182,7 +182,7 @@ pub fn remote_options(s3: &config::S3Config) -> RemoteOptions {
 /// As [`Server::bind`]: a bad role, a data folder that cannot be opened (or that another
 /// process holds), a store that does not answer.
 pub fn open_configured_store(config: &Config) -> Result<Store> {
-    open_store(config, role_of(config)?)
+    open_store(config, role_of(config)?, &background_cpus(config))
 }
 
 /// The CPUs `server.background_cpus` keeps for background work.
@@ -190,15 +190,15 @@ fn background_cpus(config: &Config) -> Vec<usize> {
     background::choose(config.server.background_cpus, &background::allowed())
 }
 
-/// Pins the merge thread to the background CPUs, if any.
-fn merge_thread_start(config: &Config) -> Option<murr_table::ThreadStart> {
-    let cpus = background_cpus(config);
+/// Pins the merge thread to `cpus` (the background ones), if any.
+fn merge_thread_start(cpus: &[usize]) -> Option<murr_table::ThreadStart> {
+    let cpus = cpus.to_vec();
     (!cpus.is_empty()).then(|| murr_table::ThreadStart(Arc::new(move || background::pin(&cpus))))
 }
 
 /// Opens the store the configuration names: the data folder alone, or object storage with the
-/// data folder as its local tier.
-fn open_store(config: &Config, role: Role) -> Result<Store> {
+/// data folder as its local tier; its merge thread runs on `cpus` (all when empty).
+fn open_store(config: &Config, role: Role, cpus: &[usize]) -> Result<Store> {
     let folder = &config.storage.cache_dir;
     let populate = config.storage.memory_limit.is_none();
     if let Some(budget) = config.storage.memory_limit {
@@ -212,7 +212,7 @@ fn open_store(config: &Config, role: Role) -> Result<Store> {
             Arc::new(directory),
             StoreOptions {
                 expiry_interval: expiry_interval(config),
-                merge_thread_start: merge_thread_start(config),
+                merge_thread_start: merge_thread_start(cpus),
                 ..StoreOptions::default()
             },
         )?;
@@ -242,7 +242,7 @@ fn open_store(config: &Config, role: Role) -> Result<Store> {
                 .write_segment_bytes
                 .min(MAX_REMOTE_SEGMENT as usize / 2),
             expiry_interval: expiry_interval(config),
-            merge_thread_start: merge_thread_start(config),
+            merge_thread_start: merge_thread_start(cpus),
             ..defaults
         },
     )?;
@@ -396,11 +396,11 @@ impl Server {
             // tonic builds its TLS configuration with the process's default provider.
             let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         }
-        let for_loader = config.clone();
-        let store = tokio::task::spawn_blocking(move || open_store(&for_loader, role))
+        let cpus = background_cpus(&config);
+        let (for_loader, merge_cpus) = (config.clone(), cpus.clone());
+        let store = tokio::task::spawn_blocking(move || open_store(&for_loader, role, &merge_cpus))
             .await
             .context("store loader panicked")??;
-        let cpus = background_cpus(&config);
         let background = background::Background::start(&cpus)
             .context("cannot start the runtime for background work")?;
         if !cpus.is_empty() {
